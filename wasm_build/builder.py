@@ -1,0 +1,254 @@
+"""Build one model end to end: frontend → compile → codegen → link → smoke test.
+
+This module knows nothing of setuptools, CMake or argparse: the CLI and the
+build-system adapters all call `build_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from . import __version__
+from .errors import WasmBuildError
+from .settings import ModelSettings
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class BuildResult:
+    name: str
+    directory: Path
+    manifest: dict[str, Any]
+    cached: bool
+    timings: dict[str, float]
+
+
+class Progress:
+    """One line per stage with its time; details only when verbose."""
+
+    def __init__(self, model: str, log: Log = _stderr, verbose: bool = False) -> None:
+        self.model = model
+        self.log = log
+        self.verbose = verbose
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except WasmBuildError as exc:
+            raise exc.with_context(model=self.model, stage=name)
+        except Exception as exc:  # an unexpected failure still says where it happened
+            raise WasmBuildError(f"{type(exc).__name__}: {exc}", model=self.model, stage=name) from exc
+        elapsed = time.perf_counter() - start
+        self.timings[name] = elapsed
+        self.log(f"wasm-build: {self.model}: {name:<11} {elapsed:7.2f} s")
+
+    def detail(self, message: str) -> None:
+        if self.verbose:
+            self.log(f"wasm-build: {self.model}:   {message}")
+
+
+# -- cache ----------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    if "WASM_BUILD_CACHE_DIR" in os.environ:
+        return Path(os.environ["WASM_BUILD_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wasm-build"
+
+
+def _source_digest(model: ModelSettings, project_dir: Path) -> str:
+    path = Path(model.source) if Path(model.source).is_absolute() else project_dir / model.source
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return ""  # callables: the cache key uses the printed IRModule instead (see build_model)
+
+
+def cache_key(model: ModelSettings, source_digest: str, toolchain_identity: str, project_dir: Path) -> str:
+    import tvm
+
+    options = dataclasses.asdict(model)
+    database = model.tuning.database
+    db_path = Path(database) if database and Path(database).is_absolute() else project_dir / (database or "")
+    db_digest = hashlib.sha256(db_path.read_bytes()).hexdigest() if database and db_path.is_file() else ""
+    payload = {
+        "source": source_digest,
+        "options": options,
+        "tvm": tvm.__version__,
+        "wasm-build": __version__,
+        "toolchain": toolchain_identity,
+        "tuning-database": db_digest,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _copy_tree_atomic(source: Path, destination: Path) -> None:
+    from .package import staged_directory
+
+    with staged_directory(destination) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+
+
+# -- the build ------------------------------------------------------------------------------
+
+
+def build_model(
+    model: ModelSettings,
+    out_dir: Path,
+    *,
+    project_dir: Path = Path("."),
+    cache_dir: Path | None = None,
+    log: Log = _stderr,
+    verbose: bool = False,
+) -> BuildResult:
+    """Build `model` into `out_dir/NAME/`, reusing the cache when nothing changed."""
+    from .toolchain import find_toolchain
+
+    progress = Progress(model.name, log, verbose)
+    project_dir = project_dir.resolve()
+    destination = out_dir / model.name
+
+    with progress.stage("toolchain"):
+        toolchain = find_toolchain()
+        progress.detail(toolchain.describe())
+
+    digest = _source_digest(model, project_dir)
+    key = cache_key(model, digest, toolchain.identity, project_dir) if digest else None
+    cached_dir = (cache_dir / key) if (cache_dir and key) else None
+    if cached_dir and (cached_dir / f"{model.name}.json").is_file():
+        _copy_tree_atomic(cached_dir, destination)
+        manifest = json.loads((destination / f"{model.name}.json").read_text())
+        log(f"wasm-build: {model.name}: up to date (cache {key[:12]}), reused {destination}")
+        return BuildResult(model.name, destination, manifest, True, {})
+
+    manifest = _build_uncached(model, destination, project_dir, toolchain, progress)
+
+    if cached_dir:
+        cached_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Another build may fill the same entry at the same time: both produce identical bytes.
+        if not cached_dir.exists():
+            _copy_tree_atomic(destination, cached_dir)
+    return BuildResult(model.name, destination, manifest, False, progress.timings)
+
+
+def _build_uncached(model: ModelSettings, destination: Path, project_dir: Path, toolchain: Any, progress: Progress) -> dict[str, Any]:
+    import tvm
+
+    from .aot import plan_executor
+    from .codegen import render
+    from .compile import TargetOptions, build_kernels, lower
+    from .frontends import load_model
+    from .package import PackageInputs, assemble
+    from .smoke import smoke_test
+
+    with progress.stage("frontend"):
+        loaded = load_model(model.source, model.inputs, project_dir)
+        progress.detail(f"{loaded.kind} model, inputs {loaded.input_names}")
+
+    options = TargetOptions(simd=model.simd, relaxed_simd=model.relaxed_simd)
+    prefix = f"{model.name}_"
+    database = model.tuning.database
+    if database and not Path(database).is_absolute():
+        database = str(project_dir / database)
+
+    if model.tuning.trials > 0:
+        with progress.stage("tune"):
+            from .tuning import tune_model
+
+            tune_model(loaded.module, options, database, model.tuning, log=progress.detail)
+
+    with tempfile.TemporaryDirectory(prefix="wasm-build-") as tmp:
+        work = Path(tmp)
+        with progress.stage("compile"):
+            lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, database=database)
+            kernels_object = work / "kernels.o"
+            build_kernels(lowered, options, kernels_object)
+            kernel_count = sum(1 for f in lowered.module.functions.values() if isinstance(f, tvm.tirx.PrimFunc))
+            progress.detail(f"{kernel_count} kernels, {kernels_object.stat().st_size} bytes of object code")
+
+        with progress.stage("codegen"):
+            plan = plan_executor(lowered.module, prefix, loaded.input_names, loaded.output_names)
+            sources = render(plan, model.name, model.weights, prefix)
+            progress.detail(
+                f"{len(plan.calls)} kernel calls, arena {plan.arena_size} bytes, weights {len(plan.weights)} bytes"
+            )
+
+        with progress.stage("link"):
+            build_options = {
+                "simd": model.simd,
+                "relaxed_simd": model.relaxed_simd,
+                "weights": model.weights,
+                "default_schedules": model.default_schedules,
+                "tuning_database": model.tuning.database,
+            }
+            package_inputs = PackageInputs(
+                name=model.name,
+                plan=plan,
+                sources=sources,
+                kernels_object=kernels_object,
+                options=options,
+                weights_mode=model.weights,
+                toolchain=toolchain,
+                build_options=build_options,
+                tvm_version=tvm.__version__,
+                wasm_build_version=__version__,
+                kernel_count=kernel_count,
+            )
+            staging = destination.with_name(f".{model.name}.unverified")
+            if staging.exists():
+                shutil.rmtree(staging)
+            manifest = assemble(package_inputs, staging, extra_writers=_extra_writers())
+
+        try:
+            if model.smoke_test:
+                with progress.stage("smoke test"):
+                    smoke_test(
+                        staging / f"{model.name}.wasm",
+                        loaded.module,
+                        loaded.onnx_model,
+                        model.rtol,
+                        model.atol,
+                        log=progress.detail,
+                    )
+            # Only verified artifacts replace the previous ones.
+            _replace(staging, destination)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _extra_writers() -> list[Any]:
+    try:
+        from .rust import write_rust_crate
+    except ImportError:
+        return []
+    return [write_rust_crate]
+
+
+def _replace(source: Path, destination: Path) -> None:
+    retired = destination.with_name(f".{destination.name}.retired")
+    if retired.exists():
+        shutil.rmtree(retired)
+    if destination.exists():
+        os.replace(destination, retired)
+    os.replace(source, destination)
+    shutil.rmtree(retired, ignore_errors=True)

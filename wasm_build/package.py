@@ -1,0 +1,194 @@
+"""Assemble a model's artifacts: archive, header, reactor module, manifest.
+
+Layout of `OUT/NAME/`:
+
+    libNAME.a      relocatable wasm32 objects: kernels, executor (+ weights), runtime shim
+    NAME.h         the C API
+    NAME.wasm      a WASI reactor built from the same archive
+    NAME.weights   only with weights = "file"
+    NAME.json      the manifest
+    rust/          a std-only Rust crate wrapping the C API
+
+Everything is built in a staging directory next to the destination and moved
+into place at the end, so a failed build never leaves half-written artifacts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+from .aot import ExecutorPlan
+from .codegen import WEIGHTS_BLOB, GeneratedSources
+from .compile import TargetOptions
+from .toolchain import Toolchain
+
+RUNTIME_SOURCES = ("wasm_build_runtime.c", "wasm_build_runtime.h")
+MANIFEST_VERSION = 1
+
+
+def api_exports(name: str, weights_mode: str) -> list[str]:
+    """Functions a reactor exports: the C API plus an allocator for the host."""
+    init = [f"{name}_init"] if weights_mode == "embed" else [f"{name}_init_from_file", f"{name}_init_from_buffer"]
+    return [
+        *init,
+        f"{name}_run",
+        f"{name}_num_inputs",
+        f"{name}_num_outputs",
+        f"{name}_input_info",
+        f"{name}_output_info",
+        f"{name}_last_error",
+        "malloc",
+        "free",
+    ]
+
+
+def copy_runtime_sources(destination: Path) -> None:
+    package = resources.files("wasm_build") / "runtime"
+    for filename in RUNTIME_SOURCES:
+        (destination / filename).write_bytes((package / filename).read_bytes())
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def staged_directory(destination: Path) -> Iterator[Path]:
+    """Yield a fresh staging directory; on success it replaces `destination` whole."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-", dir=destination.parent))
+    try:
+        yield staging
+        retired = None
+        if destination.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))
+            os.replace(destination, retired / destination.name)
+        os.replace(staging, destination)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class PackageInputs:
+    name: str
+    plan: ExecutorPlan
+    sources: GeneratedSources
+    kernels_object: Path
+    options: TargetOptions
+    weights_mode: str
+    toolchain: Toolchain
+    build_options: dict[str, Any]
+    tvm_version: str
+    wasm_build_version: str
+    kernel_count: int
+
+
+def build_archive(inputs: PackageInputs, work: Path, destination: Path) -> Path:
+    """Compile executor and shim, and archive them with the kernels into `destination/libNAME.a`."""
+    name = inputs.name
+    copy_runtime_sources(work)
+    (work / f"{name}.h").write_text(inputs.sources.header)
+    (work / f"{name}.c").write_text(inputs.sources.source)
+    if inputs.weights_mode == "embed":
+        (work / WEIGHTS_BLOB).write_bytes(inputs.sources.weights)
+    flags = [
+        "-O2",
+        "-std=c11",
+        "-Wno-c23-extensions",
+        "-ffunction-sections",
+        "-fdata-sections",
+        f"-ffile-prefix-map={work}=.",
+        "-I",
+        ".",
+        *inputs.options.c_flags(),
+    ]
+    # Object names inside the archive carry the model name: two models' archives can be unpacked together.
+    executor_obj = work / f"{name}_executor.o"
+    runtime_obj = work / "wasm_build_runtime.o"
+    inputs.toolchain.compile_c(Path(f"{name}.c"), executor_obj, flags, cwd=work)
+    inputs.toolchain.compile_c(Path("wasm_build_runtime.c"), runtime_obj, flags, cwd=work)
+    members = [executor_obj, runtime_obj]
+    if inputs.kernels_object.stat().st_size > 0:
+        kernels_obj = work / f"{name}_kernels.o"
+        shutil.copyfile(inputs.kernels_object, kernels_obj)
+        members.insert(0, kernels_obj)
+    archive = destination / f"lib{name}.a"
+    inputs.toolchain.archive(archive, members)
+    return archive
+
+
+def build_reactor(inputs: PackageInputs, archive: Path, destination: Path) -> Path:
+    module = destination / f"{inputs.name}.wasm"
+    inputs.toolchain.link_reactor([archive], module, api_exports(inputs.name, inputs.weights_mode))
+    return module
+
+
+def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
+    plan = inputs.plan
+
+    def describe(signatures):
+        return [
+            {"name": sig.name, "shape": list(sig.shape), "dtype": sig.dtype.name, "nbytes": sig.nbytes}
+            for sig, _ in signatures
+        ]
+
+    artifacts = {
+        path.relative_to(artifact_dir).as_posix(): sha256_file(path)
+        for path in sorted(artifact_dir.rglob("*"))
+        if path.is_file() and path.name != f"{inputs.name}.json"
+    }
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "name": inputs.name,
+        "inputs": describe(plan.inputs),
+        "outputs": describe(plan.outputs),
+        "weights": {"mode": inputs.weights_mode, "nbytes": len(plan.weights)},
+        "arena_nbytes": plan.arena_size,
+        "kernels": inputs.kernel_count,
+        "exports": api_exports(inputs.name, inputs.weights_mode),
+        "target": {"triple": "wasm32-wasi", "features": inputs.options.features},
+        "build_options": inputs.build_options,
+        "versions": {"wasm-build": inputs.wasm_build_version, "tvm": inputs.tvm_version},
+        "toolchain": {"kind": inputs.toolchain.kind, "version": inputs.toolchain.version},
+        "artifacts": artifacts,
+    }
+
+
+def assemble(inputs: PackageInputs, destination: Path, extra_writers: list[Any] = ()) -> dict[str, Any]:
+    """Build all artifacts of one model into `destination` (replaced atomically)."""
+    with staged_directory(destination) as staging, tempfile.TemporaryDirectory(prefix="wasm-build-c-") as tmp:
+        work = Path(tmp)
+        archive = build_archive(inputs, work, staging)
+        (staging / f"{inputs.name}.h").write_text(inputs.sources.header)
+        if inputs.weights_mode == "file":
+            (staging / f"{inputs.name}.weights").write_bytes(inputs.sources.weights)
+        build_reactor(inputs, archive, staging)
+        for writer in extra_writers:
+            writer(inputs, staging)
+        data = manifest(inputs, staging)
+        (staging / f"{inputs.name}.json").write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return data
