@@ -26,6 +26,7 @@ import logging
 import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
+from tvm.sym.pattern import detect_linear_equation
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ _ROW_FACTORS = (4, 2)
 _SCHEDULED_ATTR = "tirx.is_scheduled"
 
 _get_block_realize = tvm.get_global_func("s_tir.schedule.GetSBlockRealize")
+_has_if_then_else_ffi = tvm.get_global_func("s_tir.schedule.HasIfThenElse")
 
 
 def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
@@ -228,7 +230,7 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
         sch.unroll(loop)
 
     # Accumulate in a tile-sized local buffer that LLVM keeps in registers.
-    write_back = sch.cache_write(block, 0, "local")
+    write_back = sch.cache_write(block, 0, "global")
     _fuse_epilogues(sch, write_back)
     sch.reverse_compute_at(write_back, vec_o)
     init = sch.decompose_reduction(block, reduce[0])
@@ -259,8 +261,20 @@ def _lane_axis(stmt: tirx.SBlock, kinds: str) -> int | None:
 
 
 def _streams_along(stmt: tirx.SBlock, var: tirx.Var) -> bool:
-    """Whether some input's innermost index moves with ``var`` (vector loads)."""
-    return any(_uses([_vars_in(r.region[-1].min)], var) for r in stmt.reads)
+    """Whether vector loads along ``var`` pay off for this block.
+
+    Some input's innermost index must move with ``var`` (otherwise, as in
+    softmax, the input is contiguous along the reduction instead).  A single
+    input read with a stride (strided pooling) gives only gathers and no
+    reuse, so that case is left to the naive loops.
+    """
+    moving = [r for r in stmt.reads if _uses([_vars_in(r.region[-1].min)], var)]
+    if not moving:
+        return False
+    if len(stmt.reads) > 1:
+        return True
+    coeffs = detect_linear_equation(moving[0].region[-1].min, [var])
+    return len(coeffs) == 2 and isinstance(coeffs[0], tirx.IntImm) and int(coeffs[0]) == 1
 
 
 def _row_axis(sch, stmt, kinds, loops, vec):
@@ -288,10 +302,16 @@ def _row_axis(sch, stmt, kinds, loops, vec):
 
 
 def _lane_tile(extent: int, lanes: int, rows: int) -> int:
-    """Largest multiple of the vector width dividing ``extent`` within the budget."""
+    """Tile size along the vector axis: a multiple of the vector width dividing
+    ``extent`` within the accumulator budget, or the whole (short) axis, e.g.
+    14 or 7 in late conv layers, where LLVM splits a 14-wide vector into
+    4+4+4+2 lanes with no remainder loop."""
     budget = _ACC_ELEMS // rows
     candidates = [lanes * m for m in (16, 8, 4, 2, 1) if lanes * m <= budget]
-    return _first_divisor(extent, candidates) or lanes
+    tile = _first_divisor(extent, candidates)
+    if (tile is None or tile < 2 * lanes) and extent <= budget:
+        return extent
+    return tile or lanes
 
 
 def _fuse_epilogues(sch: s_tir.Schedule, write_back: SBlockRV) -> None:
@@ -356,7 +376,9 @@ def _vectorize_spatial_nest(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     """Vectorize the innermost loops of a root-level spatial block.
 
     Trailing loops are fused until their extent is a multiple of the vector
-    width (e.g. the 7x7 plane of a late conv layer).
+    width (e.g. the 7x7 plane of a late conv layer), except in blocks with a
+    condition (padding): there the fused index needs a division per element
+    and the condition scalarizes the vector anyway.
     """
     if not _is_spatial(sch, block) or not _has_trivial_binding(sch, block):
         return False
@@ -365,8 +387,9 @@ def _vectorize_spatial_nest(sch: s_tir.Schedule, block: SBlockRV) -> bool:
         return False
     lanes = _lanes(stmt.writes[0].source.dtype)
     loops = sch.get_loops(block)
+    max_fused = 1 if _has_if_then_else(stmt) else len(loops)
     extent, count = 1, 0
-    for loop in reversed(loops):
+    for loop in reversed(loops[-max_fused:]):
         extent *= _extent(sch, loop)
         count += 1
         if extent % lanes == 0:
@@ -378,6 +401,10 @@ def _vectorize_spatial_nest(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     _, inner = sch.split(fused, [None, factor])
     sch.vectorize(inner)
     return True
+
+
+def _has_if_then_else(stmt: tirx.SBlock) -> bool:
+    return bool(_has_if_then_else_ffi(stmt))
 
 
 _RULES = (

@@ -9,6 +9,8 @@ Search order, first that works wins:
    alone always yields a toolchain).
 
 "Works" means a probe program really compiles and links as a reactor module.
+`WASM_BUILD_TOOLCHAIN=explicit|wasi-sdk|system-clang|zig` restricts the search
+to one kind (e.g. to test the PyPI-only path on a machine that has clang).
 """
 
 from __future__ import annotations
@@ -151,7 +153,16 @@ def _zig_candidates() -> list[Toolchain]:
 def find_toolchain() -> Toolchain:
     """The first working toolchain, probed once per process."""
     tried = []
-    for candidate in [*_explicit_candidates(), *_system_clang_candidates(), *_zig_candidates()]:
+    candidates = [*_explicit_candidates(), *_system_clang_candidates(), *_zig_candidates()]
+    wanted = os.environ.get("WASM_BUILD_TOOLCHAIN")
+    if wanted:
+        kinds = {"explicit", "wasi-sdk", "system-clang", "zig"}
+        if wanted not in kinds:
+            raise ToolchainError(
+                f"WASM_BUILD_TOOLCHAIN={wanted!r} is not a toolchain kind", fix=f"use one of {', '.join(sorted(kinds))}"
+            )
+        candidates = [c for c in candidates if c.kind == wanted]
+    for candidate in candidates:
         version = _probe(candidate)
         if version is not None:
             return Toolchain(candidate.kind, candidate.cc, candidate.ar, version, candidate.env)

@@ -1,0 +1,373 @@
+"""Turn bench results (plain data, see run.py) into bench/RESULTS.md and a bar chart."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from wasm_build.package import write_text_atomic
+
+# Column order, and how each backend is called in the report.
+BACKENDS = {
+    "wasm-build": "wasm-build (default)",
+    "wasm-build tuned": "wasm-build (tuned)",
+    "onnxruntime-web": "onnxruntime-web (wasm, Node)",
+    "onnxruntime": "onnxruntime native",
+    "tract": "tract native",
+    "tvm": "TVM native (untuned)",
+}
+COLORS = {
+    "wasm-build": "#1f77b4",
+    "wasm-build tuned": "#17becf",
+    "onnxruntime-web": "#ff7f0e",
+    "onnxruntime": "#2ca02c",
+    "tract": "#9467bd",
+    "tvm": "#7f7f7f",
+}
+CODE_BUDGET = 300 * 1024
+STARTUP_BUDGET_MS = 50.0
+
+
+# -- the machine and the software --------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    cpu, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and cpu in ("unknown", platform.processor()):
+                cpu = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    memory = None
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1) if memory else None,
+        "vector": " ".join(f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in flags) or "unknown",
+        "os": f"{platform.system()} {platform.release()}",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+    }
+
+
+def versions(node_info: dict[str, Any]) -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("wasm-build", "apache-tvm", "onnxruntime", "wasmtime", "tract", "onnx", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    if "wasm-build" not in found:  # run from the source tree, not installed
+        import wasm_build
+
+        found["wasm-build"] = f"{wasm_build.__version__} (source tree)"
+    try:
+        from wasm_build.toolchain import find_toolchain
+
+        toolchain = find_toolchain()
+        found["wasm toolchain"] = f"{toolchain.kind}: {toolchain.version}"
+    except Exception:
+        pass
+    if node_info.get("node"):
+        found["node"] = node_info["node"]
+    if node_info.get("onnxruntime_web"):
+        found["onnxruntime-web"] = node_info["onnxruntime_web"]
+    return found
+
+
+# -- formatting -----------------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _cell(result: dict[str, Any] | None) -> str:
+    if not result:
+        return "—"
+    if "median_ms" in result:
+        return _ms(result["median_ms"])
+    return "skipped" if "skipped" in result else "failed"
+
+
+def _median(models: dict[str, Any], model: str, backend: str) -> float | None:
+    return models[model]["backends"].get(backend, {}).get("median_ms")
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def _x(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def _kb(nbytes: int | None) -> str:
+    return "—" if nbytes is None else f"{nbytes / 1024:,.0f} KB"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = ["---:" if a == "r" else "---" for a in align]
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(marks) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+# -- RESULTS.md ---------------------------------------------------------------------------------
+
+
+def goals(results: dict[str, Any]) -> list[list[str]]:
+    """Issue 5's goals against these numbers: [goal, target, measured, verdict]."""
+    models = results["models"]
+    names = list(models)
+
+    def worst(values: dict[str, float | None], pick) -> tuple[str, float] | None:
+        known = {k: v for k, v in values.items() if v is not None}
+        if not known or len(known) < len(values):
+            return None
+        key = pick(known, key=known.get)
+        return key, known[key]
+
+    def verdict(found, ok) -> str:
+        return "not measured" if found is None else ("**met**" if ok(found[1]) else "**missed**")
+
+    def shown(found, fmt) -> str:
+        return "—" if found is None else f"{fmt(found[1])} (worst: {found[0]})"
+
+    rows = []
+    speedup = worst({m: _ratio(_median(models, m, "onnxruntime-web"), _median(models, m, "wasm-build")) for m in names}, min)
+    rows.append(["default build at least as fast as onnxruntime-web", "≥ 1.00x on every model",
+                 shown(speedup, _x), verdict(speedup, lambda v: v >= 1.0)])
+    has_tuned = any("wasm-build tuned" in models[m]["backends"] for m in names)
+    if has_tuned:
+        tuned = worst({m: _ratio(_median(models, m, "onnxruntime-web"), _median(models, m, "wasm-build tuned")) for m in names}, min)
+        native = worst({m: _ratio(_median(models, m, "wasm-build tuned"), _median(models, m, "onnxruntime")) for m in names}, max)
+    else:
+        tuned = native = None
+    rows.append(["tuned build 2x faster than onnxruntime-web", "≥ 2.00x on every model", shown(tuned, _x),
+                 verdict(tuned, lambda v: v >= 2.0) if has_tuned else "not measured (no tuned build)"])
+    rows.append(["tuned build within 3x of onnxruntime native", "≤ 3.00x on every model", shown(native, _x),
+                 verdict(native, lambda v: v <= 3.0) if has_tuned else "not measured (no tuned build)"])
+    mobilenet = models.get("mobilenet_v2", {}).get("backends", {}).get("wasm-build", {})
+    startup = ("mobilenet_v2", mobilenet["startup_ms"]) if "startup_ms" in mobilenet else None
+    rows.append(["start-up of MobileNetV2 (instantiate + init + first run)", f"< {STARTUP_BUDGET_MS:.0f} ms",
+                 "—" if startup is None else f"{startup[1]:.1f} ms", verdict(startup, lambda v: v < STARTUP_BUDGET_MS)])
+    code = worst({m: models[m]["backends"].get("wasm-build", {}).get("code_bytes") for m in names}, max)
+    rows.append(["code size (.wasm minus weights)", f"≤ {CODE_BUDGET // 1024} KB on every model",
+                 shown(code, _kb), verdict(code, lambda v: v <= CODE_BUDGET)])
+    return rows
+
+
+def render_markdown(results: dict[str, Any], chart: Path | None, results_path: Path) -> str:
+    models = results["models"]
+    names = list(models)
+    present = [b for b in BACKENDS if any(b in models[m]["backends"] for m in names)]
+    machine, settings = results["machine"], results["settings"]
+    lines = [
+        "# wasm-build benchmark",
+        "",
+        f"Written by `{results['command']}` on {results['date']}: do not edit by hand, re-run it.",
+        f"Each backend runs each model on **one thread**; times are the **median of up to {settings['repeat']} runs** "
+        f"after a first, untimed run (fewer when a backend took over {settings['max_seconds']:.0f} s, never fewer than 3).",
+        "",
+    ]
+    if chart is not None:
+        rel = os.path.relpath(chart, results_path.parent)
+        lines += [f"![median run time per model, log scale]({rel})", ""]
+
+    lines += ["## Steady state: median ms per run (lower is better)", ""]
+    rows = [[m] + [_cell(models[m]["backends"].get(b)) for b in present] for m in names]
+    lines += _table(["model", *(BACKENDS[b] for b in present)], rows) + [""]
+
+    lines += ["## Ratios", "",
+              "Speed-up = the peer's median / wasm-build's median (above 1: wasm-build is faster).", ""]
+    header = ["model", "default vs onnxruntime-web", "default vs onnxruntime native"]
+    tuned = "wasm-build tuned" in present
+    if tuned:
+        header += ["tuned vs onnxruntime-web", "tuned vs onnxruntime native"]
+    rows = []
+    for m in names:
+        row = [m]
+        for b in ["wasm-build", "wasm-build tuned"] if tuned else ["wasm-build"]:
+            row += [_x(_ratio(_median(models, m, "onnxruntime-web"), _median(models, m, b))),
+                    _x(_ratio(_median(models, m, "onnxruntime"), _median(models, m, b)))]
+        rows.append(row)
+    lines += _table(header, rows) + [""]
+
+    lines += ["## Goals of issue 5", ""]
+    lines += _table(["goal", "target", "measured", "verdict"], goals(results), "llll") + [""]
+
+    lines += ["## Start-up (ms)", "",
+              "wasm-build: the shipped `NAME.wasm` precompiled by wasmtime (Cranelift compile shown apart: once per "
+              "machine, cacheable), then deserialize + instantiate + `_initialize` + `NAME_init` + place buffers + first run. "
+              "onnxruntime-web: session creation + first run, after its own wasm runtime is loaded"
+              + (f" ({results['node']['runtime_load_ms']:.0f} ms, once per process)" if results.get("node", {}).get("runtime_load_ms") else "")
+              + ". onnxruntime / tract: load + optimise the model + first run.", ""]
+    rows = []
+    for m in names:
+        backends = models[m]["backends"]
+        wasm = backends.get("wasm-build", {})
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in wasm.get("startup_phases_ms", {}).items())
+        rows.append([m, _ms(wasm.get("compile_ms")), _ms(wasm.get("startup_ms")), phases or "—",
+                     *(_ms(backends.get(b, {}).get("startup_ms")) for b in ("onnxruntime-web", "onnxruntime", "tract"))])
+    lines += _table(["model", "wasm-build compile", "wasm-build start-up", "phases", "onnxruntime-web",
+                     "onnxruntime native", "tract"], rows, "lrrlrrr") + [""]
+
+    lines += ["## Artifact sizes (default build)", ""]
+    rows = []
+    for m in names:
+        wasm = models[m]["backends"].get("wasm-build", {})
+        rows.append([m, _kb(models[m]["onnx_bytes"]), _kb(wasm.get("wasm_bytes")), _kb(wasm.get("weights_bytes")),
+                     _kb(wasm.get("code_bytes")), str(wasm.get("kernels", "—")),
+                     "—" if "build_s" not in wasm else f"{wasm['build_s']:.1f} s"])
+    lines += _table(["model", ".onnx", ".wasm", "weights", "code (.wasm − weights)", "kernels", "build time"], rows) + [""]
+
+    lines += ["## Same computation? Largest |output − onnxruntime's| / largest |onnxruntime's output|", ""]
+    rows = [[m] + [_err(models[m]["backends"].get(b)) for b in present if b != "onnxruntime"] for m in names]
+    lines += _table(["model", *(BACKENDS[b] for b in present if b != "onnxruntime")], rows) + [""]
+
+    lines += ["## How it was measured", ""]
+    overheads = [models[m]["backends"].get("wasm-build", {}).get("call_overhead_us") for m in names]
+    overheads = [o for o in overheads if o is not None]
+    timed_in = {models[m]["backends"].get("wasm-build", {}).get("timed_in") for m in names} - {None}
+    lines += [
+        "- wasm-build: built with default settings (default schedules, SIMD128, embedded weights) and no build cache, "
+        "run in wasmtime-py on one thread. "
+        + ("The steady state is timed inside wasm: the model's `libNAME.a` linked with a loop that reads the WASI "
+           "monotonic clock around each `NAME_run`, buffers placed once. " if timed_in == {"wasm"} else
+           "The steady state is timed per Python call into `NAME_run`, buffers placed once. ")
+        + (f"A call from Python into a wasmtime export costs {_span(overheads)} µs here "
+           "(measured on `NAME_num_inputs`); it is not in the wasm-build medians"
+           + (" (timed inside wasm)." if timed_in == {"wasm"} else ", but is in these medians.") if overheads else ""),
+        "- onnxruntime native: PyPI wheel, CPU provider, `intra_op_num_threads = inter_op_num_threads = 1`, sequential, "
+        "all graph optimisations; timed per `session.run` from Python (a few µs of overhead).",
+        "- onnxruntime-web: npm package, wasm backend under Node, `ort.env.wasm.numThreads = 1`, no proxy worker "
+        "(its only wasm binary is the SIMD build); timed per `await session.run` in JavaScript (`bench/node/bench.mjs`).",
+        "- tract: PyPI `tract`, `onnx().load().into_model().into_runnable()`, timed per `run` from Python.",
+        "- TVM native: `tvm.compile` default pipeline, target `{\"kind\": \"llvm\", \"num-cores\": 1}` (no `mcpu`: "
+        "generic x86-64 code), `TVM_NUM_THREADS=1`, Relax VM, timed per call from Python.",
+        "- Models: `bench/models.py` (seeded weights), inputs `wasm_build.testing.models.random_inputs(model, seed=0)`; "
+        "all backends get the same ONNX file and the same inputs, in one process (Node in a subprocess).",
+        "- `OPENBLAS_CORETYPE` "
+        + (f"was set to `{machine['openblas_coretype']}` (it only slows numpy's own BLAS, which no timed path uses)."
+           if machine.get("openblas_coretype") else "was not set (it only concerns numpy's BLAS, which no timed path uses)."),
+        f"- Load average when the run started: {', '.join(map(str, machine.get('load_average', [])))} "
+        f"on {machine['cores']} cores: other work on the machine shows up as noise.",
+    ]
+    runs = {f"{m}/{b}": r["runs"] for m in names for b, r in models[m]["backends"].items() if "runs" in r}
+    short = {k: v for k, v in runs.items() if v < settings["repeat"]}
+    if short:
+        lines.append("- Fewer runs (time budget): " + ", ".join(f"{k} {v}" for k, v in short.items()) + ".")
+    for m in names:
+        for b, r in models[m]["backends"].items():
+            for note in r.get("notes", []):
+                lines.append(f"- {m} / {BACKENDS.get(b, b)}: {note}.")
+            if "skipped" in r or "error" in r:
+                lines.append(f"- {m} / {BACKENDS.get(b, b)}: {'skipped' if 'skipped' in r else 'failed'}: "
+                             f"{(r.get('skipped') or r.get('error')).splitlines()[0]}")
+    lines += [f"- {note}" for note in results.get("notes", [])]
+    lines += ["", "## Machine and versions", ""]
+    lines += [f"- CPU: {machine['cpu']}, {machine['cores']} cores ({machine['vector']}), "
+              f"{machine.get('memory_gib')} GiB, {machine['os']}"]
+    lines += ["- " + ", ".join(f"{k} {v}" for k, v in results["versions"].items())]
+    lines.append("")
+    return "\n".join(_dedupe(lines))
+
+
+def _span(values: list[float]) -> str:
+    low, high = f"{min(values):.0f}", f"{max(values):.0f}"
+    return low if low == high else f"{low}-{high}"
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    """The same skip reason for every model is said once."""
+    seen: set[str] = set()
+    out = []
+    for line in lines:
+        key = line.split(": ", 1)[-1] if line.startswith("- ") and (": skipped: " in line) else None
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen.add(key)
+        out.append(line)
+    return out
+
+
+def _err(result: dict[str, Any] | None) -> str:
+    if not result or result.get("max_rel_error") is None:
+        return "—"
+    return f"{result['max_rel_error']:.1e}"
+
+
+def write_markdown(results: dict[str, Any], path: Path, chart: Path | None) -> None:
+    write_text_atomic(path, render_markdown(results, chart, path))
+
+
+# -- the chart ---------------------------------------------------------------------------------------
+
+
+def write_chart(results: dict[str, Any], path: Path) -> str | None:
+    """Grouped bars of the medians, log scale. Returns a note instead when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "No chart: matplotlib is not installed (fix: pip install matplotlib)."
+
+    models = results["models"]
+    names = list(models)
+    present = [b for b in BACKENDS if any("median_ms" in models[m]["backends"].get(b, {}) for m in names)]
+    width = 0.8 / max(len(present), 1)
+    fig, ax = plt.subplots(figsize=(max(8, 1.9 * len(names) + 3), 5.5), dpi=110)
+    for i, backend in enumerate(present):
+        xs, ys = [], []
+        for j, m in enumerate(names):
+            value = _median(models, m, backend)
+            if value is not None:
+                xs.append(j + (i - (len(present) - 1) / 2) * width)
+                ys.append(value)
+        bars = ax.bar(xs, ys, width * 0.95, label=BACKENDS[backend], color=COLORS[backend])
+        for bar, value in zip(bars, ys):
+            ax.annotate(_ms(value), (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
+                        fontsize=6.5, rotation=90, xytext=(0, 2), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("median ms per run, one thread (log scale, lower is better)")
+    ax.set_title(f"wasm-build vs peers — {results['machine']['cpu']}, {results['date']}", fontsize=10)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.margins(y=0.15)
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return None

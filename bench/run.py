@@ -1,0 +1,246 @@
+"""Benchmark wasm-build against its peers on the benchmark models, one thread each.
+
+    python bench/run.py [--models mlp_784 kws_cnn] [--repeat 50] [--tune-trials 64]
+
+For each model of bench/models.py (seeded weights and inputs) it builds the
+wasm artifact with default settings (default schedules, SIMD; and a tuned
+build with --tune-trials), times it in wasmtime, runs onnxruntime native,
+onnxruntime-web's wasm backend in Node, tract and TVM native on the same
+model and inputs, and writes bench/RESULTS.md and bench/results.png.
+Work files (models, artifacts, raw results.json) go to bench/out/.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports TVM or onnxruntime: their thread pools read these once.
+os.environ["TVM_NUM_THREADS"] = "1"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # `python bench/run.py` from anywhere
+    sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
+
+from bench import peers, report  # noqa: E402
+from bench.models import BENCH_MODELS  # noqa: E402
+from bench.wasm_timing import link_timing_harness, time_artifact  # noqa: E402
+
+PEERS = ["onnxruntime", "onnxruntime-web", "tract", "tvm"]
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(BENCH_MODELS), choices=list(BENCH_MODELS), metavar="MODEL",
+                        help=f"models to run (default: all of {', '.join(BENCH_MODELS)})")
+    parser.add_argument("--repeat", type=int, default=50, help="timed runs per backend and model; the median is reported (default 50)")
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="stop timing a backend on a model after this long, once 3 runs are done (default 20)")
+    parser.add_argument("--tune-trials", type=int, default=0, help="also build a tuned artifact with this many meta-schedule trials")
+    parser.add_argument("--tune-time-budget", type=float, default=None, help="seconds of tuning per model (tuned build only)")
+    parser.add_argument("--skip", nargs="+", default=[], choices=PEERS, metavar="PEER", help=f"peers not to run ({', '.join(PEERS)})")
+    parser.add_argument("--out", type=Path, default=HERE / "out", help="work directory (default bench/out)")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="report to write (default bench/RESULTS.md)")
+    parser.add_argument("--chart", type=Path, default=HERE / "results.png", help="bar chart to write (default bench/results.png)")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+# -- per model ------------------------------------------------------------------------------
+
+
+def prepare_model(name: str, out: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    from wasm_build.testing.models import random_inputs, save
+
+    model = BENCH_MODELS[name]()
+    path = save(model, out / "models" / f"{name}.onnx")
+    return path, random_inputs(model, seed=0)
+
+
+def build_wasm(name: str, onnx_path: Path, out: Path, tune_trials: int = 0, time_budget: float | None = None) -> tuple[Path, float]:
+    """Build with default settings (or tuned); no cache, so the current schedules are measured.
+
+    The build's own smoke test is off: the bench compares every backend's
+    outputs with onnxruntime itself (the max-error column)."""
+    from wasm_build.builder import build_model
+    from wasm_build.settings import ModelSettings, TuningSettings
+
+    tuning = TuningSettings()
+    directory = out / "wasm"
+    if tune_trials:
+        directory = out / "wasm-tuned"
+        database = out / "tuning" / f"{name}.json"
+        database.parent.mkdir(parents=True, exist_ok=True)
+        tuning = TuningSettings(trials=tune_trials, database=str(database), time_budget=time_budget)
+    settings = ModelSettings(name=name, source=str(onnx_path), smoke_test=False, tuning=tuning)
+    start = time.perf_counter()
+    result = build_model(settings, directory, project_dir=out, cache_dir=None, log=lambda m: log(m.removeprefix("wasm-build: ")))
+    return result.directory, time.perf_counter() - start
+
+
+def max_error(outputs: list[np.ndarray], reference: list[np.ndarray] | None) -> float | None:
+    """Largest |a - b| over all outputs, relative to the reference's largest |b|."""
+    if reference is None:
+        return None
+    worst = 0.0
+    for got, expected in zip(outputs, reference):
+        got = np.asarray(got, dtype=np.float64).reshape(np.shape(expected))
+        expected = np.asarray(expected, dtype=np.float64)
+        worst = max(worst, float(np.max(np.abs(got - expected)) / max(float(np.max(np.abs(expected))), 1e-30)))
+    return worst
+
+
+def wasm_entry(name: str, onnx_path: Path, inputs: dict[str, np.ndarray], args: argparse.Namespace, tuned: bool) -> dict[str, Any]:
+    directory, build_s = build_wasm(name, onnx_path, args.out, args.tune_trials if tuned else 0, args.tune_time_budget)
+    manifest = json.loads((directory / f"{name}.json").read_text())
+    harness = None
+    note = []
+    try:
+        harness = link_timing_harness(directory, args.out / ("harness-tuned" if tuned else "harness") / f"{name}.wasm")
+    except Exception as exc:  # still measurable per Python call, with the overhead noted
+        log(f"{name}: timing harness failed to link, timing per Python call instead:\n{exc}")
+        note.append(f"timing harness failed to link ({str(exc).splitlines()[0]}); timed per Python call")
+    ordered = [inputs[i["name"]] for i in manifest["inputs"]]
+    timing = time_artifact(directory, ordered, args.repeat, args.max_seconds, harness)
+    wasm_bytes = (directory / f"{name}.wasm").stat().st_size
+    weights = manifest["weights"]["nbytes"]
+    return {
+        "median_ms": timing.median_ms,
+        "runs": timing.runs,
+        "startup_ms": timing.startup_ms,
+        "startup_phases_ms": timing.phases_ms,
+        "compile_ms": timing.compile_ms,
+        "timed_in": timing.timed_in,
+        "call_overhead_us": timing.call_overhead_us,
+        "build_s": build_s,
+        "wasm_bytes": wasm_bytes,
+        "weights_bytes": weights,
+        "code_bytes": wasm_bytes - weights,
+        "kernels": manifest.get("kernels"),
+        "outputs": timing.outputs,
+        "notes": note,
+    }
+
+
+def guarded(what: str, function, *a, **kw) -> dict[str, Any]:
+    """Run one measurement; a failure becomes an entry with the reason, not a crash."""
+    try:
+        return function(*a, **kw)
+    except peers.PeerUnavailable as exc:
+        log(f"{what}: skipped: {exc}")
+        return {"skipped": str(exc)}
+    except Exception as exc:
+        log(f"{what}: FAILED:\n{traceback.format_exc()}")
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+
+
+def peer_entry(timing: peers.PeerTiming) -> dict[str, Any]:
+    return {"median_ms": timing.median_ms, "runs": timing.runs, "startup_ms": timing.startup_ms,
+            "outputs": timing.outputs, "notes": timing.notes}
+
+
+# -- the whole run ------------------------------------------------------------------------------
+
+
+def tuning_available() -> bool:
+    return importlib.util.find_spec("wasm_build.tuning") is not None
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    args.out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    tuned = args.tune_trials > 0
+    if tuned and not tuning_available():
+        notes.append("--tune-trials was given but wasm_build/tuning.py does not exist yet: no tuned build.")
+        tuned = False
+
+    models: dict[str, dict[str, Any]] = {}
+    node_jobs: list[peers.NodeJob] = []
+    for name in args.models:
+        log(f"== {name}")
+        onnx_path, inputs = prepare_model(name, args.out)
+        entry: dict[str, Any] = {"onnx_bytes": onnx_path.stat().st_size, "backends": {}}
+        backends = entry["backends"]
+        if "onnxruntime" not in args.skip:
+            backends["onnxruntime"] = guarded(f"{name}/onnxruntime", lambda: peer_entry(
+                peers.onnxruntime_native(onnx_path, inputs, args.repeat, args.max_seconds)))
+        backends["wasm-build"] = guarded(f"{name}/wasm-build", wasm_entry, name, onnx_path, inputs, args, False)
+        if tuned:
+            backends["wasm-build tuned"] = guarded(f"{name}/wasm-build tuned", wasm_entry, name, onnx_path, inputs, args, True)
+        if "tract" not in args.skip:
+            backends["tract"] = guarded(f"{name}/tract", lambda: peer_entry(
+                peers.tract_native(onnx_path, inputs, args.repeat, args.max_seconds)))
+        if "tvm" not in args.skip:
+            backends["tvm"] = guarded(f"{name}/tvm", lambda: peer_entry(
+                peers.tvm_native(onnx_path, inputs, args.repeat, args.max_seconds)))
+        node_jobs.append(peers.NodeJob(name, onnx_path, inputs))
+        models[name] = entry
+        for backend, result in backends.items():
+            if "median_ms" in result:
+                log(f"{name}/{backend}: median {result['median_ms']:.3f} ms over {result['runs']} runs")
+
+    node_info: dict[str, Any] = {}
+    if "onnxruntime-web" not in args.skip and node_jobs:
+        log("== onnxruntime-web (Node)")
+        try:
+            web, node_info = peers.onnxruntime_web(node_jobs, args.out / "node", args.repeat, args.max_seconds)
+            for name, result in web.items():
+                models[name]["backends"]["onnxruntime-web"] = (
+                    peer_entry(result) if isinstance(result, peers.PeerTiming) else {"error": result})
+        except peers.PeerUnavailable as exc:
+            log(f"onnxruntime-web: skipped: {exc}")
+            for name in models:
+                models[name]["backends"]["onnxruntime-web"] = {"skipped": str(exc)}
+
+    # Every backend's outputs against onnxruntime's: the same computation was timed.
+    for entry in models.values():
+        reference = entry["backends"].get("onnxruntime", {}).get("outputs")
+        for result in entry["backends"].values():
+            if "outputs" in result:
+                result["max_rel_error"] = max_error(result.pop("outputs"), reference)
+
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
+        "settings": {"repeat": args.repeat, "max_seconds": args.max_seconds, "tune_trials": args.tune_trials if tuned else 0},
+        "machine": report.machine_info(),
+        "versions": report.versions(node_info),
+        "node": node_info,
+        "notes": notes,
+        "models": models,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = run(args)
+    raw = args.out / "results.json"
+    raw.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    chart_note = report.write_chart(results, args.chart)
+    if chart_note:
+        results["notes"].append(chart_note)
+    report.write_markdown(results, args.results, chart=args.chart if not chart_note else None)
+    log(f"wrote {args.results}" + ("" if chart_note else f", {args.chart}") + f" and {raw}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Real pip in a throw-away venv with wasm-build installed, for build-integration tests.
+
+Installing this repository into the global environment would register its
+setuptools entry points for every build on the machine, so tests build a
+wheel of wasm-build from a copy of the repository and install it (without
+dependencies: the venv sees the global site-packages, where TVM & co. are)
+into a venv under a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_PROJECT = REPO / "example_project"
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".pytest_cache")
+
+
+def run(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command, keeping stdout and stderr together (as pip -v shows them)."""
+    result = subprocess.run(
+        [str(c) for c in command], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, command))} failed ({result.returncode}):\n{result.stdout[-6000:]}")
+    return result
+
+
+def build_wasm_build_wheel(wheelhouse: Path, scratch: Path) -> Path:
+    """A wheel of wasm-build built from a copy of the repository (the repo itself stays clean)."""
+    source = scratch / "wasm-build-src"
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    shutil.copy2(REPO / "pyproject.toml", source / "pyproject.toml")
+    shutil.copytree(REPO / "wasm_build", source / "wasm_build", ignore=_IGNORE)
+    for extra in ("README.md", "LICENSE"):
+        if (REPO / extra).exists():
+            shutil.copy2(REPO / extra, source / extra)
+    if not (source / "README.md").exists():  # pyproject names it; the repository may not have one yet
+        (source / "README.md").write_text("wasm-build\n")
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", source, "-w", wheelhouse])
+    (wheel,) = wheelhouse.glob("wasm_build-*.whl")
+    return wheel
+
+
+@dataclass
+class Venv:
+    path: Path
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)  # the installed wasm-build, not the repository's
+        env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        env["VIRTUAL_ENV"] = str(self.path)
+        env["PATH"] = f"{self.path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env.update(extra)
+        return env
+
+    def pip(self, *args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None, check: bool = True):
+        return run([self.python, "-m", "pip", *args], env=env or self.env(), cwd=cwd, check=check)
+
+    def pip_wheel(
+        self, project: Path, out: Path, *args: str, isolation: bool = False, check: bool = True, **env: str
+    ) -> subprocess.CompletedProcess:
+        """`pip wheel -v --no-deps PROJECT -w OUT`, by default without build isolation."""
+        flags = [] if isolation else ["--no-build-isolation"]
+        return self.pip("wheel", "-v", "--no-deps", *flags, *args, project, "-w", out, env=self.env(**env), check=check)
+
+    def python_run(self, code: str, *, env: dict[str, str] | None = None, check: bool = True):
+        return run([self.python, "-c", code], env=env or self.env(), check=check)
+
+
+def make_venv(path: Path, wasm_build_wheel: Path) -> Venv:
+    """A venv seeing the global site-packages, with wasm-build installed from `wasm_build_wheel`."""
+    # No pip of its own: the global one (seen through system site-packages) installs into the venv.
+    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", path])
+    venv = Venv(path)
+    venv.pip("install", "--no-deps", "-q", wasm_build_wheel)
+    return venv
+
+
+def copy_project(source: Path, destination: Path) -> Path:
+    """A clean copy of a project (no build/, dist/, egg-info or in-place artifacts)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist", "*.egg-info", "wasm")
+    shutil.copytree(source, destination, ignore=ignore)
+    return destination
+
+
+def wheel_names(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.namelist()

@@ -1,0 +1,86 @@
+"""bench/run.py end to end on the smallest model, and the goal verdicts of its report.
+
+No timing is asserted: only that the command runs, every backend computes the
+same thing, and the report says so. Peers that are not installed here (Node's
+onnxruntime-web, tract) are skipped by the bench itself, with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.report import goals, render_markdown
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_bench_command_writes_a_row_for_the_smallest_model(tmp_path):
+    results_md = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--models", "mlp_784", "--repeat", "3", "--max-seconds", "2",
+         "--out", str(tmp_path / "out"), "--results", str(results_md), "--chart", str(tmp_path / "results.png")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    text = results_md.read_text()
+    steady = text.split("## Steady state", 1)[1].split("\n## ", 1)[0]
+    header = next(line for line in steady.splitlines() if line.startswith("| model"))
+    row = next(line for line in steady.splitlines() if line.startswith("| mlp_784 |"))
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    assert re.fullmatch(r"\d+(\.\d+)?", cells["wasm-build (default)"]), row
+    assert re.fullmatch(r"\d+(\.\d+)?", cells["onnxruntime native"]), row
+
+    raw = json.loads((tmp_path / "out" / "results.json").read_text())
+    wasm = raw["models"]["mlp_784"]["backends"]["wasm-build"]
+    assert wasm["runs"] == 3
+    assert wasm["timed_in"] == "wasm", "the in-wasm timing harness did not link"
+    assert 0 < wasm["code_bytes"] < wasm["wasm_bytes"]
+    # Every backend that ran computed the same logits as onnxruntime.
+    for backend, result in raw["models"]["mlp_784"]["backends"].items():
+        if result.get("max_rel_error") is not None:
+            assert result["max_rel_error"] < 1e-4, (backend, result["max_rel_error"])
+
+
+def _results(**medians: dict[str, float]) -> dict:
+    """A results document as run.py writes it, with only what the report reads."""
+    models = {
+        name: {"onnx_bytes": 1000, "backends": {b: {"median_ms": ms, "runs": 5} for b, ms in backends.items()}}
+        for name, backends in medians.items()
+    }
+    models["mobilenet_v2"]["backends"]["wasm-build"].update(startup_ms=42.0, code_bytes=200 * 1024, wasm_bytes=10**7)
+    models["mlp_784"]["backends"]["wasm-build"].update(code_bytes=320 * 1024, wasm_bytes=10**6)
+    return {
+        "command": "python bench/run.py", "date": "today", "settings": {"repeat": 5, "max_seconds": 1.0},
+        "machine": {"cpu": "cpu", "cores": 2, "vector": "avx2", "os": "Linux", "load_average": [0.0]},
+        "versions": {"python": "3"}, "notes": [], "models": models,
+    }
+
+
+def test_goal_verdicts_take_the_worst_model():
+    results = _results(
+        mlp_784={"wasm-build": 0.1, "wasm-build tuned": 0.05, "onnxruntime-web": 0.2, "onnxruntime": 0.02},
+        mobilenet_v2={"wasm-build": 50.0, "wasm-build tuned": 30.0, "onnxruntime-web": 40.0, "onnxruntime": 6.0},
+    )
+    verdicts = {row[0]: (row[2], row[3]) for row in goals(results)}
+    # Default: 2x faster on the MLP but slower on MobileNetV2 (40/50 = 0.8x), so missed.
+    assert verdicts["default build at least as fast as onnxruntime-web"] == ("0.80x (worst: mobilenet_v2)", "**missed**")
+    # Tuned: 4x and 1.33x -> the worst is 1.33x, missed; native: 2.5x and 5x -> 5x, missed.
+    assert verdicts["tuned build 2x faster than onnxruntime-web"] == ("1.33x (worst: mobilenet_v2)", "**missed**")
+    assert verdicts["tuned build within 3x of onnxruntime native"] == ("5.00x (worst: mobilenet_v2)", "**missed**")
+    assert verdicts["start-up of MobileNetV2 (instantiate + init + first run)"] == ("42.0 ms", "**met**")
+    assert verdicts["code size (.wasm minus weights)"] == ("320 KB (worst: mlp_784)", "**missed**")
+
+
+def test_a_missing_peer_leaves_its_goal_unmeasured_and_the_report_says_why():
+    results = _results(mlp_784={"wasm-build": 0.1, "onnxruntime": 0.02}, mobilenet_v2={"wasm-build": 5.0, "onnxruntime": 6.0})
+    for entry in results["models"].values():
+        entry["backends"]["onnxruntime-web"] = {"skipped": "onnxruntime-web is not installed; fix: npm install"}
+    verdicts = {row[0]: row[3] for row in goals(results)}
+    assert verdicts["default build at least as fast as onnxruntime-web"] == "not measured"
+    text = render_markdown(results, None, Path("RESULTS.md"))
+    assert text.count("onnxruntime-web is not installed; fix: npm install") == 1  # said once, not per model
