@@ -29,6 +29,7 @@ class PeerUnavailable(RuntimeError):
 @dataclass
 class PeerTiming:
     median_ms: float
+    min_ms: float
     runs: int
     startup_ms: float | None  # load/compile the model + first run; None where meaningless
     outputs: list[np.ndarray] = field(repr=False)
@@ -61,7 +62,7 @@ def onnxruntime_native(onnx_path: Path, inputs: dict[str, np.ndarray], repeat: i
     outputs = session.run(None, inputs)
     startup_ms = (time.perf_counter_ns() - start) / 1e6
     times = timed_runs(lambda: session.run(None, inputs), repeat, max_seconds)
-    return PeerTiming(statistics.median(times), len(times), startup_ms, outputs)
+    return PeerTiming(statistics.median(times), min(times), len(times), startup_ms, outputs)
 
 
 # -- tract (PyPI `tract`) --------------------------------------------------------------------
@@ -80,7 +81,7 @@ def tract_native(onnx_path: Path, inputs: dict[str, np.ndarray], repeat: int, ma
     outputs = [t.to_numpy() for t in runnable.run(arrays)]
     startup_ms = (time.perf_counter_ns() - start) / 1e6
     times = timed_runs(lambda: runnable.run(arrays), repeat, max_seconds)
-    return PeerTiming(statistics.median(times), len(times), startup_ms, outputs)
+    return PeerTiming(statistics.median(times), min(times), len(times), startup_ms, outputs)
 
 
 def tract_version() -> str | None:
@@ -114,7 +115,7 @@ def tvm_native(onnx_path: Path, inputs: dict[str, np.ndarray], repeat: int, max_
     result = vm["main"](*args)
     outputs = [np.asarray(r.numpy()) for r in _flatten(result)]
     times = timed_runs(lambda: vm["main"](*args), repeat, max_seconds)
-    return PeerTiming(statistics.median(times), len(times), None, outputs, [f"compile {compile_ms / 1e3:.1f} s"])
+    return PeerTiming(statistics.median(times), min(times), len(times), None, outputs, [f"compile {compile_ms / 1e3:.1f} s"])
 
 
 def _flatten(value):
@@ -172,6 +173,6 @@ def onnxruntime_web(jobs: list[NodeJob], work: Path, repeat: int, max_seconds: f
             results[item["name"]] = item["error"].splitlines()[0]
             continue
         outputs = [np.fromfile(o["file"], dtype=o["dtype"]).reshape(o["shape"]) for o in item["outputs"]]
-        results[item["name"]] = PeerTiming(item["median_ms"], item["runs"], item["startup_ms"], outputs)
+        results[item["name"]] = PeerTiming(item["median_ms"], item["min_ms"], item["runs"], item["startup_ms"], outputs)
     info = {k: v for k, v in report.items() if k != "results"}
     return results, info

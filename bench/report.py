@@ -198,6 +198,10 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
     rows = [[m] + [_cell(models[m]["backends"].get(b)) for b in present] for m in names]
     lines += _table(["model", *(BACKENDS[b] for b in present)], rows) + [""]
 
+    lines += ["Fastest single run (ms): less sensitive to other work on the machine than the median.", ""]
+    rows = [[m] + [_ms(models[m]["backends"].get(b, {}).get("min_ms")) for b in present] for m in names]
+    lines += _table(["model", *(BACKENDS[b] for b in present)], rows) + [""]
+
     lines += ["## Ratios", "",
               "Speed-up = the peer's median / wasm-build's median (above 1: wasm-build is faster).", ""]
     header = ["model", "default vs onnxruntime-web", "default vs onnxruntime native"]
@@ -270,8 +274,9 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
         "- `OPENBLAS_CORETYPE` "
         + (f"was set to `{machine['openblas_coretype']}` (it only slows numpy's own BLAS, which no timed path uses)."
            if machine.get("openblas_coretype") else "was not set (it only concerns numpy's BLAS, which no timed path uses)."),
-        f"- Load average when the run started: {', '.join(map(str, machine.get('load_average', [])))} "
-        f"on {machine['cores']} cores: other work on the machine shows up as noise.",
+        f"- Load average (1, 5, 15 min) at the start: {', '.join(map(str, machine.get('load_average', [])))}, "
+        f"at the end: {', '.join(map(str, machine.get('load_average_end', [])))}, on {machine['cores']} cores: "
+        "anything above 1 means other work shared the cores and shows up as noise.",
     ]
     runs = {f"{m}/{b}": r["runs"] for m in names for b, r in models[m]["backends"].items() if "runs" in r}
     short = {k: v for k, v in runs.items() if v < settings["repeat"]}

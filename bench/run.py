@@ -124,6 +124,7 @@ def wasm_entry(name: str, onnx_path: Path, inputs: dict[str, np.ndarray], args: 
     weights = manifest["weights"]["nbytes"]
     return {
         "median_ms": timing.median_ms,
+        "min_ms": timing.min_ms,
         "runs": timing.runs,
         "startup_ms": timing.startup_ms,
         "startup_phases_ms": timing.phases_ms,
@@ -153,7 +154,7 @@ def guarded(what: str, function, *a, **kw) -> dict[str, Any]:
 
 
 def peer_entry(timing: peers.PeerTiming) -> dict[str, Any]:
-    return {"median_ms": timing.median_ms, "runs": timing.runs, "startup_ms": timing.startup_ms,
+    return {"median_ms": timing.median_ms, "min_ms": timing.min_ms, "runs": timing.runs, "startup_ms": timing.startup_ms,
             "outputs": timing.outputs, "notes": timing.notes}
 
 
@@ -172,6 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         notes.append("--tune-trials was given but wasm_build/tuning.py does not exist yet: no tuned build.")
         tuned = False
 
+    machine = report.machine_info()  # the load average before the run
     models: dict[str, dict[str, Any]] = {}
     node_jobs: list[peers.NodeJob] = []
     for name in args.models:
@@ -221,7 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
         "settings": {"repeat": args.repeat, "max_seconds": args.max_seconds, "tune_trials": args.tune_trials if tuned else 0},
-        "machine": report.machine_info(),
+        "machine": {**machine, "load_average_end": [round(x, 2) for x in os.getloadavg()]},
         "versions": report.versions(node_info),
         "node": node_info,
         "notes": notes,

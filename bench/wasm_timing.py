@@ -57,6 +57,7 @@ class WasmTiming:
     startup_ms: float  # deserialize + instantiate + _initialize/init + first run
     phases_ms: dict[str, float]
     median_ms: float
+    min_ms: float
     runs: int
     timed_in: str  # "wasm" (clock inside the module) or "python" (per export call)
     call_overhead_us: float
@@ -227,5 +228,5 @@ def time_artifact(
         timed_in = "python"
 
     return WasmTiming(
-        compile_ms, startup_ms, phases, statistics.median(times), len(times), timed_in, call_overhead_us, outputs
+        compile_ms, startup_ms, phases, statistics.median(times), min(times), len(times), timed_in, call_overhead_us, outputs
     )

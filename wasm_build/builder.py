@@ -101,6 +101,25 @@ def cache_key(model: ModelSettings, source_digest: str, toolchain_identity: str,
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def _publish_to_cache(source: Path, entry: Path) -> None:
+    """Add a finished build to the cache. Entries are never replaced, so a concurrent reader
+    never sees one disappear or change; when two builds race, the first rename wins and
+    the other's identical copy is dropped."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    if entry.exists():
+        return
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        try:
+            os.rename(staging, entry)  # fails if `entry` appeared meanwhile (non-empty directory)
+        except OSError:
+            if not entry.exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _copy_tree_atomic(source: Path, destination: Path) -> None:
     from .package import staged_directory
 
@@ -132,6 +151,14 @@ def build_model(
         progress.detail(toolchain.describe())
 
     digest = _source_digest(model, project_dir)
+    loaded = None
+    if not digest and ":" in model.source:
+        # A Python source is known only once loaded: its printed IRModule keys the cache.
+        from .frontends import load_model
+
+        with progress.stage("frontend"):
+            loaded = load_model(model.source, model.inputs, project_dir)
+        digest = loaded.digest
     key = cache_key(model, digest, toolchain.identity, project_dir) if digest else None
     cached_dir = (cache_dir / key) if (cache_dir and key) else None
     if cached_dir and (cached_dir / f"{model.name}.json").is_file():
@@ -140,17 +167,16 @@ def build_model(
         log(f"wasm-build: {model.name}: up to date (cache {key[:12]}), reused {destination}")
         return BuildResult(model.name, destination, manifest, True, {})
 
-    manifest = _build_uncached(model, destination, project_dir, toolchain, progress)
+    manifest = _build_uncached(model, destination, project_dir, toolchain, progress, loaded)
 
     if cached_dir:
-        cached_dir.parent.mkdir(parents=True, exist_ok=True)
-        # Another build may fill the same entry at the same time: both produce identical bytes.
-        if not cached_dir.exists():
-            _copy_tree_atomic(destination, cached_dir)
+        _publish_to_cache(destination, cached_dir)
     return BuildResult(model.name, destination, manifest, False, progress.timings)
 
 
-def _build_uncached(model: ModelSettings, destination: Path, project_dir: Path, toolchain: Any, progress: Progress) -> dict[str, Any]:
+def _build_uncached(
+    model: ModelSettings, destination: Path, project_dir: Path, toolchain: Any, progress: Progress, loaded: Any = None
+) -> dict[str, Any]:
     import tvm
 
     from .aot import plan_executor
@@ -160,9 +186,10 @@ def _build_uncached(model: ModelSettings, destination: Path, project_dir: Path, 
     from .package import PackageInputs, assemble
     from .smoke import smoke_test
 
-    with progress.stage("frontend"):
-        loaded = load_model(model.source, model.inputs, project_dir)
-        progress.detail(f"{loaded.kind} model, inputs {loaded.input_names}")
+    if loaded is None:
+        with progress.stage("frontend"):
+            loaded = load_model(model.source, model.inputs, project_dir)
+    progress.detail(f"{loaded.kind} model, inputs {loaded.input_names}")
 
     options = TargetOptions(simd=model.simd, relaxed_simd=model.relaxed_simd)
     prefix = f"{model.name}_"
@@ -228,6 +255,7 @@ def _build_uncached(model: ModelSettings, destination: Path, project_dir: Path, 
                         model.rtol,
                         model.atol,
                         log=progress.detail,
+                        torch_program=loaded.torch_program,
                     )
             # Only verified artifacts replace the previous ones.
             _replace(staging, destination)

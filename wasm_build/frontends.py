@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ class LoadedModel:
     output_names: list[str] | None
     digest: str  # sha256 of the source bytes (or of the printed IRModule)
     onnx_model: Any = None  # for the onnxruntime reference
+    torch_program: Any = None  # for the PyTorch reference (.pt2)
 
 
 def _pin_hint(name: str, dims: list[Any]) -> str:
@@ -173,7 +173,9 @@ def load_pt2(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
             fix="save the program with torch.export.save(torch.export.export(model, example_inputs), 'model.pt2')",
         ) from None
     module = from_exported_program(program)
-    return _finish_relax("pt2", module, pinned, hashlib.sha256(path.read_bytes()).hexdigest())
+    loaded = _finish_relax("pt2", module, pinned, hashlib.sha256(path.read_bytes()).hexdigest())
+    loaded.torch_program = program
+    return loaded
 
 
 # -- Python callables returning Relax -----------------------------------------------------
@@ -246,6 +248,3 @@ def load_model(source: str, pinned: dict[str, InputSpec], project_dir: Path) -> 
         return load_pt2(path, pinned)
     raise WasmBuildError(f"'{path.name}': unknown model format '{path.suffix}'", fix="use a .onnx or .pt2 file, or 'package.module:function'")
 
-
-def element_count(shape: list[int]) -> int:
-    return math.prod(shape)

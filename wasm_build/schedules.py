@@ -6,8 +6,8 @@ reschedules the PrimFuncs it recognises by their block structure:
 
 * contractions -- a reduction block whose output's innermost index is a
   spatial iterator (dense, matmul, batch matmul, conv2d NCHW incl. depthwise
-  and 1x1, pooling windows): register-blocked tile of ``rows x lanes``
-  accumulators kept in a local buffer, reduction loops outside the tile,
+  and 1x1, stride-1 pooling windows): register-blocked tile of ``rows x lanes``
+  accumulators in a tile-sized buffer, reduction loops outside the tile,
   innermost output axis vectorized, elementwise epilogues fused into the
   write-back of the tile;
 * row reductions -- a reduction over the innermost, contiguous axis of its
@@ -229,7 +229,9 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     for loop in row_inner:
         sch.unroll(loop)
 
-    # Accumulate in a tile-sized local buffer that LLVM keeps in registers.
+    # Accumulate in a tile-sized buffer: compacted to a small stack array that
+    # LLVM promotes to registers.  ("local" scope would be heap-allocated via
+    # TVMBackendAllocWorkspace at function entry and stay in memory.)
     write_back = sch.cache_write(block, 0, "global")
     _fuse_epilogues(sch, write_back)
     sch.reverse_compute_at(write_back, vec_o)

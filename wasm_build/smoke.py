@@ -76,7 +76,9 @@ def format_failures(comparisons: list[Comparison], rtol: float, atol: float) -> 
     return "\n".join(lines)
 
 
-def smoke_test(wasm_path: Path, module: Any, onnx_model: Any, rtol: float, atol: float, log=print) -> list[Comparison]:
+def smoke_test(
+    wasm_path: Path, module: Any, onnx_model: Any, rtol: float, atol: float, log=print, torch_program: Any = None
+) -> list[Comparison]:
     """Run the reactor and the references on the same inputs; raise on mismatch."""
     from .compile import native_reference
     from .host import WasmModel
@@ -91,6 +93,8 @@ def smoke_test(wasm_path: Path, module: Any, onnx_model: Any, rtol: float, atol:
         reference = _onnxruntime_reference(onnx_model, [i.name for i in model.inputs], inputs)
         if reference is not None:
             comparisons += compare("onnxruntime", names, reference, got, rtol, atol)
+    if torch_program is not None:
+        comparisons += compare("torch", names, _torch_reference(torch_program, inputs), got, rtol, atol)
     for c in comparisons:
         log(f"  {c.reference:<12} {c.output}: max |error| {c.max_abs_error:.3g} {'ok' if c.ok else 'MISMATCH'}")
     if not all(c.ok for c in comparisons):
@@ -112,3 +116,12 @@ def _onnxruntime_reference(onnx_model: Any, names: list[str], inputs: list[np.nd
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return session.run(None, dict(zip(names, inputs)))
+
+
+def _torch_reference(program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        result = program.module()(*[torch.from_numpy(x) for x in inputs])
+    flat = list(result) if isinstance(result, (tuple, list)) else [result]
+    return [t.detach().numpy() for t in flat]

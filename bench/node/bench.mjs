@@ -70,6 +70,7 @@ async function benchModel(model, repeat, maxSeconds) {
     first_run_ms: t2 - t1,
     startup_ms: t2 - t0,
     median_ms: median(times),
+    min_ms: Math.min(...times),
     runs: times.length,
     outputs,
   };

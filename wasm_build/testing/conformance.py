@@ -200,19 +200,22 @@ def run_case(
     try:
         result = build(case.model_path, case.c_name, work_dir, **options)
     except WasmBuildError as exc:
-        stage = exc.stage if exc.stage in STAGES else "compile"
+        # Settings errors (e.g. a pinned shape wasm-build rejects) come before any stage: count them
+        # as frontend failures, the stage that owns input shapes.
+        stage = exc.stage if exc.stage in STAGES else "frontend"
         return CaseResult(case, stage, exc.message, timings)
     timings.update(result.timings)
 
     start = time.perf_counter()
     try:
         wasm = WasmModel(result.directory / f"{case.c_name}.wasm")
+        timings["load"] = time.perf_counter() - start  # wasmtime compiles the module here
         ordered = [inputs[name] for name in (info.name for info in wasm.inputs)]
         got = wasm.run(ordered)
     except Exception as exc:  # traps, status codes, signature mismatches: all are run failures
         return CaseResult(case, "run", f"{type(exc).__name__}: {exc}", timings)
     finally:
-        timings["run"] = time.perf_counter() - start
+        timings["run"] = time.perf_counter() - start - timings.get("load", 0.0)
 
     if len(got) != len(expected):
         return CaseResult(case, "numerics", f"{len(got)} outputs, expected {len(expected)}", timings)
