@@ -29,7 +29,7 @@ def build(
     **options: Any,
 ) -> BuildResult:
     """Build a model (an onnx.ModelProto, a path or a 'module:function') with options in TOML spelling."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(source, "SerializeToString"):
         path = out_dir / f"{name}.onnx"

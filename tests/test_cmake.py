@@ -295,14 +295,22 @@ def test_add_model_reports_a_missing_source(tmp_path):
 
 
 def _copy_repo(destination: Path) -> Path:
-    ignore = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dist", "target", ".pytest_cache")
-    shutil.copytree(REPO, destination, ignore=ignore)
+    """What installing wasm-build needs: the package, cmake/ and the project files (not bench/ & co)."""
+    destination.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for entry in ("pyproject.toml", "README.md", "LICENSE", "wasm_build", "cmake"):
+        source = REPO / entry
+        if source.is_dir():
+            shutil.copytree(source, destination / entry, ignore=ignore)
+        elif source.is_file():
+            shutil.copy2(source, destination / entry)
     return destination
 
 
 def _venv(tmp: Path, repo: Path, editable: bool) -> Path:
     """A venv seeing this Python's packages (TVM, scikit-build-core), with wasm-build installed from `repo`."""
-    _run([sys.executable, "-m", "venv", "--system-site-packages", tmp])
+    # No pip of its own: this Python's pip, run by the venv's python, installs into the venv.
+    _run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", tmp])
     python = tmp / "bin" / "python"
     _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", *(["-e"] if editable else []), repo])
     return python

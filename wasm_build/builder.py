@@ -240,10 +240,15 @@ def _build_uncached(
                 wasm_build_version=__version__,
                 kernel_count=kernel_count,
             )
-            staging = destination.with_name(f".{model.name}.unverified")
-            if staging.exists():
-                shutil.rmtree(staging)
-            manifest = assemble(package_inputs, staging, extra_writers=_extra_writers())
+            # Unique per build: two builds of one model into one out-dir must not collide.
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            unverified = Path(tempfile.mkdtemp(prefix=f".{model.name}.unverified-", dir=destination.parent))
+            staging = unverified / model.name
+            try:
+                manifest = assemble(package_inputs, staging, extra_writers=_extra_writers())
+            except BaseException:
+                shutil.rmtree(unverified, ignore_errors=True)
+                raise
 
         try:
             if model.smoke_test:
@@ -260,7 +265,7 @@ def _build_uncached(
             # Only verified artifacts replace the previous ones.
             _replace(staging, destination)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(unverified, ignore_errors=True)
     return manifest
 
 
@@ -273,10 +278,11 @@ def _extra_writers() -> list[Any]:
 
 
 def _replace(source: Path, destination: Path) -> None:
-    retired = destination.with_name(f".{destination.name}.retired")
-    if retired.exists():
-        shutil.rmtree(retired)
-    if destination.exists():
-        os.replace(destination, retired)
-    os.replace(source, destination)
-    shutil.rmtree(retired, ignore_errors=True)
+    """Swap `source` in for `destination` with two renames; the old tree is removed afterwards."""
+    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.retired-", dir=destination.parent))
+    try:
+        if destination.exists():
+            os.replace(destination, retired / destination.name)
+        os.replace(source, destination)
+    finally:
+        shutil.rmtree(retired, ignore_errors=True)
