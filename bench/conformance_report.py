@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from wasm_build.package import write_text_atomic  # noqa: E402
-from wasm_build.testing.conformance import SUITES, CaseResult, discover, read_expected_failures, run_case  # noqa: E402
+from wasm_build.testing.conformance import ATOL, RTOL, SUITES, CaseResult, discover, read_expected_failures, run_case  # noqa: E402
 
 EXPECTED_FAILURES = ROOT / "tests" / "conformance" / "expected_failures.txt"
 RESULTS = ROOT / "tests" / "conformance" / "RESULTS.md"
@@ -54,7 +54,7 @@ def render(results: list[CaseResult], expected_failures, wall: float, cpu: float
     lines += [
         "Test models shipped in the `onnx` wheel (`onnx/backend/test/data`), each built with wasm-build,",
         "run in wasmtime on `test_data_set_0` and compared with its expected outputs",
-        "(rtol 1e-3, atol 1e-5). Regenerate with `python bench/conformance_report.py`.",
+        f"(rtol {RTOL:g}, atol {ATOL:g}). Regenerate with `python bench/conformance_report.py`.",
         "",
         "| suite | cases | passed | failed |",
         "|---|---:|---:|---:|",

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -254,8 +255,6 @@ def test_models_from_pyproject_builds_and_installs_every_model(tmp_path):
     _run(["cmake", "--build", build], env=env)
     out = project / "build" / "wasm"  # the table's out-dir, relative to the project
     assert (out / "net_b" / "net_b.weights").is_file()
-    import json
-
     assert json.loads((out / "net_b" / "net_b.json").read_text())["build_options"]["simd"] is False
 
     prefix = tmp_path / "prefix"

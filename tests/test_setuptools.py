@@ -179,9 +179,7 @@ def test_projects_without_the_table_are_left_alone(venv: Venv, tmp_path: Path):
     project = tiny_project(tmp_path / "plain", "plain_pkg", with_table=False)
     log = venv.pip_wheel(project, tmp_path / "dist", WASM_BUILD_CACHE_DIR=str(tmp_path / "cache")).stdout
     assert "build_wasm_model" not in log and "wasm-build:" not in log
-    assert sorted(n for n in wheel_names(the_wheel(tmp_path / "dist")) if not n.startswith("plain-0.1.dist-info")) == [
-        "plain_pkg/__init__.py"
-    ]
+    assert [n for n in wheel_names(the_wheel(tmp_path / "dist")) if ".dist-info/" not in n] == ["plain_pkg/__init__.py"]
     assert not (tmp_path / "cache").exists()
 
 

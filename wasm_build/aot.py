@@ -52,10 +52,15 @@ class DType:
 
 @dataclass(frozen=True)
 class Place:
-    """Where a tensor's bytes live: `region` is "arena" or "weights"."""
+    """Where a tensor's bytes live: `region` is "arena" or "weights".
+
+    While planning, arena tensors sit in a storage (`storage` is its index and
+    `offset` is relative to it); `_assign_storage_offsets` makes them absolute.
+    """
 
     region: str
     offset: int
+    storage: int | None = None
 
 
 @dataclass
@@ -132,10 +137,14 @@ class UnsupportedProgram(WasmBuildError):
 # -- values the walker tracks per Relax variable --------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Storage:
-    offset: int
+    """One `vm.alloc_storage` (or an input slot): live from `first` to `last` (binding steps)."""
+
+    index: int
     size: int
+    first: int
+    last: int
 
 
 @dataclass(frozen=True)
@@ -199,13 +208,22 @@ class _Planner:
         self.plan = ExecutorPlan()
         self.values: dict[Any, Any] = {}
         self.constants: dict[Any, int] = {}
+        self.storages: list[_Storage] = []
+        self.step = 0  # index of the binding being planned
 
     # -- allocation ----------------------------------------------------------
 
-    def _arena(self, nbytes: int) -> int:
-        offset = _align(self.plan.arena_size)
-        self.plan.arena_size = offset + max(nbytes, 1)
-        return offset
+    def _storage(self, nbytes: int) -> _Storage:
+        storage = _Storage(len(self.storages), max(nbytes, 1), self.step, self.step)
+        self.storages.append(storage)
+        return storage
+
+    def _touch(self, tensor: _Tensor, step: int) -> None:
+        """Extend the life of the tensor's storage to `step`."""
+        place = self.plan.tensors[tensor.index].place
+        if place.storage is not None:
+            storage = self.storages[place.storage]
+            storage.last = max(storage.last, step)
 
     def _tensor(self, shape: tuple[int, ...], dtype: DType, place: Place, label: str) -> _Tensor:
         planned = PlannedTensor(len(self.plan.tensors), shape, dtype, place, label)
@@ -265,7 +283,7 @@ class _Planner:
             return _NOTHING
         if name == "relax.vm.alloc_storage":
             (size,) = _shape_of(call.args[0], "storage size")
-            return _Storage(self._arena(size), size)
+            return self._storage(size)
         if name == "relax.vm.alloc_tensor":
             storage = self._resolve(call.args[0])
             offset = _static_int(call.args[1], "tensor offset")
@@ -273,7 +291,7 @@ class _Planner:
             dtype = DType.parse(str(call.args[3].value))
             if not isinstance(storage, _Storage):
                 raise UnsupportedProgram("vm.alloc_tensor on something that is not a storage")
-            return self._tensor(shape, dtype, Place("arena", storage.offset + offset), label)
+            return self._tensor(shape, dtype, Place("arena", offset, storage.index), label)
         if name == "relax.call_builtin_with_ctx":
             builtin = str(call.args[0].global_symbol)
             return self._builtin(builtin, list(call.args[1].fields), label)
@@ -291,6 +309,7 @@ class _Planner:
         for arg in args:
             value = self._resolve(arg)
             if isinstance(value, _Tensor):
+                self._touch(value, self.step)
                 planned.append(TensorArg(value.index))
             elif isinstance(value, tvm.tirx.IntImm):
                 planned.append(IntArg(int(value.value)))
@@ -352,7 +371,8 @@ class _Planner:
         names = input_names or [p.name for p in main.params]
         for param, name in zip(main.params, names):
             sig = tensor_type_signature(name, param.ty, "input")
-            tensor = self._tensor(sig.shape, sig.dtype, Place("arena", self._arena(sig.nbytes)), f"input '{name}'")
+            slot = self._storage(sig.nbytes)
+            tensor = self._tensor(sig.shape, sig.dtype, Place("arena", 0, slot.index), f"input '{name}'")
             self.values[param] = tensor
             self.plan.inputs.append((sig, tensor.index))
 
@@ -361,6 +381,7 @@ class _Planner:
             raise UnsupportedProgram("main's body is not a sequence of bindings")
         for block in body.blocks:
             for binding in block.bindings:
+                self.step += 1
                 if not isinstance(binding, relax.VarBinding):
                     raise UnsupportedProgram(f"unsupported binding {type(binding).__name__} (match_cast)")
                 value = binding.value
@@ -378,10 +399,37 @@ class _Planner:
         for i, item in enumerate(flat):
             if not isinstance(item, _Tensor):
                 raise UnsupportedProgram(f"output {i} is a {type(item).__name__}, not a tensor")
+            self._touch(item, self.step + 1)  # outputs are copied out after the last kernel
             tensor = self.plan.tensors[item.index]
             self.plan.outputs.append((Signature(f"output{i}", tensor.shape, tensor.dtype), item.index))
-        self.plan.arena_size = _align(self.plan.arena_size)
+        self._assign_storage_offsets()
         return self.plan
+
+    def _assign_storage_offsets(self) -> None:
+        """Place storages in one arena; storages whose lives do not overlap share bytes.
+
+        Greedy by size (largest first), each at the lowest aligned offset that does
+        not collide with an already placed storage live at the same time.
+        """
+        placed: list[tuple[int, int, _Storage]] = []  # (offset, end, storage)
+        offsets: dict[int, int] = {}
+        for storage in sorted(self.storages, key=lambda s: (-s.size, s.index)):
+            conflicts = sorted(
+                (start, end)
+                for start, end, other in placed
+                if other.first <= storage.last and storage.first <= other.last
+            )
+            offset = 0
+            for start, end in conflicts:
+                if offset + storage.size <= start:
+                    break
+                offset = max(offset, _align(end))
+            placed.append((offset, offset + storage.size, storage))
+            offsets[storage.index] = offset
+        self.plan.arena_size = _align(max((end for _, end, _ in placed), default=0))
+        for tensor in self.plan.tensors:
+            if tensor.place.storage is not None:
+                tensor.place = Place("arena", offsets[tensor.place.storage] + tensor.place.offset)
 
 
 def _flatten(value: Any):

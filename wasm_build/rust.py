@@ -107,7 +107,7 @@ def crate_context(inputs: PackageInputs) -> dict[str, Any]:
         "weights_nbytes": len(plan.weights),
         "weights_file": f"{name}.weights",
         "alignment": ALIGNMENT,
-        "init_symbol": f"{name}_init" if embed else f"{name}_init_from_file / {name}_init_from_buffer",
+        "init_doc": f"`{name}_init`" if embed else f"`{name}_init_from_file` or `{name}_init_from_buffer`",
         "inputs": [_describe(sig) for sig, _ in plan.inputs],
         "outputs": [_describe(sig) for sig, _ in plan.outputs],
     }

@@ -1,0 +1,103 @@
+"""The static executor plan: memory planning and the builtins it refuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from wasm_build.aot import TensorArg, UnsupportedProgram, plan_executor
+from wasm_build.compile import TargetOptions, lower
+from wasm_build.frontends import load_onnx
+from wasm_build.testing import models
+
+
+def _plan(onnx_model, tmp_path, name="m"):
+    path = tmp_path / f"{name}.onnx"
+    models.save(onnx_model, path)
+    loaded = load_onnx(path, {})
+    lowered = lower(loaded.module, f"{name}_", TargetOptions())
+    return plan_executor(lowered.module, f"{name}_", loaded.input_names, loaded.output_names)
+
+
+def _byte_range(plan, index):
+    tensor = plan.tensors[index]
+    return tensor.place.offset, tensor.place.offset + tensor.nbytes
+
+
+def _live_ranges(plan):
+    """For each tensor: (first call, last call) in which it or the bytes it shares are used."""
+    ranges = {}
+    for step, call in enumerate(plan.calls):
+        for arg in call.args:
+            if isinstance(arg, TensorArg):
+                first, _ = ranges.get(arg.tensor, (step, step))
+                ranges[arg.tensor] = (first, step)
+    for _sig, index in plan.outputs:
+        first, _ = ranges.get(index, (len(plan.calls), len(plan.calls)))
+        ranges[index] = (first, len(plan.calls))
+    for _sig, index in plan.inputs:
+        _, last = ranges.get(index, (0, 0))
+        ranges[index] = (-1, last)
+    return ranges
+
+
+def test_live_tensors_never_share_arena_bytes(tmp_path):
+    plan = _plan(models.cnn(), tmp_path, "cnn")
+    ranges = _live_ranges(plan)
+    arena = [i for i in ranges if plan.tensors[i].place.region == "arena"]
+    for a in arena:
+        for b in arena:
+            if a >= b:
+                continue
+            (a_start, a_end), (b_start, b_end) = _byte_range(plan, a), _byte_range(plan, b)
+            same_bytes = (a_start, a_end) == (b_start, b_end)  # a reshape alias
+            overlap_bytes = a_start < b_end and b_start < a_end
+            overlap_time = ranges[a][0] <= ranges[b][1] and ranges[b][0] <= ranges[a][1]
+            assert not (overlap_bytes and overlap_time and not same_bytes), (plan.tensors[a], plan.tensors[b])
+    assert plan.arena_size % 64 == 0
+    assert all(t.place.offset % 64 == 0 for t in plan.tensors)
+
+
+def test_arena_reuses_dead_storage(tmp_path):
+    plan = _plan(models.cnn(), tmp_path, "cnn")
+    total = sum(t.nbytes for t in plan.tensors if t.place.region == "arena")
+    assert plan.arena_size < total
+
+
+def test_weights_are_embedded_once(tmp_path):
+    plan = _plan(models.mlp(), tmp_path, "mlp")
+    weights = [t for t in plan.tensors if t.place.region == "weights"]
+    assert len({t.place.offset for t in weights}) == len(weights)
+    assert len(plan.weights) >= sum(t.nbytes for t in weights)
+    assert len(plan.weights) < 2 * sum(t.nbytes for t in weights) + 64 * len(weights)
+
+
+def test_data_dependent_shapes_are_refused_by_name(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.INT64, None)
+    graph = helper.make_graph([helper.make_node("NonZero", ["x"], ["y"])], "nz", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(UnsupportedProgram) as info:
+        _plan(model, tmp_path, "nz")
+    message = str(info.value)
+    assert "vm.builtin" in message or "static" in message
+    assert info.value.fix
+
+
+def test_reshape_only_model_runs(tmp_path):
+    """A model whose output is only a view of its input still gets its bytes copied out."""
+    from wasm_build import WasmModel
+
+    from .conftest import build
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
+    shape = onnx.numpy_helper.from_array(np.array([3, 2], dtype=np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "r", [x], [y], [shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    result = build(model, "reshape", tmp_path)
+    data = np.arange(6, dtype="float32").reshape(2, 3)
+    (got,) = WasmModel(result.directory / "reshape.wasm").run({"x": data})
+    np.testing.assert_array_equal(got, data.reshape(3, 2))
