@@ -357,6 +357,15 @@ def write_chart(results: dict[str, Any], path: Path) -> str | None:
             ax.annotate(_ms(value), (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
                         fontsize=6.5, rotation=90, xytext=(0, 2), textcoords="offset points")
     ax.set_yscale("log")
+    # Say why a bar is missing rather than leave a silent gap.
+    for i, backend in enumerate(present):
+        for j, m in enumerate(names):
+            result = models[m]["backends"].get(backend)
+            if result is not None and "median_ms" not in result:
+                x = j + (i - (len(present) - 1) / 2) * width
+                ax.annotate("skipped" if "skipped" in result else "failed", (x, 0), xycoords=("data", "axes fraction"),
+                            xytext=(0, 4), textcoords="offset points", ha="center", va="bottom", rotation=90,
+                            fontsize=7, color=COLORS[backend])
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("median ms per run, one thread (log scale, lower is better)")
     ax.set_title(f"wasm-build vs peers — {results['machine']['cpu']}, {results['date']}", fontsize=10)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PROJECT = REPO / "example_project"
+_NOT_PACKAGED = {"tests", "example_project", "bench", "docs", "build", "dist"}
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".pytest_cache")
 
 
@@ -38,11 +39,14 @@ def build_wasm_build_wheel(wheelhouse: Path, scratch: Path) -> Path:
     if source.exists():
         shutil.rmtree(source)
     source.mkdir(parents=True)
-    shutil.copy2(REPO / "pyproject.toml", source / "pyproject.toml")
-    shutil.copytree(REPO / "wasm_build", source / "wasm_build", ignore=_IGNORE)
-    for extra in ("README.md", "LICENSE"):
-        if (REPO / extra).exists():
-            shutil.copy2(REPO / extra, source / extra)
+    # Everything that can go into the package (pyproject may map folders such as cmake/ into it).
+    for entry in REPO.iterdir():
+        if entry.name.startswith(".") or entry.name in _NOT_PACKAGED:
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, source / entry.name, ignore=_IGNORE)
+        else:
+            shutil.copy2(entry, source / entry.name)
     if not (source / "README.md").exists():  # pyproject names it; the repository may not have one yet
         (source / "README.md").write_text("wasm-build\n")
     wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -93,7 +97,7 @@ def make_venv(path: Path, wasm_build_wheel: Path) -> Venv:
 
 def copy_project(source: Path, destination: Path) -> Path:
     """A clean copy of a project (no build/, dist/, egg-info or in-place artifacts)."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist", "*.egg-info", "wasm")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist", "*.egg-info", "wasm", "target")
     shutil.copytree(source, destination, ignore=ignore)
     return destination
 

@@ -58,7 +58,7 @@ def test_pyproject_values(project: Path):
     loaded = load_project(project, environ={})
     assert loaded.out_dir == project / "build" / "wasm"
     assert list(models_by_name(loaded)) == ["kws", "mlp"]
-    assert loaded.source_files() == ["demo_models/relax.py", "models/kws.onnx"]
+    assert loaded.source_files() == ["demo_models/__init__.py", "demo_models/relax.py", "models/kws.onnx"]
 
 
 def test_cache_dir_from_environment_when_not_set(project: Path, monkeypatch, tmp_path: Path):

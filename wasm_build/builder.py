@@ -7,6 +7,7 @@ build-system adapters all call `build_model`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -89,16 +90,38 @@ def cache_key(model: ModelSettings, source_digest: str, toolchain_identity: str,
     options = dataclasses.asdict(model)
     database = model.tuning.database
     db_path = Path(database) if database and Path(database).is_absolute() else project_dir / (database or "")
-    db_digest = hashlib.sha256(db_path.read_bytes()).hexdigest() if database and db_path.is_file() else ""
     payload = {
         "source": source_digest,
         "options": options,
         "tvm": tvm.__version__,
         "wasm-build": __version__,
+        # The code and templates themselves: a changed generator never reuses old artifacts.
+        "wasm-build-files": _package_fingerprint(),
         "toolchain": toolchain_identity,
-        "tuning-database": db_digest,
+        "tuning-database": _digest_path(db_path) if database else "",
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _digest_path(path: Path) -> str:
+    """sha256 of a file, or of every file below a directory (names included)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() if file != path else b"")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _package_fingerprint() -> str:
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*")):
+        if file.is_file() and file.suffix in {".py", ".j2", ".c", ".h", ".cmake", ".json"} and "__pycache__" not in file.parts:
+            digest.update(file.relative_to(root).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _publish_to_cache(source: Path, entry: Path) -> None:
@@ -270,11 +293,11 @@ def _build_uncached(
 
 
 def _extra_writers() -> list[Any]:
-    try:
-        from .rust import write_rust_crate
-    except ImportError:
-        return []
-    return [write_rust_crate]
+    """Glue generated beside the C artifacts: the Rust crate and the CMake package."""
+    from .cmake_package import write_cmake_package
+    from .rust import write_rust_crate
+
+    return [write_rust_crate, write_cmake_package]
 
 
 def _replace(source: Path, destination: Path) -> None:

@@ -70,7 +70,10 @@ def _optimize_passes() -> list[Any]:
 def _legalize_passes(target: Any) -> list[Any]:
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-    return [*cpu.library_dispatch_passes(target), *cpu.legalize_passes(target)]
+    from .schedules import relax_passes
+
+    # Graph-level layout choices come first, so tuning sees the same fused kernels as the build.
+    return [*relax_passes(target), *cpu.library_dispatch_passes(target), *cpu.legalize_passes(target)]
 
 
 def _lower_passes(target: Any) -> list[Any]:

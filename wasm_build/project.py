@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Union
 
 from .errors import ConfigError
-from .settings import InputSpec, ModelSettings, ProjectSettings, TuningSettings, from_dict, toml_key
+from .settings import ModelSettings, ProjectSettings, TuningSettings, from_dict, toml_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,7 +73,11 @@ class Project:
         """Files the models are built from, relative to the project (for sdists and rebuild checks)."""
         files: list[str] = []
         for model in self.settings.models:
-            for candidate in (_source_file(model, self.directory), _database_file(model, self.directory)):
+            candidates = [_source_file(model, self.directory), _database_file(model, self.directory)]
+            if _is_callable_source(model.source):  # the packages around a Python source, so an sdist imports it
+                parts = model.source.partition(":")[0].split(".")
+                candidates += [self.directory.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+            for candidate in candidates:
                 if candidate is not None and candidate.is_file():
                     try:
                         files.append(candidate.resolve().relative_to(self.directory.resolve()).as_posix())
@@ -380,5 +384,4 @@ __all__ = [
     "environment_overrides",
     "environment_variables",
     "check_model_sources",
-    "InputSpec",
 ]

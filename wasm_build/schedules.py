@@ -17,6 +17,19 @@ reschedules the PrimFuncs it recognises by their block structure:
 
 Every rule works on a copy of the schedule and is abandoned on any error, so
 a kernel is either rescheduled by verified schedule primitives or left as is.
+
+:func:`relax_passes` makes the graph-level choices these rules rely on; they
+run before legalization (see ``compile._legalize_passes``):
+
+* conv2d in NHWC activations with HWIO weights: every conv's output channels
+  are its innermost, contiguous axis, so the contraction rule vectorizes over
+  output channels (also in late layers with 7x7 / 14x14 planes) and depthwise
+  convs stream along channels.  Weight transposes are constants and are
+  folded at compile time; the activations change layout once at the graph
+  input and once after the last conv;
+* ``exp``, ``erf`` and ``softmax`` in float32 become polynomial expressions
+  built from vectorizable operations: wasm has no vector ``expf``/``erff``
+  and a libm call per lane serializes the kernel.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from __future__ import annotations
 import logging
 
 import tvm
-from tvm import s_tir, tirx
+from tvm import relax, s_tir, te, tirx, topi
 from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
 from tvm.sym.pattern import detect_linear_equation
 
@@ -62,6 +75,19 @@ def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
         return mod
 
     return _pass
+
+
+def relax_passes(target: tvm.target.Target) -> list[tvm.transform.Pass]:
+    """Relax passes to run before legalization (``LegalizeOps``) for the llvm target:
+    NHWC/HWIO conv layout and vectorizable exp/erf/softmax, then constant folding
+    of the transposed weights."""
+    if target.kind.name != "llvm":
+        return []
+    return [
+        relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]}),
+        _vector_math_pass(),
+        relax.transform.FoldConstant(),
+    ]
 
 
 def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
@@ -415,3 +441,131 @@ _RULES = (
     _vectorize_row_reduction,
     _vectorize_spatial_nest,
 )
+
+
+# --------------------------------------------------------------------------
+# Vectorizable exp / erf / softmax (a Relax rewrite before legalization)
+# --------------------------------------------------------------------------
+
+# exp(r) ~ 1 + r + r^2 * P(r) on [-ln2/2, ln2/2], least-squares fit of the
+# relative error (max 1.2e-7 over the float32 range, measured).
+_EXP_P = (0.49999991059303284, 0.16666541993618011, 0.04166920855641365,
+          0.008366136811673641, 0.0013752976665273309)
+# Cody-Waite split of ln 2: n * _LN2_HI is exact for |n| < 2^9.
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+# erf(x) ~ x * P(x^2) / Q(x^2) on |x| <= 3.92 (erf rounds to +-1 beyond),
+# least-squares fit of the relative error (max 3.9e-7 in float32, measured).
+_ERF_P = (1.128379225730896, 0.1851212978363037, 0.05420829728245735, 0.0038338028825819492,
+          0.0003752750635612756, 4.568814347294392e-06, -1.258375270651868e-08)
+_ERF_Q = (1.0, 0.497392863035202, 0.11383805423974991, 0.01541501097381115,
+          0.0012985803186893463, 6.202101212693378e-05)
+_ERF_CLAMP = 3.92
+
+
+def _f32(value: float) -> tirx.PrimExpr:
+    return tirx.const(value, "float32")
+
+
+def _let(value: tirx.PrimExpr, body) -> tirx.PrimExpr:
+    """``body(v)`` with ``v`` bound once to ``value`` (no duplicated subtrees)."""
+    var = tirx.Var("v", value.dtype)
+    return tirx.Let(var, value, body(var))
+
+
+def _horner(x: tirx.PrimExpr, coefficients) -> tirx.PrimExpr:
+    result = _f32(coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        result = result * x + _f32(c)
+    return result
+
+
+def _pow2(exponent: tirx.PrimExpr) -> tirx.PrimExpr:
+    """2**exponent for an int32 exponent in the normal float32 range."""
+    biased = tirx.shift_left(exponent + tirx.const(127, "int32"), tirx.const(23, "int32"))
+    return tirx.reinterpret("float32", biased)
+
+
+def vector_exp(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """exp(x) in float32 from mul/add/floor/shift only; 0 below -104, finite above 88.7."""
+    clamped = tirx.max(tirx.min(x, _f32(88.72283)), _f32(-104.0))
+
+    def with_x(xv):
+        n = tirx.floor(xv * _f32(1.4426950408889634) + _f32(0.5))
+
+        def with_n(nv):
+            r = xv - nv * _f32(_LN2_HI) - nv * _f32(_LN2_LO)
+
+            def with_r(rv):
+                poly = rv * rv * _horner(rv, _EXP_P) + rv + _f32(1.0)
+                # 2**n as two factors, so n in [-150, 128] stays a normal float32.
+                ni = tirx.Cast("int32", nv)
+                return _let(tirx.shift_right(ni, tirx.const(1, "int32")),
+                            lambda half: poly * _pow2(half) * _pow2(ni - half))
+
+            return _let(r, with_r)
+
+        return _let(n, with_n)
+
+    return _let(clamped, with_x)
+
+
+def vector_erf(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """erf(x) in float32 as a rational function of the clamped argument."""
+    clamped = tirx.max(tirx.min(x, _f32(_ERF_CLAMP)), _f32(-_ERF_CLAMP))
+    return _let(clamped, lambda xv: _let(
+        xv * xv, lambda z: xv * _horner(z, _ERF_P) / _horner(z, _ERF_Q)))
+
+
+def _elementwise_te(fn):
+    def compute(x: te.Tensor) -> te.Tensor:
+        return te.compute(x.shape, lambda *i: fn(x(*i)), name="T_" + fn.__name__)
+
+    return compute
+
+
+def _softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
+    axis = axis % len(x.shape)
+    row_max = topi.max(x, axis=axis, keepdims=True)
+
+    def shifted_exp(*i):
+        keep = [0 if d == axis else idx for d, idx in enumerate(i)]
+        return vector_exp(x(*i) - row_max(*keep))
+
+    exps = te.compute(x.shape, shifted_exp, name="T_softmax_exp")
+    return topi.divide(exps, topi.sum(exps, axis=axis, keepdims=True))
+
+
+def _is_float32(expr: relax.Expr) -> bool:
+    info = expr.struct_info
+    return isinstance(info, relax.TensorStructInfo) and info.dtype == "float32"
+
+
+@relax.expr_functor.mutator
+class _VectorMath(relax.PyExprMutator):
+    """Replace float32 exp/erf/softmax calls by TE kernels built from vector_exp/vector_erf."""
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if not isinstance(call.op, tvm.ir.Op) or not call.args or not _is_float32(call.args[0]):
+            return call
+        name = call.op.name
+        if name == "relax.exp":
+            return self.builder_.call_te(_elementwise_te(vector_exp), call.args[0], primfunc_name_hint="exp")
+        if name == "relax.erf":
+            return self.builder_.call_te(_elementwise_te(vector_erf), call.args[0], primfunc_name_hint="erf")
+        if name == "relax.nn.softmax":
+            return self.builder_.call_te(_softmax_te, call.args[0], int(call.attrs.axis),
+                                         primfunc_name_hint="softmax")
+        return call
+
+
+def _vector_math_pass() -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="WasmVectorMath")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        mutator = _VectorMath(mod)
+        for gvar, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
+        return mutator.builder_.get()
+
+    return _pass
