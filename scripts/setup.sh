@@ -25,3 +25,11 @@ python -m pip install --quiet --upgrade pip
 python -m pip install --quiet ".[test]"
 # (On these machines pip takes 2.13.0, a CPU build, from a local file.)
 python -m pip install --quiet "torch==2.13.0"
+
+# Benchmark peers (bench/run.py): tract, matplotlib for the chart, onnxruntime-web under Node.
+python -m pip install --quiet tract matplotlib
+if command -v npm >/dev/null 2>&1; then
+  (cd bench/node && npm ci --silent --no-audit --no-fund)
+else
+  echo "setup: npm not found; the onnxruntime-web column of bench/run.py will be skipped"
+fi
