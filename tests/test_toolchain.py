@@ -72,3 +72,19 @@ def test_doctor_reports_components():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "tvm:       0.27" in proc.stdout
     assert "wasmtime:" in proc.stdout and "toolchain: " in proc.stdout
+
+
+def test_damaged_cache_entry_is_rebuilt(tmp_path):
+    cache = tmp_path / "cache"
+    source = models.save(models.two_in_two_out(), tmp_path / "twin.onnx")
+    first = build(source, "twin", tmp_path / "a", cache_dir=cache)
+    assert not first.cached
+    (entry,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    second = build(source, "twin", tmp_path / "b", cache_dir=cache)
+    assert second.cached
+    (entry / "libtwin.a").write_bytes(b"!<arch>\ndamaged")
+    third = build(source, "twin", tmp_path / "c", cache_dir=cache)
+    assert not third.cached
+    assert (third.directory / "libtwin.a").read_bytes() == (first.directory / "libtwin.a").read_bytes()
+    # The damaged entry was replaced by the fresh build.
+    assert (entry / "libtwin.a").read_bytes() == (first.directory / "libtwin.a").read_bytes()

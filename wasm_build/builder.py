@@ -103,6 +103,17 @@ def cache_key(model: ModelSettings, source_digest: str, toolchain_identity: str,
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def _cache_entry_intact(entry: Path, name: str) -> bool:
+    """A cache entry is used only if every artifact still has the hash its manifest records."""
+    from .package import sha256_file
+
+    try:
+        manifest = json.loads((entry / f"{name}.json").read_text())
+        return all(sha256_file(entry / relative) == digest for relative, digest in manifest["artifacts"].items())
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def _digest_path(path: Path) -> str:
     """sha256 of a file, or of every file below a directory (names included)."""
     digest = hashlib.sha256()
@@ -124,13 +135,20 @@ def _package_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _publish_to_cache(source: Path, entry: Path) -> None:
-    """Add a finished build to the cache. Entries are never replaced, so a concurrent reader
-    never sees one disappear or change; when two builds race, the first rename wins and
-    the other's identical copy is dropped."""
+def _publish_to_cache(source: Path, entry: Path, name: str) -> None:
+    """Add a finished build to the cache. Intact entries are never replaced, so a concurrent
+    reader never sees one disappear or change; when two builds race, the first rename wins
+    and the other's identical copy is dropped. A damaged entry is moved aside first."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     if entry.exists():
-        return
+        if _cache_entry_intact(entry, name):
+            return
+        damaged = Path(tempfile.mkdtemp(prefix=f".{entry.name}.damaged-", dir=entry.parent))
+        try:
+            os.replace(entry, damaged / entry.name)
+        except OSError:
+            pass  # another build moved it already
+        shutil.rmtree(damaged, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
         shutil.copytree(source, staging, dirs_exist_ok=True)
@@ -184,7 +202,7 @@ def build_model(
         digest = loaded.digest
     key = cache_key(model, digest, toolchain.identity, project_dir) if digest else None
     cached_dir = (cache_dir / key) if (cache_dir and key) else None
-    if cached_dir and (cached_dir / f"{model.name}.json").is_file():
+    if cached_dir and _cache_entry_intact(cached_dir, model.name):
         _copy_tree_atomic(cached_dir, destination)
         manifest = json.loads((destination / f"{model.name}.json").read_text())
         log(f"wasm-build: {model.name}: up to date (cache {key[:12]}), reused {destination}")
@@ -193,7 +211,7 @@ def build_model(
     manifest = _build_uncached(model, destination, project_dir, toolchain, progress, loaded)
 
     if cached_dir:
-        _publish_to_cache(destination, cached_dir)
+        _publish_to_cache(destination, cached_dir, model.name)
     return BuildResult(model.name, destination, manifest, False, progress.timings)
 
 

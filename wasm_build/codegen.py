@@ -69,9 +69,7 @@ def _describe_arg(arg: KernelArg, plan: ExecutorPlan) -> str:
 
 
 def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str) -> GeneratedSources:
-    env = _environment().overlay()
-    env.filters["render_arg"] = lambda arg: _render_arg(arg, name)
-    env.filters["describe_arg"] = lambda arg: _describe_arg(arg, plan)
+    env = _environment()
     weights = bytes(plan.weights)
     context = {
         "name": name,
@@ -86,7 +84,15 @@ def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str)
         "weights_file": WEIGHTS_BLOB,
         "weights_checksum": weights_checksum(weights) if weights_mode == "file" else 0,
         "tensors": plan.tensors,
-        "calls": plan.calls,
+        "calls": [
+            {
+                "kernel": call.kernel,
+                "symbol": call.symbol,
+                "args": [_render_arg(arg, name) for arg in call.args],
+                "comment": ", ".join(_describe_arg(arg, plan) for arg in call.args),
+            }
+            for call in plan.calls
+        ],
         "kernels": plan.kernels,
         "inputs": [_describe(sig) for sig, _ in plan.inputs],
         "outputs": [_describe(sig) for sig, _ in plan.outputs],

@@ -15,6 +15,7 @@ into place at the end, so a failed build never leaves half-written artifacts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -55,6 +56,32 @@ def copy_runtime_sources(destination: Path) -> None:
     package = resources.files("wasm_build") / "runtime"
     for filename in RUNTIME_SOURCES:
         (destination / filename).write_bytes((package / filename).read_bytes())
+
+
+def _c_flags(work: Path, target_flags: Any) -> list[str]:
+    # -ffile-prefix-map keeps the temporary build path out of the objects (reproducible builds);
+    # #embed (weights) is C23, accepted by clang 19 and zig as an extension.
+    return [
+        "-O2",
+        "-std=c11",
+        "-Wno-c23-extensions",
+        "-ffunction-sections",
+        "-fdata-sections",
+        f"-ffile-prefix-map={work}=.",
+        "-I",
+        ".",
+        *target_flags,
+    ]
+
+
+@functools.lru_cache(maxsize=8)
+def _runtime_object(toolchain: Toolchain, target_flags: tuple[str, ...]) -> bytes:
+    """The runtime shim, compiled once per process and target: it is the same for every model."""
+    with tempfile.TemporaryDirectory(prefix="wasm-build-runtime-") as tmp:
+        work = Path(tmp)
+        copy_runtime_sources(work)
+        toolchain.compile_c(Path("wasm_build_runtime.c"), work / "runtime.o", _c_flags(work, target_flags), cwd=work)
+        return (work / "runtime.o").read_bytes()
 
 
 def sha256_file(path: Path) -> str:
@@ -115,22 +142,12 @@ def build_archive(inputs: PackageInputs, work: Path, destination: Path) -> Path:
     (work / f"{name}.c").write_text(inputs.sources.source)
     if inputs.weights_mode == "embed":
         (work / WEIGHTS_BLOB).write_bytes(inputs.sources.weights)
-    flags = [
-        "-O2",
-        "-std=c11",
-        "-Wno-c23-extensions",
-        "-ffunction-sections",
-        "-fdata-sections",
-        f"-ffile-prefix-map={work}=.",
-        "-I",
-        ".",
-        *inputs.options.c_flags(),
-    ]
+    flags = _c_flags(work, inputs.options.c_flags())
     # Object names inside the archive carry the model name: two models' archives can be unpacked together.
     executor_obj = work / f"{name}_executor.o"
     runtime_obj = work / "wasm_build_runtime.o"
     inputs.toolchain.compile_c(Path(f"{name}.c"), executor_obj, flags, cwd=work)
-    inputs.toolchain.compile_c(Path("wasm_build_runtime.c"), runtime_obj, flags, cwd=work)
+    runtime_obj.write_bytes(_runtime_object(inputs.toolchain, tuple(inputs.options.c_flags())))
     members = [executor_obj, runtime_obj]
     if inputs.kernels_object.stat().st_size > 0:
         kernels_obj = work / f"{name}_kernels.o"
