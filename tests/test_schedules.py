@@ -22,7 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
-from wasm_build.schedules import default_schedule_pass  # noqa: E402
+from wasm_build.schedules import default_schedule_pass, relax_passes, vector_erf, vector_exp  # noqa: E402
 
 NATIVE = {"kind": "llvm"}
 WASM = {
@@ -125,6 +125,16 @@ def late_conv(rng):
     return Graph(rng, [1, 16, 7, 7]).conv(16, 16, 3, pad=1).add("Relu").build()
 
 
+def gelu_mlp(rng):
+    """Dense + erf GELU (as exported from PyTorch) + softmax: the transformer's math."""
+    g = Graph(rng, [16, 32])
+    g.add("MatMul", g.const([32, 64])).add("Add", g.const([64]))
+    pre = g.last
+    g.add("Div", g.const([], positive=True)).add("Erf").add("Add", g.const([], positive=True))
+    g.add("Mul", pre).add("Mul", g.const([], positive=True))
+    return g.add("MatMul", g.const([64, 48], scale=1.0)).add("Softmax", axis=-1).build()
+
+
 def transformer_ops(rng):
     g = Graph(rng, [2, 5, 48])
     g.add("LayerNormalization", g.const([48], 1.0), g.const([48]), axis=-1, epsilon=1e-5)
@@ -137,11 +147,12 @@ def transformer_ops(rng):
 # --------------------------------------------------------------------------
 
 
-def fused_module(model, target, schedule=True):
-    """The Relax module as the compile pipeline has it right after the schedule pass."""
+def fused_module(model, target, schedule=True, graph_passes=False):
+    """The Relax module as the compile pipeline has it right after the schedule pass
+    (with ``graph_passes``, also after ``relax_passes`` as in the pipeline)."""
     target = tvm.target.Target(target)
     mod = from_onnx(model, keep_params_in_input=False)
-    passes = [
+    passes = [*(relax_passes(target) if graph_passes else []),
         relax.backend.DispatchSampling(),
         relax.backend.DispatchSortScan(),
         relax.transform.LegalizeOps(),
@@ -274,3 +285,62 @@ def test_wasm_kernels_use_simd128(name, build, kernel, tmp_path):
     assert "v128" in disassembly
     # A register tile is at least 4 rows x 4 lanes of vector multiply-adds.
     assert _f32x4_arith(disassembly) >= 8, name
+
+
+# --------------------------------------------------------------------------
+# Graph-level passes: NHWC convs, vectorizable exp / erf / softmax
+# --------------------------------------------------------------------------
+
+GRAPH_CASES = {
+    "cnn": cnn,
+    "late_conv": late_conv,
+    "transformer_ops": transformer_ops,
+    "gelu_mlp": gelu_mlp,
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPH_CASES))
+def test_graph_passes_match_onnxruntime(name):
+    rng = np.random.default_rng(99)
+    model = GRAPH_CASES[name](rng)
+    feeds = random_feeds(model, rng)
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    kernels = prim_funcs(mod)
+    scripts = "\n".join(f.script() for f in kernels.values())
+    # No scalar libm exp/erf left, and convs run in NHWC.
+    assert "T.exp(" not in scripts and "T.erf(" not in scripts, sorted(kernels)
+    if "conv" in name:
+        assert "conv2d_nhwc" in scripts, sorted(kernels)
+    expected = onnxruntime_output(model, feeds)
+    np.testing.assert_allclose(run_native(mod, feeds), expected, rtol=1e-4, atol=1e-5)
+
+
+def _evaluate(fn, xs):
+    from tvm import te
+
+    x = te.placeholder(xs.shape, "float32")
+    y = te.compute(x.shape, lambda i: fn(x[i]))
+    kernel = tvm.compile(te.create_prim_func([x, y]), target=tvm.target.Target(NATIVE))
+    out = tvm.runtime.tensor(np.zeros_like(xs))
+    kernel(tvm.runtime.tensor(xs), out)
+    return out.numpy()
+
+
+def test_vector_exp_is_accurate_over_the_float32_range():
+    xs = np.concatenate([np.linspace(-87.0, 88.5, 400001), np.linspace(-1e-3, 1e-3, 1001)]).astype("float32")
+    got = _evaluate(vector_exp, xs).astype("float64")
+    want = np.exp(xs.astype("float64"))
+    assert np.max(np.abs(got - want) / want) < 5e-7
+    tiny = _evaluate(vector_exp, np.array([-200.0, -104.0, -95.0], "float32"))
+    assert np.all(tiny >= 0) and np.all(tiny < 1e-40)
+
+
+def test_vector_erf_is_accurate():
+    import math
+
+    xs = np.linspace(-6.0, 6.0, 200001).astype("float32")
+    got = _evaluate(vector_erf, xs).astype("float64")
+    want = np.array([math.erf(x) for x in xs.astype("float64")])
+    assert np.max(np.abs(got - want)) < 1e-6
+    nonzero = np.abs(xs) > 1e-6
+    assert np.max(np.abs(got - want)[nonzero] / np.abs(want[nonzero])) < 1e-6

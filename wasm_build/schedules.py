@@ -46,9 +46,13 @@ logger = logging.getLogger(__name__)
 _VECTOR_BITS = 128
 # Accumulator tile budget in elements: 16 v128 registers of f32.
 _ACC_ELEMS = 64
-# Rows of the register tile (the axis whose values reuse one vector load).
-_ROW_FACTORS = (4, 2)
+# Rows of the register tile (the axis whose values reuse one vector load):
+# 4 where it divides, else 7/6/5/3 so 7x7 and 14x14 planes (late convs) still
+# reuse each weight vector across a row of outputs.
+_ROW_FACTORS = (4, 7, 6, 5, 3, 2)
 _SCHEDULED_ATTR = "tirx.is_scheduled"
+# Above this many bytes of streamed operand, loop over lane tiles outermost.
+_CACHE_BYTES = 1 << 20
 
 _get_block_realize = tvm.get_global_func("s_tir.schedule.GetSBlockRealize")
 _has_if_then_else_ffi = tvm.get_global_func("s_tir.schedule.HasIfThenElse")
@@ -84,10 +88,41 @@ def relax_passes(target: tvm.target.Target) -> list[tvm.transform.Pass]:
     if target.kind.name != "llvm":
         return []
     return [
-        relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]}),
+        _nhwc_conv_pass(),
         _vector_math_pass(),
         relax.transform.FoldConstant(),
     ]
+
+
+def _nhwc_conv_pass() -> tvm.transform.Pass:
+    """ConvertLayout to NHWC/HWIO for modules with a conv2d; any module it cannot
+    convert (ConvertLayout rejects some layouts of other ops) is left in NCHW."""
+    convert = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})
+
+    @tvm.transform.module_pass(opt_level=0, name="WasmNHWCConv")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        if not _calls_op(mod, "relax.nn.conv2d"):
+            return mod
+        try:
+            return convert(mod)
+        except Exception as err:  # pylint: disable=broad-except
+            logger.debug("ConvertLayout to NHWC skipped: %s", err)
+            return mod
+
+    return _pass
+
+
+def _calls_op(mod: tvm.IRModule, op_name: str) -> bool:
+    found = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == op_name:
+            found.append(expr)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return bool(found)
 
 
 def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
@@ -196,16 +231,26 @@ def _is_float32_block(sch: s_tir.Schedule, block: SBlockRV) -> bool:
 def _inline_into_spatial_consumer(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     """Inline a spatial block into its only consumer when that consumer is spatial too.
 
-    Producers feeding a reduction stay separate: inlining them there would
-    recompute them (padding, transposes) once per reduction step.
+    Producers feeding a reduction stay separate (inlining them there would
+    recompute them, e.g. a padding condition, once per reduction step), unless
+    they are plain copies.
     """
     if not _is_spatial(sch, block) or _is_output(sch, block):
         return False
     consumers = sch.get_consumers(block)
-    if len(consumers) != 1 or not _is_spatial(sch, consumers[0]):
+    if len(consumers) != 1:
+        return False
+    if not (_is_spatial(sch, consumers[0]) or _is_plain_copy(sch.get(block))):
         return False
     sch.compute_inline(block)
     return True
+
+
+def _is_plain_copy(stmt: tirx.SBlock) -> bool:
+    """A block that only moves data (e.g. the zero-width padding of a 1x1 conv):
+    inlined into a reduction, it costs nothing per step."""
+    body = stmt.body
+    return isinstance(body, tirx.BufferStore) and isinstance(body.value, tvm.ir.TensorLoad)
 
 
 def _is_output(sch: s_tir.Schedule, block: SBlockRV) -> bool:
@@ -222,7 +267,7 @@ def _is_output(sch: s_tir.Schedule, block: SBlockRV) -> bool:
 def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     """Tile ``rows x lanes`` outputs, keep them in registers across the reduction.
 
-    Loop order: outer spatial, row tile, lane tile, reduction loops, rows, lanes.
+    Loop order: lane tile, outer spatial, row tile, reduction loops, rows, lanes.
     The lane axis is the output's innermost (contiguous) index, so every
     reduction step does one vector load (or a broadcast) per operand and one
     vector FMA per tile row.
@@ -249,7 +294,15 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
         row_outer, row_inner = [row_o], [row_i]
     outer = [loops[i] for i, k in enumerate(kinds) if k == "S" and i not in (vec, row)]
     reduce = [loops[i] for i, k in enumerate(kinds) if k == "R"]
-    sch.reorder(*outer, *row_outer, vec_o, *reduce, *row_inner, vec_i)
+    # With a large vector-loaded operand (conv weights, matmul columns), lane
+    # tiles go outermost: one tile's slice stays in cache while every output
+    # row reuses it; the default order streams all of it once per row tile
+    # (9 MB per 7 outputs in ResNet-18's last convs).
+    if _streamed_bytes(stmt, stmt.iter_vars[vec].var) > _CACHE_BYTES:
+        tile_loops = [vec_o, *outer, *row_outer]
+    else:
+        tile_loops = [*outer, *row_outer, vec_o]
+    sch.reorder(*tile_loops, *reduce, *row_inner, vec_i)
     # Vectorize while the block still has its init (decomposed blocks can't be).
     sch.vectorize(vec_i)
     for loop in row_inner:
@@ -260,12 +313,24 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     # TVMBackendAllocWorkspace at function entry and stay in memory.)
     write_back = sch.cache_write(block, 0, "global")
     _fuse_epilogues(sch, write_back)
-    sch.reverse_compute_at(write_back, vec_o)
+    sch.reverse_compute_at(write_back, tile_loops[-1])
     init = sch.decompose_reduction(block, reduce[0])
-    tile_depth = len(outer) + len(row_outer) + 1
+    tile_depth = len(tile_loops)
     for tile_block in (init, write_back):
         _vectorize_tile(sch, tile_block, tile_depth)
     return True
+
+
+def _streamed_bytes(stmt: tirx.SBlock, var: tirx.Var) -> int:
+    """Size of the largest input whose innermost index moves with ``var``."""
+    sizes = [0]
+    for region in stmt.reads:
+        if _uses([_vars_in(region.region[-1].min)], var):
+            elems = 1
+            for dim in region.source.shape:
+                elems *= int(dim) if isinstance(dim, tirx.IntImm) else 1
+            sizes.append(elems * tvm.DataType(region.source.dtype).bits // 8)
+    return max(sizes)
 
 
 def _is_plain_reduction(sch: s_tir.Schedule, block: SBlockRV, need_spatial: bool = True) -> bool:
@@ -468,7 +533,7 @@ def _f32(value: float) -> tirx.PrimExpr:
 
 def _let(value: tirx.PrimExpr, body) -> tirx.PrimExpr:
     """``body(v)`` with ``v`` bound once to ``value`` (no duplicated subtrees)."""
-    var = tirx.Var("v", value.dtype)
+    var = tirx.Var("v", value.ty)
     return tirx.Let(var, value, body(var))
 
 
@@ -536,8 +601,8 @@ def _softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
 
 
 def _is_float32(expr: relax.Expr) -> bool:
-    info = expr.struct_info
-    return isinstance(info, relax.TensorStructInfo) and info.dtype == "float32"
+    ty = expr.ty
+    return isinstance(ty, relax.TensorType) and ty.dtype == "float32"
 
 
 @relax.expr_functor.mutator
