@@ -12,23 +12,27 @@ every candidate is measured in this process:
   not count for tiny kernels.
 
 The tuning database is one JSON file in the user's repository (see
-`docs/tuning.md`): the workloads, the best records of each, and the time of
-wasm-build's default schedule measured in the same session. A build applies a
-tuned record only where it beat that default, so a short tuning run never
-makes a model slower.
+`docs/tuning.md`): the workloads, the best records of each, and the times of
+wasm-build's default schedule and of the best record, measured side by side at
+the end of the run. A build applies a tuned record only where it beat that
+default, so a short tuning run never makes a model slower.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import struct
+import sys
 import tempfile
 import time
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import tvm
@@ -99,7 +103,8 @@ class _Entry:
 
     name: str
     workload: Any  # ms.database.Workload
-    default_secs: float | None = None
+    default_secs: float | None = None  # the default schedule, timed beside...
+    tuned_secs: float | None = None  # ...the best record, at the end of the last tuning run
     records: list[Any] = field(default_factory=list)  # ms.database.TuningRecord
 
     def best_secs(self) -> float | None:
@@ -107,8 +112,9 @@ class _Entry:
         return min((t for t in times if t is not None), default=None)
 
     def improves(self) -> bool:
-        best = self.best_secs()
-        return best is not None and (self.default_secs is None or best < self.default_secs)
+        """Whether builds should use the best record: it ran faster than the default schedule."""
+        tuned = self.tuned_secs if self.tuned_secs is not None else self.best_secs()
+        return bool(self.records) and tuned is not None and (self.default_secs is None or tuned < self.default_secs)
 
 
 def _mean_secs(record: Any) -> float | None:
@@ -145,7 +151,7 @@ def read_database(path: str | Path) -> dict[str, _Entry]:
     entries: dict[str, _Entry] = {}
     for item in data.get("workloads", []):
         workload = ms.database.Workload.from_json(item["workload"])
-        entry = _Entry(item.get("name", ""), workload, item.get("default-secs"))
+        entry = _Entry(item.get("name", ""), workload, item.get("default-secs"), item.get("tuned-secs"))
         entry.records = [ms.database.TuningRecord.from_json(r, workload) for r in item.get("records", [])]
         entries[_workload_key(workload)] = entry
     return entries
@@ -153,12 +159,15 @@ def read_database(path: str | Path) -> dict[str, _Entry]:
 
 def write_database(path: str | Path, entries: dict[str, _Entry]) -> None:
     """Write `entries` atomically, sorted by name, each record on its own line for readable diffs."""
-    from .package import write_text_atomic
-
     blocks = []
     for entry in sorted(entries.values(), key=lambda e: (e.name, _workload_key(e.workload))):
         records = sorted(entry.records, key=lambda r: _mean_secs(r) or math.inf)[:KEEP_RECORDS]
-        header = {"name": entry.name, "default-secs": entry.default_secs, "workload": entry.workload.as_json()}
+        header = {
+            "name": entry.name,
+            "default-secs": entry.default_secs,
+            "tuned-secs": entry.tuned_secs,
+            "workload": entry.workload.as_json(),
+        }
         lines = ",\n".join(f"    {json.dumps(r.as_json(), separators=(',', ':'))}" for r in records)
         head = json.dumps(header, separators=(", ", ": "))[:-1]
         blocks.append(f"  {head}, \"records\": [\n{lines}\n  ]}}")
@@ -168,7 +177,23 @@ def write_database(path: str | Path, entries: dict[str, _Entry]) -> None:
         + "\n]}\n"
     )
     json.loads(text)  # never write a file we could not read back
-    write_text_atomic(Path(path), text)
+    _write_atomic(Path(path), text)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace `path` whole, with the permissions of a normally created file (it is committed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _memory_database(entries: dict[str, _Entry], *, improving_only: bool) -> Any:
@@ -202,11 +227,12 @@ def apply_database_pass(database_path: str, target: Any) -> tvm.transform.Pass:
         database = _memory_database(entries, improving_only=True)
         if len(database) == 0:
             return mod
+        before = dict(mod.functions_items())
         with target, database:
             tuned = relax.transform.MetaScheduleApplyDatabase()(mod)
         # Mark what changed, whether or not this TVM version marks it already.
         for gvar, func in tuned.functions_items():
-            if isinstance(func, tvm.tirx.PrimFunc) and not func.same_as(mod[gvar]):
+            if isinstance(func, tvm.tirx.PrimFunc) and not func.same_as(before.get(gvar)):
                 if not (func.attrs and func.attrs.get(SCHEDULED_ATTR, False)):
                     tuned[gvar] = func.with_attr(SCHEDULED_ATTR, True)
         return tuned
@@ -384,11 +410,10 @@ class WasmRunner(PyRunner):
 class _Progress(PyMeasureCallback):
     """Logs each batch (trials so far, best time per task) and enforces the time budget."""
 
-    def __init__(self, names: list[str], defaults: list[float | None], budget: int, deadline: float, log: Log) -> None:
+    def __init__(self, entries: list[_Entry], budget: int, deadline: float, log: Log) -> None:
         super().__init__()
-        self.names = names
-        self.defaults = defaults
-        self.best: list[float | None] = [None] * len(names)
+        self.names = [entry.name for entry in entries]
+        self.best: list[float | None] = [entry.best_secs() for entry in entries]
         self.trials = 0
         self.budget = budget
         self.deadline = deadline
@@ -401,12 +426,10 @@ class _Progress(PyMeasureCallback):
         self.trials += len(runner_results)
         if times and (self.best[task_id] is None or min(times) < self.best[task_id]):
             self.best[task_id] = min(times)
-        default = self.defaults[task_id]
         self.log(
             f"tune: {self.trials}/{self.budget} trials, {time.monotonic() - self.start:.0f} s: "
             f"{self.names[task_id]}: best {_ms(self.best[task_id])}"
-            + (f" (default schedule {_ms(default)})" if default is not None else "")
-            + (f", {errors} failed" if errors else "")
+            + (f", {errors} of {len(runner_results)} failed" if errors else "")
         )
         if time.monotonic() > self.deadline:
             for i, task in enumerate(task_scheduler.tasks_):
@@ -435,8 +458,34 @@ def _default_schedule(mod: tvm.IRModule, target: Any) -> tvm.IRModule:
         from .schedules import default_schedule_pass
     except ImportError:
         return mod
+    copy = tvm.IRModule(dict(mod.functions_items()), attrs=mod.attrs)  # the pass may update its input in place
     with target:
-        return default_schedule_pass(target)(mod)
+        return default_schedule_pass(target)(copy)
+
+
+@contextmanager
+def _without_tensor_intrinsics() -> Iterator[None]:
+    """Skip `tvm.s_tir.tensor_intrin` while tuning contexts are created.
+
+    `TuneContext()` imports it to register CUDA, x86 and ARM tensor
+    intrinsics: about 250 TVMScript functions, each parsed with
+    `inspect.stack()`, which takes one to several minutes. The schedule rules
+    meta-schedule uses for a wasm32 llvm target use none of them. The stub is
+    removed afterwards, so a later real import still works.
+    """
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = types.ModuleType(name, "placeholder: wasm-build tuning needs no tensor intrinsics")
+    try:
+        yield
+    finally:
+        del sys.modules[name]
+        import tvm.s_tir
+
+        if getattr(tvm.s_tir, "tensor_intrin", None) is not None and not hasattr(tvm.s_tir.tensor_intrin, "__file__"):
+            delattr(tvm.s_tir, "tensor_intrin")
 
 
 def _tuning_threads() -> int:
@@ -484,25 +533,25 @@ def tune_model(
     with tempfile.TemporaryDirectory(prefix="wasm-build-tune-") as tmp:
         work = Path(tmp)
         harness = WasmHarness(options, work)
-        names, defaults = [], []
+        task_entries = []
         for task in tasks:
-            mod = task.dispatched[0]
-            key = _workload_key(ms.database.Workload(mod))
-            entry = entries.setdefault(key, _Entry(task.task_name, ms.database.Workload(mod)))
+            workload = ms.database.Workload(task.dispatched[0])
+            entry = entries.setdefault(_workload_key(workload), _Entry(task.task_name, workload))
             entry.name = task.task_name
-            if entry.default_secs is None:
-                entry.default_secs = _measure_default(harness, mod, target, log)
-            names.append(task.task_name)
-            defaults.append(entry.default_secs)
+            task_entries.append(entry)
         log(
             f"tune: {len(tasks)} kernels, {settings.trials} trials"
             + (f", time budget {settings.time_budget:g} s" if settings.time_budget else "")
             + f", {sum(len(e.records) for e in entries.values())} records already in {database_path}"
         )
 
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            tasks, work_dir=str(work / "logs"), space="post-order-apply", strategy="evolutionary", num_threads=threads, seed=0
-        )
+        # meta-schedule's console handler takes this logger's level: keep its tables and
+        # per-trial lines in the log files, and report progress through `log` instead.
+        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+        with _without_tensor_intrinsics():
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                tasks, work_dir=str(work / "logs"), space="post-order-apply", strategy="evolutionary", num_threads=threads, seed=0
+            )
         database = _memory_database(entries, improving_only=False)
         ms.tune_tasks(
             tasks=contexts,
@@ -518,38 +567,47 @@ def tune_model(
             measure_callbacks=[
                 ms.measure_callback.AddToDatabase(),
                 ms.measure_callback.UpdateCostModel(),
-                _Progress(names, defaults, settings.trials, deadline, log),
+                _Progress(task_entries, settings.trials, deadline, log),
             ],
             task_scheduler="gradient",
         )
 
-    for record in database.get_all_tuning_records():
-        key = _workload_key(record.workload)
-        if key in entries:
-            entries[key].records.append(record)
-    for entry in entries.values():
-        entry.records = _unique_best(entry.records)
+        for record in database.get_all_tuning_records():
+            key = _workload_key(record.workload)
+            if key in entries:
+                entries[key].records.append(record)
+        for entry in task_entries:
+            entry.records = _unique_best(entry.records)
+            # Search times are minima over noisy runs; decide on a paired measurement instead.
+            best = database.query_ir_module(entry.workload.mod, target, "main") if entry.records else None
+            entry.default_secs, entry.tuned_secs = _compare_with_default(harness, entry.workload.mod, best, target, log)
+            verdict = "builds use it" if entry.improves() else "builds keep the default schedule"
+            log(f"tune: {entry.name}: default schedule {_ms(entry.default_secs)}, tuned {_ms(entry.tuned_secs)}: {verdict}")
     write_database(database_path, entries)
-    for entry in sorted(entries.values(), key=lambda e: e.name):
-        verdict = "applied" if entry.improves() else "not applied (the default schedule is faster)"
-        log(f"tune: {entry.name}: default {_ms(entry.default_secs)}, tuned {_ms(entry.best_secs())}: {verdict}")
     log(f"tune: wrote {database_path} in {time.monotonic() - start:.0f} s")
 
 
-def _measure_default(harness: WasmHarness, mod: tvm.IRModule, target: Any, log: Log) -> float | None:
-    """The default build's time for one task: the yardstick a tuned record must beat."""
+def _compare_with_default(
+    harness: WasmHarness, mod: tvm.IRModule, tuned: tvm.IRModule | None, target: Any, log: Log, rounds: int = 3
+) -> tuple[float | None, float | None]:
+    """Median seconds of the default build's kernel and of the tuned one, timed in alternation."""
+    candidates = [_default_schedule(mod, target)] + ([tuned] if tuned is not None else [])
+    args = list(ms.arg_info.ArgInfo.from_prim_func(mod["main"]))
+    times: list[list[float]] = [[] for _ in candidates]
+    wasms: list[Path] = []
     try:
-        scheduled = _default_schedule(mod, target)
-        wasm = harness.build(scheduled)
-        args = list(ms.arg_info.ArgInfo.from_prim_func(scheduled["main"]))
-        try:
-            secs = harness.time(wasm, args)
-        finally:
+        wasms = [harness.build(candidate) for candidate in candidates]
+        for _ in range(rounds):
+            for wasm, samples in zip(wasms, times):
+                samples.extend(harness.time(wasm, args))
+    except Exception as exc:  # then the tuned records apply unconditionally, as before
+        log(f"tune: could not compare with the default schedule: {_error_text(exc)}")
+        return None, None
+    finally:
+        for wasm in wasms:
             wasm.unlink(missing_ok=True)
-        return sum(secs) / len(secs)
-    except Exception as exc:  # the tuned records then apply unconditionally
-        log(f"tune: could not measure the default schedule: {_error_text(exc)}")
-        return None
+    medians = [float(np.median(samples)) for samples in times]
+    return medians[0], (medians[1] if tuned is not None else None)
 
 
 def _unique_best(records: list[Any]) -> list[Any]:

@@ -1,0 +1,218 @@
+"""Auto-tuning measured in wasmtime: the database, its reuse by builds, the CLI, relaxed SIMD."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.conftest import build
+from wasm_build.compile import TargetOptions, build_kernels, lower
+from wasm_build.errors import WasmBuildError
+from wasm_build.frontends import load_model
+from wasm_build.testing import models
+from wasm_build.tuning import DATABASE_FORMAT, SCHEDULED_ATTR, WasmHarness, extract_tasks, read_database
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def matmul_relu(n: int = 64, seed: int = 0) -> onnx.ModelProto:
+    """y = relu(x @ W): one fused kernel, the smallest model worth tuning."""
+    rng = np.random.default_rng(seed)
+    weight = numpy_helper.from_array((rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        "matmul_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _kernel_functions(lowered) -> dict[str, object]:
+    import tvm
+
+    return {gv.name_hint: f for gv, f in lowered.module.functions_items() if isinstance(f, tvm.tirx.PrimFunc)}
+
+
+def _force_records(database: Path, destination: Path) -> Path:
+    """A copy whose records apply whatever the default schedule measured (`default-secs` unknown)."""
+    data = json.loads(database.read_text())
+    for workload in data["workloads"]:
+        workload["default-secs"] = None
+    destination.write_text(json.dumps(data))
+    return destination
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """Tune matmul_relu once through `build_model` (the `tune` stage), 8 trials."""
+    root = tmp_path_factory.mktemp("tuned")
+    lines: list[str] = []
+    result = build(
+        matmul_relu(), "mm", root, log=lines.append, tuning={"trials": 8, "database": "tuning/mm.json"}
+    )
+    return root, result, lines
+
+
+def test_tuning_writes_a_database(tuned):
+    root, result, _ = tuned
+    database = root / "tuning" / "mm.json"
+    data = json.loads(database.read_text())
+    assert data["format"] == DATABASE_FORMAT
+    [workload] = data["workloads"]
+    assert workload["name"] == "fused_matmul_relu"
+    # The default schedule and the best record, timed side by side in wasmtime.
+    assert workload["default-secs"] > 0 and workload["tuned-secs"] > 0
+    assert 1 <= len(workload["records"]) <= 8
+    assert all(sum(record[1]) > 0 for record in workload["records"])  # run_secs of each record
+    assert "tune" in result.timings
+    assert database.stat().st_mode & 0o044  # a normal file, to be committed
+
+
+def test_next_build_reuses_database_without_tuning(tuned, tmp_path):
+    root, _, _ = tuned
+    lines: list[str] = []
+    # The smoke test (on by default) checks the artifact against onnxruntime.
+    result = build(matmul_relu(), "mm", tmp_path / "out", log=lines.append,
+                   tuning={"database": str(root / "tuning" / "mm.json")})
+    assert "tune" not in result.timings
+    assert "smoke test" in result.timings
+    assert not any(": tune " in line for line in lines)
+
+
+def test_tuned_schedule_replaces_the_kernel(tuned, tmp_path):
+    root, _, _ = tuned
+    database = _force_records(root / "tuning" / "mm.json", tmp_path / "forced.json")
+    loaded = load_model(str(root / "mm.onnx"), {}, root)
+    options = TargetOptions()
+
+    untuned = lower(loaded.module, "mm_", options, default_schedules=False)
+    tuned_lowered = lower(loaded.module, "mm_", options, default_schedules=False, database=str(database))
+    kernel = _kernel_functions(tuned_lowered)["mm_fused_matmul_relu"]
+    assert kernel.attrs[SCHEDULED_ATTR]  # so the default schedules leave it alone
+    assert SCHEDULED_ATTR not in _kernel_functions(untuned)["mm_fused_matmul_relu"].attrs
+
+    build_kernels(untuned, options, tmp_path / "untuned.o")
+    build_kernels(tuned_lowered, options, tmp_path / "tuned.o")
+    assert (tmp_path / "untuned.o").read_bytes() != (tmp_path / "tuned.o").read_bytes()
+
+    # The whole artifact with the tuned kernel still matches onnxruntime.
+    result = build(matmul_relu(), "mm", tmp_path / "out", tuning={"database": str(database)})
+    assert result.manifest["build_options"]["tuning_database"] == str(database)
+
+
+def test_records_slower_than_the_default_schedule_are_not_applied(tuned, tmp_path):
+    root, _, _ = tuned
+    data = json.loads((root / "tuning" / "mm.json").read_text())
+    for workload in data["workloads"]:
+        workload["default-secs"] = workload["tuned-secs"] / 2  # the default schedule won
+    database = tmp_path / "slow.json"
+    database.write_text(json.dumps(data))
+    loaded = load_model(str(root / "mm.onnx"), {}, root)
+    plain = lower(loaded.module, "mm_", TargetOptions())
+    with_db = lower(loaded.module, "mm_", TargetOptions(), database=str(database))
+    assert _kernel_functions(plain)["mm_fused_matmul_relu"].script() == _kernel_functions(with_db)["mm_fused_matmul_relu"].script()
+
+
+def test_cli_tune_continues_from_the_database(tuned, tmp_path):
+    root, _, _ = tuned
+    database = tmp_path / "mm.json"
+    database.write_text((root / "tuning" / "mm.json").read_text())
+    before = read_database(database)
+    [key] = before
+    proc = subprocess.run(
+        [sys.executable, "-m", "wasm_build", "tune", str(root / "mm.onnx"), "--name", "mm",
+         "--database", str(database), "--trials", "4"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(before[key].records)} records already in" in proc.stderr
+    assert "4/4 trials" in proc.stderr
+    after = read_database(database)
+    assert len(after[key].records) >= len(before[key].records)
+    assert after[key].best_secs() <= before[key].best_secs()  # earlier records are kept
+
+
+def test_time_budget_stops_tuning(tmp_path):
+    from wasm_build.settings import TuningSettings
+    from wasm_build.tuning import tune_model
+
+    loaded = load_model(str(models.save(matmul_relu(32), tmp_path / "mm.onnx")), {}, tmp_path)
+    lines: list[str] = []
+    database = tmp_path / "mm.json"
+    tune_model(loaded.module, TargetOptions(), str(database), TuningSettings(1000, str(database), 0.5), log=lines.append)
+    [entry] = read_database(database).values()
+    assert len(entry.records) < 1000
+    assert any("time budget 0.5 s" in line for line in lines)
+
+
+def test_harness_times_a_kernel_in_wasmtime(tmp_path):
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+    loaded = load_model(str(models.save(matmul_relu(16), tmp_path / "mm.onnx")), {}, tmp_path)
+    [task] = extract_tasks(loaded.module, TargetOptions())
+    harness = WasmHarness(TargetOptions(), tmp_path, min_repeat_secs=0.001, repeats=2)
+    wasm = harness.build(task.dispatched[0])
+    assert wasm.read_bytes()[:4] == b"\0asm"
+    secs = harness.time(wasm, list(ArgInfo.from_prim_func(task.dispatched[0]["main"])))
+    assert len(secs) == 2 and all(s > 0 for s in secs)
+    # Arguments that do not match the kernel's signature are reported, not a crash.
+    with pytest.raises(RuntimeError, match="the kernel failed"):
+        harness.time(wasm, list(ArgInfo.from_prim_func(task.dispatched[0]["main"]))[:2])
+
+
+def test_database_errors_name_the_fix(tmp_path):
+    bad = tmp_path / "db.json"
+    bad.write_text('{"something": "else"}')
+    with pytest.raises(WasmBuildError, match="not a wasm-build tuning database") as info:
+        read_database(bad)
+    assert info.value.fix
+    bad.write_text("{ not json")
+    with pytest.raises(WasmBuildError, match="cannot read tuning database"):
+        read_database(bad)
+    assert read_database(tmp_path / "missing.json") == {}
+
+
+def test_cli_tune_rejects_zero_trials(tmp_path):
+    path = models.save(models.mlp(), tmp_path / "mlp.onnx")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wasm_build", "tune", str(path), "--database", "t.json", "--trials", "0"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 1
+    assert "at least one trial" in proc.stderr and "fix:" in proc.stderr
+
+
+def test_relaxed_simd_build_runs_in_wasmtime(tmp_path):
+    from wasm_build.host import WasmModel
+
+    result = build(models.mlp(), "rmlp", tmp_path, relaxed_simd=True)  # smoke test included
+    assert result.manifest["target"]["features"] == ["+simd128", "+relaxed-simd"]
+    wasm = result.directory / "rmlp.wasm"
+    model = WasmModel(wasm)  # enables relaxed SIMD
+    x = models.random_inputs(models.mlp(), seed=3)
+    [probs] = model.run(x)
+    np.testing.assert_allclose(probs, models.reference_outputs(models.mlp(), x)[0], rtol=1e-3, atol=1e-4)
+
+
+def test_tuning_harness_with_relaxed_simd(tmp_path):
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+    options = TargetOptions(relaxed_simd=True)
+    loaded = load_model(str(models.save(matmul_relu(16), tmp_path / "mm.onnx")), {}, tmp_path)
+    [task] = extract_tasks(loaded.module, options)
+    harness = WasmHarness(options, tmp_path, min_repeat_secs=0.001, repeats=1)
+    secs = harness.time(harness.build(task.dispatched[0]), list(ArgInfo.from_prim_func(task.dispatched[0]["main"])))
+    assert secs[0] > 0
