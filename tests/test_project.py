@@ -231,7 +231,8 @@ def test_schema_command_prints_the_schema(capsys):
 # -- wasm-build build -----------------------------------------------------------------------
 
 
-def test_build_command_builds_every_model_and_reuses_the_cache(tmp_path: Path, capsys):
+def test_build_command_builds_every_model_and_reuses_the_cache(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.delenv("WASM_BUILD_CACHE_DIR", raising=False)  # it would override cache-dir below
     project = tmp_path / "proj"
     (project / "models").mkdir(parents=True)
     save(mlp(), project / "models" / "mlp.onnx")

@@ -38,7 +38,8 @@ class TargetOptions:
     def tvm_target(self) -> Any:
         import tvm
 
-        spec: dict[str, Any] = {"kind": "llvm", "mtriple": "wasm32-unknown-unknown-wasm", "num-cores": 1}
+        # vector-width: wasm SIMD is 128 bits (TVM guesses so anyway, with a warning on every build).
+        spec: dict[str, Any] = {"kind": "llvm", "mtriple": "wasm32-unknown-unknown-wasm", "num-cores": 1, "vector-width": 128}
         if self.features:
             spec["mattr"] = self.features
         return tvm.target.Target(spec)

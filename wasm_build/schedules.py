@@ -74,9 +74,12 @@ def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
             scheduled = schedule_prim_func(func)
             if scheduled is not None:
                 updates[gvar] = scheduled
-        for gvar, func in updates.items():
-            mod[gvar] = func
-        return mod
+        if not updates:
+            return mod
+        # A new module: passes must not change their input (tuning reuses it to extract tasks).
+        functions = dict(mod.functions_items())
+        functions.update(updates)
+        return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
 
     return _pass
 
