@@ -64,6 +64,31 @@ def session_builds(tmp_path_factory):
     return _get
 
 
+# Models the consumer tests (C, Rust, CMake) share: built once per session.
+def _kws_small():
+    from wasm_build.testing import models
+
+    return models.kws_cnn(blocks=2)
+
+
+def _mlp():
+    from wasm_build.testing import models
+
+    return models.mlp()
+
+
+@pytest.fixture(scope="module")
+def kws_build(session_builds):
+    """The keyword-spotting CNN as `kws`, weights embedded."""
+    return session_builds("consumers-kws", _kws_small, "kws")
+
+
+@pytest.fixture(scope="module")
+def mlp_build(session_builds):
+    """The MLP as `mlp`, with weights = "file"."""
+    return session_builds("consumers-mlp-file", _mlp, "mlp", weights="file")
+
+
 def which_or_skip(program: str) -> str:
     path = shutil.which(program)
     if path is None:

@@ -12,7 +12,7 @@ import pytest
 from wasm_build.testing import models
 
 from .conftest import which_or_skip
-from .test_rust import EXAMPLE, KWS, MLP_FILE, read_f32, run_command
+from .test_rust import EXAMPLE, read_f32, run_command
 
 CLANG = "clang-19"
 WASI = ["--target=wasm32-wasi", "--sysroot=/usr"]
@@ -21,18 +21,6 @@ WASI = ["--target=wasm32-wasi", "--sysroot=/usr"]
 @pytest.fixture(scope="module")
 def clang() -> str:
     return which_or_skip(CLANG)
-
-
-@pytest.fixture(scope="module")
-def kws_build(session_builds):
-    key, factory, name, options = KWS
-    return session_builds(key, factory, name, **options)
-
-
-@pytest.fixture(scope="module")
-def mlp_build(session_builds):
-    key, factory, name, options = MLP_FILE
-    return session_builds(key, factory, name, **options)
 
 
 def compile_ok(args: list[str], cwd: Path) -> None:

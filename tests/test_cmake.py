@@ -85,9 +85,9 @@ def _printed_values(stdout: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def kws(session_builds):
+def kws(kws_build):
     """The kws model the consumer expects: x [1, 1, 49, 40] -> logits [1, 12]."""
-    result = session_builds("cmake-kws", lambda: models.kws_cnn(seed=0, blocks=2), "kws")
+    result = kws_build
     config = result.directory / "cmake" / "kwsConfig.cmake"
     assert config.is_file(), (
         f"{config} is missing: wasm_build.cmake_package.write_cmake_package must be one of "

@@ -25,8 +25,6 @@ RUSTC = "/usr/bin/rustc"
 WASI_STD = Path("/usr/lib/rustlib/wasm32-wasi")
 
 # The same keys and factories as tests/test_c_consumers.py: a session builds each model once.
-KWS = ("consumers-kws", lambda: models.kws_cnn(blocks=2), "kws", {})
-MLP_FILE = ("consumers-mlp-file", models.mlp, "mlp", {"weights": "file"})
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -121,18 +119,6 @@ def read_f32(path: Path, shape) -> np.ndarray:
 # -- models -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def kws_build(session_builds):
-    key, factory, name, options = KWS
-    return session_builds(key, factory, name, **options)
-
-
-@pytest.fixture(scope="module")
-def mlp_build(session_builds):
-    key, factory, name, options = MLP_FILE
-    return session_builds(key, factory, name, **options)
-
-
 # -- the generated crate, without cargo --------------------------------------------------------
 
 
@@ -164,10 +150,8 @@ def test_crate_names_avoid_rust_keywords():
 
 # -- command programs ----------------------------------------------------------------------
 
-SINGLE_MAIN = r"""
-use std::fs;
-use std::process;
-
+# Little-endian f32 files: how the test programs exchange tensors with the tests.
+RUST_FILE_HELPERS = r"""
 fn read_f32(path: &str) -> Vec<f32> {
     let bytes = fs::read(path).unwrap_or_else(|e| { println!("cannot read {}: {}", path, e); process::exit(3) });
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
@@ -177,7 +161,13 @@ fn write_f32(path: &str, values: &[f32]) {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     fs::write(path, bytes).unwrap_or_else(|e| { println!("cannot write {}: {}", path, e); process::exit(3) });
 }
+"""
 
+SINGLE_MAIN = r"""
+use std::fs;
+use std::process;
+
+""" + RUST_FILE_HELPERS + r"""
 fn main() {
     let mut model = match kws::Model::new() {
         Ok(model) => model,
@@ -262,16 +252,7 @@ use std::env;
 use std::fs;
 use std::process;
 
-fn read_f32(path: &str) -> Vec<f32> {
-    let bytes = fs::read(path).unwrap_or_else(|e| { println!("cannot read {}: {}", path, e); process::exit(3) });
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-}
-
-fn write_f32(path: &str, values: &[f32]) {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    fs::write(path, bytes).unwrap_or_else(|e| { println!("cannot write {}: {}", path, e); process::exit(3) });
-}
-
+""" + RUST_FILE_HELPERS + r"""
 fn both() -> Result<(), Box<dyn std::error::Error>> {
     let mut kws_model = kws::Model::new()?;
     let mut mlp_model = mlp::Model::new()?; // reads mlp.weights from "."

@@ -344,3 +344,59 @@ def test_vector_erf_is_accurate():
     assert np.max(np.abs(got - want)) < 1e-6
     nonzero = np.abs(xs) > 1e-6
     assert np.max(np.abs(got - want)[nonzero] / np.abs(want[nonzero])) < 1e-6
+
+
+# --------------------------------------------------------------------------
+# Graph pass: batch norm and per-channel affine ops folded into conv weights
+# --------------------------------------------------------------------------
+
+
+def conv_bn_relu(rng):
+    """Conv + batch norm + per-channel and scalar Mul/Div/Sub + Relu, then a conv
+    whose output is used twice (its Mul must stay: folding it would duplicate the conv)."""
+    g = Graph(rng, [1, 8, 12, 12])
+    g.conv(8, 16, 3, pad=1).batch_norm(16)
+    g.add("Mul", g.const([1, 16, 1, 1], 1.0)).add("Div", g.const([], positive=True))
+    g.add("Sub", g.const([1, 16, 1, 1])).add("Relu")
+    g.conv(16, 16, 1)
+    shared = g.last
+    g.add("Mul", g.const([1, 16, 1, 1], 1.0)).add("Add", shared)
+    return g.build()
+
+
+def _relax_ops(mod):
+    names = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+            names.append(expr.op.name)
+
+    relax.analysis.post_order_visit(mod["main"].body, visit)
+    return names
+
+
+def test_conv_affine_epilogue_is_folded_into_the_weights():
+    rng = np.random.default_rng(5)
+    model = conv_bn_relu(rng)
+    feeds = random_feeds(model, rng)
+    target = tvm.target.Target(NATIVE)
+    mod = from_onnx(model, keep_params_in_input=False)
+    with target:
+        # As in compile.lower: batch norm is decomposed into elementwise ops first.
+        mod = relax.transform.DecomposeOpsForInference()(mod)
+        mod = tvm.transform.Sequential(relax_passes(target))(mod)
+    ops = _relax_ops(mod)
+    # First conv: BN, Mul, Div, Sub all became one bias add; the shared conv keeps its Mul.
+    assert ops.count("relax.nn.conv2d") == 2, ops
+    print(ops)
+    assert "relax.subtract" not in ops and "relax.divide" not in ops, ops
+    assert ops.count("relax.multiply") == 1, ops
+    with target:
+        fused = tvm.transform.Sequential([
+            relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
+        ])(mod)
+    # The ReLU is fused into the conv kernel (no separate relu kernel).
+    assert any("conv2d_add_relu" in n for n in prim_funcs(fused)), sorted(prim_funcs(fused))
+    expected = onnxruntime_output(model, feeds)
+    np.testing.assert_allclose(run_native(fused, feeds), expected, rtol=1e-4, atol=1e-5)

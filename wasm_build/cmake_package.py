@@ -21,21 +21,13 @@ from .errors import WasmBuildError
 from .settings import ModelSettings
 
 
-def _environment():
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("wasm_build", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-
-
 def render_cmake_config(name: str, weights_mode: str) -> str:
     """The text of NAMEConfig.cmake: paths are relative to the file, so OUT/NAME can move."""
     init_call = f"{name}_init()" if weights_mode == "embed" else f"{name}_init_from_file()/{name}_init_from_buffer()"
-    template = _environment().get_template("cmake/Config.cmake.j2")
-    return template.render(name=name, weights_mode=weights_mode, init_call=init_call, version=__version__)
+    from . import templating
+
+    context = {"name": name, "weights_mode": weights_mode, "init_call": init_call, "version": __version__}
+    return templating.render("cmake/Config.cmake.j2", context)
 
 
 def write_cmake_package(inputs, staging_dir: Path) -> None:

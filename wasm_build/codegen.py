@@ -6,14 +6,11 @@ generated files read like hand-written code.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import lru_cache
 
-import jinja2
 import numpy as np
 
-from . import __version__
+from . import __version__, templating
 from .aot import ALIGNMENT, ExecutorPlan, FloatArg, IntArg, KernelArg, TensorArg
 
 WEIGHTS_BLOB = "weights.bin"
@@ -39,18 +36,6 @@ def weights_checksum(data: bytes) -> int:
         return int(np.sum(words * weights, dtype=np.uint64))
 
 
-@lru_cache(maxsize=None)
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("wasm_build", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["c_string"] = lambda text: json.dumps(str(text))  # JSON escapes are valid C escapes here
-    return env
-
-
 def _render_arg(arg: KernelArg, name: str) -> str:
     if isinstance(arg, TensorArg):
         return f"wb_tensor_arg(&{name}_tensors[{arg.tensor}])"
@@ -69,7 +54,6 @@ def _describe_arg(arg: KernelArg, plan: ExecutorPlan) -> str:
 
 
 def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str) -> GeneratedSources:
-    env = _environment()
     weights = bytes(plan.weights)
     context = {
         "name": name,
@@ -101,8 +85,8 @@ def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str)
         "init_name": f"{name}_init()" if weights_mode == "embed" else f"{name}_init_from_file()",
         "init_call": f"{name}_init()" if weights_mode == "embed" else f'{name}_init_from_file("{name}.weights")',
     }
-    header = env.get_template("model.h.j2").render(context)
-    source = env.get_template("model.c.j2").render(context)
+    header = templating.render("model.h.j2", context)
+    source = templating.render("model.c.j2", context)
     return GeneratedSources(header=header, source=source, weights=weights)
 
 

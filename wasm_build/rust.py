@@ -12,14 +12,11 @@ with `cargo build --target wasm32-wasi`. See docs/consumers.md.
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
-from . import __version__
+from . import __version__, templating
+from .templating import rust_string
 from .aot import ALIGNMENT
 from .package import PackageInputs, write_text_atomic
 
@@ -52,31 +49,6 @@ _RUST_KEYWORDS = frozenset(
 def crate_name(model_name: str) -> str:
     """The crate (and library) name: the model name unless that is a Rust keyword."""
     return f"{model_name}_model" if model_name in _RUST_KEYWORDS else model_name
-
-
-def rust_string(text: str) -> str:
-    """A Rust string literal: printable ASCII as is, everything else escaped."""
-    parts = []
-    for char in str(text):
-        if char in '"\\':
-            parts.append("\\" + char)
-        elif 0x20 <= ord(char) < 0x7F:
-            parts.append(char)
-        else:
-            parts.append(f"\\u{{{ord(char):x}}}")
-    return '"' + "".join(parts) + '"'
-
-
-@lru_cache(maxsize=None)
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("wasm_build", "templates/rust"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["rust_string"] = rust_string
-    return env
 
 
 def _describe(sig) -> dict[str, Any]:
@@ -115,12 +87,11 @@ def crate_context(inputs: PackageInputs) -> dict[str, Any]:
 
 def render_crate(inputs: PackageInputs) -> dict[str, str]:
     """The crate's files, relative path -> text."""
-    env = _environment()
     context = crate_context(inputs)
     return {
-        "Cargo.toml": env.get_template("Cargo.toml.j2").render(context),
-        "build.rs": env.get_template("build.rs.j2").render(context),
-        "src/lib.rs": env.get_template("lib.rs.j2").render(context),
+        "Cargo.toml": templating.render("rust/Cargo.toml.j2", context),
+        "build.rs": templating.render("rust/build.rs.j2", context),
+        "src/lib.rs": templating.render("rust/lib.rs.j2", context),
     }
 
 
