@@ -319,6 +319,10 @@ def test_entry_points_find_cmake_dir_in_an_editable_install(tmp_path):
     repo = _copy_repo(tmp_path / "repo")
     python = _venv(tmp_path / "venv", repo, editable=True)
     probe = (
+        # A wasm-build installed in this Python's site-packages would shadow the editable one
+        # (the editable finder comes after the path finder): hide it, as a venv of its own would.
+        "import os, sys\n"
+        "sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p, 'wasm_build'))]\n"
         "import importlib.metadata as md, importlib.resources as r\n"
         "for group in ('cmake.module', 'cmake.root'):\n"
         "    (ep,) = [e for e in md.entry_points(group=group) if e.value == 'wasm_build.cmake']\n"

@@ -388,7 +388,6 @@ def test_conv_affine_epilogue_is_folded_into_the_weights():
     ops = _relax_ops(mod)
     # First conv: BN, Mul, Div, Sub all became one bias add; the shared conv keeps its Mul.
     assert ops.count("relax.nn.conv2d") == 2, ops
-    print(ops)
     assert "relax.subtract" not in ops and "relax.divide" not in ops, ops
     assert ops.count("relax.multiply") == 1, ops
     with target:

@@ -27,6 +27,11 @@ run before legalization (see ``compile._legalize_passes``):
   convs stream along channels.  Weight transposes are constants and are
   folded at compile time; the activations change layout once at the graph
   input and once after the last conv;
+* per-output-channel ``add``/``subtract``/``multiply``/``divide`` by constants
+  after a conv (the decomposed batch norm, a conv bias) are folded into its
+  weights and a single bias add, so the conv kernel's epilogue is
+  ``bias (+ residual) (+ relu)``: FuseOps fuses the ReLU that the batch-norm
+  tuple used to keep in a kernel of its own;
 * ``exp``, ``erf`` and ``softmax`` in float32 become polynomial expressions
   built from vectorizable operations: wasm has no vector ``expf``/``erff``
   and a libm call per lane serializes the kernel.
@@ -88,16 +93,18 @@ def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
 
 def relax_passes(target: tvm.target.Target) -> list[tvm.transform.Pass]:
     """Relax passes to run before legalization (``LegalizeOps``) for the llvm target:
-    NHWC/HWIO conv layout and vectorizable exp/erf/softmax, then constant folding
-    of the transposed weights."""
+    NHWC/HWIO conv layout, per-channel affine epilogues (batch norm) folded into the
+    conv weights and bias, vectorizable exp/erf/softmax, then constant folding."""
     if target.kind.name != "llvm":
         return []
     return [
         _nhwc_conv_pass(),
-        relax.transform.FoldConstant(),  # the transposed weights, for the next pass
-        _fold_conv_affine_pass(),
-        # Resolves the batch-norm tuple's `[0]` so FuseOps sees conv -> add -> relu.
+        # Folds the transposed weights and resolves the batch-norm tuple's `[0]`,
+        # so the next pass sees conv -> add/mul chains and FuseOps conv -> add -> relu.
+        relax.transform.FoldConstant(),
         relax.transform.CanonicalizeBindings(),
+        relax.transform.DeadCodeElimination(),  # the dead tuple still counts as a use
+        _fold_conv_affine_pass(),
         relax.transform.DeadCodeElimination(),
         _vector_math_pass(),
         relax.transform.FoldConstant(),
@@ -397,10 +404,11 @@ def _row_axis(sch, stmt, kinds, loops, vec):
         rows = _first_divisor(_extent(sch, loops[i]), _ROW_FACTORS)
         if rows is not None:
             reuse = not any(_uses(r, stmt.iter_vars[i].var) for r in streamed)
-            candidates.append((reuse, rows, i))
+            # Earlier entries of _ROW_FACTORS win: 4 rows leave room for 16 lanes.
+            candidates.append((reuse, -_ROW_FACTORS.index(rows), i, rows))
     if not candidates:
         return None, 1
-    _, rows, row = max(candidates)
+    *_, row, rows = max(candidates)
     return row, rows
 
 
