@@ -111,6 +111,10 @@ class Signature:
     def nbytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
 
+    def describe(self) -> dict[str, Any]:
+        """The JSON-style description used by the manifest and the templates."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name, "nbytes": self.nbytes}
+
 
 @dataclass
 class ExecutorPlan:

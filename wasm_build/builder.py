@@ -224,7 +224,7 @@ def _build_uncached(
     from .codegen import render
     from .compile import TargetOptions, build_kernels, lower
     from .frontends import load_model
-    from .package import PackageInputs, assemble
+    from .package import PackageInputs, assemble, replace_directory
     from .smoke import smoke_test
 
     if loaded is None:
@@ -304,7 +304,7 @@ def _build_uncached(
                         torch_program=loaded.torch_program,
                     )
             # Only verified artifacts replace the previous ones.
-            _replace(staging, destination)
+            replace_directory(staging, destination)
         finally:
             shutil.rmtree(unverified, ignore_errors=True)
     return manifest
@@ -316,14 +316,3 @@ def _extra_writers() -> list[Any]:
     from .rust import write_rust_crate
 
     return [write_rust_crate, write_cmake_package]
-
-
-def _replace(source: Path, destination: Path) -> None:
-    """Swap `source` in for `destination` with two renames; the old tree is removed afterwards."""
-    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.retired-", dir=destination.parent))
-    try:
-        if destination.exists():
-            os.replace(destination, retired / destination.name)
-        os.replace(source, destination)
-    finally:
-        shutil.rmtree(retired, ignore_errors=True)

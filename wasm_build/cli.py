@@ -32,10 +32,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def model_settings_from_args(args: argparse.Namespace) -> ModelSettings:
-    inputs = {}
-    for text in args.input:
-        name, spec = parse_input_option(text)
-        inputs[name] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars_of(spec).items() if v is not None}
+    inputs = dict(parse_input_option(text) for text in args.input)
     table = {
         "name": args.name,
         "source": args.source,
@@ -54,12 +51,6 @@ def model_settings_from_args(args: argparse.Namespace) -> ModelSettings:
         },
     }
     return from_dict(ModelSettings, table, path="wasm-build compile")
-
-
-def vars_of(obj) -> dict:
-    import dataclasses
-
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:

@@ -78,8 +78,8 @@ def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str)
             for call in plan.calls
         ],
         "kernels": plan.kernels,
-        "inputs": [_describe(sig) for sig, _ in plan.inputs],
-        "outputs": [_describe(sig) for sig, _ in plan.outputs],
+        "inputs": [sig.describe() for sig, _ in plan.inputs],
+        "outputs": [sig.describe() for sig, _ in plan.outputs],
         "signatures": {"input": [sig for sig, _ in plan.inputs], "output": [sig for sig, _ in plan.outputs]},
         "tensor_of": {"input": [i for _, i in plan.inputs], "output": [i for _, i in plan.outputs]},
         "init_name": f"{name}_init()" if weights_mode == "embed" else f"{name}_init_from_file()",
@@ -89,6 +89,3 @@ def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str)
     source = templating.render("model.c.j2", context)
     return GeneratedSources(header=header, source=source, weights=weights)
 
-
-def _describe(sig) -> dict:
-    return {"name": sig.name, "dtype": sig.dtype.name, "shape": list(sig.shape), "nbytes": sig.nbytes}

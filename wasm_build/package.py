@@ -92,6 +92,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def replace_directory(source: Path, destination: Path) -> None:
+    """Swap `source` in for `destination` with two renames; the old tree is removed afterwards."""
+    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.retired-", dir=destination.parent))
+    try:
+        if destination.exists():
+            os.replace(destination, retired / destination.name)
+        os.replace(source, destination)
+    finally:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
 @contextmanager
 def staged_directory(destination: Path) -> Iterator[Path]:
     """Yield a fresh staging directory; on success it replaces `destination` whole."""
@@ -99,13 +110,7 @@ def staged_directory(destination: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-", dir=destination.parent))
     try:
         yield staging
-        retired = None
-        if destination.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))
-            os.replace(destination, retired / destination.name)
-        os.replace(staging, destination)
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
+        replace_directory(staging, destination)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -174,12 +179,6 @@ def build_reactor(inputs: PackageInputs, archive: Path, destination: Path) -> Pa
 def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
     plan = inputs.plan
 
-    def describe(signatures):
-        return [
-            {"name": sig.name, "shape": list(sig.shape), "dtype": sig.dtype.name, "nbytes": sig.nbytes}
-            for sig, _ in signatures
-        ]
-
     artifacts = {
         path.relative_to(artifact_dir).as_posix(): sha256_file(path)
         for path in sorted(artifact_dir.rglob("*"))
@@ -188,8 +187,8 @@ def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
     return {
         "manifest_version": MANIFEST_VERSION,
         "name": inputs.name,
-        "inputs": describe(plan.inputs),
-        "outputs": describe(plan.outputs),
+        "inputs": [sig.describe() for sig, _ in plan.inputs],
+        "outputs": [sig.describe() for sig, _ in plan.outputs],
         "weights": {"mode": inputs.weights_mode, "nbytes": len(plan.weights)},
         "arena_nbytes": plan.arena_size,
         "kernels": inputs.kernel_count,

@@ -55,10 +55,7 @@ def _describe(sig) -> dict[str, Any]:
     dtype = sig.dtype.name
     variant, primitive = _DTYPES.get(dtype, (None, None))
     return {
-        "name": sig.name,
-        "dtype": dtype,
-        "shape": [int(d) for d in sig.shape],
-        "nbytes": int(sig.nbytes),
+        **sig.describe(),
         "variant": variant or f"Other({rust_string(dtype)})",
         "primitive": primitive is not None,
         "zero": f"0{primitive}" if primitive else "0u8",

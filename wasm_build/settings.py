@@ -113,7 +113,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path} = {value!r} is not one of {', '.join(map(repr, args))}")
         return value
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)
+        return value if isinstance(value, tp) else from_dict(tp, value, path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path} must be a list, got {type(value).__name__}")
