@@ -179,6 +179,8 @@ def test_cli_reports_errors_with_exit_code(tmp_path):
     assert "wasm-build: error:" in proc.stderr and "did you mean 'x'?" in proc.stderr
     proc = run_cli("compile", "kws.onnx", "--input", "x=1xAx49", cwd=tmp_path)
     assert proc.returncode == 1 and "is not a list of integers" in proc.stderr
+    proc = run_cli("compile", "models:build", cwd=tmp_path)
+    assert proc.returncode == 1 and "pass --name NAME" in proc.stderr
     proc = run_cli("compile", "kws.onnx", "--name", "3kws", cwd=tmp_path)
     assert proc.returncode == 1 and "not a valid C identifier" in proc.stderr
     assert not (tmp_path / "build").exists() or not any((tmp_path / "build" / "wasm").iterdir())

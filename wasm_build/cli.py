@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import WasmBuildError
+from .errors import ConfigError, WasmBuildError
 from .settings import ModelSettings, TuningSettings, from_dict, parse_input_option
 
 
@@ -57,7 +57,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from .builder import build_model, default_cache_dir
 
     if args.name is None:
-        args.name = Path(args.source).stem.replace("-", "_").replace(".", "_") if ":" not in args.source else None
+        if ":" in args.source and not args.source.endswith((".onnx", ".pt2")):
+            raise ConfigError(
+                f"a Python source ({args.source}) has no file name to take the model name from",
+                fix="pass --name NAME (a C identifier, e.g. --name mlp)",
+            )
+        args.name = Path(args.source).stem.replace("-", "_").replace(".", "_")
     model = model_settings_from_args(args)
     cache = None if args.no_cache else default_cache_dir()
     result = build_model(model, Path(args.out), project_dir=Path.cwd(), cache_dir=cache, verbose=args.verbose)
