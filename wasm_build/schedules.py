@@ -58,6 +58,8 @@ _ACC_ELEMS = 64
 # reuse each weight vector across a row of outputs.
 _ROW_FACTORS = (4, 7, 6, 5, 3, 2)
 _SCHEDULED_ATTR = "tirx.is_scheduled"
+# PrimFunc parameters bound to constants (TVM's name, read by SplitLayoutRewritePreproc).
+_LAYOUT_FREE_ATTR = "layout_free_buffers"
 # Above this many bytes of streamed operand, loop over lane tiles outermost.
 _CACHE_BYTES = 1 << 20
 
@@ -74,10 +76,13 @@ def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         if target.kind.name != "llvm":
             return mod
+        constant_params = _constant_params(mod)
         updates = {}
         for gvar, func in mod.functions_items():
             if not isinstance(func, tirx.PrimFunc) or _is_scheduled(func):
                 continue
+            if constant_params.get(gvar):
+                func = func.with_attr(_LAYOUT_FREE_ATTR, sorted(constant_params[gvar]))
             scheduled = schedule_prim_func(func)
             if scheduled is not None:
                 updates[gvar] = scheduled
@@ -86,9 +91,42 @@ def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
         # A new module: passes must not change their input (tuning reuses it to extract tasks).
         functions = dict(mod.functions_items())
         functions.update(updates)
-        return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
+        mod = tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
+        return _fold_packed_constants(mod)
 
     return _pass
+
+
+def _constant_params(mod: tvm.IRModule) -> dict[tvm.ir.GlobalVar, set[int]]:
+    """For each PrimFunc, the parameters that every ``call_tir`` passes a constant."""
+    found: dict[tvm.ir.GlobalVar, set[int]] = {}
+
+    def visit(expr):
+        if not (isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir"):
+            return
+        callee, args = expr.args[0], expr.args[1]
+        if not isinstance(args, relax.Tuple):
+            return
+        constants = {i for i, arg in enumerate(args.fields) if isinstance(arg, tvm.ir.expr.Constant)}
+        found[callee] = found[callee] & constants if callee in found else constants
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return found
+
+
+def _fold_packed_constants(mod: tvm.IRModule) -> tvm.IRModule:
+    """Move the weight-packing copies that the contraction rule put in kernels
+    (blocks marked as layout-rewrite preprocessing) into functions of their own,
+    and apply them to the constant weights now, at compile time."""
+    return tvm.transform.Sequential(
+        [
+            relax.transform.SplitLayoutRewritePreproc(),
+            relax.transform.FoldConstant(),
+            relax.transform.DeadCodeElimination(),
+        ]
+    )(mod)
 
 
 def relax_passes(target: tvm.target.Target) -> list[tvm.transform.Pass]:
@@ -335,7 +373,41 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     tile_depth = len(tile_loops)
     for tile_block in (init, write_back):
         _vectorize_tile(sch, tile_block, tile_depth)
+    _pack_constant_operand(sch, block, stmt.iter_vars[vec].var, lane_tile)
     return True
+
+
+def _pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, lane_tile: int) -> None:
+    """Store a constant vector-loaded operand (conv/dense weights) tile by tile.
+
+    ``W[..., n]`` becomes ``W[n // tile, ..., n % tile]``: each lane tile's
+    weights are contiguous, in the order the reduction loops read them, instead
+    of one short vector per row of a wide matrix (a new cache line, or two, per
+    reduction step).  The copy is a block marked as layout-rewrite preprocessing:
+    ``SplitLayoutRewritePreproc`` moves it out of the kernel and ``FoldConstant``
+    applies it to the weights at compile time, so it never runs in the model.
+    """
+    func = sch.mod["main"]
+    layout_free = func.attrs.get(_LAYOUT_FREE_ATTR) if func.attrs is not None else None
+    if not layout_free:
+        return
+    constant_buffers = [func.params[int(i)] for i in layout_free]
+    stmt = sch.get(block)
+    for index, region in enumerate(stmt.reads):
+        buffer = region.source
+        if not any(buffer.same_as(b) for b in constant_buffers):
+            continue
+        last = buffer.shape[-1]
+        if not region.region[-1].min.same_as(var) or not isinstance(last, tirx.IntImm):
+            continue
+        if int(last) <= lane_tile or int(last) % lane_tile:
+            continue
+        rewrite = sch.cache_read(block, index, "global")
+        sch.annotate(rewrite, "meta_schedule.layout_rewrite_preproc", True)
+        sch.transform_layout(
+            block, ("read", index), lambda *idx: (idx[-1] // lane_tile, *idx[:-1], idx[-1] % lane_tile)
+        )
+        return
 
 
 def _streamed_bytes(stmt: tirx.SBlock, var: tirx.Var) -> int:
