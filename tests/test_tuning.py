@@ -175,6 +175,23 @@ def test_harness_times_a_kernel_in_wasmtime(tmp_path):
         harness.time(wasm, list(ArgInfo.from_prim_func(task.dispatched[0]["main"]))[:2])
 
 
+def test_default_schedule_is_timed_with_weights_packed_as_builds_store_them(tmp_path):
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+    from wasm_build.tuning import _default_schedule, _extract
+
+    loaded = load_model(str(models.save(matmul_relu(64), tmp_path / "mm.onnx")), {}, tmp_path)
+    options = TargetOptions()
+    [task], constants = _extract(loaded.module, options)
+    assert constants[task.task_name] == [1]  # x @ W: W is the model's constant
+    default = _default_schedule(task.dispatched[0], options.tvm_target(), constants[task.task_name])
+    shapes = [tuple(arg.shape) for arg in ArgInfo.from_prim_func(default["main"])]
+    assert shapes[0] == (64, 64) and len(shapes[1]) == 3  # the kernel takes W packed ...
+    assert "param_0[" not in default["main"].script()  # ... and the packing copy is not timed
+    harness = WasmHarness(options, tmp_path, min_repeat_secs=0.001, repeats=1)
+    assert harness.time(harness.build(default), list(ArgInfo.from_prim_func(default["main"])))[0] > 0
+
+
 def test_database_errors_name_the_fix(tmp_path):
     bad = tmp_path / "db.json"
     bad.write_text('{"something": "else"}')

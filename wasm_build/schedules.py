@@ -59,7 +59,7 @@ _ACC_ELEMS = 64
 _ROW_FACTORS = (4, 7, 6, 5, 3, 2)
 _SCHEDULED_ATTR = "tirx.is_scheduled"
 # PrimFunc parameters bound to constants (TVM's name, read by SplitLayoutRewritePreproc).
-_LAYOUT_FREE_ATTR = "layout_free_buffers"
+LAYOUT_FREE_ATTR = "layout_free_buffers"
 # Above this many bytes of streamed operand, loop over lane tiles outermost.
 _CACHE_BYTES = 1 << 20
 
@@ -76,13 +76,13 @@ def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         if target.kind.name != "llvm":
             return mod
-        constant_params = _constant_params(mod)
+        constants = constant_params(mod)
         updates = {}
         for gvar, func in mod.functions_items():
             if not isinstance(func, tirx.PrimFunc) or _is_scheduled(func):
                 continue
-            if constant_params.get(gvar):
-                func = func.with_attr(_LAYOUT_FREE_ATTR, sorted(constant_params[gvar]))
+            if constants.get(gvar):
+                func = func.with_attr(LAYOUT_FREE_ATTR, sorted(constants[gvar]))
             scheduled = schedule_prim_func(func)
             if scheduled is not None:
                 updates[gvar] = scheduled
@@ -97,7 +97,7 @@ def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
     return _pass
 
 
-def _constant_params(mod: tvm.IRModule) -> dict[tvm.ir.GlobalVar, set[int]]:
+def constant_params(mod: tvm.IRModule) -> dict[tvm.ir.GlobalVar, set[int]]:
     """For each PrimFunc, the parameters that every ``call_tir`` passes a constant."""
     found: dict[tvm.ir.GlobalVar, set[int]] = {}
 
@@ -388,7 +388,7 @@ def _pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, 
     applies it to the weights at compile time, so it never runs in the model.
     """
     func = sch.mod["main"]
-    layout_free = func.attrs.get(_LAYOUT_FREE_ATTR) if func.attrs is not None else None
+    layout_free = func.attrs.get(LAYOUT_FREE_ATTR) if func.attrs is not None else None
     if not layout_free:
         return
     constant_buffers = [func.params[int(i)] for i in layout_free]

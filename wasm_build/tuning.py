@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import tvm
+from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
@@ -446,21 +447,34 @@ def _ms(secs: float | None) -> str:
 
 def extract_tasks(module: tvm.IRModule, options: TargetOptions) -> list[Any]:
     """The fused PrimFuncs of `module`, exactly as `compile.lower` sees them before scheduling."""
+    return _extract(module, options)[0]
+
+
+def _extract(module: tvm.IRModule, options: TargetOptions) -> tuple[list[Any], dict[str, list[int]]]:
+    """Tasks, and for each task name the kernel parameters the model passes constants
+    (weights): a default build stores those packed, so the default is timed that way."""
+    from .schedules import constant_params
+
     target = options.tvm_target()
     with target, tvm.transform.PassContext(opt_level=3):
         fused = tvm.transform.Sequential([*_optimize_passes(), *_legalize_passes(target)])(module)
-    return list(ms.relax_integration.extract_tasks(fused, target))
+    constants = {gvar.name_hint: sorted(params) for gvar, params in constant_params(fused).items() if params}
+    return list(ms.relax_integration.extract_tasks(fused, target)), constants
 
 
-def _default_schedule(mod: tvm.IRModule, target: Any) -> tvm.IRModule:
-    """The task as a default build compiles it: wasm-build's default schedule when one applies."""
-    try:
-        from .schedules import default_schedule_pass
-    except ImportError:
-        return mod
-    copy = tvm.IRModule(dict(mod.functions_items()), attrs=mod.attrs)  # the pass may update its input in place
+def _default_schedule(mod: tvm.IRModule, target: Any, constants: list[int] = ()) -> tvm.IRModule:
+    """The task as a default build compiles it: wasm-build's default schedule when one applies,
+    reading the constant parameters `constants` in the packed layout the build folds them into."""
+    from .schedules import LAYOUT_FREE_ATTR, default_schedule_pass
+
+    main = mod["main"]
+    if constants:
+        main = main.with_attr(LAYOUT_FREE_ATTR, list(constants))
+    copy = tvm.IRModule({"main": main}, attrs=mod.attrs)  # the pass may update its input in place
     with target:
-        return default_schedule_pass(target)(copy)
+        scheduled = default_schedule_pass(target)(copy)
+    # A build packs the weights at compile time: time the kernel on packed arguments.
+    return s_tir.transform.RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(scheduled)
 
 
 @contextmanager
@@ -523,7 +537,8 @@ def tune_model(
     start = time.monotonic()
     deadline = start + settings.time_budget if settings.time_budget else math.inf
     target = options.tvm_target()
-    tasks = [t for t in extract_tasks(module, options) if not (t.mod.attrs and t.mod.attrs.get(SCHEDULED_ATTR, False))]
+    tasks, constants = _extract(module, options)
+    tasks = [t for t in tasks if not (t.mod.attrs and t.mod.attrs.get(SCHEDULED_ATTR, False))]
     if not tasks:
         log("tune: the model has no kernels to tune")
         return
@@ -580,7 +595,9 @@ def tune_model(
             entry.records = _unique_best(entry.records)
             # Search times are minima over noisy runs; decide on a paired measurement instead.
             best = database.query_ir_module(entry.workload.mod, target, "main") if entry.records else None
-            entry.default_secs, entry.tuned_secs = _compare_with_default(harness, entry.workload.mod, best, target, log)
+            entry.default_secs, entry.tuned_secs = _compare_with_default(
+                harness, entry.workload.mod, best, target, log, constants.get(entry.name, [])
+            )
             verdict = "builds use it" if entry.improves() else "builds keep the default schedule"
             log(f"tune: {entry.name}: default schedule {_ms(entry.default_secs)}, tuned {_ms(entry.tuned_secs)}: {verdict}")
     write_database(database_path, entries)
@@ -588,18 +605,25 @@ def tune_model(
 
 
 def _compare_with_default(
-    harness: WasmHarness, mod: tvm.IRModule, tuned: tvm.IRModule | None, target: Any, log: Log, rounds: int = 3
+    harness: WasmHarness,
+    mod: tvm.IRModule,
+    tuned: tvm.IRModule | None,
+    target: Any,
+    log: Log,
+    constants: list[int] = (),
+    rounds: int = 3,
 ) -> tuple[float | None, float | None]:
     """Median seconds of the default build's kernel and of the tuned one, timed in alternation."""
-    candidates = [_default_schedule(mod, target)] + ([tuned] if tuned is not None else [])
-    args = list(ms.arg_info.ArgInfo.from_prim_func(mod["main"]))
-    times: list[list[float]] = [[] for _ in candidates]
+    times: list[list[float]] = [[] for _ in range(1 + (tuned is not None))]
     wasms: list[Path] = []
     try:
+        candidates = [_default_schedule(mod, target, constants)] + ([tuned] if tuned is not None else [])
+        # Each on its own arguments: the default may take its weights packed.
+        args = [list(ms.arg_info.ArgInfo.from_prim_func(c["main"])) for c in candidates]
         wasms = [harness.build(candidate) for candidate in candidates]
         for _ in range(rounds):
-            for wasm, samples in zip(wasms, times):
-                samples.extend(harness.time(wasm, args))
+            for wasm, arg_info, samples in zip(wasms, args, times):
+                samples.extend(harness.time(wasm, arg_info))
     except Exception as exc:  # then the tuned records apply unconditionally, as before
         log(f"tune: could not compare with the default schedule: {_error_text(exc)}")
         return None, None
