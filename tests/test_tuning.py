@@ -192,6 +192,21 @@ def test_default_schedule_is_timed_with_weights_packed_as_builds_store_them(tmp_
     assert harness.time(harness.build(default), list(ArgInfo.from_prim_func(default["main"])))[0] > 0
 
 
+def test_tuning_a_model_with_vectorized_softmax_completes(tmp_path):
+    """wasm-build's softmax kernel (polynomial exp with `Let` bindings) is one meta-schedule's
+    FLOP estimate rejects: it stays with the default schedule instead of aborting the run."""
+    from wasm_build.settings import TuningSettings
+    from wasm_build.tuning import tune_model
+
+    loaded = load_model(str(models.save(models.mlp(), tmp_path / "mlp.onnx")), {}, tmp_path)
+    lines: list[str] = []
+    database = tmp_path / "mlp.json"
+    tune_model(loaded.module, TargetOptions(), str(database), TuningSettings(4, str(database), None), log=lines.append)
+    assert any("left to the default schedules" in line and "softmax" in line for line in lines), lines
+    entries = read_database(database)
+    assert entries and all("softmax" not in entry.name for entry in entries.values())
+
+
 def test_database_errors_name_the_fix(tmp_path):
     bad = tmp_path / "db.json"
     bad.write_text('{"something": "else"}')

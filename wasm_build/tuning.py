@@ -462,6 +462,17 @@ def _extract(module: tvm.IRModule, options: TargetOptions) -> tuple[list[Any], d
     return list(ms.relax_integration.extract_tasks(fused, target)), constants
 
 
+def _searchable(task: Any) -> bool:
+    """Whether meta-schedule's task scheduler can weigh `task`: it estimates each task's FLOPs
+    first, and that analysis rejects some TIR (the `Let` bindings of wasm-build's vectorized
+    exp/erf/softmax kernels), which would abort the whole tuning run."""
+    try:
+        s_tir.analysis.estimate_tir_flops(task.dispatched[0])
+    except Exception:  # pylint: disable=broad-except
+        return False
+    return True
+
+
 def _default_schedule(mod: tvm.IRModule, target: Any, constants: list[int] = ()) -> tvm.IRModule:
     """The task as a default build compiles it: wasm-build's default schedule when one applies,
     reading the constant parameters `constants` in the packed layout the build folds them into."""
@@ -539,6 +550,11 @@ def tune_model(
     target = options.tvm_target()
     tasks, constants = _extract(module, options)
     tasks = [t for t in tasks if not (t.mod.attrs and t.mod.attrs.get(SCHEDULED_ATTR, False))]
+    skipped = [t.task_name for t in tasks if not _searchable(t)]
+    if skipped:
+        log(f"tune: {len(skipped)} kernels left to the default schedules (meta-schedule cannot analyse them): "
+            + ", ".join(skipped))
+        tasks = [t for t in tasks if t.task_name not in skipped]
     if not tasks:
         log("tune: the model has no kernels to tune")
         return
