@@ -221,8 +221,9 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
     lines += _table(["goal", "target", "measured", "verdict"], goals(results), "llll") + [""]
 
     lines += ["## Start-up (ms)", "",
-              "wasm-build: the shipped `NAME.wasm` precompiled by wasmtime (Cranelift compile shown apart: once per "
-              "machine, cacheable), then deserialize + instantiate + `_initialize` + `NAME_init` + place buffers + first run. "
+              "wasm-build: the shipped `NAME.wasm` precompiled by wasmtime into a `.cwasm` file (Cranelift compile shown "
+              "apart: once per machine, as `wasmtime compile` does), then deserialize that file (wasmtime maps it) + "
+              "instantiate + `_initialize` + `NAME_init` + place buffers + first run. "
               "onnxruntime-web: session creation + first run, after its own wasm runtime is loaded"
               + (f" ({results['node']['runtime_load_ms']:.0f} ms, once per process)" if results.get("node", {}).get("runtime_load_ms") else "")
               + ". onnxruntime / tract: load + optimise the model + first run.", ""]
