@@ -49,6 +49,7 @@ from .errors import WasmBuildError
 from .settings import TuningSettings
 
 Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 DATABASE_FORMAT = "wasm-build-tuning-database"
 DATABASE_VERSION = 1
@@ -641,7 +642,9 @@ def _compare_with_default(
             for wasm, arg_info, samples in zip(wasms, args, times):
                 samples.extend(harness.time(wasm, arg_info))
     except Exception as exc:  # then the tuned records apply unconditionally, as before
-        log(f"tune: could not compare with the default schedule: {_error_text(exc)}")
+        message = f"tune: could not compare with the default schedule, the tuned records apply as measured: {_error_text(exc)}"
+        log(message)
+        logger.warning(message)  # shown even when the build is not verbose
         return None, None
     finally:
         for wasm in wasms:
