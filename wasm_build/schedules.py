@@ -9,7 +9,8 @@ reschedules the PrimFuncs it recognises by their block structure:
   and 1x1, stride-1 pooling windows): register-blocked tile of ``rows x lanes``
   accumulators in a tile-sized buffer, reduction loops outside the tile,
   innermost output axis vectorized, elementwise epilogues fused into the
-  write-back of the tile;
+  write-back of the tile; a constant vector-loaded operand (the weights) is
+  stored packed per lane tile, repacked once at compile time;
 * row reductions -- a reduction over the innermost, contiguous axis of its
   input (softmax, layer norm, global pooling): vector partial sums via rfactor;
 * injective blocks -- producers with a single spatial consumer are inlined,

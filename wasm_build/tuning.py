@@ -433,10 +433,11 @@ class _Progress(PyMeasureCallback):
             f"{self.names[task_id]}: best {_ms(self.best[task_id])}"
             + (f", {errors} of {len(runner_results)} failed" if errors else "")
         )
-        if time.monotonic() > self.deadline:
-            for i, task in enumerate(task_scheduler.tasks_):
-                if not task.is_terminated:
-                    task_scheduler.terminate_task(i)
+        # Past the deadline, end this task only: the scheduler may be iterating over the
+        # others (ending them here made it pick a task already ended, an internal error).
+        # The builder refuses every later candidate, so the others end at their next batch.
+        if time.monotonic() > self.deadline and not task_scheduler.tasks_[task_id].is_terminated:
+            task_scheduler.terminate_task(task_id)
 
 
 def _ms(secs: float | None) -> str:
