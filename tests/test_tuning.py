@@ -208,8 +208,8 @@ def test_tuning_a_model_with_vectorized_softmax_completes(tmp_path):
 
 
 def test_time_budget_ends_a_run_of_several_kernels_cleanly(tmp_path):
-    """The budget runs out after meta-schedule's first round over the kernels: each kernel
-    ends at its next batch (ending all of them at once made the scheduler pick an ended one)."""
+    """The budget runs out while meta-schedule goes over several kernels: the run ends there,
+    keeping what it measured (ending its tasks from a callback broke the scheduler)."""
     from wasm_build.settings import TuningSettings
     from wasm_build.tuning import tune_model
 
@@ -218,9 +218,9 @@ def test_time_budget_ends_a_run_of_several_kernels_cleanly(tmp_path):
     database = tmp_path / "mlp.json"
     tune_model(loaded.module, TargetOptions(), str(database), TuningSettings(1000, str(database), 30.0), log=lines.append)
     entries = read_database(database)
-    assert len(entries) == 2 and all(entry.records for entry in entries.values())
+    assert len(entries) == 2 and any(entry.records for entry in entries.values())
     assert sum(len(entry.records) for entry in entries.values()) < 1000
-    assert any("time budget 30 s" in line for line in lines)
+    assert any("time budget of 30 s reached" in line for line in lines), lines
 
 
 def test_database_errors_name_the_fix(tmp_path):

@@ -421,6 +421,7 @@ class _Progress(PyMeasureCallback):
         self.deadline = deadline
         self.start = time.monotonic()
         self.log = log
+        self.expired = False
 
     def apply(self, task_scheduler: Any, task_id: int, measure_candidates: Any, builder_results: Any, runner_results: Any) -> None:
         times = [sum(map(float, r.run_secs)) / len(r.run_secs) for r in runner_results if r.run_secs]
@@ -433,11 +434,12 @@ class _Progress(PyMeasureCallback):
             f"{self.names[task_id]}: best {_ms(self.best[task_id])}"
             + (f", {errors} of {len(runner_results)} failed" if errors else "")
         )
-        # Past the deadline, end this task only: the scheduler may be iterating over the
-        # others (ending them here made it pick a task already ended, an internal error).
-        # The builder refuses every later candidate, so the others end at their next batch.
-        if time.monotonic() > self.deadline and not task_scheduler.tasks_[task_id].is_terminated:
-            task_scheduler.terminate_task(task_id)
+        # Past the deadline, abandon the whole run (its records so far are in the database).
+        # Ending tasks from here instead breaks the scheduler's own bookkeeping: it may be
+        # iterating over them, or about to end the task it is joining (internal errors).
+        if time.monotonic() > self.deadline:
+            self.expired = True  # the exception comes back through the FFI as a RuntimeError
+            raise RuntimeError("wasm-build: tuning time budget reached")
 
 
 def _ms(secs: float | None) -> str:
@@ -586,24 +588,30 @@ def tune_model(
                 tasks, work_dir=str(work / "logs"), space="post-order-apply", strategy="evolutionary", num_threads=threads, seed=0
             )
         database = _memory_database(entries, improving_only=False)
-        ms.tune_tasks(
-            tasks=contexts,
-            task_weights=weights,
-            work_dir=str(work / "logs"),
-            max_trials_global=settings.trials,
-            # Small batches: the cost model learns between them, and the time budget is checked after each.
-            num_trials_per_iter=max(1, min(16, settings.trials)),
-            builder=WasmBuilder(harness, deadline),
-            runner=WasmRunner(harness),
-            database=database,
-            cost_model=_cost_model(threads, log),
-            measure_callbacks=[
-                ms.measure_callback.AddToDatabase(),
-                ms.measure_callback.UpdateCostModel(),
-                _Progress(task_entries, settings.trials, deadline, log),
-            ],
-            task_scheduler="gradient",
-        )
+        progress = _Progress(task_entries, settings.trials, deadline, log)
+        try:
+            ms.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=str(work / "logs"),
+                max_trials_global=settings.trials,
+                # Small batches: the cost model learns between them, and the time budget is checked after each.
+                num_trials_per_iter=max(1, min(16, settings.trials)),
+                builder=WasmBuilder(harness, deadline),
+                runner=WasmRunner(harness),
+                database=database,
+                cost_model=_cost_model(threads, log),
+                measure_callbacks=[
+                    ms.measure_callback.AddToDatabase(),
+                    ms.measure_callback.UpdateCostModel(),
+                    progress,
+                ],
+                task_scheduler="gradient",
+            )
+        except RuntimeError:
+            if not progress.expired:
+                raise
+            log(f"tune: time budget of {settings.time_budget:g} s reached")
 
         for record in database.get_all_tuning_records():
             key = _workload_key(record.workload)
