@@ -71,7 +71,9 @@ _has_if_then_else_ffi = tvm.get_global_func("s_tir.schedule.HasIfThenElse")
 def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
     """Module pass over an IRModule containing Relax + fused TIR PrimFuncs (right after
     relax.transform.FuseTIR), returning the module with every PrimFunc it knows how to
-    speed up rescheduled for 128-bit SIMD (4 x f32 lanes), others left untouched."""
+    speed up rescheduled for 128-bit SIMD (4 x f32 lanes), others left untouched. Constant
+    weights that a rescheduled kernel reads packed are repacked in the Relax functions too
+    (folded into new constants), so the returned module's callers change as well."""
 
     @tvm.transform.module_pass(opt_level=0, name="WasmDefaultSchedule")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
