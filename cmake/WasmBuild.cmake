@@ -65,7 +65,7 @@ message(STATUS "WasmBuild: wasm-build ${WasmBuild_VERSION} (${_wasm_build_python
 
 set(_WASM_BUILD_FLAGS NO_SIMD RELAXED_SIMD NO_SMOKE_TEST NO_DEFAULT_SCHEDULES NO_CACHE NO_INSTALL)
 set(_WASM_BUILD_VALUES
-  SOURCE WEIGHTS RTOL ATOL TUNING_DATABASE TRIALS TIME_BUDGET CACHE_DIR
+  SOURCE WEIGHTS RTOL ATOL WINOGRAD_BUDGET TUNING_DATABASE TRIALS TIME_BUDGET CACHE_DIR
   OUTPUT_DIR INSTALL_DESTINATION COMPONENT TARGET)
 set(_WASM_BUILD_LISTS INPUTS DEPENDS)
 
@@ -93,6 +93,8 @@ wasm_build_add_model(<name> SOURCE <model> [options...])
   NO_SMOKE_TEST           skip running the artifact in wasmtime against native TVM
   NO_DEFAULT_SCHEDULES    leave untuned kernels as TVM generates them
   RTOL <r> ATOL <a>       smoke-test tolerances
+  WINOGRAD_BUDGET <f>     weight bytes Winograd 3x3 convs may add, as a fraction of the weights
+                          (default 0.5; 0: off)
   TUNING_DATABASE <file>  apply (with TRIALS > 0: write) this tuning database
   TRIALS <n> TIME_BUDGET <s>  tune at build time (slow; usually done once, offline)
   CACHE_DIR <dir> | NO_CACHE  build cache (default: $WASM_BUILD_CACHE_DIR or ~/.cache/wasm-build)
@@ -169,7 +171,7 @@ function(wasm_build_add_model name)
       list(APPEND command ${option})
     endif()
   endforeach()
-  foreach(value RTOL ATOL TRIALS TIME_BUDGET)
+  foreach(value RTOL ATOL WINOGRAD_BUDGET TRIALS TIME_BUDGET)
     if(DEFINED arg_${value})
       string(TOLOWER "--${value}" option)
       string(REPLACE "_" "-" option "${option}")

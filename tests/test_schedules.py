@@ -152,7 +152,9 @@ def fused_module(model, target, schedule=True, graph_passes=False):
     (with ``graph_passes``, also after ``relax_passes`` as in the pipeline)."""
     target = tvm.target.Target(target)
     mod = from_onnx(model, keep_params_in_input=False)
-    passes = [*(relax_passes(target) if graph_passes else []),
+    # As in compile.lower, constants are folded before the graph passes.
+    graph = [relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant(), *relax_passes(target)]
+    passes = [*(graph if graph_passes else []),
         relax.backend.DispatchSampling(),
         relax.backend.DispatchSortScan(),
         relax.transform.LegalizeOps(),
@@ -443,3 +445,23 @@ def test_kernels_are_built_without_argument_checks(tmp_path):
     assert b"TVMFFIErrorSetRaisedFromCStrParts" in (tmp_path / "checked.o").read_bytes()
     assert b"TVMFFIErrorSetRaisedFromCStrParts" not in (tmp_path / "k.o").read_bytes()
     assert (tmp_path / "k.o").stat().st_size < (tmp_path / "checked.o").stat().st_size
+
+
+def test_relu6_is_fused_into_the_conv_in_nhwc():
+    """ONNX Clip (ReLU6) arrives as TE kernels for max/min that ConvertLayout cannot see
+    into: as Relax maximum/minimum it follows the conv's NHWC layout and fuses into it."""
+    rng = np.random.default_rng(12)
+    g = Graph(rng, [1, 16, 14, 14])
+    lo, hi = g.const([]), g.const([])
+    g.inits[-2] = numpy_helper.from_array(np.array(0.0, "float32"), lo)
+    g.inits[-1] = numpy_helper.from_array(np.array(6.0, "float32"), hi)
+    g.conv(16, 32, 1).add("Clip", lo, hi)
+    g.conv(32, 32, 3, pad=1, group=32).add("Clip", lo, hi)
+    model = g.build()
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    names = sorted(prim_funcs(mod))
+    assert sum("conv2d" in n and "maximum" in n and "minimum" in n for n in names) == 2, names
+    assert not any("transpose" in n and "maximum" in n for n in names), names
+    feeds = random_feeds(model, rng)
+    feeds["x"] *= 20  # reach both bounds
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-5)

@@ -232,7 +232,7 @@ def _build_uncached(
             loaded = load_model(model.source, model.inputs, project_dir)
     progress.detail(f"{loaded.kind} model, inputs {loaded.input_names}")
 
-    options = TargetOptions(simd=model.simd, relaxed_simd=model.relaxed_simd)
+    options = TargetOptions(simd=model.simd, relaxed_simd=model.relaxed_simd, winograd_budget=model.winograd_budget)
     prefix = f"{model.name}_"
     database = model.tuning.database
     if database and not Path(database).is_absolute():
@@ -266,6 +266,7 @@ def _build_uncached(
                 "relaxed_simd": model.relaxed_simd,
                 "weights": model.weights,
                 "default_schedules": model.default_schedules,
+                "winograd_budget": model.winograd_budget,
                 "tuning_database": model.tuning.database,
             }
             package_inputs = PackageInputs(

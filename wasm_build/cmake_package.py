@@ -71,6 +71,8 @@ def _model_arguments(model: ModelSettings, project_dir: Path) -> list[str]:
         args.append("NO_SMOKE_TEST")
     if not model.default_schedules:
         args.append("NO_DEFAULT_SCHEDULES")
+    if model.winograd_budget != ModelSettings.winograd_budget:
+        args += ["WINOGRAD_BUDGET", repr(model.winograd_budget)]
     tuning = model.tuning
     if tuning.database:
         database = Path(tuning.database)

@@ -23,8 +23,12 @@ from .errors import WasmBuildError
 
 @dataclass(frozen=True)
 class TargetOptions:
+    """How kernels are generated: the wasm features they may use and the algorithms chosen."""
+
     simd: bool = True
     relaxed_simd: bool = False
+    # Extra weight bytes Winograd convs may add, as a fraction of the weights (schedules.relax_passes).
+    winograd_budget: float = 0.5
 
     @property
     def features(self) -> list[str]:
@@ -68,13 +72,17 @@ def _optimize_passes() -> list[Any]:
     ]
 
 
-def _legalize_passes(target: Any) -> list[Any]:
+def _legalize_passes(target: Any, options: TargetOptions) -> list[Any]:
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
     from .schedules import relax_passes
 
     # Graph-level layout choices come first, so tuning sees the same fused kernels as the build.
-    return [*relax_passes(target), *cpu.library_dispatch_passes(target), *cpu.legalize_passes(target)]
+    return [
+        *relax_passes(target, winograd_budget=options.winograd_budget),
+        *cpu.library_dispatch_passes(target),
+        *cpu.legalize_passes(target),
+    ]
 
 
 def _lower_passes(target: Any) -> list[Any]:
@@ -116,7 +124,7 @@ def lower(
     seq = tvm.transform.Sequential(
         [
             *_optimize_passes(),
-            *_legalize_passes(target),
+            *_legalize_passes(target, options),
             *schedule_passes(target, default_schedules=default_schedules, database=database),
             *_lower_passes(target),
         ]

@@ -49,6 +49,8 @@ from tvm import relax, s_tir, te, tirx, topi
 from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
 from tvm.sym.pattern import detect_linear_equation
 
+from . import winograd
+
 logger = logging.getLogger(__name__)
 
 _VECTOR_BITS = 128
@@ -132,13 +134,15 @@ def _fold_packed_constants(mod: tvm.IRModule) -> tvm.IRModule:
     )(mod)
 
 
-def relax_passes(target: tvm.target.Target) -> list[tvm.transform.Pass]:
+def relax_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> list[tvm.transform.Pass]:
     """Relax passes to run before legalization (``LegalizeOps``) for the llvm target:
     NHWC/HWIO conv layout, per-channel affine epilogues (batch norm) folded into the
-    conv weights and bias, vectorizable exp/erf/softmax, then constant folding."""
+    conv weights and bias, Winograd 3x3 convs (within ``winograd_budget``, see
+    :mod:`wasm_build.winograd`), vectorizable exp/erf/softmax, then constant folding."""
     if target.kind.name != "llvm":
         return []
     return [
+        _scalar_clamp_pass(),
         _nhwc_conv_pass(),
         # Folds the transposed weights and resolves the batch-norm tuple's `[0]`,
         # so the next pass sees conv -> add/mul chains and FuseOps conv -> add -> relu.
@@ -147,6 +151,7 @@ def relax_passes(target: tvm.target.Target) -> list[tvm.transform.Pass]:
         relax.transform.DeadCodeElimination(),  # the dead tuple still counts as a use
         _fold_conv_affine_pass(),
         relax.transform.DeadCodeElimination(),
+        winograd.winograd_pass(budget=winograd_budget),
         _vector_math_pass(),
         relax.transform.FoldConstant(),
     ]
@@ -293,8 +298,8 @@ def _inline_into_spatial_consumer(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     recompute them, e.g. a padding condition, once per reduction step), unless
     they are plain copies.
     """
-    if not _is_spatial(sch, block) or _is_output(sch, block):
-        return False
+    if not _is_spatial(sch, block) or _is_output(sch, block) or winograd.stage(sch, block):
+        return False  # Winograd stages keep their own buffers (see winograd.schedule_transform)
     consumers = sch.get_consumers(block)
     if len(consumers) != 1:
         return False
@@ -594,6 +599,7 @@ def _has_if_then_else(stmt: tirx.SBlock) -> bool:
 
 
 _RULES = (
+    winograd.schedule_transform,
     _inline_into_spatial_consumer,
     _tile_contraction,
     _vectorize_row_reduction,
@@ -836,5 +842,73 @@ def _fold_conv_affine_pass() -> tvm.transform.Pass:
                 mutator.builder_.update_func(gvar, mutator.visit_expr(func))
                 mod = mutator.builder_.get()
         return mod
+
+    return _pass
+
+
+# --------------------------------------------------------------------------
+# Graph pass: Clip's TE kernels back to Relax ops, so the layout follows the convs
+# --------------------------------------------------------------------------
+
+
+def _scalar_clamp_op(func: tirx.PrimFunc):
+    """relax.op.maximum / minimum when ``func`` is one block computing
+    ``out[i] = max|min(x[i], c[()])`` (what the ONNX frontend emits for Clip), else None."""
+    if len(func.params) != 3:
+        return None
+    sch = s_tir.Schedule(func)
+    blocks = _root_blocks(sch)
+    if len(blocks) != 1:
+        return None
+    body = sch.get(blocks[0]).body
+    value = getattr(body, "value", None)
+    ops = {tvm.ir.prim.expr.Max: relax.op.maximum, tvm.ir.prim.expr.Min: relax.op.minimum}
+    if type(value) not in ops or not isinstance(value.a, tvm.ir.TensorLoad) or not isinstance(value.b, tvm.ir.TensorLoad):
+        return None
+    a, b = value.a, value.b
+    names = [str(param) for param in func.params]
+    if not (a.source.name == names[0] and b.source.name == names[1] and len(b.indices) == 0):
+        return None
+    if len(a.indices) != len(body.indices) or not all(i.same_as(j) for i, j in zip(a.indices, body.indices)):
+        return None
+    return ops[type(value)]
+
+
+@relax.expr_functor.mutator
+class _ScalarClamp(relax.PyExprMutator):
+    """``call_tir(max|min kernel, (x, scalar const))`` -> ``relax.maximum|minimum``:
+    an opaque call_tir stops ConvertLayout, which then wraps every ReLU6 of
+    MobileNetV2 in two transposes and a kernel of its own."""
+
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self.mod = mod
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.call_tir"):
+            return call
+        callee, args = call.args[0], call.args[1]
+        if not isinstance(args, relax.Tuple) or len(args.fields) != 2:
+            return call
+        x, c = args.fields
+        if not (isinstance(c, tvm.ir.expr.Constant) and c.value.numpy().ndim == 0 and _is_float32(x)
+                and c.value.dtype == "float32"):
+            return call
+        func = self.mod[callee] if callee in self.mod.functions else None
+        op = _scalar_clamp_op(func) if isinstance(func, tirx.PrimFunc) else None
+        return call if op is None else op(x, c)
+
+
+def _scalar_clamp_pass() -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="WasmScalarClamp")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        if not _calls_op(mod, "relax.nn.conv2d"):
+            return mod
+        mutator = _ScalarClamp(mod)
+        for gvar, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
+        return relax.transform.DeadCodeElimination()(mutator.builder_.get())
 
     return _pass

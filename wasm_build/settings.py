@@ -65,6 +65,13 @@ class ModelSettings:
     rtol: float = field(default=1e-3, metadata=_doc("Relative tolerance of the smoke test."))
     atol: float = field(default=1e-4, metadata=_doc("Absolute tolerance of the smoke test."))
     default_schedules: bool = field(default=True, metadata=_doc("Apply wasm-build's SIMD schedules to untuned kernels."))
+    winograd_budget: float = field(
+        default=0.5,
+        metadata=_doc(
+            "Weight bytes that Winograd 3x3 convolutions (4x fewer multiply-adds, 4x larger weights) may add, "
+            "as a fraction of the model's weights; 0 turns them off."
+        ),
+    )
     tuning: TuningSettings = field(default_factory=TuningSettings, metadata=_doc("Auto-tuning in wasmtime."))
 
 
@@ -184,6 +191,11 @@ def _validate_model(model: ModelSettings, path: str) -> None:
         )
     if model.rtol < 0 or model.atol < 0:
         raise ConfigError(f"{path}: rtol and atol must be >= 0")
+    if model.winograd_budget < 0:
+        raise ConfigError(
+            f"{path}.winograd-budget = {model.winograd_budget} is negative",
+            fix="use 0 to turn Winograd convolutions off, or a fraction such as 0.5",
+        )
 
 
 def _validate_project(project: ProjectSettings, path: str) -> None:

@@ -461,20 +461,28 @@ def _extract(module: tvm.IRModule, options: TargetOptions) -> tuple[list[Any], d
 
     target = options.tvm_target()
     with target, tvm.transform.PassContext(opt_level=3):
-        fused = tvm.transform.Sequential([*_optimize_passes(), *_legalize_passes(target)])(module)
+        fused = tvm.transform.Sequential([*_optimize_passes(), *_legalize_passes(target, options)])(module)
     constants = {gvar.name_hint: sorted(params) for gvar, params in constant_params(fused).items() if params}
     return list(ms.relax_integration.extract_tasks(fused, target)), constants
 
 
-def _searchable(task: Any) -> bool:
-    """Whether meta-schedule's task scheduler can weigh `task`: it estimates each task's FLOPs
-    first, and that analysis rejects some TIR (the `Let` bindings of wasm-build's vectorized
-    exp/erf/softmax kernels), which would abort the whole tuning run."""
+def _left_to_default(task: Any) -> str | None:
+    """Why `task` keeps its default schedule instead of being searched, or None.
+
+    Meta-schedule's task scheduler estimates each task's FLOPs first, and that analysis
+    rejects some TIR (the `Let` bindings of wasm-build's vectorized exp/erf/softmax
+    kernels), which would abort the whole tuning run. Winograd kernels need their tile
+    loops unrolled to fold the transform coefficients, which its search spaces do not do.
+    """
+    from .winograd import has_transforms
+
+    if has_transforms(task.dispatched[0]["main"]):
+        return "Winograd convolutions"
     try:
         s_tir.analysis.estimate_tir_flops(task.dispatched[0])
     except Exception:  # pylint: disable=broad-except
-        return False
-    return True
+        return "meta-schedule cannot analyse them"
+    return None
 
 
 def _default_schedule(mod: tvm.IRModule, target: Any, constants: list[int] = ()) -> tvm.IRModule:
@@ -554,11 +562,17 @@ def tune_model(
     target = options.tvm_target()
     tasks, constants = _extract(module, options)
     tasks = [t for t in tasks if not (t.mod.attrs and t.mod.attrs.get(SCHEDULED_ATTR, False))]
-    skipped = [t.task_name for t in tasks if not _searchable(t)]
-    if skipped:
-        log(f"tune: {len(skipped)} kernels left to the default schedules (meta-schedule cannot analyse them): "
-            + ", ".join(skipped))
-        tasks = [t for t in tasks if t.task_name not in skipped]
+    skipped: dict[str, list[str]] = {}
+    searchable = []
+    for task in tasks:
+        reason = _left_to_default(task)
+        if reason is None:
+            searchable.append(task)
+        else:
+            skipped.setdefault(reason, []).append(task.task_name)
+    for reason, names in skipped.items():
+        log(f"tune: {len(names)} kernels left to the default schedules ({reason}): " + ", ".join(names))
+    tasks = searchable
     if not tasks:
         log("tune: the model has no kernels to tune")
         return

@@ -1,0 +1,203 @@
+"""Winograd F(4x4, 3x3) convolutions: the algebra, which convs the pass picks, and builds
+that still match onnxruntime (natively and in wasmtime)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+pytest.importorskip("onnxruntime")
+
+from tvm import relax  # noqa: E402
+
+from tests.conftest import build  # noqa: E402
+from tests.test_schedules import (  # noqa: E402
+    NATIVE,
+    Graph,
+    fused_module,
+    onnxruntime_output,
+    prim_funcs,
+    random_feeds,
+    run_native,
+    scheduled_names,
+)
+from wasm_build import winograd  # noqa: E402
+from wasm_build.errors import ConfigError  # noqa: E402
+from wasm_build.schedules import default_schedule_pass, relax_passes  # noqa: E402
+
+
+def _correlate_3x3(tile: np.ndarray, g: np.ndarray, m: int) -> np.ndarray:
+    return np.array([[np.sum(tile[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_transform_matrices_compute_a_3x3_correlation(m):
+    transform = winograd.Transform(m)
+    bt, g_matrix, at = transform.matrices()
+    rng = np.random.default_rng(m)
+    for _ in range(5):
+        tile = rng.standard_normal((transform.alpha, transform.alpha))
+        g = rng.standard_normal((3, 3))
+        u = g_matrix @ g @ g_matrix.T
+        v = bt @ tile @ bt.T
+        y = at @ (u * v) @ at.T
+        np.testing.assert_allclose(y, _correlate_3x3(tile, g, m), rtol=1e-12, atol=1e-12)
+
+
+def test_filter_transform_matches_the_matrices():
+    transform = winograd.Transform(4)
+    _, g_matrix, _ = transform.matrices()
+    weight = np.random.default_rng(0).standard_normal((3, 3, 5, 7)).astype(np.float32)  # HWIO
+    u = transform.filter(weight)
+    assert u.shape == (6, 6, 5, 7) and u.dtype == np.float32
+    np.testing.assert_allclose(u[:, :, 2, 3], g_matrix @ weight[:, :, 2, 3] @ g_matrix.T, rtol=1e-6, atol=1e-6)
+
+
+def resnet_block(rng, channels=32, size=16):
+    """conv-BN-ReLU, conv-BN, + residual, ReLU: the shape of ResNet's 3x3 convs."""
+    g = Graph(rng, [1, channels, size, size])
+    residual = g.last
+    g.conv(channels, channels, 3, pad=1).batch_norm(channels).add("Relu")
+    g.conv(channels, channels, 3, pad=1).batch_norm(channels)
+    return g.add("Add", residual).add("Relu").build()
+
+
+def mixed_convs(rng):
+    """Convs Winograd must leave alone: stride 2, depthwise, 1x1, few channels, a 2x2 plane."""
+    g = Graph(rng, [1, 8, 32, 32])
+    g.conv(8, 16, 3, pad=1).add("Relu")                 # 8 input channels
+    g.conv(16, 32, 3, stride=2, pad=1)                   # stride 2 -> 16x16
+    g.conv(32, 32, 3, pad=1, group=32)                   # depthwise
+    g.conv(32, 32, 1)                                    # 1x1
+    g.add("MaxPool", kernel_shape=[2, 2], strides=[8, 8])  # -> 2x2
+    return g.conv(32, 32, 3, pad=1).build()              # one 4x4 output tile
+
+
+def winograd_module(model, budget, target=NATIVE):
+    """The model through the graph passes (with ``budget``) and the schedule pass."""
+    target = tvm.target.Target(target)
+    mod = relax.frontend.onnx.from_onnx(model, keep_params_in_input=False)
+    passes = [
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.FoldConstant(),
+        *relax_passes(target, winograd_budget=budget),
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+        default_schedule_pass(target),
+    ]
+    with target:
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def winograd_kernels(mod):
+    return sorted(name for name, func in prim_funcs(mod).items() if winograd.has_transforms(func))
+
+
+def test_resnet_block_matches_onnxruntime_with_fused_epilogues():
+    rng = np.random.default_rng(1)
+    model = resnet_block(rng)
+    mod = winograd_module(model, budget=10.0)
+    kernels = winograd_kernels(mod)
+    assert len(kernels) == 2, sorted(prim_funcs(mod))
+    # Bias (the folded batch norm), the residual add and the ReLU run in the same kernel.
+    assert any("add" in k and "relu" in k for k in kernels), kernels
+    assert all(k in scheduled_names(mod) for k in kernels)
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def test_transformed_weights_are_packed_constants():
+    mod = winograd_module(resnet_block(np.random.default_rng(2), channels=32), budget=10.0)
+    shapes = []
+    relax.analysis.post_order_visit(
+        mod["main"],
+        lambda e: shapes.append(tuple(e.value.shape)) if isinstance(e, tvm.ir.expr.Constant) and isinstance(e.value, tvm.runtime.Tensor) and e.value.ndim == 5 else None,
+    )
+    # U[6, 6, 32, 32] stored per 16-lane tile of output channels: [32 // 16, 6, 6, 32, 16].
+    assert sorted(shapes) == [(2, 6, 6, 32, 16)] * 2
+
+
+def test_budget_zero_keeps_direct_convolutions():
+    mod = winograd_module(resnet_block(np.random.default_rng(3)), budget=0.0)
+    assert winograd_kernels(mod) == []
+
+
+def test_budget_goes_to_the_largest_planes_first():
+    rng = np.random.default_rng(4)
+    g = Graph(rng, [1, 16, 32, 32])
+    g.conv(16, 16, 3, pad=1).add("Relu")                         # 64 tiles of 4x4
+    g.add("MaxPool", kernel_shape=[2, 2], strides=[2, 2])        # -> 16x16
+    g.conv(16, 16, 3, pad=1).add("Relu")                         # 16 tiles
+    model = g.build()
+    # Each conv's weights grow by 27 * 16 * 16 * 4 bytes; the weights (and biases) total
+    # 2 * (9 * 256 + 16) * 4 bytes: a budget of 1.6x pays for one conversion, not two.
+    mod = winograd_module(model, budget=1.6)
+    (kernel,) = winograd_kernels(mod)
+    func = prim_funcs(mod)[kernel]
+    assert any(len(p.shape) == 4 and int(p.shape[1]) == 32 for p in func.params)  # the 32x32 plane
+    assert len(winograd_kernels(winograd_module(model, budget=10.0))) == 2
+
+
+def test_ineligible_convs_are_left_direct():
+    rng = np.random.default_rng(5)
+    model = mixed_convs(rng)
+    mod = winograd_module(model, budget=100.0)
+    assert winograd_kernels(mod) == []
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-5)
+
+
+def test_odd_plane_sizes_match_onnxruntime():
+    """Planes that are not a multiple of the 4x4 output tile (the last tiles are cropped),
+    asymmetric padding and different input/output channel counts."""
+    rng = np.random.default_rng(6)
+    g = Graph(rng, [1, 16, 18, 23])
+    w, b = g.const([24, 16, 3, 3]), g.const([24])
+    g.add("Conv", w, b, kernel_shape=[3, 3], pads=[1, 0, 2, 1]).add("Relu")
+    model = g.build()
+    mod = winograd_module(model, budget=100.0)
+    assert len(winograd_kernels(mod)) == 1
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def test_wasm_build_matches_onnxruntime_and_records_the_budget(tmp_path):
+    """Built for wasm32 and smoke-tested in wasmtime against onnxruntime (build fails on a mismatch)."""
+    model = resnet_block(np.random.default_rng(7), channels=16, size=16)
+    direct = build(model, "wdirect", tmp_path / "direct", winograd_budget=0)
+    fast = build(model, "wfast", tmp_path / "fast", winograd_budget=10)
+    assert fast.manifest["build_options"]["winograd_budget"] == 10
+    # Two convs' weights (16 x 16 x 3 x 3) became 6 x 6 tiles: 36 / 9 as many bytes.
+    grown = fast.manifest["weights"]["nbytes"] - direct.manifest["weights"]["nbytes"]
+    assert grown == 2 * 27 * 16 * 16 * 4
+
+
+def test_negative_budget_is_a_config_error(tmp_path):
+    model = resnet_block(np.random.default_rng(8), channels=16, size=8)
+    with pytest.raises(ConfigError, match="winograd-budget"):
+        build(model, "wneg", tmp_path, winograd_budget=-1)
+
+
+def test_tuning_leaves_winograd_kernels_to_their_schedule(tmp_path):
+    """Meta-schedule's search spaces do not unroll the transform tiles (the coefficients would
+    stay selections at run time): a Winograd kernel keeps its default schedule, named in the log."""
+    import onnx
+
+    from wasm_build.compile import TargetOptions
+    from wasm_build.frontends import load_model
+    from wasm_build.settings import TuningSettings
+    from wasm_build.tuning import read_database, tune_model
+
+    path = tmp_path / "block.onnx"
+    onnx.save(resnet_block(np.random.default_rng(9), channels=16, size=16), path)
+    loaded = load_model(str(path), {}, tmp_path)
+    lines: list[str] = []
+    database = tmp_path / "block.json"
+    options = TargetOptions(winograd_budget=10.0)
+    tune_model(loaded.module, options, str(database), TuningSettings(2, str(database), None), log=lines.append)
+    assert any("left to the default schedules (Winograd convolutions)" in line for line in lines), lines
+    assert all("winograd" not in entry.name for entry in read_database(database).values())

@@ -1,0 +1,308 @@
+"""Winograd convolution F(m x m, 3 x 3) for stride-1 3x3 convs with constant weights.
+
+A 3x3 conv computes each ``m x m`` block of outputs from an ``a x a`` input tile
+(``a = m + 2``).  Winograd's minimal filtering algorithm does it with ``a * a``
+multiplications per input/output channel pair instead of ``9 * m * m``::
+
+    Y = A^T [ (G g G^T) (.) (B^T d B) ] A
+
+``U = G g G^T`` is computed here, at compile time, from the constant weights;
+the kernel transforms input tiles (``V = B^T d B``), runs one matrix product per
+tile position (``M[e, n] = V[e, n] @ U[e, n]``, the contraction rule's register
+tiles do it) and transforms back.  With ``m = 4`` that is 36 instead of 144
+multiply-adds per 4x4 outputs; the price is weights stored ``(a / 3)^2`` times
+larger (4x), so :func:`winograd_pass` only rewrites convs whose output planes
+reuse every weight many times, within a budget of extra weight bytes.
+
+Each transform is two passes of 1-D transforms (rows, then columns) with the
+matrix coefficients written into the expression (zeros dropped, +-1 without a
+multiplication); :func:`schedule_transform` unrolls the tile loops so every
+coefficient selection folds to a constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+import tvm
+from tvm import relax, s_tir, te, tirx, topi
+from tvm.s_tir.schedule import SBlockRV
+
+# Block annotation naming a transform stage: "pad" (padded input), "rows" (first
+# 1-D pass, computed inside the second), "cols" (second pass, drives the schedule).
+STAGE_ATTR = "wasm_build.winograd"
+
+# Interpolation points 0, 1, -1, 2, -2 (and infinity): Lavin & Gray, "Fast
+# Algorithms for Convolutional Neural Networks" (2016), F(4x4, 3x3) and F(2x2, 3x3).
+_F = Fraction
+_MATRICES = {
+    2: (
+        [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        [[1, 0, 0], [_F(1, 2), _F(1, 2), _F(1, 2)], [_F(1, 2), _F(-1, 2), _F(1, 2)], [0, 0, 1]],
+        [[1, 1, 1, 0], [0, 1, -1, -1]],
+    ),
+    4: (
+        [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        [[_F(1, 4), 0, 0], [_F(-1, 6), _F(-1, 6), _F(-1, 6)], [_F(-1, 6), _F(1, 6), _F(-1, 6)],
+         [_F(1, 24), _F(1, 12), _F(1, 6)], [_F(1, 24), _F(-1, 12), _F(1, 6)], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+    ),
+}
+
+# Below these, the transforms cost more than the multiplications they save.
+_MIN_CHANNELS = 16
+_MIN_TILES = 16
+
+
+@dataclass(frozen=True)
+class Transform:
+    """The three matrices of F(m x m, 3 x 3), as exact fractions."""
+
+    m: int
+
+    @property
+    def alpha(self) -> int:
+        return self.m + 2
+
+    def matrices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """B^T (a x a), G (a x 3), A^T (m x a) as float64 arrays."""
+        return tuple(np.array([[float(v) for v in row] for row in mat]) for mat in _MATRICES[self.m])
+
+    def filter(self, weight_hwio: np.ndarray) -> np.ndarray:
+        """U = G g G^T for every channel pair: ``[a, a, CI, CO]`` float32."""
+        _, g, _ = self.matrices()
+        return np.einsum("ek,nl,klio->enio", g, g, weight_hwio.astype(np.float64)).astype(np.float32)
+
+
+def _combination(row, term) -> tirx.PrimExpr:
+    """sum_k row[k] * term(k): zero coefficients dropped, +-1 as add/subtract."""
+    result = None
+    for k, coefficient in enumerate(row):
+        if coefficient == 0:
+            continue
+        value = term(k)
+        if abs(coefficient) != 1:
+            value = value * tirx.const(float(abs(coefficient)), "float32")
+        if result is None:
+            result = value if coefficient > 0 else -value
+        else:
+            result = result + value if coefficient > 0 else result - value
+    return result
+
+
+def _select_row(matrix, index, term) -> tirx.PrimExpr:
+    """``sum_k matrix[index][k] * term(k)`` for a symbolic ``index`` (folds once unrolled)."""
+    expr = _combination(matrix[-1], term)
+    for i in range(len(matrix) - 2, -1, -1):
+        expr = tirx.Select(index == i, _combination(matrix[i], term), expr)
+    return expr
+
+
+def _two_pass(name: str, matrix, source, shape) -> te.Tensor:
+    """``out[i, j] = sum_a sum_b M[i, a] M[j, b] source[a, b]`` over the first two axes,
+    as a pass over rows then one over columns."""
+    rows_shape = (len(matrix), shape[1], *shape[2:])
+    rows = te.compute(
+        rows_shape,
+        lambda i, b, *rest: _select_row(matrix, i, lambda a: source(a, b, *rest)),
+        name=f"{name}_rows",
+        attrs={STAGE_ATTR: "rows"},
+    )
+    return te.compute(
+        (len(matrix), len(matrix), *shape[2:]),
+        lambda i, j, *rest: _select_row(matrix, j, lambda b: rows(i, b, *rest)),
+        name=f"{name}_cols",
+        attrs={STAGE_ATTR: "cols"},
+    )
+
+
+def conv2d_nhwc(data: te.Tensor, filter_u: te.Tensor, padding, m: int) -> te.Tensor:
+    """3x3 stride-1 conv of NHWC ``data`` with pre-transformed weights ``filter_u``
+    (``[a, a, CI, CO]``, from :meth:`Transform.filter`); ``padding`` is (top, left, bottom, right)."""
+    transform = Transform(m)
+    bt, _, at = _MATRICES[m]
+    alpha = transform.alpha
+    batch, height, width, in_channels = (int(x) for x in data.shape)
+    out_channels = int(filter_u.shape[3])
+    top, left, bottom, right = padding
+    out_h, out_w = height + top + bottom - 2, width + left + right - 2
+    tiles_h, tiles_w = -(-out_h // m), -(-out_w // m)
+    tiles = batch * tiles_h * tiles_w
+    padded = topi.nn.pad(
+        data,
+        (0, top, left, 0),
+        (0, tiles_h * m + 2 - height - top, tiles_w * m + 2 - width - left, 0),
+        name="winograd_pad",
+        attrs={STAGE_ATTR: "pad"},
+    )
+
+    def input_tile(a, b, p, c):
+        n, q = p // (tiles_h * tiles_w), p % (tiles_h * tiles_w)
+        return padded[n, (q // tiles_w) * m + a, (q % tiles_w) * m + b, c]
+
+    packed = _two_pass("winograd_input", bt, input_tile, (alpha, alpha, tiles, in_channels))
+    c = te.reduce_axis((0, in_channels), name="c")
+    product = te.compute(
+        (alpha, alpha, tiles, out_channels),
+        lambda e, n, p, o: te.sum(packed[e, n, p, c] * filter_u[e, n, c, o], axis=c),
+        name="winograd_product",
+    )
+    inverse = _two_pass("winograd_output", at, product, (alpha, alpha, tiles, out_channels))
+    return te.compute(
+        (batch, out_h, out_w, out_channels),
+        lambda n, h, w, o: inverse[h % m, w % m, n * tiles_h * tiles_w + (h // m) * tiles_w + w // m, o],
+        name="conv2d_winograd",
+    )
+
+
+# --------------------------------------------------------------------------
+# Schedule rule for the transform stages
+# --------------------------------------------------------------------------
+
+
+def stage(sch: s_tir.Schedule, block: SBlockRV) -> str | None:
+    return sch.get(block).annotations.get(STAGE_ATTR)
+
+
+def has_transforms(func: tirx.PrimFunc) -> bool:
+    """Whether ``func`` holds a Winograd convolution (its stages are root blocks)."""
+    sch = s_tir.Schedule(func)
+    return any(stage(sch, block) for block in sch.get_child_blocks(sch.get_sblock("root")))
+
+
+def schedule_transform(sch: s_tir.Schedule, block: SBlockRV) -> bool:
+    """Tile a transform ("cols" block) per tile position and channel vector.
+
+    Loop order: tile position, channel vector, then the ``a x a`` (or ``m x m``)
+    outputs unrolled, so every coefficient selection is a constant; the "rows"
+    pass is computed inside the same channel vector loop (a small array LLVM
+    keeps in registers or on the stack).
+    """
+    if stage(sch, block) != "cols":
+        return False
+    rows = [b for b in sch.get_producers(block) if stage(sch, b) == "rows"]
+    if len(rows) != 1:
+        return False
+    lanes = 4
+    i, j, p, c = sch.get_loops(block)
+    if int(sch.get(c).extent) % lanes:
+        return False
+    c_outer, c_inner = sch.split(c, [None, lanes])
+    sch.reorder(p, c_outer, i, j, c_inner)
+    sch.compute_at(rows[0], c_outer)
+    for loop in (i, j):
+        sch.unroll(loop)
+    sch.vectorize(c_inner)
+    inner = sch.get_loops(rows[0])[2:]
+    for loop in inner[:-1]:
+        sch.unroll(loop)
+    sch.vectorize(inner[-1])
+    return True
+
+
+# --------------------------------------------------------------------------
+# Relax pass: which convs become Winograd convs
+# --------------------------------------------------------------------------
+
+
+def _candidate(call: relax.Call, m: int) -> tuple[int, int] | None:
+    """(tile count, extra weight bytes) when ``call`` is a conv2d Winograd can run, else None."""
+    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+        return None
+    attrs = call.attrs
+    if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout)) != ("NHWC", "HWIO", "NHWC"):
+        return None
+    if [int(s) for s in attrs.strides] != [1, 1] or [int(d) for d in attrs.dilation] != [1, 1] or int(attrs.groups) != 1:
+        return None
+    data, weight = call.args
+    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
+        return None
+    if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
+        return None
+    out_shape = _static_float32_shape(call)
+    if _static_float32_shape(data) is None or out_shape is None:
+        return None
+    kh, kw, in_channels, out_channels = weight.value.shape
+    if (kh, kw) != (3, 3) or in_channels < _MIN_CHANNELS or out_channels < _MIN_CHANNELS:
+        return None
+    batch, out_h, out_w, _ = out_shape
+    tiles = batch * -(-out_h // m) * -(-out_w // m)
+    if tiles < _MIN_TILES:
+        return None
+    extra = ((m + 2) ** 2 - 9) * in_channels * out_channels * 4
+    return tiles, extra
+
+
+def _static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or ty.dtype != "float32" or ty.shape is None:
+        return None
+    dims = list(ty.shape.values) if hasattr(ty.shape, "values") else None
+    if dims is None or not all(isinstance(d, tirx.IntImm) for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
+
+
+@relax.expr_functor.mutator
+class _Winograd(relax.PyExprMutator):
+    def __init__(self, mod: tvm.IRModule, chosen: list, m: int):
+        super().__init__(mod)
+        self.chosen = chosen
+        self.m = m
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        chosen = any(call.same_as(c) for c in self.chosen)
+        call = super().visit_call_(call)
+        if not chosen:
+            return call
+        transform = Transform(self.m)
+        filter_u = relax.const(transform.filter(call.args[1].value.numpy()))
+        padding = tuple(int(x) for x in call.attrs.padding)
+        new = self.builder_.call_te(conv2d_nhwc, call.args[0], filter_u, padding, self.m,
+                                    primfunc_name_hint="conv2d_winograd")
+        # Fusable with its epilogue (bias, residual add, ReLU) like the conv it replaces;
+        # TVM's pattern analysis would call a multi-stage kernel opaque.
+        gvar = new.args[0]
+        self.builder_.update_func(gvar, self.builder_.get()[gvar].with_attr("op_pattern", 4))
+        return new
+
+
+def winograd_pass(budget: float, m: int = 4) -> tvm.transform.Pass:
+    """Rewrite eligible 3x3 convs as Winograd F(m x m, 3 x 3), most output tiles first,
+    while the transformed weights add at most ``budget`` times the module's constant bytes."""
+
+    @tvm.transform.module_pass(opt_level=0, name="WasmWinogradConv")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        candidates, constant_bytes = [], 0
+
+        def visit(expr):
+            nonlocal constant_bytes
+            if isinstance(expr, tvm.ir.expr.Constant) and isinstance(expr.value, tvm.runtime.Tensor):
+                constant_bytes += expr.value.numpy().nbytes
+            elif isinstance(expr, relax.Call):
+                found = _candidate(expr, m)
+                if found is not None:
+                    candidates.append((found, expr))
+
+        for _, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                relax.analysis.post_order_visit(func, visit)
+        limit = budget * constant_bytes
+        chosen, spent = [], 0
+        for (tiles, extra), call in sorted(candidates, key=lambda item: -item[0][0]):
+            if spent + extra <= limit:
+                chosen.append(call)
+                spent += extra
+        if not chosen:
+            return mod
+        mutator = _Winograd(mod, chosen, m)
+        for gvar, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
+        return mutator.builder_.get()
+
+    return _pass
