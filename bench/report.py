@@ -263,6 +263,13 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
         + (f"A call from Python into a wasmtime export costs {_span(overheads)} µs here "
            "(measured on `NAME_num_inputs`); it is not in the wasm-build medians"
            + (" (timed inside wasm)." if timed_in == {"wasm"} else ", but is in these medians.") if overheads else ""),
+        *([
+            "- wasm-build (tuned): the same build applying the tuning database `bench/tuning/NAME.json` "
+            "(meta-schedule, measured in wasmtime; "
+            + ", ".join(f"{m} {n} measured schedules" for m, n in settings["tuning_records"].items())
+            + (f"; {settings['tune_trials']} more trials tuned in this run" if settings.get("tune_trials") else "")
+            + "). Kernels whose tuned schedule did not beat the default keep the default."
+        ] if settings.get("tuning_records") else []),
         "- onnxruntime native: PyPI wheel, CPU provider, `intra_op_num_threads = inter_op_num_threads = 1`, sequential, "
         "all graph optimisations; timed per `session.run` from Python (a few µs of overhead).",
         "- onnxruntime-web: npm package, wasm backend under Node, `ort.env.wasm.numThreads = 1`, no proxy worker "

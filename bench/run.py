@@ -1,10 +1,11 @@
 """Benchmark wasm-build against its peers on the benchmark models, one thread each.
 
-    python bench/run.py [--models mlp_784 kws_cnn] [--repeat 50] [--tune-trials 64]
+    python bench/run.py [--models mlp_784 kws_cnn] [--repeat 50] [--tuned] [--tune-trials 64]
 
 For each model of bench/models.py (seeded weights and inputs) it builds the
-wasm artifact with default settings (default schedules, SIMD; and a tuned
-build with --tune-trials), times it in wasmtime, runs onnxruntime native,
+wasm artifact with default settings (default schedules, SIMD; and with
+--tuned, a build applying bench/tuning/NAME.json, tuned further first with
+--tune-trials), times it in wasmtime, runs onnxruntime native,
 onnxruntime-web's wasm backend in Node, tract and TVM native on the same
 model and inputs, and writes bench/RESULTS.md and bench/results.png.
 Work files (models, artifacts, raw results.json) go to bench/out/.
@@ -52,7 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=50, help="timed runs per backend and model; the median is reported (default 50)")
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="stop timing a backend on a model after this long, once 3 runs are done (default 20)")
-    parser.add_argument("--tune-trials", type=int, default=0, help="also build a tuned artifact with this many meta-schedule trials")
+    parser.add_argument("--tuned", action="store_true",
+                        help="also build a tuned artifact, applying the tuning databases of --tuning-dir")
+    parser.add_argument("--tuning-dir", type=Path, default=HERE / "tuning",
+                        help="tuning databases NAME.json, kept in the repository like a user's (default bench/tuning)")
+    parser.add_argument("--tune-trials", type=int, default=0,
+                        help="tune this many more meta-schedule trials into the databases first (implies --tuned)")
     parser.add_argument("--tune-time-budget", type=float, default=None, help="seconds of tuning per model (tuned build only)")
     parser.add_argument("--skip", nargs="+", default=[], choices=PEERS, metavar="PEER", help=f"peers not to run ({', '.join(PEERS)})")
     parser.add_argument("--out", type=Path, default=HERE / "out", help="work directory (default bench/out)")
@@ -61,6 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    args.tuned = args.tuned or args.tune_trials > 0
     return args
 
 
@@ -75,8 +82,11 @@ def prepare_model(name: str, out: Path) -> tuple[Path, dict[str, np.ndarray]]:
     return path, random_inputs(model, seed=0)
 
 
-def build_wasm(name: str, onnx_path: Path, out: Path, tune_trials: int = 0, time_budget: float | None = None) -> tuple[Path, float]:
-    """Build with default settings (or tuned); no cache, so the current schedules are measured.
+def build_wasm(name: str, onnx_path: Path, out: Path, tuning_dir: Path | None = None, tune_trials: int = 0,
+               time_budget: float | None = None) -> tuple[Path, float]:
+    """Build with default settings, or tuned (``tuning_dir`` given): the database
+    ``tuning_dir/NAME.json`` applied, after ``tune_trials`` more trials into it.
+    No cache, so the current schedules are measured.
 
     The build's own smoke test is off: the bench compares every backend's
     outputs with onnxruntime itself (the max-error column)."""
@@ -85,11 +95,11 @@ def build_wasm(name: str, onnx_path: Path, out: Path, tune_trials: int = 0, time
 
     tuning = TuningSettings()
     directory = out / "wasm"
-    if tune_trials:
+    if tuning_dir is not None:
         directory = out / "wasm-tuned"
-        database = out / "tuning" / f"{name}.json"
+        database = tuning_dir / f"{name}.json"
         database.parent.mkdir(parents=True, exist_ok=True)
-        tuning = TuningSettings(trials=tune_trials, database=str(database), time_budget=time_budget)
+        tuning = TuningSettings(trials=tune_trials, database=str(database.resolve()), time_budget=time_budget)
     settings = ModelSettings(name=name, source=str(onnx_path), smoke_test=False, tuning=tuning)
     start = time.perf_counter()
     result = build_model(settings, directory, project_dir=out, cache_dir=None, log=lambda m: log(m.removeprefix("wasm-build: ")))
@@ -109,7 +119,8 @@ def max_error(outputs: list[np.ndarray], reference: list[np.ndarray] | None) -> 
 
 
 def wasm_entry(name: str, onnx_path: Path, inputs: dict[str, np.ndarray], args: argparse.Namespace, tuned: bool) -> dict[str, Any]:
-    directory, build_s = build_wasm(name, onnx_path, args.out, args.tune_trials if tuned else 0, args.tune_time_budget)
+    directory, build_s = build_wasm(name, onnx_path, args.out, args.tuning_dir if tuned else None, args.tune_trials,
+                                    args.tune_time_budget)
     manifest = json.loads((directory / f"{name}.json").read_text())
     harness = None
     note = []
@@ -161,6 +172,17 @@ def peer_entry(timing: peers.PeerTiming) -> dict[str, Any]:
 # -- the whole run ------------------------------------------------------------------------------
 
 
+def _tuning_records(tuning_dir: Path, names: list[str]) -> dict[str, int]:
+    """Measured schedules per model in its database: how much search the tuned build rests on."""
+    from wasm_build.tuning import read_database
+
+    counts = {}
+    for name in names:
+        path = tuning_dir / f"{name}.json"
+        counts[name] = sum(len(e.records) for e in read_database(path).values()) if path.is_file() else 0
+    return counts
+
+
 def tuning_available() -> bool:
     return importlib.util.find_spec("wasm_build.tuning") is not None
 
@@ -168,9 +190,9 @@ def tuning_available() -> bool:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    tuned = args.tune_trials > 0
+    tuned = args.tuned
     if tuned and not tuning_available():
-        notes.append("--tune-trials was given but wasm_build/tuning.py does not exist yet: no tuned build.")
+        notes.append("--tuned was given but wasm_build/tuning.py does not exist yet: no tuned build.")
         tuned = False
 
     machine = report.machine_info()  # the load average before the run
@@ -222,7 +244,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
-        "settings": {"repeat": args.repeat, "max_seconds": args.max_seconds, "tune_trials": args.tune_trials if tuned else 0},
+        "settings": {"repeat": args.repeat, "max_seconds": args.max_seconds, "tuned": tuned,
+                     "tune_trials": args.tune_trials if tuned else 0,
+                     "tuning_records": _tuning_records(args.tuning_dir, args.models) if tuned else {}},
         "machine": {**machine, "load_average_end": [round(x, 2) for x in os.getloadavg()]},
         "versions": report.versions(node_info),
         "node": node_info,

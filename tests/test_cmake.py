@@ -243,6 +243,7 @@ def test_models_from_pyproject_builds_and_installs_every_model(tmp_path):
         source = "models/b.onnx"
         weights = "file"
         simd = false
+        winograd-budget = 0.25
         smoke-test = false
         """
     )))
@@ -255,7 +256,9 @@ def test_models_from_pyproject_builds_and_installs_every_model(tmp_path):
     _run(["cmake", "--build", build], env=env)
     out = project / "build" / "wasm"  # the table's out-dir, relative to the project
     assert (out / "net_b" / "net_b.weights").is_file()
-    assert json.loads((out / "net_b" / "net_b.json").read_text())["build_options"]["simd"] is False
+    options = json.loads((out / "net_b" / "net_b.json").read_text())["build_options"]
+    assert options["simd"] is False and options["winograd_budget"] == 0.25  # WINOGRAD_BUDGET reached the compiler
+    assert json.loads((out / "net_a" / "net_a.json").read_text())["build_options"]["winograd_budget"] == 0.5
 
     prefix = tmp_path / "prefix"
     _run(["cmake", "--install", build, "--prefix", prefix], env=env)

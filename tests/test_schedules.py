@@ -465,3 +465,17 @@ def test_relu6_is_fused_into_the_conv_in_nhwc():
     feeds = random_feeds(model, rng)
     feeds["x"] *= 20  # reach both bounds
     np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-5)
+
+
+def test_depthwise_tiles_leave_registers_for_the_weights():
+    """A depthwise conv has no operand splat across lanes: each tap's weights are vectors
+    too, so its tile keeps 4 accumulators (4 rows x 4 lanes) where a 1x1 conv keeps 16."""
+    g = Graph(np.random.default_rng(13), [1, 64, 25, 20])
+    model = g.conv(64, 64, 3, pad=1, group=64).add("Relu").conv(64, 64, 1).add("Relu").build()
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    packed = {}
+    for name, func in prim_funcs(mod).items():
+        for param in func.params:
+            if len(param.shape) == 5:  # W[n // tile, ..., n % tile]
+                packed[name] = int(param.shape[-1])
+    assert sorted(packed.values()) == [4, 16], packed

@@ -22,6 +22,9 @@ a kernel is either rescheduled by verified schedule primitives or left as is.
 :func:`relax_passes` makes the graph-level choices these rules rely on; they
 run before legalization (see ``compile._legalize_passes``):
 
+* ONNX ``Clip`` (ReLU6), which the frontend emits as TE kernels, becomes Relax
+  ``maximum``/``minimum`` again, so it follows the conv's layout and fuses
+  into the conv kernel;
 * conv2d in NHWC activations with HWIO weights: every conv's output channels
   are its innermost, contiguous axis, so the contraction rule vectorizes over
   output channels (also in late layers with 7x7 / 14x14 planes) and depthwise
@@ -33,6 +36,8 @@ run before legalization (see ``compile._legalize_passes``):
   weights and a single bias add, so the conv kernel's epilogue is
   ``bias (+ residual) (+ relu)``: FuseOps fuses the ReLU that the batch-norm
   tuple used to keep in a kernel of its own;
+* stride-1 3x3 convs with many output tiles become Winograd F(4x4, 3x3)
+  kernels within a budget of extra weight bytes (:mod:`wasm_build.winograd`);
 * ``exp``, ``erf`` and ``softmax`` in float32 become polynomial expressions
   built from vectorizable operations: wasm has no vector ``expf``/``erff``
   and a libm call per lane serializes the kernel.
@@ -56,6 +61,9 @@ logger = logging.getLogger(__name__)
 _VECTOR_BITS = 128
 # Accumulator tile budget in elements: 16 v128 registers of f32.
 _ACC_ELEMS = 64
+# ... for contractions whose operands all move with the lanes (depthwise convs):
+# 4 accumulators, leaving registers for the per-tap weight vectors.
+_ACC_ELEMS_ELEMENTWISE = 16
 # Rows of the register tile (the axis whose values reuse one vector load):
 # 4 where it divides, else 7/6/5/3 so 7x7 and 14x14 planes (late convs) still
 # reuse each weight vector across a row of outputs.
@@ -296,17 +304,28 @@ def _inline_into_spatial_consumer(sch: s_tir.Schedule, block: SBlockRV) -> bool:
 
     Producers feeding a reduction stay separate (inlining them there would
     recompute them, e.g. a padding condition, once per reduction step), unless
-    they are plain copies.
+    they are plain copies, or the reduction is lane-wise (a depthwise conv):
+    there a step is one tap, a vector load under one condition, and the padded
+    copy cost a full pass over the activations (and megabytes of workspace)
+    to save a compare per tap.
     """
     if not _is_spatial(sch, block) or _is_output(sch, block) or winograd.stage(sch, block):
         return False  # Winograd stages keep their own buffers (see winograd.schedule_transform)
     consumers = sch.get_consumers(block)
     if len(consumers) != 1:
         return False
-    if not (_is_spatial(sch, consumers[0]) or _is_plain_copy(sch.get(block))):
+    consumer = consumers[0]
+    if not (_is_spatial(sch, consumer) or _is_plain_copy(sch.get(block)) or _is_lanewise_reduction(sch, consumer)):
         return False
     sch.compute_inline(block)
     return True
+
+
+def _is_lanewise_reduction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
+    """A reduction whose every input moves with the output's innermost index (depthwise conv)."""
+    stmt = sch.get(block)
+    lane = stmt.writes[0].region[-1].min if stmt.writes and stmt.writes[0].region else None
+    return "R" in _iter_kinds(sch, block) and isinstance(lane, tirx.Var) and not _has_broadcast_operand(stmt, lane)
 
 
 def _is_plain_copy(stmt: tirx.SBlock) -> bool:
@@ -348,7 +367,10 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     if not _streams_along(stmt, stmt.iter_vars[vec].var):
         return False  # e.g. softmax: the input is contiguous along the reduction
     row, rows = _row_axis(sch, stmt, kinds, loops, vec)
-    lane_tile = _lane_tile(_extent(sch, loops[vec]), lanes, rows)
+    # Without an operand broadcast across lanes (depthwise convs, pooling) nothing is
+    # shared between the tile's vectors, and every reduction step's weights are vectors too.
+    budget = _ACC_ELEMS if _has_broadcast_operand(stmt, stmt.iter_vars[vec].var) else _ACC_ELEMS_ELEMENTWISE
+    lane_tile = _lane_tile(_extent(sch, loops[vec]), lanes, rows, budget)
 
     vec_o, vec_i = sch.split(loops[vec], [None, lane_tile])
     row_outer, row_inner = [], []
@@ -492,12 +514,18 @@ def _row_axis(sch, stmt, kinds, loops, vec):
     return row, rows
 
 
-def _lane_tile(extent: int, lanes: int, rows: int) -> int:
+def _has_broadcast_operand(stmt: tirx.SBlock, var: tirx.Var) -> bool:
+    """Whether some input's innermost index does not move with the lane variable
+    (a matmul's row operand, a conv's input pixel): it is splat across lanes."""
+    return any(not _uses([_vars_in(r.region[-1].min)], var) for r in stmt.reads if r.region)
+
+
+def _lane_tile(extent: int, lanes: int, rows: int, budget: int) -> int:
     """Tile size along the vector axis: a multiple of the vector width dividing
-    ``extent`` within the accumulator budget, or the whole (short) axis, e.g.
-    14 or 7 in late conv layers, where LLVM splits a 14-wide vector into
-    4+4+4+2 lanes with no remainder loop."""
-    budget = _ACC_ELEMS // rows
+    ``extent`` within the accumulator budget (elements), or the whole (short)
+    axis, e.g. 14 or 7 in late conv layers, where LLVM splits a 14-wide vector
+    into 4+4+4+2 lanes with no remainder loop."""
+    budget = budget // rows
     candidates = [lanes * m for m in (16, 8, 4, 2, 1) if lanes * m <= budget]
     tile = _first_divisor(extent, candidates)
     if (tile is None or tile < 2 * lanes) and extent <= budget:
@@ -851,7 +879,7 @@ def _fold_conv_affine_pass() -> tvm.transform.Pass:
 # --------------------------------------------------------------------------
 
 
-def _scalar_clamp_op(func: tirx.PrimFunc):
+def _scalar_clamp_op(func: tirx.PrimFunc):  # -> relax.op.maximum | relax.op.minimum | None
     """relax.op.maximum / minimum when ``func`` is one block computing
     ``out[i] = max|min(x[i], c[()])`` (what the ONNX frontend emits for Clip), else None."""
     if len(func.params) != 3:
