@@ -34,6 +34,7 @@ class PeerTiming:
     startup_ms: float | None  # load/compile the model + first run; None where meaningless
     outputs: list[np.ndarray] = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    times_ms: list[float] = field(default_factory=list, repr=False)  # every timed run
 
 
 def timed_runs(run: Callable[[], object], repeat: int, max_seconds: float) -> list[float]:
@@ -62,7 +63,7 @@ def onnxruntime_native(onnx_path: Path, inputs: dict[str, np.ndarray], repeat: i
     outputs = session.run(None, inputs)
     startup_ms = (time.perf_counter_ns() - start) / 1e6
     times = timed_runs(lambda: session.run(None, inputs), repeat, max_seconds)
-    return PeerTiming(statistics.median(times), min(times), len(times), startup_ms, outputs)
+    return PeerTiming(statistics.median(times), min(times), len(times), startup_ms, outputs, times_ms=times)
 
 
 # -- tract (PyPI `tract`) --------------------------------------------------------------------
@@ -81,7 +82,7 @@ def tract_native(onnx_path: Path, inputs: dict[str, np.ndarray], repeat: int, ma
     outputs = [t.to_numpy() for t in runnable.run(arrays)]
     startup_ms = (time.perf_counter_ns() - start) / 1e6
     times = timed_runs(lambda: runnable.run(arrays), repeat, max_seconds)
-    return PeerTiming(statistics.median(times), min(times), len(times), startup_ms, outputs)
+    return PeerTiming(statistics.median(times), min(times), len(times), startup_ms, outputs, times_ms=times)
 
 
 def tract_version() -> str | None:
@@ -115,7 +116,8 @@ def tvm_native(onnx_path: Path, inputs: dict[str, np.ndarray], repeat: int, max_
     result = vm["main"](*args)
     outputs = [np.asarray(r.numpy()) for r in _flatten(result)]
     times = timed_runs(lambda: vm["main"](*args), repeat, max_seconds)
-    return PeerTiming(statistics.median(times), min(times), len(times), None, outputs, [f"compile {compile_ms / 1e3:.1f} s"])
+    return PeerTiming(statistics.median(times), min(times), len(times), None, outputs, [f"compile {compile_ms / 1e3:.1f} s"],
+                      times_ms=times)
 
 
 def _flatten(value):
@@ -173,6 +175,7 @@ def onnxruntime_web(jobs: list[NodeJob], work: Path, repeat: int, max_seconds: f
             results[item["name"]] = item["error"].splitlines()[0]
             continue
         outputs = [np.fromfile(o["file"], dtype=o["dtype"]).reshape(o["shape"]) for o in item["outputs"]]
-        results[item["name"]] = PeerTiming(item["median_ms"], item["min_ms"], item["runs"], item["startup_ms"], outputs)
+        results[item["name"]] = PeerTiming(item["median_ms"], item["min_ms"], item["runs"], item["startup_ms"], outputs,
+                                           times_ms=item["times"])
     info = {k: v for k, v in report.items() if k != "results"}
     return results, info

@@ -187,7 +187,10 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
         "",
         f"Written by `{results['command']}` on {results['date']}: do not edit by hand, re-run it.",
         f"Each backend runs each model on **one thread**; times are the **median of up to {settings['repeat']} runs** "
-        f"after a first, untimed run (fewer when a backend took over {settings['max_seconds']:.0f} s, never fewer than 3).",
+        f"after a first, untimed run (fewer when a backend took over {settings['max_seconds']:.0f} s, never fewer than 3)"
+        + (f", taken in {settings['rounds']} rounds over all models and backends, so that load from elsewhere on "
+           "the machine is shared out between the backends instead of landing on one." if settings.get("rounds", 1) > 1
+           else "."),
         "",
     ]
     if chart is not None:
@@ -275,7 +278,8 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
         "- onnxruntime-web: npm package, wasm backend under Node, `ort.env.wasm.numThreads = 1`, no proxy worker "
         "(its only wasm binary is the SIMD build); timed per `await session.run` in JavaScript (`bench/node/bench.mjs`).",
         "- tract: PyPI `tract`, `onnx().load().into_model().into_runnable()`, timed per `run` from Python.",
-        "- TVM native: `tvm.compile` default pipeline, target `{\"kind\": \"llvm\", \"num-cores\": 1}` (no `mcpu`: "
+        "- TVM native (timed in the first round only: a reference, and slow to compile): "
+        "`tvm.compile` default pipeline, target `{\"kind\": \"llvm\", \"num-cores\": 1}` (no `mcpu`: "
         "generic x86-64 code), `TVM_NUM_THREADS=1`, Relax VM, timed per call from Python.",
         "- Models: `bench/models.py` (seeded weights), inputs `wasm_build.testing.models.random_inputs(model, seed=0)`; "
         "all backends get the same ONNX file and the same inputs, in one process (Node in a subprocess).",

@@ -22,9 +22,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse
 import importlib.util
 import json
+import statistics
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=list(BENCH_MODELS), choices=list(BENCH_MODELS), metavar="MODEL",
                         help=f"models to run (default: all of {', '.join(BENCH_MODELS)})")
     parser.add_argument("--repeat", type=int, default=50, help="timed runs per backend and model; the median is reported (default 50)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="time every backend in this many rounds over the models, --repeat runs split between them (default 3)")
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="stop timing a backend on a model after this long, once 3 runs are done (default 20)")
     parser.add_argument("--tuned", action="store_true",
@@ -65,8 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="report to write (default bench/RESULTS.md)")
     parser.add_argument("--chart", type=Path, default=HERE / "results.png", help="bar chart to write (default bench/results.png)")
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.repeat < 1 or args.rounds < 1:
+        parser.error("--repeat and --rounds must be at least 1")
     args.tuned = args.tuned or args.tune_trials > 0
     return args
 
@@ -118,38 +122,65 @@ def max_error(outputs: list[np.ndarray], reference: list[np.ndarray] | None) -> 
     return worst
 
 
-def wasm_entry(name: str, onnx_path: Path, inputs: dict[str, np.ndarray], args: argparse.Namespace, tuned: bool) -> dict[str, Any]:
+@dataclass
+class WasmBuild:
+    """A built artifact and its timing harness, made once and timed in every round."""
+
+    name: str
+    directory: Path
+    harness: Path | None
+    build_s: float
+    notes: list[str]
+
+
+def build_entry(name: str, onnx_path: Path, args: argparse.Namespace, tuned: bool) -> WasmBuild:
     directory, build_s = build_wasm(name, onnx_path, args.out, args.tuning_dir if tuned else None, args.tune_trials,
                                     args.tune_time_budget)
-    manifest = json.loads((directory / f"{name}.json").read_text())
     harness = None
-    note = []
+    notes = []
     try:
         harness = link_timing_harness(directory, args.out / ("harness-tuned" if tuned else "harness") / f"{name}.wasm")
     except Exception as exc:  # still measurable per Python call, with the overhead noted
         log(f"{name}: timing harness failed to link, timing per Python call instead:\n{exc}")
-        note.append(f"timing harness failed to link ({str(exc).splitlines()[0]}); timed per Python call")
+        notes.append(f"timing harness failed to link ({str(exc).splitlines()[0]}); timed per Python call")
+    return WasmBuild(name, directory, harness, build_s, notes)
+
+
+def wasm_entry(build: WasmBuild, inputs: dict[str, np.ndarray], repeat: int, max_seconds: float) -> dict[str, Any]:
+    manifest = json.loads((build.directory / f"{build.name}.json").read_text())
     ordered = [inputs[i["name"]] for i in manifest["inputs"]]
-    timing = time_artifact(directory, ordered, args.repeat, args.max_seconds, harness)
-    wasm_bytes = (directory / f"{name}.wasm").stat().st_size
+    timing = time_artifact(build.directory, ordered, repeat, max_seconds, build.harness)
+    wasm_bytes = (build.directory / f"{build.name}.wasm").stat().st_size
     weights = manifest["weights"]["nbytes"]
     return {
         "median_ms": timing.median_ms,
         "min_ms": timing.min_ms,
         "runs": timing.runs,
+        "times_ms": timing.times_ms,
         "startup_ms": timing.startup_ms,
         "startup_phases_ms": timing.phases_ms,
         "compile_ms": timing.compile_ms,
         "timed_in": timing.timed_in,
         "call_overhead_us": timing.call_overhead_us,
-        "build_s": build_s,
+        "build_s": build.build_s,
         "wasm_bytes": wasm_bytes,
         "weights_bytes": weights,
         "code_bytes": wasm_bytes - weights,
         "kernels": manifest.get("kernels"),
         "outputs": timing.outputs,
-        "notes": note,
+        "notes": list(build.notes),
     }
+
+
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One entry from every round's: median and fastest over all runs of all rounds;
+    start-up, outputs and notes from the first round (later start-ups run warm)."""
+    merged = dict(rounds[0])
+    if "times_ms" not in merged:
+        return merged  # skipped or failed
+    times = [t for entry in rounds for t in entry.get("times_ms", [])]
+    merged.update(median_ms=statistics.median(times), min_ms=min(times), runs=len(times), times_ms=times)
+    return merged
 
 
 def guarded(what: str, function, *a, **kw) -> dict[str, Any]:
@@ -165,8 +196,8 @@ def guarded(what: str, function, *a, **kw) -> dict[str, Any]:
 
 
 def peer_entry(timing: peers.PeerTiming) -> dict[str, Any]:
-    return {"median_ms": timing.median_ms, "min_ms": timing.min_ms, "runs": timing.runs, "startup_ms": timing.startup_ms,
-            "outputs": timing.outputs, "notes": timing.notes}
+    return {"median_ms": timing.median_ms, "min_ms": timing.min_ms, "runs": timing.runs, "times_ms": timing.times_ms,
+            "startup_ms": timing.startup_ms, "outputs": timing.outputs, "notes": timing.notes}
 
 
 # -- the whole run ------------------------------------------------------------------------------
@@ -197,42 +228,69 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     machine = report.machine_info()  # the load average before the run
     models: dict[str, dict[str, Any]] = {}
-    node_jobs: list[peers.NodeJob] = []
+    prepared: dict[str, tuple[Path, dict[str, np.ndarray], dict[str, Any]]] = {}
     for name in args.models:
-        log(f"== {name}")
+        log(f"== {name}: build")
         onnx_path, inputs = prepare_model(name, args.out)
-        entry: dict[str, Any] = {"onnx_bytes": onnx_path.stat().st_size, "backends": {}}
-        backends = entry["backends"]
-        if "onnxruntime" not in args.skip:
-            backends["onnxruntime"] = guarded(f"{name}/onnxruntime", lambda: peer_entry(
-                peers.onnxruntime_native(onnx_path, inputs, args.repeat, args.max_seconds)))
-        backends["wasm-build"] = guarded(f"{name}/wasm-build", wasm_entry, name, onnx_path, inputs, args, False)
+        builds = {"wasm-build": guarded(f"{name}/wasm-build", build_entry, name, onnx_path, args, False)}
         if tuned:
-            backends["wasm-build tuned"] = guarded(f"{name}/wasm-build tuned", wasm_entry, name, onnx_path, inputs, args, True)
-        if "tract" not in args.skip:
-            backends["tract"] = guarded(f"{name}/tract", lambda: peer_entry(
-                peers.tract_native(onnx_path, inputs, args.repeat, args.max_seconds)))
-        if "tvm" not in args.skip:
-            backends["tvm"] = guarded(f"{name}/tvm", lambda: peer_entry(
-                peers.tvm_native(onnx_path, inputs, args.repeat, args.max_seconds)))
-        node_jobs.append(peers.NodeJob(name, onnx_path, inputs))
-        models[name] = entry
-        for backend, result in backends.items():
-            if "median_ms" in result:
-                log(f"{name}/{backend}: median {result['median_ms']:.3f} ms over {result['runs']} runs")
+            builds["wasm-build tuned"] = guarded(f"{name}/wasm-build tuned", build_entry, name, onnx_path, args, True)
+        prepared[name] = (onnx_path, inputs, builds)
+        models[name] = {"onnx_bytes": onnx_path.stat().st_size, "backends": {}}
 
+    # Timing in rounds: each backend's runs are spread over the whole session, so a burst
+    # of load from elsewhere on the machine does not land on one backend only.
+    per_round = -(-args.repeat // args.rounds)
+    seconds = args.max_seconds / args.rounds
+    rounds: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in args.models}
     node_info: dict[str, Any] = {}
-    if "onnxruntime-web" not in args.skip and node_jobs:
-        log("== onnxruntime-web (Node)")
-        try:
-            web, node_info = peers.onnxruntime_web(node_jobs, args.out / "node", args.repeat, args.max_seconds)
-            for name, result in web.items():
-                models[name]["backends"]["onnxruntime-web"] = (
-                    peer_entry(result) if isinstance(result, peers.PeerTiming) else {"error": result})
-        except peers.PeerUnavailable as exc:
-            log(f"onnxruntime-web: skipped: {exc}")
-            for name in models:
-                models[name]["backends"]["onnxruntime-web"] = {"skipped": str(exc)}
+    for index in range(args.rounds):
+        first = index == 0
+        for name in args.models:
+            log(f"== {name}: round {index + 1} of {args.rounds}")
+            onnx_path, inputs, builds = prepared[name]
+            measured = rounds[name]
+
+            def measure(backend: str, function, *a) -> None:
+                previous = measured.get(backend)
+                if previous is not None and "times_ms" not in previous[0]:
+                    return  # skipped or failed in the first round
+                measured.setdefault(backend, []).append(guarded(f"{name}/{backend}", function, *a))
+
+            if "onnxruntime" not in args.skip:
+                measure("onnxruntime", lambda: peer_entry(peers.onnxruntime_native(onnx_path, inputs, per_round, seconds)))
+            for backend, build in builds.items():
+                if isinstance(build, WasmBuild):
+                    measure(backend, wasm_entry, build, inputs, per_round, seconds)
+                elif first:
+                    measured[backend] = [build]  # the build's error
+            if "tract" not in args.skip:
+                measure("tract", lambda: peer_entry(peers.tract_native(onnx_path, inputs, per_round, seconds)))
+            if "tvm" not in args.skip and first:  # compiling it takes minutes; a reference column only
+                measure("tvm", lambda: peer_entry(peers.tvm_native(onnx_path, inputs, args.repeat, args.max_seconds)))
+        if "onnxruntime-web" not in args.skip:
+            log(f"== onnxruntime-web (Node): round {index + 1} of {args.rounds}")
+            jobs = [peers.NodeJob(name, prepared[name][0], prepared[name][1]) for name in args.models]
+            try:
+                web, info = peers.onnxruntime_web(jobs, args.out / "node", per_round, seconds)
+                node_info = node_info or info
+                for name, result in web.items():
+                    rounds[name].setdefault("onnxruntime-web", []).append(
+                        peer_entry(result) if isinstance(result, peers.PeerTiming) else {"error": result})
+            except peers.PeerUnavailable as exc:
+                log(f"onnxruntime-web: skipped: {exc}")
+                for name in args.models:
+                    rounds[name]["onnxruntime-web"] = [{"skipped": str(exc)}]
+                args.skip.append("onnxruntime-web")
+
+    for name, measured in rounds.items():
+        backends = models[name]["backends"]
+        for backend in ["onnxruntime", "wasm-build", "wasm-build tuned", "onnxruntime-web", "tract", "tvm"]:
+            if backend in measured:
+                backends[backend] = merge_rounds(measured[backend])
+                if "median_ms" in backends[backend]:
+                    result = backends[backend]
+                    log(f"{name}/{backend}: median {result['median_ms']:.3f} ms over {result['runs']} runs")
 
     # Every backend's outputs against onnxruntime's: the same computation was timed.
     for entry in models.values():
@@ -244,7 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
-        "settings": {"repeat": args.repeat, "max_seconds": args.max_seconds, "tuned": tuned,
+        "settings": {"repeat": args.repeat, "rounds": args.rounds, "max_seconds": args.max_seconds, "tuned": tuned,
                      "tune_trials": args.tune_trials if tuned else 0,
                      "tuning_records": _tuning_records(args.tuning_dir, args.models) if tuned else {}},
         "machine": {**machine, "load_average_end": [round(x, 2) for x in os.getloadavg()]},

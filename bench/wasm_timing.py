@@ -62,6 +62,7 @@ class WasmTiming:
     timed_in: str  # "wasm" (clock inside the module) or "python" (per export call)
     call_overhead_us: float
     outputs: list[np.ndarray] = field(repr=False)
+    times_ms: list[float] = field(default_factory=list, repr=False)  # every timed run
 
 
 def link_timing_harness(artifact_dir: Path, output: Path) -> Path:
@@ -233,5 +234,6 @@ def time_artifact(
         timed_in = "python"
 
     return WasmTiming(
-        compile_ms, startup_ms, phases, statistics.median(times), min(times), len(times), timed_in, call_overhead_us, outputs
+        compile_ms, startup_ms, phases, statistics.median(times), min(times), len(times), timed_in, call_overhead_us, outputs,
+        times,
     )

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 def test_bench_command_writes_a_row_for_the_smallest_model(tmp_path):
     results_md = tmp_path / "RESULTS.md"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "run.py"), "--models", "mlp_784", "--repeat", "3", "--max-seconds", "2",
+        [sys.executable, str(REPO / "bench" / "run.py"), "--models", "mlp_784", "--repeat", "4", "--rounds", "2",
+         "--max-seconds", "2", "--tuned", "--tuning-dir", str(tmp_path / "tuning"),
          "--out", str(tmp_path / "out"), "--results", str(results_md), "--chart", str(tmp_path / "results.png")],
         capture_output=True, text=True, timeout=600,
     )
@@ -33,11 +34,14 @@ def test_bench_command_writes_a_row_for_the_smallest_model(tmp_path):
     row = next(line for line in steady.splitlines() if line.startswith("| mlp_784 |"))
     cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
     assert re.fullmatch(r"\d+(\.\d+)?", cells["wasm-build (default)"]), row
+    # --tuned with an empty database directory: a tuned column that applied nothing.
+    assert re.fullmatch(r"\d+(\.\d+)?", cells["wasm-build (tuned)"]), row
     assert re.fullmatch(r"\d+(\.\d+)?", cells["onnxruntime native"]), row
 
     raw = json.loads((tmp_path / "out" / "results.json").read_text())
     wasm = raw["models"]["mlp_784"]["backends"]["wasm-build"]
-    assert wasm["runs"] == 3
+    assert wasm["runs"] == 4 and len(wasm["times_ms"]) == 4  # two rounds of two runs
+    assert raw["settings"]["rounds"] == 2 and raw["settings"]["tuning_records"] == {"mlp_784": 0}
     assert wasm["timed_in"] == "wasm", "the in-wasm timing harness did not link"
     assert 0 < wasm["code_bytes"] < wasm["wasm_bytes"]
     # Every backend that ran computed the same logits as onnxruntime.

@@ -72,6 +72,7 @@ async function benchModel(model, repeat, maxSeconds) {
     median_ms: median(times),
     min_ms: Math.min(...times),
     runs: times.length,
+    times,
     outputs,
   };
 }
