@@ -147,13 +147,13 @@ def transformer_ops(rng):
 # --------------------------------------------------------------------------
 
 
-def fused_module(model, target, schedule=True, graph_passes=False):
+def fused_module(model, target, schedule=True, graph_passes=False, winograd_budget=0.0):
     """The Relax module as the compile pipeline has it right after the schedule pass
     (with ``graph_passes``, also after ``relax_passes`` as in the pipeline)."""
     target = tvm.target.Target(target)
     mod = from_onnx(model, keep_params_in_input=False)
     # As in compile.lower, constants are folded before the graph passes.
-    graph = [relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant(), *relax_passes(target)]
+    graph = [relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant(), *relax_passes(target, winograd_budget)]
     passes = [*(graph if graph_passes else []),
         relax.backend.DispatchSampling(),
         relax.backend.DispatchSortScan(),

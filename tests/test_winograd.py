@@ -24,7 +24,6 @@ from tests.test_schedules import (  # noqa: E402
 )
 from wasm_build import winograd  # noqa: E402
 from wasm_build.errors import ConfigError  # noqa: E402
-from wasm_build.schedules import default_schedule_pass, relax_passes  # noqa: E402
 
 
 def _correlate_3x3(tile: np.ndarray, g: np.ndarray, m: int) -> np.ndarray:
@@ -74,23 +73,9 @@ def mixed_convs(rng):
     return g.conv(32, 32, 3, pad=1).build()              # one 4x4 output tile
 
 
-def winograd_module(model, budget, target=NATIVE):
+def winograd_module(model, budget):
     """The model through the graph passes (with ``budget``) and the schedule pass."""
-    target = tvm.target.Target(target)
-    mod = relax.frontend.onnx.from_onnx(model, keep_params_in_input=False)
-    passes = [
-        relax.transform.DecomposeOpsForInference(),
-        relax.transform.FoldConstant(),
-        *relax_passes(target, winograd_budget=budget),
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
-        default_schedule_pass(target),
-    ]
-    with target:
-        return tvm.transform.Sequential(passes)(mod)
+    return fused_module(model, NATIVE, graph_passes=True, winograd_budget=budget)
 
 
 def winograd_kernels(mod):

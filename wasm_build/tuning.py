@@ -57,6 +57,8 @@ DATABASE_VERSION = 1
 KEEP_RECORDS = 16
 # The attribute meta-schedule, dlight and wasm-build's default schedules all read.
 SCHEDULED_ATTR = "tirx.is_scheduled"
+# Kernels below this share of the model's estimated FLOPs are not searched.
+_MIN_WORK_SHARE = 0.01
 
 _PREFIX = "wbtune_"
 _KERNEL = "wbtune_kernel"
@@ -466,22 +468,32 @@ def _extract(module: tvm.IRModule, options: TargetOptions) -> tuple[list[Any], d
     return list(ms.relax_integration.extract_tasks(fused, target)), constants
 
 
-def _left_to_default(task: Any) -> str | None:
+def _flops(task: Any) -> float | None:
+    """Estimated FLOPs of all calls of `task`, or None where meta-schedule's analysis fails."""
+    try:
+        return float(s_tir.analysis.estimate_tir_flops(task.dispatched[0])) * task.weight
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+def _left_to_default(task: Any, flops: float | None, total_flops: float) -> str | None:
     """Why `task` keeps its default schedule instead of being searched, or None.
 
     Meta-schedule's task scheduler estimates each task's FLOPs first, and that analysis
     rejects some TIR (the `Let` bindings of wasm-build's vectorized exp/erf/softmax
     kernels), which would abort the whole tuning run. Winograd kernels need their tile
     loops unrolled to fold the transform coefficients, which its search spaces do not do.
+    Kernels with a negligible share of the work (transposes, a mean) are not worth the
+    search's set-up, several seconds per kernel before its first measurement.
     """
     from .winograd import has_transforms
 
     if has_transforms(task.dispatched[0]["main"]):
         return "Winograd convolutions"
-    try:
-        s_tir.analysis.estimate_tir_flops(task.dispatched[0])
-    except Exception:  # pylint: disable=broad-except
+    if flops is None:
         return "meta-schedule cannot analyse them"
+    if flops < _MIN_WORK_SHARE * total_flops:
+        return f"under {_MIN_WORK_SHARE:.0%} of the model's work each"
     return None
 
 
@@ -532,6 +544,13 @@ def _tuning_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _search_strategy() -> Any:
+    """Evolutionary search with a quarter of meta-schedule's default population (512): each
+    kernel samples and evolves its population before its first candidate is measured, which
+    took about 20 s per kernel here (11 minutes before MobileNetV2's first measurement)."""
+    return ms.search_strategy.EvolutionarySearch(population_size=128, init_min_unmeasured=16)
+
+
 def _cost_model(threads: int, log: Log) -> Any:
     try:
         import xgboost  # noqa: F401
@@ -564,8 +583,10 @@ def tune_model(
     tasks = [t for t in tasks if not (t.mod.attrs and t.mod.attrs.get(SCHEDULED_ATTR, False))]
     skipped: dict[str, list[str]] = {}
     searchable = []
+    flops = {task.task_name: _flops(task) for task in tasks}
+    total_flops = sum(f for f in flops.values() if f is not None)
     for task in tasks:
-        reason = _left_to_default(task)
+        reason = _left_to_default(task, flops[task.task_name], total_flops)
         if reason is None:
             searchable.append(task)
         else:
@@ -598,8 +619,10 @@ def tune_model(
         # per-trial lines in the log files, and report progress through `log` instead.
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
         with _without_tensor_intrinsics():
+            log(f"tune: preparing the search of {len(tasks)} kernels")
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                tasks, work_dir=str(work / "logs"), space="post-order-apply", strategy="evolutionary", num_threads=threads, seed=0
+                tasks, work_dir=str(work / "logs"), space="post-order-apply", strategy=_search_strategy(),
+                num_threads=threads, seed=0,
             )
         database = _memory_database(entries, improving_only=False)
         progress = _Progress(task_entries, settings.trials, deadline, log)
