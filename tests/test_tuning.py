@@ -266,3 +266,20 @@ def test_tuning_harness_with_relaxed_simd(tmp_path):
     harness = WasmHarness(options, tmp_path, min_repeat_secs=0.001, repeats=1)
     secs = harness.time(harness.build(task.dispatched[0]), list(ArgInfo.from_prim_func(task.dispatched[0]["main"])))
     assert secs[0] > 0
+
+
+def test_kernels_with_a_negligible_share_of_the_work_are_not_searched(tmp_path):
+    """A 256 -> 10 classifier after 784 -> 512 -> 256 layers: under 1% of the FLOPs, so
+    the search's set-up (seconds per kernel) is not spent on it; the big layers are searched."""
+    from wasm_build.tuning import _flops, _left_to_default
+
+    model = models.mlp(sizes=(784, 512, 256, 10))
+    loaded = load_model(str(models.save(model, tmp_path / "mlp.onnx")), {}, tmp_path)
+    tasks = extract_tasks(loaded.module, TargetOptions())
+    flops = {t.task_name: _flops(t) for t in tasks}
+    total = sum(f for f in flops.values() if f is not None)
+    reasons = {t.task_name: _left_to_default(t, flops[t.task_name], total) for t in tasks}
+    searched = sorted(name for name, reason in reasons.items() if reason is None)
+    small = sorted(name for name, reason in reasons.items() if reason and "under 1%" in reason)
+    assert searched and small, reasons
+    assert max(flops[n] for n in small) < 0.01 * total <= min(flops[n] for n in searched)
