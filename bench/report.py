@@ -229,7 +229,10 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
               "instantiate + `_initialize` + `NAME_init` + place buffers + first run. "
               "onnxruntime-web: session creation + first run, after its own wasm runtime is loaded"
               + (f" ({results['node']['runtime_load_ms']:.0f} ms, once per process)" if results.get("node", {}).get("runtime_load_ms") else "")
-              + ". onnxruntime / tract: load + optimise the model + first run.", ""]
+              + ". onnxruntime / tract: load + optimise the model + first run."
+              + (f" Each start-up is the median of the {settings['rounds']} rounds' (each round starts anew; for "
+                 "wasm-build from a new `.cwasm` file, so the instance touches its memory for the first time again)."
+                 if settings.get("rounds", 1) > 1 else ""), ""]
     rows = []
     for m in names:
         backends = models[m]["backends"]
