@@ -293,13 +293,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.skip.append("onnxruntime-web")
 
     for name, measured in rounds.items():
-        backends = models[name]["backends"]
-        for backend in ["onnxruntime", "wasm-build", "wasm-build tuned", "onnxruntime-web", "tract", "tvm"]:
-            if backend in measured:
-                backends[backend] = merge_rounds(measured[backend])
-                if "median_ms" in backends[backend]:
-                    result = backends[backend]
-                    log(f"{name}/{backend}: median {result['median_ms']:.3f} ms over {result['runs']} runs")
+        for backend, entries in measured.items():
+            result = models[name]["backends"][backend] = merge_rounds(entries)
+            if "median_ms" in result:
+                log(f"{name}/{backend}: median {result['median_ms']:.3f} ms over {result['runs']} runs")
 
     # Every backend's outputs against onnxruntime's: the same computation was timed.
     for entry in models.values():

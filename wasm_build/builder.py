@@ -232,7 +232,7 @@ def _build_uncached(
             loaded = load_model(model.source, model.inputs, project_dir)
     progress.detail(f"{loaded.kind} model, inputs {loaded.input_names}")
 
-    options = TargetOptions(simd=model.simd, relaxed_simd=model.relaxed_simd, winograd_budget=model.winograd_budget)
+    options = TargetOptions.for_model(model)
     prefix = f"{model.name}_"
     database = model.tuning.database
     if database and not Path(database).is_absolute():

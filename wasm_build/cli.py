@@ -24,7 +24,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="skip running the artifact in wasmtime against native references")
     parser.add_argument("--no-default-schedules", dest="default_schedules", action="store_false",
                         help="leave untuned kernels as TVM generates them")
-    parser.add_argument("--winograd-budget", type=float, default=0.5, metavar="FRACTION",
+    parser.add_argument("--winograd-budget", type=float, default=ModelSettings.winograd_budget, metavar="FRACTION",
                         help="weight bytes Winograd 3x3 convs may add, as a fraction of the weights (0: off)")
     parser.add_argument("--rtol", type=float, default=1e-3, help="smoke-test relative tolerance")
     parser.add_argument("--atol", type=float, default=1e-4, help="smoke-test absolute tolerance")

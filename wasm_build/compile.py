@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import WasmBuildError
+from .settings import ModelSettings
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,11 @@ class TargetOptions:
     simd: bool = True
     relaxed_simd: bool = False
     # Extra weight bytes Winograd convs may add, as a fraction of the weights (schedules.relax_passes).
-    winograd_budget: float = 0.5
+    winograd_budget: float = ModelSettings.winograd_budget
+
+    @classmethod
+    def for_model(cls, model: ModelSettings) -> TargetOptions:
+        return cls(simd=model.simd, relaxed_simd=model.relaxed_simd, winograd_budget=model.winograd_budget)
 
     @property
     def features(self) -> list[str]:

@@ -920,7 +920,7 @@ class _ScalarClamp(relax.PyExprMutator):
         if not isinstance(args, relax.Tuple) or len(args.fields) != 2:
             return call
         x, c = args.fields
-        if not (isinstance(c, tvm.ir.expr.Constant) and c.value.numpy().ndim == 0 and _is_float32(x)
+        if not (isinstance(c, tvm.ir.expr.Constant) and len(c.value.shape) == 0 and _is_float32(x)
                 and c.value.dtype == "float32"):
             return call
         func = self.mod[callee] if callee in self.mod.functions else None

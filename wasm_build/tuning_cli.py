@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .cli import model_settings_from_args
+from .settings import ModelSettings
 
 
 def add_commands(subparsers) -> None:
@@ -28,7 +29,7 @@ def add_commands(subparsers) -> None:
                       help="pin an input, e.g. x=1x1x49x40:float32 (repeatable)")
     tune.add_argument("--no-simd", dest="simd", action="store_false", help="tune for wasm without SIMD128")
     tune.add_argument("--relaxed-simd", action="store_true", help="tune for relaxed SIMD")
-    tune.add_argument("--winograd-budget", type=float, default=0.5, metavar="FRACTION",
+    tune.add_argument("--winograd-budget", type=float, default=ModelSettings.winograd_budget, metavar="FRACTION",
                       help="as for compile: the kernels tuned must be the kernels built")
     # Keys of the shared model settings that tuning does not use.
     tune.set_defaults(func=_cmd_tune, weights="embed", smoke_test=False, default_schedules=True, rtol=1e-3, atol=1e-4)
@@ -53,7 +54,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     project_dir = Path.cwd()
     try:
         loaded = load_model(model.source, model.inputs, project_dir)
-        options = TargetOptions(simd=model.simd, relaxed_simd=model.relaxed_simd, winograd_budget=model.winograd_budget)
+        options = TargetOptions.for_model(model)
         tune_model(loaded.module, options, str(project_dir / args.database), model.tuning, log=log)
     except WasmBuildError as exc:
         raise exc.with_context(model=model.name, stage="tune")

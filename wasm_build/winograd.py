@@ -237,6 +237,11 @@ def _candidate(call: relax.Call, m: int) -> tuple[int, int] | None:
     return tiles, extra
 
 
+def _nbytes(tensor: tvm.runtime.Tensor) -> int:
+    """Size of a constant from its shape and dtype (no copy of its data)."""
+    return int(np.prod(tensor.shape, dtype=np.int64)) * tvm.DataType(tensor.dtype).bits // 8
+
+
 def _static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     ty = expr.ty
     if not isinstance(ty, relax.TensorType) or ty.dtype != "float32" or ty.shape is None:
@@ -277,12 +282,14 @@ def winograd_pass(budget: float, m: int = 4) -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="WasmWinogradConv")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        if budget <= 0:
+            return mod
         candidates, constant_bytes = [], 0
 
         def visit(expr):
             nonlocal constant_bytes
             if isinstance(expr, tvm.ir.expr.Constant) and isinstance(expr.value, tvm.runtime.Tensor):
-                constant_bytes += expr.value.numpy().nbytes
+                constant_bytes += _nbytes(expr.value)
             elif isinstance(expr, relax.Call):
                 found = _candidate(expr, m)
                 if found is not None:
