@@ -22,7 +22,8 @@ ort = pytest.importorskip("onnxruntime")
 from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
-from wasm_build.schedules import default_schedule_pass, relax_passes, vector_erf, vector_exp  # noqa: E402
+from wasm_build import lane_shuffle  # noqa: E402
+from wasm_build.schedules import PACKED_ROWS_ATTR, default_schedule_pass, relax_passes, vector_erf, vector_exp  # noqa: E402
 
 NATIVE = {"kind": "llvm"}
 WASM = {
@@ -251,14 +252,14 @@ def test_non_llvm_target_is_untouched():
 OBJDUMP = shutil.which("llvm-objdump-19") or shutil.which("llvm-objdump")
 
 
-def _wasm_disassembly(mod, kernel_substring, tmp_path):
+def _wasm_disassembly(mod, kernel_substring, tmp_path, pipeline="default"):
     funcs = {
         name: func.with_attr("global_symbol", name)
         for name, func in prim_funcs(mod).items()
         if kernel_substring in name
     }
     assert funcs, prim_funcs(mod).keys()
-    lib = tvm.tirx.build(tvm.IRModule(funcs), target=tvm.target.Target(WASM))
+    lib = tvm.tirx.build(tvm.IRModule(funcs), target=tvm.target.Target(WASM), pipeline=pipeline)
     obj = tmp_path / f"{kernel_substring}.o"
     lib.write_to_file(str(obj))
     result = subprocess.run([OBJDUMP, "-d", str(obj)], capture_output=True, text=True, check=True)
@@ -469,7 +470,8 @@ def test_relu6_is_fused_into_the_conv_in_nhwc():
 
 def test_depthwise_tiles_leave_registers_for_the_weights():
     """A depthwise conv has no operand splat across lanes: each tap's weights are vectors
-    too, so its tile keeps 4 accumulators (4 rows x 4 lanes) where a 1x1 conv keeps 16."""
+    too, so its tile keeps 4 accumulators (4 rows x 4 lanes) where a 1x1 conv keeps 8
+    (4 rows x 8 lanes, its rows packed: see test_packed_rows_are_splat_by_lane_shuffles)."""
     g = Graph(np.random.default_rng(13), [1, 64, 25, 20])
     model = g.conv(64, 64, 3, pad=1, group=64).add("Relu").conv(64, 64, 1).add("Relu").build()
     mod = fused_module(model, NATIVE, graph_passes=True)
@@ -478,4 +480,71 @@ def test_depthwise_tiles_leave_registers_for_the_weights():
         for param in func.params:
             if len(param.shape) == 5:  # W[n // tile, ..., n % tile]
                 packed[name] = int(param.shape[-1])
-    assert sorted(packed.values()) == [4, 16], packed
+    assert sorted(packed.values()) == [4, 8], packed
+
+
+def _pointwise_model(width):
+    g = Graph(np.random.default_rng(21), [1, 32, 6, width])
+    return g.conv(32, 48, 1).add("Relu").build()
+
+
+def test_tile_rows_of_a_pointwise_conv_are_packed():
+    """A 1x1 conv's four output columns read four input pixels: the tile copies them side by
+    side once per row tile (the copy's row loop vectorized), and the kernel says which buffer."""
+    mod = fused_module(_pointwise_model(20), NATIVE, graph_passes=True)
+    (name, func), = [(n, f) for n, f in prim_funcs(mod).items() if "conv2d" in n]
+    packed = list(func.attrs[PACKED_ROWS_ATTR])
+    assert len(packed) == 1, name
+    text = func.script()
+    assert f"{packed[0]}[" in text and "T.vectorized(T.int64(4))" in text
+
+
+def test_rows_are_not_packed_when_they_do_not_come_in_fours():
+    """7 output columns: the tile has 7 rows (no group of 4 lanes to load them from)."""
+    mod = fused_module(_pointwise_model(7), NATIVE, graph_passes=True)
+    assert not any(f.attrs and PACKED_ROWS_ATTR in f.attrs for f in prim_funcs(mod).values())
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+@pytest.mark.parametrize("name, build, kernel", [
+    ("pointwise_conv", lambda: _pointwise_model(20), "conv2d"),
+    ("matmul", lambda: dense(np.random.default_rng(2), 8, 64, 32), "matmul"),
+])
+def test_packed_rows_are_splat_by_lane_shuffles(name, build, kernel, tmp_path):
+    """With wasm-build's TIR pipeline the four rows of a reduction step share one v128.load
+    and each is splat by an i8x16.shuffle; TVM's own pipeline splats each from memory."""
+    mod = fused_module(build(), WASM, graph_passes=True)
+    shuffled = _wasm_disassembly(mod, kernel, tmp_path, pipeline=lane_shuffle.tir_pipeline())
+    plain = _wasm_disassembly(mod, kernel, tmp_path, pipeline="default")
+    assert shuffled.count("i8x16.shuffle") >= 4, name
+    assert "v128.load32_splat" not in shuffled, name
+    assert plain.count("v128.load32_splat") >= 4 and "i8x16.shuffle" not in plain, name
+
+
+def test_lane_shuffle_pass_rewrites_only_packed_buffers():
+    """The pass is a no-op on kernels without packed rows, and the rewrite keeps every other
+    node: running it on a module without the attribute returns the very same functions."""
+    mod = fused_module(_pointwise_model(7), WASM, graph_passes=True)
+    funcs = {n: f.with_attr("global_symbol", n) for n, f in prim_funcs(mod).items()}
+    lowered = tvm.tirx.transform.BindTarget(tvm.target.Target(WASM))(tvm.IRModule(funcs))
+    after = lane_shuffle.shuffle_packed_rows()(lowered)
+    for gvar, func in lowered.functions_items():
+        assert after[gvar].same_as(func)
+
+
+def test_shuffled_kernels_match_onnxruntime_in_wasmtime(tmp_path):
+    """The whole build (wasm-build's TIR pipeline, linked, run in wasmtime) of a model whose
+    1x1 conv and matmul tiles pack their rows agrees with onnxruntime."""
+    from tests.conftest import build
+    from wasm_build import WasmModel
+
+    g = Graph(np.random.default_rng(5), [1, 16, 4, 8])
+    g.inits.append(numpy_helper.from_array(np.array([32, 32], dtype=np.int64), "rows_by_channels"))
+    g.conv(16, 32, 1).add("Relu").add("Transpose", perm=[0, 2, 3, 1]).add("Reshape", "rows_by_channels")
+    model = g.add("MatMul", g.const([32, 24])).build()
+    mod = fused_module(model, WASM, graph_passes=True)
+    assert sum(bool(f.attrs and PACKED_ROWS_ATTR in f.attrs) for f in prim_funcs(mod).values()) == 2
+    result = build(model, "shuffled", tmp_path)
+    feeds = random_feeds(model, np.random.default_rng(6))
+    (got,) = WasmModel(result.directory / "shuffled.wasm").run(feeds)
+    np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)

@@ -165,6 +165,8 @@ def build_kernels(lowered: LoweredModel, options: TargetOptions, output: Path) -
     """Compile every kernel into one relocatable wasm object at `output`."""
     import tvm
 
+    from . import lane_shuffle
+
     kernels = kernel_module(lowered)
     if not kernels.functions:
         # A model with no computation (e.g. a pure reshape) still needs a valid object.
@@ -172,7 +174,7 @@ def build_kernels(lowered: LoweredModel, options: TargetOptions, output: Path) -
         return
     try:
         with kernel_build_context():
-            lib = tvm.tirx.build(kernels, target=options.tvm_target())
+            lib = tvm.tirx.build(kernels, target=options.tvm_target(), pipeline=lane_shuffle.tir_pipeline())
     except Exception as exc:
         raise WasmBuildError(
             f"TVM failed to generate wasm32 code for the kernels: {type(exc).__name__}: {_last_line(exc)}",

@@ -61,6 +61,13 @@ logger = logging.getLogger(__name__)
 _VECTOR_BITS = 128
 # Accumulator tile budget in elements: 16 v128 registers of f32.
 _ACC_ELEMS = 64
+# ... for contractions whose broadcast rows are packed (see _pack_row_operand): 4 x 8, what
+# leaves x86's 16 xmm registers for the weight vectors and the lane shuffles.
+_ACC_ELEMS_PACKED_ROWS = 32
+# Rows per packed group: the f32 lanes of one v128.
+PACKED_ROWS = 4
+# PrimFunc attribute listing the buffers _pack_row_operand made (read by wasm_build.lane_shuffle).
+PACKED_ROWS_ATTR = "wasm_build.packed_rows"
 # ... for contractions whose operands all move with the lanes (depthwise convs):
 # 4 accumulators, leaving registers for the per-tap weight vectors.
 _ACC_ELEMS_ELEMENTWISE = 16
@@ -207,7 +214,9 @@ def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
                 sch, changed = result, True
     if not changed:
         return None
-    return sch.mod["main"].with_attr(_SCHEDULED_ATTR, True)
+    func = sch.mod["main"].with_attr(_SCHEDULED_ATTR, True)
+    packed = [sch.get(b).annotations[PACKED_ROWS_ATTR] for b in _all_blocks(sch) if PACKED_ROWS_ATTR in sch.get(b).annotations]
+    return func.with_attr(PACKED_ROWS_ATTR, packed) if packed else func
 
 
 def _attempt(sch: s_tir.Schedule, rule, block_name: str) -> s_tir.Schedule | None:
@@ -238,6 +247,16 @@ def _is_scheduled(func: tirx.PrimFunc) -> bool:
 def _root_blocks(sch: s_tir.Schedule) -> list[SBlockRV]:
     root = sch.get_sblock("root")
     return list(sch.get_child_blocks(root))
+
+
+def _all_blocks(sch: s_tir.Schedule) -> list[SBlockRV]:
+    blocks = []
+    pending = _root_blocks(sch)
+    while pending:
+        block = pending.pop()
+        blocks.append(block)
+        pending.extend(sch.get_child_blocks(block))
+    return blocks
 
 
 def _iter_kinds(sch: s_tir.Schedule, block: SBlockRV) -> str:
@@ -370,6 +389,12 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     # Without an operand broadcast across lanes (depthwise convs, pooling) nothing is
     # shared between the tile's vectors, and every reduction step's weights are vectors too.
     budget = _ACC_ELEMS if _has_broadcast_operand(stmt, stmt.iter_vars[vec].var) else _ACC_ELEMS_ELEMENTWISE
+    lanes_inner = _streamed_bytes(stmt, stmt.iter_vars[vec].var) <= _CACHE_BYTES
+    row_operand = None
+    if row is not None and rows == PACKED_ROWS and lanes_inner:
+        row_operand = _row_operand(stmt, stmt.iter_vars[row].var, stmt.iter_vars[vec].var)
+        if row_operand is not None:
+            budget = _ACC_ELEMS_PACKED_ROWS
     lane_tile = _lane_tile(_extent(sch, loops[vec]), lanes, rows, budget)
 
     vec_o, vec_i = sch.split(loops[vec], [None, lane_tile])
@@ -383,10 +408,10 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     # tiles go outermost: one tile's slice stays in cache while every output
     # row reuses it; the default order streams all of it once per row tile
     # (9 MB per 7 outputs in ResNet-18's last convs).
-    if _streamed_bytes(stmt, stmt.iter_vars[vec].var) > _CACHE_BYTES:
-        tile_loops = [vec_o, *outer, *row_outer]
-    else:
+    if lanes_inner:
         tile_loops = [*outer, *row_outer, vec_o]
+    else:
+        tile_loops = [vec_o, *outer, *row_outer]
     sch.reorder(*tile_loops, *reduce, *row_inner, vec_i)
     # Vectorize while the block still has its init (decomposed blocks can't be).
     sch.vectorize(vec_i)
@@ -404,7 +429,68 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     for tile_block in (init, write_back):
         _vectorize_tile(sch, tile_block, tile_depth)
     _pack_constant_operand(sch, block, stmt.iter_vars[vec].var, lane_tile)
+    if row_operand is not None:
+        _pack_row_operand(sch, block, row_operand, row_outer[0])
     return True
+
+
+def _row_operand(stmt: tirx.SBlock, row: tirx.Var, lane: tirx.Var) -> tuple[tirx.Buffer, int] | None:
+    """The input broadcast across lanes that the tile rows read side by side: (buffer,
+    dimension) when exactly one input's one dimension is indexed by the row iterator alone
+    (a matmul's rows, a 1x1 conv's output columns), plus iterators of extent 1."""
+    extents = {iv.var: iv.dom.extent for iv in stmt.iter_vars}
+    found = []
+    for region in stmt.reads:
+        region_vars = _region_vars(region)
+        if _uses(region_vars, lane) or not _uses(region_vars, row):
+            continue
+        dims = [d for d, dim_vars in enumerate(region_vars) if _uses([dim_vars], row)]
+        if len(dims) != 1:
+            return None
+        dim = dims[0]
+        others = [v for v in region_vars[dim] if not v.same_as(row)]
+        coeffs = detect_linear_equation(region.region[dim].min, [row])
+        extent = region.source.shape[dim]
+        if (
+            any(not _is_one(extents.get(v)) for v in others)
+            or len(coeffs) != 2
+            or not (isinstance(coeffs[0], tirx.IntImm) and int(coeffs[0]) == 1)
+            or not (isinstance(extent, tirx.IntImm) and int(extent) % PACKED_ROWS == 0)
+        ):
+            return None
+        found.append((region.source, dim))
+    return found[0] if len(found) == 1 else None
+
+
+def _is_one(extent) -> bool:
+    return isinstance(extent, tirx.IntImm) and int(extent) == 1
+
+
+def _pack_row_operand(sch: s_tir.Schedule, block: SBlockRV, operand: tuple[tirx.Buffer, int], row_loop: LoopRV) -> None:
+    """Copy the tile rows' broadcast operand, once per row tile, into a buffer with the
+    rows innermost: ``A[..., r, ..., k]`` becomes ``A[..., r // 4, ..., k, r % 4]``.
+
+    Each reduction step then reads the four rows' values from one 16-byte vector, and
+    ``wasm_build.lane_shuffle`` splats each lane with a shuffle, instead of four
+    ``v128.load32_splat`` (a scalar load, a move and a shuffle each in Cranelift's x86 code).
+    The copy is vectorized across the four rows and reused by every lane tile of the row tile.
+    """
+    buffer, dim = operand
+    index = next(i for i, region in enumerate(sch.get(block).reads) if region.source.same_as(buffer))
+    pack = sch.cache_read(block, index, "global")
+    sch.compute_at(pack, row_loop)
+    sch.transform_layout(
+        pack, ("write", 0), lambda *idx: (*idx[:dim], idx[dim] // PACKED_ROWS, *idx[dim + 1 :], idx[dim] % PACKED_ROWS)
+    )
+    # The copy's own loops (below the row tile); the one over the rows goes innermost.
+    loops = sch.get_loops(pack)
+    depth = 1 + next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(sch.get(row_loop)))
+    copy_loops = loops[depth:]
+    row_binding = _vars_in(_get_block_realize(sch, pack).iter_values[dim])
+    is_row = [_uses([row_binding], sch.get(loop).loop_var) for loop in copy_loops]
+    sch.reorder(*[l for l, r in zip(copy_loops, is_row) if not r], *[l for l, r in zip(copy_loops, is_row) if r])
+    sch.vectorize(sch.get_loops(pack)[-1])
+    sch.annotate(pack, PACKED_ROWS_ATTR, sch.get(pack).writes[0].source.name)
 
 
 def _pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, lane_tile: int) -> None:

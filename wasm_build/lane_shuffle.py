@@ -1,0 +1,133 @@
+"""Lowering step after TVM's TIR pipeline: splat packed tile rows with lane shuffles.
+
+The contraction schedule (``schedules._pack_row_operand``) copies the four rows of a
+register tile's broadcast operand side by side, ``P[..., k, r]``.  After
+vectorization each reduction step still reads them as four scalar broadcasts,
+``Broadcast(P[4*k + r], lanes)``, which LLVM emits as four ``v128.load32_splat``;
+Cranelift turns each into a scalar load, a move to a vector register and a shuffle.
+This pass rewrites each of them to lane ``r`` of the vector ``P[4*k : 4*k + 4]``:
+the four rows share one ``v128.load`` and each costs one ``i8x16.shuffle``.
+
+It runs on the lowered PrimFuncs (loops unrolled, buffers flattened) of the kernels
+carrying :data:`wasm_build.schedules.PACKED_ROWS_ATTR`, and touches only loads from the
+buffers that attribute names.  TVM 0.27's Python API has no TIR mutator, so
+:func:`_rewrite` rebuilds changed nodes from their reflected fields.
+"""
+
+from __future__ import annotations
+
+import tvm
+import tvm_ffi
+from tvm import tirx
+from tvm.tirx import compilation_pipeline
+
+from .schedules import PACKED_ROWS, PACKED_ROWS_ATTR
+
+PIPELINE = "wasm_build"
+
+
+def tir_pipeline() -> str:
+    """Name of the TIR pipeline to pass to ``tvm.tirx.build``: TVM's default one, then this pass."""
+
+    def factory():
+        lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
+        return tvm.transform.Sequential([lower, shuffle_packed_rows()]), finalize_host, finalize_device
+
+    compilation_pipeline.register_tir_pipeline(PIPELINE, factory)
+    return PIPELINE
+
+
+def shuffle_packed_rows() -> tvm.transform.Pass:
+    @tirx.transform.prim_func_pass(opt_level=0, name="WasmShufflePackedRows")
+    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
+        packed = set(func.attrs.get(PACKED_ROWS_ATTR, [])) if func.attrs is not None else set()
+        if not packed:
+            return func
+        body = _rewrite(func.body, _lane_splats(packed, _integer_lets(func.body)))
+        return func if body.same_as(func.body) else func.with_body(body)
+
+    return _pass
+
+
+def _lane_splats(packed: set[str], analyzer: tvm.sym.Analyzer):
+    def splat(expr):
+        if not (isinstance(expr, tirx.Broadcast) and isinstance(expr.value, tvm.ir.TensorLoad)):
+            return None
+        load = expr.value
+        if load.source.name not in packed or len(load.indices) != 1 or str(load.ty) != "float32":
+            return None
+        index = load.indices[0]
+        lane = analyzer.simplify(tirx.floormod(index, PACKED_ROWS))
+        if not isinstance(lane, tirx.IntImm):
+            return None
+        # The packed buffer's extent is a multiple of 4: the aligned group is in bounds.
+        start = analyzer.simplify(index - lane)
+        group = tirx.BufferLoad(load.source, [tirx.Ramp(start, tirx.const(1, str(start.ty)), PACKED_ROWS)])
+        lanes = int(expr.lanes)
+        # Shuffle picks from the concatenated inputs, so repeat the group to cover every lane.
+        return tirx.Shuffle([group] * -(-lanes // PACKED_ROWS), [tirx.const(int(lane), "int32")] * lanes)
+
+    return splat
+
+
+def _integer_lets(body: tirx.Stmt) -> tvm.sym.Analyzer:
+    """An analyzer that knows the integer ``LetStmt`` bindings (TVM's CSE names index parts)."""
+    analyzer = tvm.sym.Analyzer()
+
+    def bind(node):
+        if isinstance(node, tirx.LetStmt) and isinstance(node.var.ty, tvm.ir.PrimType) and str(node.var.ty).startswith("int"):
+            analyzer.bind(node.var, node.value)
+
+    _visit(body, bind)
+    return analyzer
+
+
+# Leaves: never rebuilt (a Var's identity is its meaning; buffers are shared declarations).
+_LEAVES = (tirx.Var, tirx.Buffer, tirx.IntImm, tirx.FloatImm)
+_NODES = (tirx.Stmt, tvm.ir.expr.Expr)
+
+
+def _fields(node) -> list[str]:
+    names: list[str] = []
+    info = type(node).__tvm_ffi_type_info__
+    while info is not None:
+        names = [field.name for field in info.fields] + names
+        info = info.parent_type_info
+    return names
+
+
+def _children(node):
+    for name in _fields(node):
+        value = getattr(node, name)
+        if isinstance(value, (*_NODES, tvm_ffi.Array)) and not isinstance(value, _LEAVES):
+            yield name, value
+
+
+def _visit(node, visit) -> None:
+    """Post-order walk over statements and expressions."""
+    if isinstance(node, tvm_ffi.Array):
+        for item in node:
+            _visit(item, visit)
+    elif isinstance(node, _NODES) and not isinstance(node, _LEAVES):
+        for _, child in _children(node):
+            _visit(child, visit)
+        visit(node)
+
+
+def _rewrite(node, replace):
+    """``node`` with every expression ``e`` for which ``replace(e)`` is not None replaced
+    (children first); unchanged subtrees are returned as they are."""
+    if isinstance(node, tvm_ffi.Array):
+        items = [_rewrite(item, replace) for item in node]
+        return items if any(new is not old for new, old in zip(items, node)) else node
+    if not isinstance(node, _NODES) or isinstance(node, _LEAVES):
+        return node
+    changed = {name: new for name, child in _children(node) if (new := _rewrite(child, replace)) is not child}
+    if changed:
+        fields = {name: getattr(node, name) for name in _fields(node)}
+        node = tvm.ir.make_node(type(node).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
+    if isinstance(node, tvm.ir.expr.Expr):
+        new = replace(node)
+        if new is not None:
+            return new
+    return node
