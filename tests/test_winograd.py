@@ -102,8 +102,9 @@ def test_transformed_weights_are_packed_constants():
         mod["main"],
         lambda e: shapes.append(tuple(e.value.shape)) if isinstance(e, tvm.ir.expr.Constant) and isinstance(e.value, tvm.runtime.Tensor) and e.value.ndim == 5 else None,
     )
-    # U[6, 6, 32, 32] stored per 16-lane tile of output channels: [32 // 16, 6, 6, 32, 16].
-    assert sorted(shapes) == [(2, 6, 6, 32, 16)] * 2
+    # U[6, 6, 32, 32] stored per 8-lane tile of output channels: [32 // 8, 6, 6, 32, 8] (8: the
+    # product's tile rows, 4 of the 16 output tiles, are packed and splat by lane shuffles).
+    assert sorted(shapes) == [(4, 6, 6, 32, 8)] * 2
 
 
 def test_budget_zero_keeps_direct_convolutions():
