@@ -499,8 +499,19 @@ def test_tile_rows_of_a_pointwise_conv_are_packed():
     assert f"{packed[0]}[" in text and "T.vectorized(T.int64(4))" in text
 
 
+def test_pixels_of_a_14_wide_pointwise_conv_are_packed():
+    """14 columns do not come in fours, 6 x 14 pixels do: the conv, its tile buffer and its
+    write-back go by pixel, and the input is copied by groups of 4 pixels once per call."""
+    mod = fused_module(_pointwise_model(14), NATIVE, graph_passes=True)
+    (func,) = [f for n, f in prim_funcs(mod).items() if "conv2d" in n]
+    (packed,) = func.attrs[PACKED_ROWS_ATTR]
+    text = func.script()
+    assert f"{packed}[v0, (v1 * T.int64(14) + v2) // T.int64(4)" in text
+    assert "T.sblock_alloc_buffer((T.int64(1), T.int64(84), T.int64(48)))" in text  # tile buffer by pixel
+
+
 def test_rows_are_not_packed_when_they_do_not_come_in_fours():
-    """7 output columns: the tile has 7 rows (no group of 4 lanes to load them from)."""
+    """6 x 7 pixels: the tile has 7 rows (no group of 4 lanes to load them from)."""
     mod = fused_module(_pointwise_model(7), NATIVE, graph_passes=True)
     assert not any(f.attrs and PACKED_ROWS_ATTR in f.attrs for f in prim_funcs(mod).values())
 
@@ -538,12 +549,15 @@ def test_shuffled_kernels_match_onnxruntime_in_wasmtime(tmp_path):
     from tests.conftest import build
     from wasm_build import WasmModel
 
-    g = Graph(np.random.default_rng(5), [1, 16, 4, 8])
-    g.inits.append(numpy_helper.from_array(np.array([32, 32], dtype=np.int64), "rows_by_channels"))
-    g.conv(16, 32, 1).add("Relu").add("Transpose", perm=[0, 2, 3, 1]).add("Reshape", "rows_by_channels")
+    g = Graph(np.random.default_rng(5), [1, 16, 2, 28])
+    g.inits.append(numpy_helper.from_array(np.array([1, 32, 4, 14], dtype=np.int64), "plane_14_wide"))
+    g.inits.append(numpy_helper.from_array(np.array([56, 32], dtype=np.int64), "rows_by_channels"))
+    g.conv(16, 32, 1).add("Relu").add("Reshape", "plane_14_wide").conv(32, 32, 1)
+    g.add("Transpose", perm=[0, 2, 3, 1]).add("Reshape", "rows_by_channels")
     model = g.add("MatMul", g.const([32, 24])).build()
     mod = fused_module(model, WASM, graph_passes=True)
-    assert sum(bool(f.attrs and PACKED_ROWS_ATTR in f.attrs) for f in prim_funcs(mod).values()) == 2
+    # 28-wide conv (rows by column), 14-wide conv (rows by pixel), matmul (56 rows).
+    assert sum(bool(f.attrs and PACKED_ROWS_ATTR in f.attrs) for f in prim_funcs(mod).values()) == 3
     result = build(model, "shuffled", tmp_path)
     feeds = random_feeds(model, np.random.default_rng(6))
     (got,) = WasmModel(result.directory / "shuffled.wasm").run(feeds)

@@ -10,7 +10,9 @@ reschedules the PrimFuncs it recognises by their block structure:
   accumulators in a tile-sized buffer, reduction loops outside the tile,
   innermost output axis vectorized, elementwise epilogues fused into the
   write-back of the tile; a constant vector-loaded operand (the weights) is
-  stored packed per lane tile, repacked once at compile time;
+  stored packed per lane tile, repacked once at compile time; when 4 tile rows
+  read one input dimension by the row alone (matmuls, 1x1 convs), their inputs
+  are copied side by side per row tile, for :mod:`wasm_build.lane_shuffle`;
 * row reductions -- a reduction over the innermost, contiguous axis of its
   input (softmax, layer norm, global pooling): vector partial sums via rfactor;
 * injective blocks -- producers with a single spatial consumer are inlined,
@@ -375,6 +377,7 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     """
     if not _is_plain_reduction(sch, block):
         return False
+    width = _fuse_pixel_axes(sch, block)
     stmt = sch.get(block)
     kinds = _iter_kinds(sch, block)
     loops = sch.get_loops(block)
@@ -423,6 +426,14 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     # TVMBackendAllocWorkspace at function entry and stay in memory.)
     write_back = sch.cache_write(block, 0, "global")
     _fuse_epilogues(sch, write_back)
+    if width:
+        # The tile buffer and its write-back by pixel too: a row tile's 4 pixels are then
+        # one exact region (as (h, w) boxes they would span two image rows, all columns).
+        def by_pixel(*idx):
+            return (*idx[:-3], idx[-3] * width + idx[-2], idx[-1])
+
+        sch.transform_layout(block, ("write", 0), by_pixel)
+        sch.transform_block_layout(write_back, tirx.IndexMap.from_func(by_pixel, ndim=len(sch.get(write_back).iter_vars)))
     sch.reverse_compute_at(write_back, tile_loops[-1])
     init = sch.decompose_reduction(block, reduce[0])
     tile_depth = len(tile_loops)
@@ -434,63 +445,131 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     return True
 
 
-def _row_operand(stmt: tirx.SBlock, row: tirx.Var, lane: tirx.Var) -> tuple[tirx.Buffer, int] | None:
+def _row_operand(stmt: tirx.SBlock, row: tirx.Var, lane: tirx.Var) -> tuple[tirx.Buffer, tuple[int, ...]] | None:
     """The input broadcast across lanes that the tile rows read side by side: (buffer,
-    dimension) when exactly one input's one dimension is indexed by the row iterator alone
-    (a matmul's rows, a 1x1 conv's output columns), plus iterators of extent 1."""
-    extents = {iv.var: iv.dom.extent for iv in stmt.iter_vars}
+    dimensions) when exactly one input is indexed by the row iterator in consecutive
+    dimensions whose row-major position is the row itself: one dimension (a matmul's rows,
+    a 1x1 conv's output columns) or two (a 1x1 conv's pixels, see _fuse_pixel_axes).
+    Iterators of extent 1 (a 1x1 conv's window) may be added."""
+    analyzer = tvm.sym.Analyzer()
+    for iv in stmt.iter_vars:
+        if _is_one(iv.dom.extent):
+            analyzer.bind(iv.var, tirx.const(0, str(iv.var.ty.dtype)))
     found = []
     for region in stmt.reads:
         region_vars = _region_vars(region)
         if _uses(region_vars, lane) or not _uses(region_vars, row):
             continue
-        dims = [d for d, dim_vars in enumerate(region_vars) if _uses([dim_vars], row)]
-        if len(dims) != 1:
+        dims = tuple(d for d, dim_vars in enumerate(region_vars) if _uses([dim_vars], row))
+        shape = region.source.shape
+        if dims != tuple(range(dims[0], dims[-1] + 1)) or not all(isinstance(shape[d], tirx.IntImm) for d in dims):
             return None
-        dim = dims[0]
-        others = [v for v in region_vars[dim] if not v.same_as(row)]
-        coeffs = detect_linear_equation(region.region[dim].min, [row])
-        extent = region.source.shape[dim]
-        if (
-            any(not _is_one(extents.get(v)) for v in others)
-            or len(coeffs) != 2
-            or not (isinstance(coeffs[0], tirx.IntImm) and int(coeffs[0]) == 1)
-            or not (isinstance(extent, tirx.IntImm) and int(extent) % PACKED_ROWS == 0)
-        ):
+        position = region.region[dims[0]].min
+        for d in dims[1:]:
+            position = position * shape[d] + region.region[d].min
+        size = int(np.prod([int(shape[d]) for d in dims]))
+        if not _is_zero(analyzer.simplify(position - row)) or size % PACKED_ROWS:
             return None
-        found.append((region.source, dim))
+        found.append((region.source, dims))
     return found[0] if len(found) == 1 else None
+
+
+def _iter_index(stmt: tirx.SBlock, var) -> int | None:
+    return next((i for i, iv in enumerate(stmt.iter_vars) if iv.var.same_as(var)), None)
+
+
+def _is_zero(expr) -> bool:
+    return isinstance(expr, tirx.IntImm) and int(expr) == 0
 
 
 def _is_one(extent) -> bool:
     return isinstance(extent, tirx.IntImm) and int(extent) == 1
 
 
-def _pack_row_operand(sch: s_tir.Schedule, block: SBlockRV, operand: tuple[tirx.Buffer, int], row_loop: LoopRV) -> None:
-    """Copy the tile rows' broadcast operand, once per row tile, into a buffer with the
-    rows innermost: ``A[..., r, ..., k]`` becomes ``A[..., r // 4, ..., k, r % 4]``.
+def _pack_row_operand(
+    sch: s_tir.Schedule, block: SBlockRV, operand: tuple[tirx.Buffer, tuple[int, ...]], row_loop: LoopRV
+) -> None:
+    """Copy the tile rows' broadcast operand into a buffer with the rows innermost:
+    ``A[..., r, ..., k]`` becomes ``A[..., r // 4, ..., k, r % 4]``.
 
     Each reduction step then reads the four rows' values from one 16-byte vector, and
     ``wasm_build.lane_shuffle`` splats each lane with a shuffle, instead of four
     ``v128.load32_splat`` (a scalar load, a move and a shuffle each in Cranelift's x86 code).
-    The copy is vectorized across the four rows and reused by every lane tile of the row tile.
+    Rows in one dimension are copied once per row tile (the copy vectorized across the four
+    rows, reused by every lane tile); rows spread over two (pixels of an image whose width
+    is not a multiple of 4) are copied once per call, as a row tile's four pixels can straddle
+    two image rows and a copy per tile would cover both rows whole.
     """
-    buffer, dim = operand
+    buffer, dims = operand
+    shape = [int(buffer.shape[d]) for d in dims]
+
+    def packed(*idx):
+        position = idx[dims[0]]
+        for d, extent in zip(dims[1:], shape[1:]):
+            position = position * extent + idx[d]
+        return (*idx[: dims[0]], position // PACKED_ROWS, *idx[dims[-1] + 1 :], position % PACKED_ROWS)
+
     index = next(i for i, region in enumerate(sch.get(block).reads) if region.source.same_as(buffer))
     pack = sch.cache_read(block, index, "global")
-    sch.compute_at(pack, row_loop)
-    sch.transform_layout(
-        pack, ("write", 0), lambda *idx: (*idx[:dim], idx[dim] // PACKED_ROWS, *idx[dim + 1 :], idx[dim] % PACKED_ROWS)
-    )
-    # The copy's own loops (below the row tile); the one over the rows goes innermost.
-    loops = sch.get_loops(pack)
-    depth = 1 + next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(sch.get(row_loop)))
-    copy_loops = loops[depth:]
-    row_binding = _vars_in(_get_block_realize(sch, pack).iter_values[dim])
-    is_row = [_uses([row_binding], sch.get(loop).loop_var) for loop in copy_loops]
-    sch.reorder(*[l for l, r in zip(copy_loops, is_row) if not r], *[l for l, r in zip(copy_loops, is_row) if r])
-    sch.vectorize(sch.get_loops(pack)[-1])
+    if len(dims) == 1:
+        sch.compute_at(pack, row_loop)
+    sch.transform_layout(pack, ("write", 0), packed)
+    if len(dims) == 1:
+        # The copy's own loops (below the row tile); the one over the rows goes innermost.
+        loops = sch.get_loops(pack)
+        depth = 1 + next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(sch.get(row_loop)))
+        copy_loops = loops[depth:]
+        row_binding = _vars_in(_get_block_realize(sch, pack).iter_values[dims[0]])
+        is_row = [_uses([row_binding], sch.get(loop).loop_var) for loop in copy_loops]
+        sch.reorder(*[l for l, r in zip(copy_loops, is_row) if not r], *[l for l, r in zip(copy_loops, is_row) if r])
+        sch.vectorize(sch.get_loops(pack)[-1])
     sch.annotate(pack, PACKED_ROWS_ATTR, sch.get(pack).writes[0].source.name)
+
+
+def _fuse_pixel_axes(sch: s_tir.Schedule, block: SBlockRV) -> int:
+    """Give a 1x1 conv on an image whose width is not a multiple of 4 (14 and 7 wide planes)
+    one pixel iterator, ``(h, w) -> h * W + w``, so its tile can take 4 pixels as rows (196 =
+    14 * 14 pixels are 49 row tiles; 14 columns are not 4-wide tiles).  Only when the output
+    is ``[..., h, w, lanes]`` and every input reading ``h``/``w`` reads them the same way, in
+    consecutive dimensions of width ``W`` (the conv reads its input pixel by pixel).
+    Returns ``W``, or 0 when the block is left as it is."""
+    stmt = sch.get(block)
+    kinds = _iter_kinds(sch, block)
+    vec = _lane_axis(stmt, kinds)
+    out = [r.min for r in stmt.writes[0].region]
+    if vec is None or len(out) < 3:
+        return 0
+    h_var, w_var = out[-3], out[-2]
+    h, w = _iter_index(stmt, h_var), _iter_index(stmt, w_var)
+    if h is None or w is None:
+        return 0
+    extents = [iv.dom.extent for iv in stmt.iter_vars]
+    if w != h + 1 or kinds[h] != "S" or kinds[w] != "S" or not all(isinstance(extents[i], tirx.IntImm) for i in (h, w)):
+        return 0
+    height, width = int(extents[h]), int(extents[w])
+    if width % PACKED_ROWS == 0 or (height * width) % PACKED_ROWS or height == 1:
+        return 0
+    if any(kinds[i] == "S" and i not in (h, w, vec) and isinstance(extents[i], tirx.IntImm) and int(extents[i]) % PACKED_ROWS == 0 for i in range(len(kinds))):
+        return 0  # another axis gives the tile its 4 rows
+    for region in stmt.reads:
+        region_vars = _region_vars(region)
+        dims = [d for d, dim_vars in enumerate(region_vars) if _uses([dim_vars], h_var) or _uses([dim_vars], w_var)]
+        if not dims:
+            continue
+        if len(dims) != 2 or dims[1] != dims[0] + 1 or not _uses([region_vars[dims[0]]], h_var) or not _uses([region_vars[dims[1]]], w_var):
+            return 0
+        others = [v for d in dims for v in region_vars[d] if not (v.same_as(h_var) or v.same_as(w_var))]
+        if any(_iter_index(stmt, v) is not None and not _is_one(extents[_iter_index(stmt, v)]) for v in others):
+            return 0
+        if not (isinstance(region.source.shape[dims[1]], tirx.IntImm) and int(region.source.shape[dims[1]]) == width):
+            return 0
+        for d, var in zip(dims, (h_var, w_var)):
+            coeffs = detect_linear_equation(region.region[d].min, [var])
+            if len(coeffs) != 2 or not (isinstance(coeffs[0], tirx.IntImm) and int(coeffs[0]) == 1):
+                return 0
+    fuse = tirx.IndexMap.from_func(lambda *ivs: (*ivs[:h], ivs[h] * width + ivs[w], *ivs[w + 1 :]), ndim=len(kinds))
+    sch.transform_block_layout(block, fuse)
+    return width
 
 
 def _pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, lane_tile: int) -> None:
