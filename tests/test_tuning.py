@@ -18,6 +18,7 @@ from wasm_build.compile import TargetOptions, build_kernels, lower
 from wasm_build.errors import WasmBuildError
 from wasm_build.frontends import load_model
 from wasm_build.testing import models
+from wasm_build.schedules import SCHEDULES_REVISION
 from wasm_build.tuning import DATABASE_FORMAT, SCHEDULED_ATTR, WasmHarness, extract_tasks, read_database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +76,7 @@ def test_tuning_writes_a_database(tuned):
     assert workload["name"] == "fused_matmul_relu"
     # The default schedule and the best record, timed side by side in wasmtime.
     assert workload["default-secs"] > 0 and workload["tuned-secs"] > 0
+    assert workload["default-schedules"] == SCHEDULES_REVISION
     assert 1 <= len(workload["records"]) <= 8
     assert all(sum(record[1]) > 0 for record in workload["records"])  # run_secs of each record
     assert "tune" in result.timings
@@ -126,6 +128,27 @@ def test_records_slower_than_the_default_schedule_are_not_applied(tuned, tmp_pat
     # The default schedule stores the constant weights packed, hence the suffix.
     kernel = "mm_fused_matmul_relu_prepacked"
     assert _kernel_functions(plain)[kernel].script() == _kernel_functions(with_db)[kernel].script()
+
+
+def test_records_compared_with_older_default_schedules_are_not_applied(tuned, tmp_path, caplog):
+    """A record that beat the default schedules of another wasm-build revision may lose to
+    this one's: builds keep the default schedule and say to re-run `wasm-build tune`."""
+    root, _, _ = tuned
+    data = json.loads((root / "tuning" / "mm.json").read_text())
+    loaded = load_model(str(root / "mm.onnx"), {}, root)
+    kernels = {}
+    for revision in (SCHEDULES_REVISION - 1, SCHEDULES_REVISION):
+        for workload in data["workloads"]:
+            workload["default-secs"] = workload["tuned-secs"] * 2  # the record won...
+            workload["default-schedules"] = revision  # ...against this revision's default
+        database = tmp_path / f"revision{revision}.json"
+        database.write_text(json.dumps(data))
+        lowered = lower(loaded.module, "mm_", TargetOptions(), database=str(database))
+        kernels[revision] = {name: f.script() for name, f in _kernel_functions(lowered).items() if "matmul" in name}
+    plain = lower(loaded.module, "mm_", TargetOptions())
+    assert kernels[SCHEDULES_REVISION - 1] == {n: f.script() for n, f in _kernel_functions(plain).items() if "matmul" in n}
+    assert kernels[SCHEDULES_REVISION] != kernels[SCHEDULES_REVISION - 1]
+    assert "re-run `wasm-build tune`" in caplog.text and "fused_matmul_relu" in caplog.text
 
 
 def test_cli_tune_continues_from_the_database(tuned, tmp_path):

@@ -60,6 +60,10 @@ from . import winograd
 
 logger = logging.getLogger(__name__)
 
+# Revision of the default schedules' output. Tuning databases record the revision their
+# records were compared with (see wasm_build.tuning): bump it when a change makes default
+# kernels faster or slower, so that builds stop applying records that beat an older default.
+SCHEDULES_REVISION = 5
 _VECTOR_BITS = 128
 # Accumulator tile budget in elements: 16 v128 registers of f32.
 _ACC_ELEMS = 64

@@ -47,6 +47,7 @@ from tvm.ir.utils import derived_object
 from . import lane_shuffle
 from .compile import TargetOptions, _legalize_passes, _optimize_passes
 from .errors import WasmBuildError
+from .schedules import SCHEDULES_REVISION
 from .settings import TuningSettings
 
 Log = Callable[[str], None]
@@ -111,15 +112,24 @@ class _Entry:
     default_secs: float | None = None  # the default schedule, timed beside...
     tuned_secs: float | None = None  # ...the best record, at the end of the last tuning run
     records: list[Any] = field(default_factory=list)  # ms.database.TuningRecord
+    # schedules.SCHEDULES_REVISION of the default schedule timed (None: before revisions were kept)
+    schedules_revision: int | None = None
 
     def best_secs(self) -> float | None:
         times = [_mean_secs(r) for r in self.records]
         return min((t for t in times if t is not None), default=None)
 
     def improves(self) -> bool:
-        """Whether builds should use the best record: it ran faster than the default schedule."""
+        """Whether builds should use the best record: it ran faster than the default schedule
+        of this wasm-build (`default-secs` null: apply it regardless)."""
         tuned = self.tuned_secs if self.tuned_secs is not None else self.best_secs()
-        return bool(self.records) and tuned is not None and (self.default_secs is None or tuned < self.default_secs)
+        if not self.records or tuned is None:
+            return False
+        return self.default_secs is None or (not self.stale() and tuned < self.default_secs)
+
+    def stale(self) -> bool:
+        """Whether the comparison was with the default schedule of another wasm-build revision."""
+        return self.default_secs is not None and self.schedules_revision != SCHEDULES_REVISION
 
 
 def _mean_secs(record: Any) -> float | None:
@@ -157,6 +167,7 @@ def read_database(path: str | Path) -> dict[str, _Entry]:
     for item in data.get("workloads", []):
         workload = ms.database.Workload.from_json(item["workload"])
         entry = _Entry(item.get("name", ""), workload, item.get("default-secs"), item.get("tuned-secs"))
+        entry.schedules_revision = item.get("default-schedules")
         entry.records = [ms.database.TuningRecord.from_json(r, workload) for r in item.get("records", [])]
         entries[_workload_key(workload)] = entry
     return entries
@@ -171,6 +182,7 @@ def write_database(path: str | Path, entries: dict[str, _Entry]) -> None:
             "name": entry.name,
             "default-secs": entry.default_secs,
             "tuned-secs": entry.tuned_secs,
+            "default-schedules": entry.schedules_revision,
             "workload": entry.workload.as_json(),
         }
         lines = ",\n".join(f"    {json.dumps(r.as_json(), separators=(',', ':'))}" for r in records)
@@ -229,6 +241,13 @@ def apply_database_pass(database_path: str, target: Any) -> tvm.transform.Pass:
         from tvm import relax
 
         entries = read_database(database_path)
+        stale = sorted(e.name for e in entries.values() if e.records and e.stale())
+        if stale:
+            logger.warning(
+                "%s: %d tuned kernels were compared with the default schedules of another wasm-build "
+                "(%s) and are not applied; re-run `wasm-build tune` to compare them with this one",
+                database_path, len(stale), ", ".join(stale),
+            )
         database = _memory_database(entries, improving_only=True)
         if len(database) == 0:
             return mod
@@ -662,6 +681,7 @@ def tune_model(
             entry.default_secs, entry.tuned_secs = _compare_with_default(
                 harness, entry.workload.mod, best, target, log, constants.get(entry.name, [])
             )
+            entry.schedules_revision = SCHEDULES_REVISION
             verdict = "builds use it" if entry.improves() else "builds keep the default schedule"
             log(f"tune: {entry.name}: default schedule {_ms(entry.default_secs)}, tuned {_ms(entry.tuned_secs)}: {verdict}")
     write_database(database_path, entries)
