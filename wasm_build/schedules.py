@@ -221,7 +221,8 @@ def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     if not changed:
         return None
     func = sch.mod["main"].with_attr(_SCHEDULED_ATTR, True)
-    packed = [sch.get(b).annotations[PACKED_ROWS_ATTR] for b in _all_blocks(sch) if PACKED_ROWS_ATTR in sch.get(b).annotations]
+    annotations = [sch.get(block).annotations for block in _all_blocks(sch)]
+    packed = [a[PACKED_ROWS_ATTR] for a in annotations if PACKED_ROWS_ATTR in a]
     return func.with_attr(PACKED_ROWS_ATTR, packed) if packed else func
 
 
@@ -437,7 +438,8 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
             return (*idx[:-3], idx[-3] * width + idx[-2], idx[-1])
 
         sch.transform_layout(block, ("write", 0), by_pixel)
-        sch.transform_block_layout(write_back, tirx.IndexMap.from_func(by_pixel, ndim=len(sch.get(write_back).iter_vars)))
+        write_back_ndim = len(sch.get(write_back).iter_vars)
+        sch.transform_block_layout(write_back, tirx.IndexMap.from_func(by_pixel, ndim=write_back_ndim))
     sch.reverse_compute_at(write_back, tile_loops[-1])
     init = sch.decompose_reduction(block, reduce[0])
     tile_depth = len(tile_loops)
@@ -548,22 +550,23 @@ def _fuse_pixel_axes(sch: s_tir.Schedule, block: SBlockRV) -> int:
     if h is None or w is None:
         return 0
     extents = [iv.dom.extent for iv in stmt.iter_vars]
-    if w != h + 1 or kinds[h] != "S" or kinds[w] != "S" or not all(isinstance(extents[i], tirx.IntImm) for i in (h, w)):
+    if w != h + 1 or kinds[h] + kinds[w] != "SS" or not all(isinstance(extents[i], tirx.IntImm) for i in (h, w)):
         return 0
     height, width = int(extents[h]), int(extents[w])
     if width % PACKED_ROWS == 0 or (height * width) % PACKED_ROWS or height == 1:
         return 0
-    if any(kinds[i] == "S" and i not in (h, w, vec) and isinstance(extents[i], tirx.IntImm) and int(extents[i]) % PACKED_ROWS == 0 for i in range(len(kinds))):
+    others = [int(e) for i, e in enumerate(extents) if kinds[i] == "S" and i not in (h, w, vec) and isinstance(e, tirx.IntImm)]
+    if any(extent % PACKED_ROWS == 0 for extent in others):
         return 0  # another axis gives the tile its 4 rows
     for region in stmt.reads:
         region_vars = _region_vars(region)
         dims = [d for d, dim_vars in enumerate(region_vars) if _uses([dim_vars], h_var) or _uses([dim_vars], w_var)]
         if not dims:
             continue
-        if len(dims) != 2 or dims[1] != dims[0] + 1 or not _uses([region_vars[dims[0]]], h_var) or not _uses([region_vars[dims[1]]], w_var):
+        if dims != [dims[0], dims[0] + 1] or not _uses([region_vars[dims[0]]], h_var) or not _uses([region_vars[dims[1]]], w_var):
             return 0
-        others = [v for d in dims for v in region_vars[d] if not (v.same_as(h_var) or v.same_as(w_var))]
-        if any(_iter_index(stmt, v) is not None and not _is_one(extents[_iter_index(stmt, v)]) for v in others):
+        window = [_iter_index(stmt, v) for d in dims for v in region_vars[d] if not (v.same_as(h_var) or v.same_as(w_var))]
+        if any(i is not None and not _is_one(extents[i]) for i in window):
             return 0
         if not (isinstance(region.source.shape[dims[1]], tirx.IntImm) and int(region.source.shape[dims[1]]) == width):
             return 0
