@@ -7,7 +7,9 @@ The pipeline is TVM's CPU pipeline with three changes:
   every kernel symbol carries the model's prefix and two models link together.
 
 We stop before `VMCodeGen`: `aot.plan_executor` reads the lowered `main`, and
-the PrimFuncs go to `tvm.tirx.build`, whose object file holds the kernels.
+the PrimFuncs go to `tvm.tirx.build`, whose object file holds the kernels; its TIR
+pipeline is TVM's default one followed by `lane_shuffle` (packed tile rows splat
+by lane shuffles).
 """
 
 from __future__ import annotations
