@@ -562,3 +562,14 @@ def test_shuffled_kernels_match_onnxruntime_in_wasmtime(tmp_path):
     feeds = random_feeds(model, np.random.default_rng(6))
     (got,) = WasmModel(result.directory / "shuffled.wasm").run(feeds)
     np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def test_seven_row_tiles_keep_sixteen_lanes():
+    """A 1x1 conv on a 7x7 plane tiles 7 output columns (49 pixels do not come in fours) by
+    16 output channels, like a 4-row tile, rather than fitting 7 x 8 into the registers."""
+    model = Graph(np.random.default_rng(17), [1, 32, 7, 7]).conv(32, 64, 1).add("Relu").build()
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    (func,) = [f for n, f in prim_funcs(mod).items() if "conv2d" in n]
+    packed_weights = [p for p in func.params if len(p.shape) == 5]  # W[co // tile, ..., co % tile]
+    assert [int(p.shape[-1]) for p in packed_weights] == [16]
+    assert "T.unroll(T.int64(7))" in func.script()
