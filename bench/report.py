@@ -110,7 +110,8 @@ def _cell(result: dict[str, Any] | None) -> str:
     return "skipped" if "skipped" in result else "failed"
 
 
-def _median(models: dict[str, Any], model: str, backend: str, statistic: str = "median_ms") -> float | None:
+def _timing(models: dict[str, Any], model: str, backend: str, statistic: str = "median_ms") -> float | None:
+    """A backend's `statistic` on a model ("median_ms", "min_ms"), None when it did not run."""
     return models[model]["backends"].get(backend, {}).get(statistic)
 
 
@@ -142,7 +143,7 @@ def goals(results: dict[str, Any], statistic: str = "median_ms") -> list[list[st
     names = list(models)
 
     def speed(model: str, backend: str) -> float | None:
-        return _median(models, model, backend, statistic)
+        return _timing(models, model, backend, statistic)
 
     def worst(values: dict[str, float | None], pick) -> tuple[str, float] | None:
         known = {k: v for k, v in values.items() if v is not None}
@@ -219,8 +220,8 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
     for m in names:
         row = [m]
         for b in ["wasm-build", "wasm-build tuned"] if tuned else ["wasm-build"]:
-            row += [_x(_ratio(_median(models, m, "onnxruntime-web"), _median(models, m, b))),
-                    _x(_ratio(_median(models, m, "onnxruntime"), _median(models, m, b)))]
+            row += [_x(_ratio(_timing(models, m, "onnxruntime-web"), _timing(models, m, b))),
+                    _x(_ratio(_timing(models, m, "onnxruntime"), _timing(models, m, b)))]
         rows.append(row)
     lines += _table(header, rows) + [""]
 
@@ -372,7 +373,7 @@ def write_chart(results: dict[str, Any], path: Path) -> str | None:
     for i, backend in enumerate(present):
         xs, ys = [], []
         for j, m in enumerate(names):
-            value = _median(models, m, backend)
+            value = _timing(models, m, backend)
             if value is not None:
                 xs.append(j + (i - (len(present) - 1) / 2) * width)
                 ys.append(value)

@@ -16,6 +16,8 @@ buffers that attribute names.  TVM 0.27's Python API has no TIR mutator, so
 
 from __future__ import annotations
 
+import functools
+
 import tvm
 import tvm_ffi
 from tvm import tirx
@@ -87,13 +89,20 @@ _LEAVES = (tirx.Var, tirx.Buffer, tirx.IntImm, tirx.FloatImm)
 _NODES = (tirx.Stmt, tvm.ir.expr.Expr)
 
 
-def _fields(node) -> list[str]:
+@functools.cache
+def _field_names(node_type: type) -> tuple[str, ...]:
+    """Reflected fields of a node type, its ancestors' first (read once per type: the walk
+    visits every node of every kernel with packed rows)."""
     names: list[str] = []
-    info = type(node).__tvm_ffi_type_info__
+    info = node_type.__tvm_ffi_type_info__
     while info is not None:
         names = [field.name for field in info.fields] + names
         info = info.parent_type_info
-    return names
+    return tuple(names)
+
+
+def _fields(node) -> tuple[str, ...]:
+    return _field_names(type(node))
 
 
 def _children(node):

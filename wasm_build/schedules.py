@@ -524,10 +524,9 @@ def _pack_row_operand(
 
     index = next(i for i, region in enumerate(sch.get(block).reads) if region.source.same_as(buffer))
     pack = sch.cache_read(block, index, "global")
-    if len(dims) == 1:
-        sch.compute_at(pack, row_loop)
     sch.transform_layout(pack, ("write", 0), packed)
     if len(dims) == 1:
+        sch.compute_at(pack, row_loop)
         # The copy's own loops (below the row tile); the one over the rows goes innermost.
         loops = sch.get_loops(pack)
         depth = 1 + next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(sch.get(row_loop)))

@@ -122,10 +122,17 @@ class _Entry:
     def improves(self) -> bool:
         """Whether builds should use the best record: it ran faster than the default schedule
         of this wasm-build (`default-secs` null: apply it regardless)."""
-        tuned = self.tuned_secs if self.tuned_secs is not None else self.best_secs()
-        if not self.records or tuned is None:
-            return False
-        return self.default_secs is None or (not self.stale() and tuned < self.default_secs)
+        if self.default_secs is None:
+            return bool(self.records) and self._tuned() is not None
+        return self.beat_default() and not self.stale()
+
+    def beat_default(self) -> bool:
+        """Whether the best record ran faster than the default schedule it was timed beside."""
+        tuned = self._tuned()
+        return bool(self.records) and tuned is not None and self.default_secs is not None and tuned < self.default_secs
+
+    def _tuned(self) -> float | None:
+        return self.tuned_secs if self.tuned_secs is not None else self.best_secs()
 
     def stale(self) -> bool:
         """Whether the comparison was with the default schedule of another wasm-build revision."""
@@ -242,9 +249,7 @@ def apply_database_pass(database_path: str, target: Any) -> tvm.transform.Pass:
 
         entries = read_database(database_path)
         # Records that beat another revision's default (the ones that lost then stay unapplied anyway).
-        stale = sorted(
-            e.name for e in entries.values() if e.stale() and e.tuned_secs is not None and e.tuned_secs < e.default_secs
-        )
+        stale = sorted(e.name for e in entries.values() if e.stale() and e.beat_default())
         if stale:
             logger.warning(
                 "%s: %d tuned kernels were compared with the default schedules of another wasm-build "
