@@ -573,3 +573,35 @@ def test_seven_row_tiles_keep_sixteen_lanes():
     packed_weights = [p for p in func.params if len(p.shape) == 5]  # W[co // tile, ..., co % tile]
     assert [int(p.shape[-1]) for p in packed_weights] == [16]
     assert "T.unroll(T.int64(7))" in func.script()
+
+
+def _write_back_loops(func, name="matmul_intermediate_global"):
+    sch = tvm.s_tir.Schedule(func)
+    return [int(sch.get(loop).extent) for loop in sch.get_loops(sch.get_sblock(name))]
+
+
+def test_heavy_epilogues_run_over_whole_rows():
+    """A GELU epilogue (about 30 float ops an output) runs after a row tile's register tiles,
+    over its 4 x 64 outputs; a bias + ReLU stays in each 4 x 8 tile's write-back."""
+    def kernel(model, op):
+        mod = fused_module(model, NATIVE, graph_passes=True)
+        (func,) = [f for n, f in prim_funcs(mod).items() if op in n]
+        return func
+
+    g = Graph(np.random.default_rng(3), [16, 32])
+    relu = kernel(g.add("MatMul", g.const([32, 64])).add("Relu").build(), "relu")
+    gelu = kernel(gelu_mlp(np.random.default_rng(3)), "erf")
+    # Loops: row tiles, then rows x column vectors (GELU) or column tiles, rows x lanes (ReLU).
+    assert _write_back_loops(gelu) == [4, 4, 16, 4]
+    assert _write_back_loops(relu) == [4, 8, 4, 8]
+
+
+def test_row_epilogue_matches_onnxruntime_in_wasmtime(tmp_path):
+    from tests.conftest import build
+    from wasm_build import WasmModel
+
+    model = gelu_mlp(np.random.default_rng(8))
+    result = build(model, "gelu_rows", tmp_path)
+    feeds = random_feeds(model, np.random.default_rng(9))
+    (got,) = WasmModel(result.directory / "gelu_rows.wasm").run(feeds)
+    np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-5)

@@ -11,19 +11,17 @@ the four rows share one ``v128.load`` and each costs one ``i8x16.shuffle``.
 It runs on the lowered PrimFuncs (loops unrolled, buffers flattened) of the kernels
 carrying :data:`wasm_build.schedules.PACKED_ROWS_ATTR`, and touches only loads from the
 buffers that attribute names.  TVM 0.27's Python API has no TIR mutator, so
-:func:`_rewrite` rebuilds changed nodes from their reflected fields.
+the rewrite goes through :mod:`wasm_build.tir_walk`.
 """
 
 from __future__ import annotations
 
-import functools
-
 import tvm
-import tvm_ffi
 from tvm import tirx
 from tvm.tirx import compilation_pipeline
 
 from .schedules import PACKED_ROWS, PACKED_ROWS_ATTR
+from .tir_walk import rewrite, visit
 
 PIPELINE = "wasm_build"
 
@@ -45,7 +43,7 @@ def shuffle_packed_rows() -> tvm.transform.Pass:
         packed = set(func.attrs.get(PACKED_ROWS_ATTR, [])) if func.attrs is not None else set()
         if not packed:
             return func
-        body = _rewrite(func.body, _lane_splats(packed, _integer_lets(func.body)))
+        body = rewrite(func.body, _lane_splats(packed, _integer_lets(func.body)))
         return func if body.same_as(func.body) else func.with_body(body)
 
     return _pass
@@ -80,63 +78,5 @@ def _integer_lets(body: tirx.Stmt) -> tvm.sym.Analyzer:
         if isinstance(node, tirx.LetStmt) and isinstance(node.var.ty, tvm.ir.PrimType) and str(node.var.ty).startswith("int"):
             analyzer.bind(node.var, node.value)
 
-    _visit(body, bind)
+    visit(body, bind)
     return analyzer
-
-
-# Leaves: never rebuilt (a Var's identity is its meaning; buffers are shared declarations).
-_LEAVES = (tirx.Var, tirx.Buffer, tirx.IntImm, tirx.FloatImm)
-_NODES = (tirx.Stmt, tvm.ir.expr.Expr)
-
-
-@functools.cache
-def _field_names(node_type: type) -> tuple[str, ...]:
-    """Reflected fields of a node type, its ancestors' first (read once per type: the walk
-    visits every node of every kernel with packed rows)."""
-    names: list[str] = []
-    info = node_type.__tvm_ffi_type_info__
-    while info is not None:
-        names = [field.name for field in info.fields] + names
-        info = info.parent_type_info
-    return tuple(names)
-
-
-def _fields(node) -> tuple[str, ...]:
-    return _field_names(type(node))
-
-
-def _children(node):
-    for name in _fields(node):
-        value = getattr(node, name)
-        if isinstance(value, (*_NODES, tvm_ffi.Array)) and not isinstance(value, _LEAVES):
-            yield name, value
-
-
-def _visit(node, visit) -> None:
-    """Post-order walk over statements and expressions."""
-    if isinstance(node, tvm_ffi.Array):
-        for item in node:
-            _visit(item, visit)
-    elif isinstance(node, _NODES) and not isinstance(node, _LEAVES):
-        for _, child in _children(node):
-            _visit(child, visit)
-        visit(node)
-
-
-def _rewrite(node, replace):
-    """``node`` with every expression ``e`` for which ``replace(e)`` is not None replaced
-    (children first); unchanged subtrees are returned as they are."""
-    if isinstance(node, tvm_ffi.Array):
-        items = [_rewrite(item, replace) for item in node]
-        return items if any(new is not old for new, old in zip(items, node)) else node
-    if not isinstance(node, _NODES) or isinstance(node, _LEAVES):
-        return node
-    changed = {name: new for name, child in _children(node) if (new := _rewrite(child, replace)) is not child}
-    if changed:
-        fields = {name: getattr(node, name) for name in _fields(node)}
-        node = tvm.ir.make_node(type(node).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
-    if isinstance(node, tvm.ir.expr.Expr):
-        new = replace(node)
-        if new is not None:
-            return new
-    return node

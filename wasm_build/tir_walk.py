@@ -1,0 +1,75 @@
+"""Walk and rebuild TIR nodes through their reflected fields.
+
+TVM 0.27's Python API has no TIR visitor or mutator (``tvm.tirx.stmt_functor`` is not
+in the wheel).  Every TIR node type reflects its fields, though, so :func:`visit`
+walks a tree through them and :func:`rewrite` rebuilds changed nodes with
+``tvm.ir.make_node``.  Used by the lane-shuffle lowering step and by the schedules
+(to price an epilogue).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import tvm
+import tvm_ffi
+from tvm import tirx
+
+# Leaves: never rebuilt (a Var's identity is its meaning; buffers are shared declarations).
+_LEAVES = (tirx.Var, tirx.Buffer, tirx.IntImm, tirx.FloatImm)
+_NODES = (tirx.Stmt, tvm.ir.expr.Expr)
+
+
+@functools.cache
+def _field_names(node_type: type) -> tuple[str, ...]:
+    """Reflected fields of a node type, its ancestors' first (read once per type: a walk
+    visits every node of every kernel it is given)."""
+    names: list[str] = []
+    info = node_type.__tvm_ffi_type_info__
+    while info is not None:
+        names = [field.name for field in info.fields] + names
+        info = info.parent_type_info
+    return tuple(names)
+
+
+def _fields(node) -> tuple[str, ...]:
+    return _field_names(type(node))
+
+
+def _children(node):
+    for name in _fields(node):
+        value = getattr(node, name)
+        if isinstance(value, (*_NODES, tvm_ffi.Array)) and not isinstance(value, _LEAVES):
+            yield name, value
+
+
+def visit(node: Any, callback: Callable[[Any], None]) -> None:
+    """Post-order walk over statements and expressions (leaves are not visited)."""
+    if isinstance(node, tvm_ffi.Array):
+        for item in node:
+            visit(item, callback)
+    elif isinstance(node, _NODES) and not isinstance(node, _LEAVES):
+        for _, child in _children(node):
+            visit(child, callback)
+        callback(node)
+
+
+def rewrite(node: Any, replace: Callable[[Any], Any]) -> Any:
+    """``node`` with every expression ``e`` for which ``replace(e)`` is not None replaced
+    (children first); unchanged subtrees are returned as they are."""
+    if isinstance(node, tvm_ffi.Array):
+        items = [rewrite(item, replace) for item in node]
+        return items if any(new is not old for new, old in zip(items, node)) else node
+    if not isinstance(node, _NODES) or isinstance(node, _LEAVES):
+        return node
+    changed = {name: new for name, child in _children(node) if (new := rewrite(child, replace)) is not child}
+    if changed:
+        fields = {name: getattr(node, name) for name in _fields(node)}
+        node = tvm.ir.make_node(type(node).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
+    if isinstance(node, tvm.ir.expr.Expr):
+        new = replace(node)
+        if new is not None:
+            return new
+    return node
