@@ -66,6 +66,35 @@ def test_arena_reuses_dead_storage(tmp_path):
     assert plan.arena_size < total
 
 
+def _inverted_residual_chain():
+    """Three MobileNetV2 blocks at 32x32: each 1x1 expansion makes the largest tensor, which
+    Relax's own storage plan would keep reserved while later, smaller tensors reuse it."""
+    g = models.GraphBuilder("chain", 0)
+    y = g.input("x", [1, 16, 32, 32])
+    for c_in, c_out, stride in [(16, 24, 2), (24, 24, 1), (24, 32, 2)]:
+        hidden = 6 * c_in
+        z = models.conv_bn(g, y, c_in, hidden, 1, activation=models.relu6)
+        z = models.conv_bn(g, z, hidden, hidden, 3, stride=stride, groups=hidden, activation=models.relu6)
+        z = models.conv_bn(g, z, hidden, c_out, 1, activation=None)
+        y = g.op("Add", [y, z]) if stride == 1 else z
+    g.output(y, "y", [1, 32, 8, 8])
+    return g.build()
+
+
+def test_arena_is_the_peak_of_live_tensors(tmp_path):
+    """Tensors are planned one by one, so the arena is no larger than the most bytes live at
+    once (here: the first expansion's 96 x 32 x 32 output and its depthwise conv's output)."""
+    plan = _plan(_inverted_residual_chain(), tmp_path, "chain")
+    ranges = _live_ranges(plan)
+    peak = 0
+    for step in range(-1, len(plan.calls) + 1):
+        live = {_byte_range(plan, i) for i, (first, last) in ranges.items()
+                if first <= step <= last and plan.tensors[i].place.region == "arena"}
+        peak = max(peak, sum(end - start for start, end in live))
+    assert peak == (96 * 32 * 32 + 96 * 16 * 16) * 4
+    assert plan.arena_size == peak
+
+
 def test_weights_are_embedded_once(tmp_path):
     plan = _plan(models.mlp(), tmp_path, "mlp")
     weights = [t for t in plan.tensors if t.place.region == "weights"]
