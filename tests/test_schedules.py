@@ -23,7 +23,8 @@ from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
 from wasm_build import lane_shuffle  # noqa: E402
-from wasm_build.schedules import PACKED_ROWS_ATTR, default_schedule_pass, relax_passes, vector_erf, vector_exp  # noqa: E402
+from wasm_build.schedules import PACKED_ROWS_ATTR, default_schedule_pass, relax_passes  # noqa: E402
+from wasm_build.vector_math import vector_erf, vector_exp, vector_sigmoid, vector_tanh  # noqa: E402
 
 NATIVE = {"kind": "llvm"}
 WASM = {
@@ -347,6 +348,54 @@ def test_vector_erf_is_accurate():
     assert np.max(np.abs(got - want)) < 1e-6
     nonzero = np.abs(xs) > 1e-6
     assert np.max(np.abs(got - want)[nonzero] / np.abs(want[nonzero])) < 1e-6
+
+
+def test_vector_sigmoid_and_tanh_are_accurate():
+    xs = np.concatenate([np.linspace(-30.0, 30.0, 400001), np.linspace(-1e-3, 1e-3, 1001)]).astype("float32")
+    wide = xs.astype("float64")
+    sigmoid = _evaluate(vector_sigmoid, xs).astype("float64")
+    assert np.max(np.abs(sigmoid - 1 / (1 + np.exp(-wide))) * (1 + np.exp(-wide))) < 5e-7
+    tanh = _evaluate(vector_tanh, xs).astype("float64")
+    nonzero = xs != 0
+    assert np.max(np.abs(tanh - np.tanh(wide))[nonzero] / np.abs(np.tanh(wide[nonzero]))) < 5e-7
+    assert np.all(_evaluate(vector_tanh, np.array([-100.0, 0.0, 100.0], "float32")) == [-1.0, 0.0, 1.0])
+
+
+def _activation_module(op, shape=(8, 64)):
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape, "float32"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            out = builder.emit_output(op(x))
+        builder.emit_func_output(out)
+    return builder.get()
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "silu", "gelu", "gelu_tanh"])
+def test_activations_are_vectorized_and_accurate(name):
+    """Sigmoid, tanh and the activations Relax legalizes to them or to erf (SiLU, both GELUs,
+    as the PyTorch frontend emits them) leave no scalar libm call and match float64 math."""
+    import math
+
+    op = {"sigmoid": relax.op.sigmoid, "tanh": relax.op.tanh, "silu": relax.op.nn.silu,
+          "gelu": relax.op.nn.gelu, "gelu_tanh": relax.op.nn.gelu_tanh}[name]
+    reference = {
+        "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+        "tanh": np.tanh,
+        "silu": lambda x: x / (1 + np.exp(-x)),
+        "gelu": lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))),
+        "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+    }[name]
+    target = tvm.target.Target(NATIVE)
+    with target:
+        mod = tvm.transform.Sequential([*relax_passes(target), relax.transform.LegalizeOps()])(_activation_module(op))
+    scripts = "\n".join(f.script() for f in prim_funcs(mod).values())
+    for libm in ("T.exp(", "T.erf(", "T.tanh(", "T.sigmoid("):
+        assert libm not in scripts, (name, libm)
+    xs = np.random.default_rng(7).standard_normal((8, 64)).astype("float32") * 4
+    vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(xs)).numpy()
+    np.testing.assert_allclose(got, reference(xs.astype("float64")), rtol=1e-6, atol=1e-6)
 
 
 # --------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from tvm import relax, s_tir, te, tirx, topi
 from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
 from tvm.sym.pattern import detect_linear_equation
 
-from . import tir_walk, winograd
+from . import tir_walk, vector_math, winograd
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def relax_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         _fold_conv_affine_pass(),
         relax.transform.DeadCodeElimination(),
         winograd.winograd_pass(budget=winograd_budget),
-        _vector_math_pass(),
+        vector_math.vector_math_pass(),
         relax.transform.FoldConstant(),
     ]
 
@@ -446,11 +446,13 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     # TVMBackendAllocWorkspace at function entry and stay in memory.)
     write_back = sch.cache_write(block, 0, "global")
     _fuse_epilogues(sch, write_back)
+    row_bytes = lane_extent * (_VECTOR_BITS // 8 // lanes)
     row_epilogue = (
         bool(row_outer)
         and lanes_inner
+        and lane_extent % lanes == 0
+        and rows * row_bytes <= _ROW_EPILOGUE_BYTES
         and _float_ops(sch.get(write_back)) > _HEAVY_EPILOGUE_OPS
-        and rows * lane_extent * _VECTOR_BITS // 8 // lanes <= _ROW_EPILOGUE_BYTES
     )
     if width:
         # The tile buffer and its write-back by pixel too: a row tile's 4 pixels are then
@@ -850,134 +852,6 @@ _RULES = (
 
 
 # --------------------------------------------------------------------------
-# Vectorizable exp / erf / softmax (a Relax rewrite before legalization)
-# --------------------------------------------------------------------------
-
-# exp(r) ~ 1 + r + r^2 * P(r) on [-ln2/2, ln2/2], least-squares fit of the
-# relative error (max 1.2e-7 over the float32 range, measured).
-_EXP_P = (0.49999991059303284, 0.16666541993618011, 0.04166920855641365,
-          0.008366136811673641, 0.0013752976665273309)
-# Cody-Waite split of ln 2: n * _LN2_HI is exact for |n| < 2^9.
-_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
-# erf(x) ~ x * P(x^2) / Q(x^2) on |x| <= 3.92 (erf rounds to +-1 beyond),
-# least-squares fit of the relative error (max 3.9e-7 in float32, measured).
-_ERF_P = (1.128379225730896, 0.1851212978363037, 0.05420829728245735, 0.0038338028825819492,
-          0.0003752750635612756, 4.568814347294392e-06, -1.258375270651868e-08)
-_ERF_Q = (1.0, 0.497392863035202, 0.11383805423974991, 0.01541501097381115,
-          0.0012985803186893463, 6.202101212693378e-05)
-_ERF_CLAMP = 3.92
-
-
-def _f32(value: float) -> tirx.PrimExpr:
-    return tirx.const(value, "float32")
-
-
-def _let(value: tirx.PrimExpr, body) -> tirx.PrimExpr:
-    """``body(v)`` with ``v`` bound once to ``value`` (no duplicated subtrees)."""
-    var = tirx.Var("v", value.ty)
-    return tirx.Let(var, value, body(var))
-
-
-def _horner(x: tirx.PrimExpr, coefficients) -> tirx.PrimExpr:
-    result = _f32(coefficients[-1])
-    for c in reversed(coefficients[:-1]):
-        result = result * x + _f32(c)
-    return result
-
-
-def _pow2(exponent: tirx.PrimExpr) -> tirx.PrimExpr:
-    """2**exponent for an int32 exponent in the normal float32 range."""
-    biased = tirx.shift_left(exponent + tirx.const(127, "int32"), tirx.const(23, "int32"))
-    return tirx.reinterpret("float32", biased)
-
-
-def vector_exp(x: tirx.PrimExpr) -> tirx.PrimExpr:
-    """exp(x) in float32 from mul/add/floor/shift only; 0 below -104, finite above 88.7."""
-    clamped = tirx.max(tirx.min(x, _f32(88.72283)), _f32(-104.0))
-
-    def with_x(xv):
-        n = tirx.floor(xv * _f32(1.4426950408889634) + _f32(0.5))
-
-        def with_n(nv):
-            r = xv - nv * _f32(_LN2_HI) - nv * _f32(_LN2_LO)
-
-            def with_r(rv):
-                poly = rv * rv * _horner(rv, _EXP_P) + rv + _f32(1.0)
-                # 2**n as two factors, so n in [-150, 128] stays a normal float32.
-                ni = tirx.Cast("int32", nv)
-                return _let(tirx.shift_right(ni, tirx.const(1, "int32")),
-                            lambda half: poly * _pow2(half) * _pow2(ni - half))
-
-            return _let(r, with_r)
-
-        return _let(n, with_n)
-
-    return _let(clamped, with_x)
-
-
-def vector_erf(x: tirx.PrimExpr) -> tirx.PrimExpr:
-    """erf(x) in float32 as a rational function of the clamped argument."""
-    clamped = tirx.max(tirx.min(x, _f32(_ERF_CLAMP)), _f32(-_ERF_CLAMP))
-    return _let(clamped, lambda xv: _let(
-        xv * xv, lambda z: xv * _horner(z, _ERF_P) / _horner(z, _ERF_Q)))
-
-
-def _elementwise_te(fn):
-    def compute(x: te.Tensor) -> te.Tensor:
-        return te.compute(x.shape, lambda *i: fn(x(*i)), name="T_" + fn.__name__)
-
-    return compute
-
-
-def _softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
-    axis = axis % len(x.shape)
-    row_max = topi.max(x, axis=axis, keepdims=True)
-
-    def shifted_exp(*i):
-        keep = [0 if d == axis else idx for d, idx in enumerate(i)]
-        return vector_exp(x(*i) - row_max(*keep))
-
-    exps = te.compute(x.shape, shifted_exp, name="T_softmax_exp")
-    return topi.divide(exps, topi.sum(exps, axis=axis, keepdims=True))
-
-
-def _is_float32(expr: relax.Expr) -> bool:
-    ty = expr.ty
-    return isinstance(ty, relax.TensorType) and ty.dtype == "float32"
-
-
-@relax.expr_functor.mutator
-class _VectorMath(relax.PyExprMutator):
-    """Replace float32 exp/erf/softmax calls by TE kernels built from vector_exp/vector_erf."""
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        call = super().visit_call_(call)
-        if not isinstance(call.op, tvm.ir.Op) or not call.args or not _is_float32(call.args[0]):
-            return call
-        name = call.op.name
-        if name == "relax.exp":
-            return self.builder_.call_te(_elementwise_te(vector_exp), call.args[0], primfunc_name_hint="exp")
-        if name == "relax.erf":
-            return self.builder_.call_te(_elementwise_te(vector_erf), call.args[0], primfunc_name_hint="erf")
-        if name == "relax.nn.softmax":
-            return self.builder_.call_te(_softmax_te, call.args[0], int(call.attrs.axis),
-                                         primfunc_name_hint="softmax")
-        return call
-
-
-def _vector_math_pass() -> tvm.transform.Pass:
-    @tvm.transform.module_pass(opt_level=0, name="WasmVectorMath")
-    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _VectorMath(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return mutator.builder_.get()
-
-    return _pass
-
-
-# --------------------------------------------------------------------------
 # Graph pass: fold per-channel affine epilogues (batch norm) into conv weights
 # --------------------------------------------------------------------------
 
@@ -1134,7 +1008,7 @@ class _ScalarClamp(relax.PyExprMutator):
         if not isinstance(args, relax.Tuple) or len(args.fields) != 2:
             return call
         x, c = args.fields
-        if not (isinstance(c, tvm.ir.expr.Constant) and len(c.value.shape) == 0 and _is_float32(x)
+        if not (isinstance(c, tvm.ir.expr.Constant) and len(c.value.shape) == 0 and vector_math.is_float32(x)
                 and c.value.dtype == "float32"):
             return call
         func = self.mod[callee] if callee in self.mod.functions else None

@@ -1,0 +1,195 @@
+"""Vectorizable float32 math: exp, erf, sigmoid, tanh and the activations built on them.
+
+wasm has no vector ``expf``/``erff``/``tanhf``; TVM lowers ``exp``, ``erf``, ``sigmoid``
+and ``tanh`` to a libm call per lane, which serializes the whole fused kernel (the GELU
+matmul took 85% of the transformer's time).  :func:`vector_math_pass` rewrites those Relax
+calls, and the activations that legalize to them (softmax, SiLU, GELU in both forms), into
+TE kernels made of mul/add/min/max/floor/shift/select, which vectorize to f32x4.  It runs
+before legalization, so FuseOps still fuses them into the producing matmul or conv.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tvm
+from tvm import relax, te, tirx, topi
+
+# exp(r) ~ 1 + r + r^2 * P(r) on [-ln2/2, ln2/2], least-squares fit of the
+# relative error (max 1.2e-7 over the float32 range, measured).
+_EXP_P = (0.49999991059303284, 0.16666541993618011, 0.04166920855641365,
+          0.008366136811673641, 0.0013752976665273309)
+# Cody-Waite split of ln 2: n * _LN2_HI is exact for |n| < 2^9.
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+# erf(x) ~ x * P(x^2) / Q(x^2) on |x| <= 3.92 (erf rounds to +-1 beyond),
+# least-squares fit of the relative error (max 3.9e-7 in float32, measured).
+_ERF_P = (1.128379225730896, 0.1851212978363037, 0.05420829728245735, 0.0038338028825819492,
+          0.0003752750635612756, 4.568814347294392e-06, -1.258375270651868e-08)
+_ERF_Q = (1.0, 0.497392863035202, 0.11383805423974991, 0.01541501097381115,
+          0.0012985803186893463, 6.202101212693378e-05)
+_ERF_CLAMP = 3.92
+# tanh(x) ~ x + x^3 * P(x^2) for |x| < 0.625, least-squares fit of the relative error
+# (max 7.9e-8 in float32, measured); beyond, 1 - 2 / (exp(2|x|) + 1) loses nothing to
+# cancellation (max 2.2e-7 relative).
+_TANH_P = (-0.3333328436401063, 0.13331515502133323, -0.05374612512883394,
+           0.020660434796172376, -0.005729010681205597)
+_TANH_SMALL = 0.625
+
+
+def _f32(value: float) -> tirx.PrimExpr:
+    return tirx.const(value, "float32")
+
+
+def _let(value: tirx.PrimExpr, body) -> tirx.PrimExpr:
+    """``body(v)`` with ``v`` bound once to ``value`` (no duplicated subtrees)."""
+    if isinstance(value, te.TensorSlice):  # x[i] rather than x(i)
+        value = value.asobject()
+    var = tirx.Var("v", value.ty)
+    return tirx.Let(var, value, body(var))
+
+
+def _horner(x: tirx.PrimExpr, coefficients) -> tirx.PrimExpr:
+    result = _f32(coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        result = result * x + _f32(c)
+    return result
+
+
+def _pow2(exponent: tirx.PrimExpr) -> tirx.PrimExpr:
+    """2**exponent for an int32 exponent in the normal float32 range."""
+    biased = tirx.shift_left(exponent + tirx.const(127, "int32"), tirx.const(23, "int32"))
+    return tirx.reinterpret("float32", biased)
+
+
+def vector_exp(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """exp(x) in float32 from mul/add/floor/shift only; 0 below -104, finite above 88.7."""
+    clamped = tirx.max(tirx.min(x, _f32(88.72283)), _f32(-104.0))
+
+    def with_x(xv):
+        n = tirx.floor(xv * _f32(1.4426950408889634) + _f32(0.5))
+
+        def with_n(nv):
+            r = xv - nv * _f32(_LN2_HI) - nv * _f32(_LN2_LO)
+
+            def with_r(rv):
+                poly = rv * rv * _horner(rv, _EXP_P) + rv + _f32(1.0)
+                # 2**n as two factors, so n in [-150, 128] stays a normal float32.
+                ni = tirx.Cast("int32", nv)
+                return _let(tirx.shift_right(ni, tirx.const(1, "int32")),
+                            lambda half: poly * _pow2(half) * _pow2(ni - half))
+
+            return _let(r, with_r)
+
+        return _let(n, with_n)
+
+    return _let(clamped, with_x)
+
+
+def vector_erf(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """erf(x) in float32 as a rational function of the clamped argument."""
+    clamped = tirx.max(tirx.min(x, _f32(_ERF_CLAMP)), _f32(-_ERF_CLAMP))
+    return _let(clamped, lambda xv: _let(
+        xv * xv, lambda z: xv * _horner(z, _ERF_P) / _horner(z, _ERF_Q)))
+
+
+def vector_sigmoid(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """1 / (1 + exp(-x)): within 2.5e-7 of sigmoid, relative, where it is a normal float32."""
+    return _f32(1.0) / (_f32(1.0) + vector_exp(-x))
+
+
+def vector_tanh(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """tanh(x) in float32: an odd polynomial near 0, through vector_exp elsewhere."""
+
+    def with_x(xv, magnitude):
+        small = _let(xv * xv, lambda z: xv + xv * z * _horner(z, _TANH_P))
+        large = _f32(1.0) - _f32(2.0) / (vector_exp(magnitude * _f32(2.0)) + _f32(1.0))
+        signed = tirx.Select(xv < _f32(0.0), -large, large)
+        return tirx.Select(magnitude < _f32(_TANH_SMALL), small, signed)
+
+    return _let(x, lambda xv: _let(tirx.abs(xv), lambda magnitude: with_x(xv, magnitude)))
+
+
+def vector_silu(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    return _let(x, lambda xv: xv * vector_sigmoid(xv))
+
+
+def vector_gelu(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """x * Phi(x), Phi through erf (Relax's ``nn.gelu``, PyTorch's default GELU)."""
+    return _let(x, lambda xv: _f32(0.5) * xv * (_f32(1.0) + vector_erf(xv * _f32(1.0 / math.sqrt(2.0)))))
+
+
+def vector_gelu_tanh(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """GELU's tanh approximation (Relax's ``nn.gelu_tanh``, PyTorch's ``approximate="tanh"``)."""
+
+    def with_x(xv):
+        inner = _f32(math.sqrt(2.0 / math.pi)) * (xv + _f32(0.044715) * xv * xv * xv)
+        return _f32(0.5) * xv * (_f32(1.0) + vector_tanh(inner))
+
+    return _let(x, with_x)
+
+
+def _elementwise_te(fn):
+    def compute(x: te.Tensor) -> te.Tensor:
+        return te.compute(x.shape, lambda *i: fn(x(*i)), name="T_" + fn.__name__)
+
+    return compute
+
+
+def _softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
+    axis = axis % len(x.shape)
+    row_max = topi.max(x, axis=axis, keepdims=True)
+
+    def shifted_exp(*i):
+        keep = [0 if d == axis else idx for d, idx in enumerate(i)]
+        return vector_exp(x(*i) - row_max(*keep))
+
+    exps = te.compute(x.shape, shifted_exp, name="T_softmax_exp")
+    return topi.divide(exps, topi.sum(exps, axis=axis, keepdims=True))
+
+
+def is_float32(expr: relax.Expr) -> bool:
+    ty = expr.ty
+    return isinstance(ty, relax.TensorType) and ty.dtype == "float32"
+
+
+# Relax op -> elementwise float32 function replacing it.
+_ELEMENTWISE = {
+    "relax.exp": vector_exp,
+    "relax.erf": vector_erf,
+    "relax.sigmoid": vector_sigmoid,
+    "relax.tanh": vector_tanh,
+    "relax.nn.silu": vector_silu,
+    "relax.nn.gelu": vector_gelu,
+    "relax.nn.gelu_tanh": vector_gelu_tanh,
+}
+
+
+@relax.expr_functor.mutator
+class _VectorMath(relax.PyExprMutator):
+    """Replace float32 calls of the ops in ``_ELEMENTWISE`` and softmax by TE kernels."""
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if not isinstance(call.op, tvm.ir.Op) or not call.args or not is_float32(call.args[0]):
+            return call
+        name = call.op.name
+        fn = _ELEMENTWISE.get(name)
+        if fn is not None:
+            hint = name.rsplit(".", 1)[-1]
+            return self.builder_.call_te(_elementwise_te(fn), call.args[0], primfunc_name_hint=hint)
+        if name == "relax.nn.softmax":
+            return self.builder_.call_te(_softmax_te, call.args[0], int(call.attrs.axis),
+                                         primfunc_name_hint="softmax")
+        return call
+
+
+def vector_math_pass() -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="WasmVectorMath")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        mutator = _VectorMath(mod)
+        for gvar, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
+        return mutator.builder_.get()
+
+    return _pass
