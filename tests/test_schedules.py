@@ -22,7 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
-from wasm_build import lane_shuffle  # noqa: E402
+from wasm_build import lane_shuffle, tir_walk  # noqa: E402
 from wasm_build.schedules import PACKED_ROWS_ATTR, default_schedule_pass, relax_passes  # noqa: E402
 from wasm_build.vector_math import vector_erf, vector_exp, vector_sigmoid, vector_tanh  # noqa: E402
 
@@ -389,6 +389,10 @@ def test_activations_are_vectorized_and_accurate(name):
     target = tvm.target.Target(NATIVE)
     with target:
         mod = tvm.transform.Sequential([*relax_passes(target), relax.transform.LegalizeOps()])(_activation_module(op))
+    for func in prim_funcs(mod).values():
+        lets = []
+        tir_walk.visit(func.body, lambda node: lets.append(node.var) if isinstance(node, tvm.tirx.Let) else None)
+        assert len(set(map(hash, lets))) == len(lets), name  # each Let variable bound once (TIR is SSA)
     scripts = "\n".join(f.script() for f in prim_funcs(mod).values())
     for libm in ("T.exp(", "T.erf(", "T.tanh(", "T.sigmoid("):
         assert libm not in scripts, (name, libm)

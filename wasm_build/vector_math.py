@@ -103,7 +103,8 @@ def vector_tanh(x: tirx.PrimExpr) -> tirx.PrimExpr:
     def with_x(xv, magnitude):
         small = _let(xv * xv, lambda z: xv + xv * z * _horner(z, _TANH_P))
         large = _f32(1.0) - _f32(2.0) / (vector_exp(magnitude * _f32(2.0)) + _f32(1.0))
-        signed = tirx.Select(xv < _f32(0.0), -large, large)
+        # Bound once: vector_exp's Let variables must not appear twice in the tree.
+        signed = _let(large, lambda lv: tirx.Select(xv < _f32(0.0), -lv, lv))
         return tirx.Select(magnitude < _f32(_TANH_SMALL), small, signed)
 
     return _let(x, lambda xv: _let(tirx.abs(xv), lambda magnitude: with_x(xv, magnitude)))
