@@ -24,7 +24,7 @@ from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
 from wasm_build import lane_shuffle, tir_walk  # noqa: E402
 from wasm_build.schedules import PACKED_ROWS_ATTR, default_schedule_pass, relax_passes  # noqa: E402
-from wasm_build.vector_math import vector_erf, vector_exp, vector_sigmoid, vector_tanh  # noqa: E402
+from wasm_build.vector_math import vector_erf, vector_exp, vector_log, vector_sigmoid, vector_tanh  # noqa: E402
 
 NATIVE = {"kind": "llvm"}
 WASM = {
@@ -361,6 +361,21 @@ def test_vector_sigmoid_and_tanh_are_accurate():
     assert np.all(_evaluate(vector_tanh, np.array([-100.0, 0.0, 100.0], "float32")) == [-1.0, 0.0, 1.0])
 
 
+def test_vector_log_is_accurate_over_the_float32_range():
+    xs = np.geomspace(1e-45, 3e38, 400001).astype("float32")  # subnormals included
+    xs = xs[xs > 0]
+    got = _evaluate(vector_log, xs).astype("float64")
+    want = np.log(xs.astype("float64"))
+    assert np.max(np.abs(got - want) / np.maximum(np.abs(want), 1.0)) < 3e-7
+    near_one = np.linspace(0.9, 1.1, 20001).astype("float32")
+    near_one = near_one[near_one != 1]
+    want = np.log(near_one.astype("float64"))
+    assert np.max(np.abs(_evaluate(vector_log, near_one) - want) / np.abs(want)) < 1e-6
+    special = _evaluate(vector_log, np.array([0.0, -1.0, np.inf, np.nan, 1.0], "float32"))
+    assert special[0] == -np.inf and np.isnan(special[1]) and special[2] == np.inf and np.isnan(special[3])
+    assert special[4] == 0.0
+
+
 def _activation_module(op, shape=(8, 64)):
     builder = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType(shape, "float32"))
@@ -371,20 +386,24 @@ def _activation_module(op, shape=(8, 64)):
     return builder.get()
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh", "silu", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "silu", "gelu", "gelu_tanh", "log", "log_softmax"])
 def test_activations_are_vectorized_and_accurate(name):
-    """Sigmoid, tanh and the activations Relax legalizes to them or to erf (SiLU, both GELUs,
-    as the PyTorch frontend emits them) leave no scalar libm call and match float64 math."""
+    """Sigmoid, tanh, log and the activations Relax legalizes to them or to erf (SiLU, both
+    GELUs, as the PyTorch frontend emits them; log-softmax) leave no scalar libm call and
+    match float64 math."""
     import math
 
     op = {"sigmoid": relax.op.sigmoid, "tanh": relax.op.tanh, "silu": relax.op.nn.silu,
-          "gelu": relax.op.nn.gelu, "gelu_tanh": relax.op.nn.gelu_tanh}[name]
+          "gelu": relax.op.nn.gelu, "gelu_tanh": relax.op.nn.gelu_tanh,
+          "log": lambda x: relax.op.log(relax.op.abs(x)), "log_softmax": relax.op.nn.log_softmax}[name]
     reference = {
         "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
         "tanh": np.tanh,
         "silu": lambda x: x / (1 + np.exp(-x)),
         "gelu": lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))),
         "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+        "log": lambda x: np.log(np.abs(x)),
+        "log_softmax": lambda x: x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)),
     }[name]
     target = tvm.target.Target(NATIVE)
     with target:
@@ -394,7 +413,7 @@ def test_activations_are_vectorized_and_accurate(name):
         tir_walk.visit(func.body, lambda node: lets.append(node.var) if isinstance(node, tvm.tirx.Let) else None)
         assert len(set(map(hash, lets))) == len(lets), name  # each Let variable bound once (TIR is SSA)
     scripts = "\n".join(f.script() for f in prim_funcs(mod).values())
-    for libm in ("T.exp(", "T.erf(", "T.tanh(", "T.sigmoid("):
+    for libm in ("T.exp(", "T.erf(", "T.tanh(", "T.sigmoid(", "T.log("):
         assert libm not in scripts, (name, libm)
     xs = np.random.default_rng(7).standard_normal((8, 64)).astype("float32") * 4
     vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())

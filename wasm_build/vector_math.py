@@ -1,9 +1,9 @@
-"""Vectorizable float32 math: exp, erf, sigmoid, tanh and the activations built on them.
+"""Vectorizable float32 math: exp, erf, log, sigmoid, tanh and the activations built on them.
 
-wasm has no vector ``expf``/``erff``/``tanhf``; TVM lowers ``exp``, ``erf``, ``sigmoid``
-and ``tanh`` to a libm call per lane, which serializes the whole fused kernel (the GELU
-matmul took 85% of the transformer's time).  :func:`vector_math_pass` rewrites those Relax
-calls, and the activations that legalize to them (softmax, SiLU, GELU in both forms), into
+wasm has no vector ``expf``/``erff``/``logf``/``tanhf``; TVM lowers ``exp``, ``erf``, ``log``,
+``sigmoid`` and ``tanh`` to a libm call per lane, which serializes the whole fused kernel (the
+GELU matmul took 85% of the transformer's time).  :func:`vector_math_pass` rewrites those Relax
+calls, and the activations that legalize to them (softmax, log-softmax, SiLU, GELU in both forms), into
 TE kernels made of mul/add/min/max/floor/shift/select, which vectorize to f32x4.  It runs
 before legalization, so FuseOps still fuses them into the producing matmul or conv.
 """
@@ -34,6 +34,10 @@ _ERF_CLAMP = 3.92
 _TANH_P = (-0.3333328436401063, 0.13331515502133323, -0.05374612512883394,
            0.020660434796172376, -0.005729010681205597)
 _TANH_SMALL = 0.625
+# log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172 for m in [sqrt(1/2), sqrt(2)):
+# the series 2 s (1 + s^2/3 + s^4/5 + ...) to s^9 is exact to float32 (next term 2e-9).
+_LOG_SERIES = (1.0, 1.0 / 3.0, 1.0 / 5.0, 1.0 / 7.0, 1.0 / 9.0)
+_SMALLEST_NORMAL = 1.1754943508222875e-38
 
 
 def _f32(value: float) -> tirx.PrimExpr:
@@ -92,6 +96,42 @@ def vector_erf(x: tirx.PrimExpr) -> tirx.PrimExpr:
         xv * xv, lambda z: xv * _horner(z, _ERF_P) / _horner(z, _ERF_Q)))
 
 
+def vector_log(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """log(x) in float32: exponent and mantissa split with integer ops, then a short series;
+    -inf at 0, NaN below 0 and for NaN, +inf at +inf, subnormals scaled first."""
+    i32 = "int32"
+
+    def with_x(xv):
+        subnormal = xv < _f32(_SMALLEST_NORMAL)
+        bias = tirx.Select(subnormal, tirx.const(127 + 23, i32), tirx.const(127, i32))
+
+        def with_bits(bits):
+            # Mantissa in [1, 2), then halved above sqrt(2) so that it lies around 1.
+            one_to_two = tirx.reinterpret("float32", tirx.bitwise_or(
+                tirx.bitwise_and(bits, tirx.const(0x007FFFFF, i32)), tirx.const(0x3F800000, i32)))
+            exponent = tirx.shift_right(bits, tirx.const(23, i32)) - bias
+
+            def with_m(mv):
+                high = mv > _f32(math.sqrt(2.0))
+                m = tirx.Select(high, mv * _f32(0.5), mv)
+                e = tirx.Cast("float32", exponent + tirx.Select(high, tirx.const(1, i32), tirx.const(0, i32)))
+
+                def log_m(sv):  # log(m) = 2 atanh(s)
+                    return _let(sv * sv, lambda z: _f32(2.0) * sv * _horner(z, _LOG_SERIES))
+
+                s = (m - _f32(1.0)) / (m + _f32(1.0))
+                return _let(e, lambda ev: ev * _f32(_LN2_HI) + (ev * _f32(_LN2_LO) + _let(s, log_m)))
+
+            return _let(one_to_two, with_m)
+
+        finite = _let(tirx.reinterpret(i32, tirx.Select(subnormal, xv * _f32(2.0**23), xv)), with_bits)
+        special = tirx.Select(xv == _f32(0.0), _f32(-math.inf),
+                              tirx.Select(xv == _f32(math.inf), _f32(math.inf), _f32(math.nan)))
+        return tirx.Select(tirx.all(xv > _f32(0.0), xv < _f32(math.inf)), finite, special)
+
+    return _let(x, with_x)
+
+
 def vector_sigmoid(x: tirx.PrimExpr) -> tirx.PrimExpr:
     """1 / (1 + exp(-x)): within 2.5e-7 of sigmoid, relative, where it is a normal float32."""
     return _f32(1.0) / (_f32(1.0) + vector_exp(-x))
@@ -148,6 +188,20 @@ def _softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
     return topi.divide(exps, topi.sum(exps, axis=axis, keepdims=True))
 
 
+def _log_softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
+    axis = axis % len(x.shape)
+    row_max = topi.max(x, axis=axis, keepdims=True)
+
+    def keep(i):
+        return [0 if d == axis else idx for d, idx in enumerate(i)]
+
+    shifted = te.compute(x.shape, lambda *i: x(*i) - row_max(*keep(i)), name="T_log_softmax_shifted")
+    exps = te.compute(x.shape, lambda *i: vector_exp(shifted(*i)), name="T_log_softmax_exp")
+    sums = topi.sum(exps, axis=axis, keepdims=True)
+    log_sum = te.compute(sums.shape, lambda *i: vector_log(sums(*i)), name="T_log_softmax_log_sum")
+    return te.compute(x.shape, lambda *i: shifted(*i) - log_sum(*keep(i)), name="T_log_softmax")
+
+
 def is_float32(expr: relax.Expr) -> bool:
     ty = expr.ty
     return isinstance(ty, relax.TensorType) and ty.dtype == "float32"
@@ -157,6 +211,7 @@ def is_float32(expr: relax.Expr) -> bool:
 _ELEMENTWISE = {
     "relax.exp": vector_exp,
     "relax.erf": vector_erf,
+    "relax.log": vector_log,
     "relax.sigmoid": vector_sigmoid,
     "relax.tanh": vector_tanh,
     "relax.nn.silu": vector_silu,
@@ -181,6 +236,9 @@ class _VectorMath(relax.PyExprMutator):
         if name == "relax.nn.softmax":
             return self.builder_.call_te(_softmax_te, call.args[0], int(call.attrs.axis),
                                          primfunc_name_hint="softmax")
+        if name == "relax.nn.log_softmax":
+            return self.builder_.call_te(_log_softmax_te, call.args[0], int(call.attrs.axis),
+                                         primfunc_name_hint="log_softmax")
         return call
 
 
