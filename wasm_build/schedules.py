@@ -446,6 +446,7 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     # TVMBackendAllocWorkspace at function entry and stay in memory.)
     write_back = sch.cache_write(block, 0, "global")
     _fuse_epilogues(sch, write_back)
+    # A costly epilogue (GELU) runs once a row tile's register tiles are all stored, over its rows.
     row_bytes = lane_extent * (_VECTOR_BITS // 8 // lanes)
     row_epilogue = (
         bool(row_outer)
