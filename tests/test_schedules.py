@@ -677,3 +677,15 @@ def test_row_epilogue_matches_onnxruntime_in_wasmtime(tmp_path):
     feeds = random_feeds(model, np.random.default_rng(9))
     (got,) = WasmModel(result.directory / "gelu_rows.wasm").run(feeds)
     np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-5)
+
+
+def test_depthwise_conv_on_a_large_input_sweeps_it_once():
+    """Lane tiles go outermost only for an operand that outputs share (weights larger than the
+    cache). A depthwise conv's 4.8 MB input is read by each output's own window: its tiles go
+    pixel by pixel with every channel group of a pixel, not a channel group over the whole plane."""
+    g = Graph(np.random.default_rng(12), [1, 96, 112, 112])
+    mod = fused_module(g.conv(96, 96, 3, stride=2, pad=1, group=96).add("Relu").build(), NATIVE, graph_passes=True)
+    (func,) = [f for n, f in prim_funcs(mod).items() if "conv2d" in n]
+    sch = tvm.s_tir.Schedule(func)
+    extents = [int(sch.get(loop).extent) for loop in sch.get_loops(sch.get_sblock("group_conv2d_nhwc_update"))]
+    assert extents[:4] == [1, 56, 14, 24]  # image, output rows, 4-column tiles, 4-channel lane tiles

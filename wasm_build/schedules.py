@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 # Revision of the default schedules' output. Tuning databases record the revision their
 # records were compared with (see wasm_build.tuning): bump it when a change makes default
 # kernels faster or slower, so that builds stop applying records that beat an older default.
-SCHEDULES_REVISION = 7
+SCHEDULES_REVISION = 8
 _VECTOR_BITS = 128
 # Accumulator tile budget in elements: 16 v128 registers of f32.
 _ACC_ELEMS = 64
@@ -642,9 +642,18 @@ def _pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, 
 
 
 def _streamed_bytes(stmt: tirx.SBlock, var: tirx.Var) -> int:
-    """Size of the largest input whose innermost index moves with ``var``."""
+    """Size of the largest input whose innermost index moves with ``var`` and that some
+    outputs share (conv weights across pixels, matmul columns across rows, Winograd weights
+    across tiles). An input indexed by every other output axis too (a depthwise conv's or a
+    pooling's activations) has nothing to reuse: sweeping it once per lane tile only read
+    each cache line a lane tile at a time (MobileNetV2's 112x112x96 depthwise conv 24 times)."""
+    others = [iv.var for iv in stmt.iter_vars
+              if int(iv.iter_type) == tirx.IterVar.DataPar and not iv.var.same_as(var) and not _is_one(iv.dom.extent)]
     sizes = [0]
     for region in stmt.reads:
+        region_vars = _region_vars(region)
+        if others and all(_uses(region_vars, other) for other in others):
+            continue
         if _uses([_vars_in(region.region[-1].min)], var):
             elems = 1
             for dim in region.source.shape:
