@@ -323,7 +323,7 @@ def _evaluate(fn, xs):
     from tvm import te
 
     x = te.placeholder(xs.shape, "float32")
-    y = te.compute(x.shape, lambda i: fn(x[i]))
+    y = te.compute(x.shape, lambda i: fn(x(i)))
     kernel = tvm.compile(te.create_prim_func([x, y]), target=tvm.target.Target(NATIVE))
     out = tvm.runtime.tensor(np.zeros_like(xs))
     kernel(tvm.runtime.tensor(xs), out)

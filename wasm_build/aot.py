@@ -295,12 +295,13 @@ class _Planner:
             dtype = DType.parse(str(call.args[3].value))
             if not isinstance(storage, _Storage):
                 raise UnsupportedProgram("vm.alloc_tensor on something that is not a storage")
-            if offset + dtype.itemsize * math.prod(shape) > storage.size:
+            nbytes = dtype.itemsize * math.prod(shape)
+            if offset + nbytes > storage.size:
                 raise UnsupportedProgram(f"tensor '{label}' does not fit in its storage")
             # Planned on its own, from this binding to its last use: Relax hoists its storages
             # to the top of main and shares each among tensors of one size, so a storage lives
             # as long as all its tensors together (MobileNetV2's arena was 8.4 MB, not 6).
-            own = self._storage(dtype.itemsize * math.prod(shape))
+            own = self._storage(nbytes)
             return self._tensor(shape, dtype, Place("arena", 0, own.index), label)
         if name == "relax.call_builtin_with_ctx":
             builtin = str(call.args[0].global_symbol)

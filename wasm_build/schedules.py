@@ -52,7 +52,7 @@ import logging
 import numpy as np
 
 import tvm
-from tvm import relax, s_tir, te, tirx, topi
+from tvm import relax, s_tir, tirx
 from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
 from tvm.sym.pattern import detect_linear_equation
 

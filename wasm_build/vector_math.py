@@ -46,8 +46,6 @@ def _f32(value: float) -> tirx.PrimExpr:
 
 def _let(value: tirx.PrimExpr, body) -> tirx.PrimExpr:
     """``body(v)`` with ``v`` bound once to ``value`` (no duplicated subtrees)."""
-    if isinstance(value, te.TensorSlice):  # x[i] rather than x(i)
-        value = value.asobject()
     var = tirx.Var("v", value.ty)
     return tirx.Let(var, value, body(var))
 
@@ -176,13 +174,17 @@ def _elementwise_te(fn):
     return compute
 
 
+def _row_of(index, axis: int) -> list:
+    """The index of an element's row in a reduction over ``axis`` that keeps its dims."""
+    return [0 if d == axis else i for d, i in enumerate(index)]
+
+
 def _softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
     axis = axis % len(x.shape)
     row_max = topi.max(x, axis=axis, keepdims=True)
 
     def shifted_exp(*i):
-        keep = [0 if d == axis else idx for d, idx in enumerate(i)]
-        return vector_exp(x(*i) - row_max(*keep))
+        return vector_exp(x(*i) - row_max(*_row_of(i, axis)))
 
     exps = te.compute(x.shape, shifted_exp, name="T_softmax_exp")
     return topi.divide(exps, topi.sum(exps, axis=axis, keepdims=True))
@@ -191,15 +193,11 @@ def _softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
 def _log_softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
     axis = axis % len(x.shape)
     row_max = topi.max(x, axis=axis, keepdims=True)
-
-    def keep(i):
-        return [0 if d == axis else idx for d, idx in enumerate(i)]
-
-    shifted = te.compute(x.shape, lambda *i: x(*i) - row_max(*keep(i)), name="T_log_softmax_shifted")
+    shifted = te.compute(x.shape, lambda *i: x(*i) - row_max(*_row_of(i, axis)), name="T_log_softmax_shifted")
     exps = te.compute(x.shape, lambda *i: vector_exp(shifted(*i)), name="T_log_softmax_exp")
     sums = topi.sum(exps, axis=axis, keepdims=True)
     log_sum = te.compute(sums.shape, lambda *i: vector_log(sums(*i)), name="T_log_softmax_log_sum")
-    return te.compute(x.shape, lambda *i: shifted(*i) - log_sum(*keep(i)), name="T_log_softmax")
+    return te.compute(x.shape, lambda *i: shifted(*i) - log_sum(*_row_of(i, axis)), name="T_log_softmax")
 
 
 def is_float32(expr: relax.Expr) -> bool:
