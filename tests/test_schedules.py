@@ -647,9 +647,10 @@ def test_seven_row_tiles_keep_sixteen_lanes():
     assert "T.unroll(T.int64(7))" in func.script()
 
 
-def _write_back_loops(func, name="matmul_intermediate_global"):
+def _loop_extents(func, block="matmul_intermediate_global"):
+    """Extents of the loops around ``block`` (by default a matmul's tile write-back)."""
     sch = tvm.s_tir.Schedule(func)
-    return [int(sch.get(loop).extent) for loop in sch.get_loops(sch.get_sblock(name))]
+    return [int(sch.get(loop).extent) for loop in sch.get_loops(sch.get_sblock(block))]
 
 
 def test_heavy_epilogues_run_over_whole_rows():
@@ -664,8 +665,8 @@ def test_heavy_epilogues_run_over_whole_rows():
     relu = kernel(g.add("MatMul", g.const([32, 64])).add("Relu").build(), "relu")
     gelu = kernel(gelu_mlp(np.random.default_rng(3)), "erf")
     # Loops: row tiles, then rows x column vectors (GELU) or column tiles, rows x lanes (ReLU).
-    assert _write_back_loops(gelu) == [4, 4, 16, 4]
-    assert _write_back_loops(relu) == [4, 8, 4, 8]
+    assert _loop_extents(gelu) == [4, 4, 16, 4]
+    assert _loop_extents(relu) == [4, 8, 4, 8]
 
 
 def test_row_epilogue_matches_onnxruntime_in_wasmtime(tmp_path):
@@ -686,6 +687,5 @@ def test_depthwise_conv_on_a_large_input_sweeps_it_once():
     g = Graph(np.random.default_rng(12), [1, 96, 112, 112])
     mod = fused_module(g.conv(96, 96, 3, stride=2, pad=1, group=96).add("Relu").build(), NATIVE, graph_passes=True)
     (func,) = [f for n, f in prim_funcs(mod).items() if "conv2d" in n]
-    sch = tvm.s_tir.Schedule(func)
-    extents = [int(sch.get(loop).extent) for loop in sch.get_loops(sch.get_sblock("group_conv2d_nhwc_update"))]
+    extents = _loop_extents(func, "group_conv2d_nhwc_update")
     assert extents[:4] == [1, 56, 14, 24]  # image, output rows, 4-column tiles, 4-channel lane tiles
