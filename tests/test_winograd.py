@@ -1,5 +1,5 @@
-"""Winograd F(4x4, 3x3) convolutions: the algebra, which convs the pass picks, and builds
-that still match onnxruntime (natively and in wasmtime)."""
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions: the algebra, which convs the pass picks
+with which tile size, and builds that still match onnxruntime (natively and in wasmtime)."""
 
 from __future__ import annotations
 
@@ -112,20 +112,47 @@ def test_budget_zero_keeps_direct_convolutions():
     assert winograd_kernels(mod) == []
 
 
-def test_budget_goes_to_the_largest_planes_first():
-    rng = np.random.default_rng(4)
+def tile_sizes(mod) -> dict[int, int]:
+    """{output plane height: m} of the module's Winograd kernels (U is packed per lane tile:
+    ``[CO / lanes, m + 2, m + 2, CI, lanes]``)."""
+    sizes = {}
+    for name in winograd_kernels(mod):
+        shapes = [[int(d) for d in p.shape] for p in prim_funcs(mod)[name].params]
+        alpha = next(shape[1] for shape in shapes if len(shape) == 5)
+        sizes[shapes[-1][1]] = alpha - 2
+    return sizes
+
+
+def two_planes(rng):
     g = Graph(rng, [1, 16, 32, 32])
-    g.conv(16, 16, 3, pad=1).add("Relu")                         # 64 tiles of 4x4
-    g.add("MaxPool", kernel_shape=[2, 2], strides=[2, 2])        # -> 16x16
-    g.conv(16, 16, 3, pad=1).add("Relu")                         # 16 tiles
-    model = g.build()
-    # Each conv's weights grow by 27 * 16 * 16 * 4 bytes; the weights (and biases) total
-    # 2 * (9 * 256 + 16) * 4 bytes: a budget of 1.6x pays for one conversion, not two.
-    mod = winograd_module(model, budget=1.6)
-    (kernel,) = winograd_kernels(mod)
-    func = prim_funcs(mod)[kernel]
-    assert any(len(p.shape) == 4 and int(p.shape[1]) == 32 for p in func.params)  # the 32x32 plane
-    assert len(winograd_kernels(winograd_module(model, budget=10.0))) == 2
+    g.conv(16, 16, 3, pad=1).add("Relu")                         # 32x32
+    g.add("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    g.conv(16, 16, 3, pad=1).add("Relu")                         # 16x16
+    return g.build()
+
+
+def test_budget_buys_the_most_multiply_adds_per_byte():
+    """F(2x2) adds 7 * 16 * 16 * 4 bytes to a conv's weights, F(4x4) 27 * 16 * 16 * 4; the
+    weights and biases total 2 * (9 * 256 + 16) * 4 bytes."""
+    model = two_planes(np.random.default_rng(4))
+    # 0.5x: one F(2x2), on the plane where it saves the most.
+    assert tile_sizes(winograd_module(model, budget=0.5)) == {32: 2}
+    # 1.6x would pay for one F(4x4); two F(2x2) save more multiply-adds.
+    assert tile_sizes(winograd_module(model, budget=1.6)) == {32: 2, 16: 2}
+    # 2.6x: the rest goes to the larger plane's upgrade to F(4x4) (the smaller's does not fit).
+    assert tile_sizes(winograd_module(model, budget=2.6)) == {32: 4, 16: 2}
+    assert tile_sizes(winograd_module(model, budget=10.0)) == {32: 4, 16: 4}
+
+
+def test_7x7_planes_take_2x2_tiles_and_match_onnxruntime():
+    """4x4 tiles would be 4 for a 7x7 plane, too few to pay; 2x2 tiles are 16."""
+    rng = np.random.default_rng(9)
+    model = resnet_block(rng, channels=16, size=7)
+    mod = winograd_module(model, budget=10.0)
+    assert tile_sizes(mod) == {7: 2}
+    assert len(winograd_kernels(mod)) == 2
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
 
 
 def test_ineligible_convs_are_left_direct():
@@ -160,6 +187,15 @@ def test_wasm_build_matches_onnxruntime_and_records_the_budget(tmp_path):
     # Two convs' weights (16 x 16 x 3 x 3) became 6 x 6 tiles: 36 / 9 as many bytes.
     grown = fast.manifest["weights"]["nbytes"] - direct.manifest["weights"]["nbytes"]
     assert grown == 2 * 27 * 16 * 16 * 4
+
+
+def test_2x2_tiles_build_for_wasm_and_match_in_wasmtime(tmp_path):
+    """F(2x2, 3x3) kernels through the whole build, smoke-tested in wasmtime (fails on a mismatch)."""
+    model = resnet_block(np.random.default_rng(10), channels=16, size=7)
+    direct = build(model, "w2direct", tmp_path / "direct", winograd_budget=0)
+    fast = build(model, "w2fast", tmp_path / "fast", winograd_budget=10)
+    # Two convs' weights became 4 x 4 tiles: 16 / 9 as many bytes.
+    assert fast.manifest["weights"]["nbytes"] - direct.manifest["weights"]["nbytes"] == 2 * 7 * 16 * 16 * 4
 
 
 def test_negative_budget_is_a_config_error(tmp_path):

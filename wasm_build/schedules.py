@@ -38,8 +38,8 @@ run before legalization (see ``compile._legalize_passes``):
   weights and a single bias add, so the conv kernel's epilogue is
   ``bias (+ residual) (+ relu)``: FuseOps fuses the ReLU that the batch-norm
   tuple used to keep in a kernel of its own;
-* stride-1 3x3 convs with many output tiles become Winograd F(4x4, 3x3)
-  kernels within a budget of extra weight bytes (:mod:`wasm_build.winograd`);
+* stride-1 3x3 convs with many output tiles become Winograd F(2x2, 3x3) or
+  F(4x4, 3x3) kernels within a budget of extra weight bytes (:mod:`wasm_build.winograd`);
 * ``exp``, ``erf`` and ``softmax`` in float32 become polynomial expressions
   built from vectorizable operations: wasm has no vector ``expf``/``erff``
   and a libm call per lane serializes the kernel.

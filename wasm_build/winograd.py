@@ -10,9 +10,10 @@ multiplications per input/output channel pair instead of ``9 * m * m``::
 the kernel transforms input tiles (``V = B^T d B``), runs one matrix product per
 tile position (``M[e, n] = V[e, n] @ U[e, n]``, the contraction rule's register
 tiles do it) and transforms back.  With ``m = 4`` that is 36 instead of 144
-multiply-adds per 4x4 outputs; the price is weights stored ``(a / 3)^2`` times
-larger (4x), so :func:`winograd_pass` only rewrites convs whose output planes
-reuse every weight many times, within a budget of extra weight bytes.
+multiply-adds per 4x4 outputs, with ``m = 2`` 16 instead of 36 per 2x2; the price
+is weights stored ``(a / 3)^2`` times larger (4x, 16/9), so :func:`winograd_pass`
+only rewrites convs whose output planes reuse every weight many times, within a
+budget of extra weight bytes, choosing each conv's ``m`` (see :func:`_choose`).
 
 Each transform is two passes of 1-D transforms (rows, then columns) with the
 matrix coefficients written into the expression (zeros dropped, +-1 without a
@@ -22,6 +23,7 @@ coefficient selection folds to a constant.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -30,6 +32,8 @@ import numpy as np
 import tvm
 from tvm import relax, s_tir, te, tirx, topi
 from tvm.s_tir.schedule import SBlockRV
+
+logger = logging.getLogger(__name__)
 
 # Block annotation naming a transform stage: "pad" (padded input), "rows" (first
 # 1-D pass, computed inside the second), "cols" (second pass, drives the schedule).
@@ -209,32 +213,74 @@ def schedule_transform(sch: s_tir.Schedule, block: SBlockRV) -> bool:
 # --------------------------------------------------------------------------
 
 
-def _candidate(call: relax.Call, m: int) -> tuple[int, int] | None:
-    """(tile count, extra weight bytes) when ``call`` is a conv2d Winograd can run, else None."""
+@dataclass(frozen=True)
+class _Option:
+    """Running one conv as F(m x m, 3 x 3): the multiply-adds it saves and the weight bytes it adds."""
+
+    m: int
+    saved_macs: int
+    extra_bytes: int
+
+
+def _options(call: relax.Call) -> list[_Option]:
+    """The tile sizes ``call`` may run with as a Winograd conv (none: not a conv it can run)."""
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
-        return None
+        return []
     attrs = call.attrs
     if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout)) != ("NHWC", "HWIO", "NHWC"):
-        return None
+        return []
     if [int(s) for s in attrs.strides] != [1, 1] or [int(d) for d in attrs.dilation] != [1, 1] or int(attrs.groups) != 1:
-        return None
+        return []
     data, weight = call.args
     if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
-        return None
+        return []
     if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
-        return None
+        return []
     out_shape = _static_float32_shape(call)
     if _static_float32_shape(data) is None or out_shape is None:
-        return None
+        return []
     kh, kw, in_channels, out_channels = weight.value.shape
     if (kh, kw) != (3, 3) or in_channels < _MIN_CHANNELS or out_channels < _MIN_CHANNELS:
-        return None
+        return []
     batch, out_h, out_w, _ = out_shape
-    tiles = batch * -(-out_h // m) * -(-out_w // m)
-    if tiles < _MIN_TILES:
-        return None
-    extra = ((m + 2) ** 2 - 9) * in_channels * out_channels * 4
-    return tiles, extra
+    pairs = in_channels * out_channels
+    direct_macs = batch * out_h * out_w * 9 * pairs
+    options = []
+    for m in sorted(_MATRICES):
+        # The last tiles of a plane that is not a multiple of m are computed whole, then cropped.
+        tiles = batch * -(-out_h // m) * -(-out_w // m)
+        if tiles < _MIN_TILES:
+            continue
+        alpha = m + 2
+        options.append(_Option(m, direct_macs - tiles * alpha * alpha * pairs, (alpha * alpha - 9) * pairs * 4))
+    return options
+
+
+def _choose(candidates: list[tuple[relax.Call, list[_Option]]], limit: float) -> dict[relax.Call, int]:
+    """A tile size per conv, within ``limit`` extra bytes: greedily the step (direct -> F(2x2),
+    direct or F(2x2) -> F(4x4)) that saves the most multiply-adds per added byte.
+    F(2x2) does 16 multiply-adds per 2x2 outputs and channel pair (36 direct) for 7/9 more
+    weight bytes, F(4x4) 36 per 4x4 (144 direct) for 27/9 more: a budget goes further as
+    F(2x2) on many planes, and 7x7 planes (4 tiles of 4x4) can only take F(2x2)."""
+    chosen: dict[int, _Option] = {}
+    spent = 0
+    while True:
+        best = None
+        for index, (_, options) in enumerate(candidates):
+            current = chosen.get(index)
+            for option in options:
+                saved = option.saved_macs - (current.saved_macs if current else 0)
+                extra = option.extra_bytes - (current.extra_bytes if current else 0)
+                if saved <= 0 or extra <= 0 or spent + extra > limit:
+                    continue
+                # Ties go to the earlier conv, then the smaller tile: the order is reproducible.
+                if best is None or saved * best[2] > best[1] * extra:
+                    best = (index, saved, extra, option)
+        if best is None:
+            return {candidates[i][0]: option.m for i, option in chosen.items()}
+        index, _, extra, option = best
+        chosen[index] = option
+        spent += extra
 
 
 def _nbytes(tensor: tvm.runtime.Tensor) -> int:
@@ -254,20 +300,19 @@ def _static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
 
 @relax.expr_functor.mutator
 class _Winograd(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, chosen: list, m: int):
+    def __init__(self, mod: tvm.IRModule, tile_sizes: dict[relax.Call, int]):
         super().__init__(mod)
-        self.chosen = chosen
-        self.m = m
+        self.tile_sizes = tile_sizes
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
-        chosen = any(call.same_as(c) for c in self.chosen)
+        m = next((size for chosen, size in self.tile_sizes.items() if call.same_as(chosen)), None)
         call = super().visit_call_(call)
-        if not chosen:
+        if m is None:
             return call
-        transform = Transform(self.m)
+        transform = Transform(m)
         filter_u = relax.const(transform.filter(call.args[1].value.numpy()))
         padding = tuple(int(x) for x in call.attrs.padding)
-        new = self.builder_.call_te(conv2d_nhwc, call.args[0], filter_u, padding, self.m,
+        new = self.builder_.call_te(conv2d_nhwc, call.args[0], filter_u, padding, m,
                                     primfunc_name_hint="conv2d_winograd")
         # Fusable with its epilogue (bias, residual add, ReLU) like the conv it replaces;
         # TVM's pattern analysis would call a multi-stage kernel opaque.
@@ -276,8 +321,8 @@ class _Winograd(relax.PyExprMutator):
         return new
 
 
-def winograd_pass(budget: float, m: int = 4) -> tvm.transform.Pass:
-    """Rewrite eligible 3x3 convs as Winograd F(m x m, 3 x 3), most output tiles first,
+def winograd_pass(budget: float) -> tvm.transform.Pass:
+    """Rewrite eligible 3x3 convs as Winograd F(2x2, 3x3) or F(4x4, 3x3) (see :func:`_choose`),
     while the transformed weights add at most ``budget`` times the module's constant bytes."""
 
     @tvm.transform.module_pass(opt_level=0, name="WasmWinogradConv")
@@ -291,22 +336,18 @@ def winograd_pass(budget: float, m: int = 4) -> tvm.transform.Pass:
             if isinstance(expr, tvm.ir.expr.Constant) and isinstance(expr.value, tvm.runtime.Tensor):
                 constant_bytes += _nbytes(expr.value)
             elif isinstance(expr, relax.Call):
-                found = _candidate(expr, m)
-                if found is not None:
-                    candidates.append((found, expr))
+                options = _options(expr)
+                if options:
+                    candidates.append((expr, options))
 
         for _, func in mod.functions_items():
             if isinstance(func, relax.Function):
                 relax.analysis.post_order_visit(func, visit)
-        limit = budget * constant_bytes
-        chosen, spent = [], 0
-        for (tiles, extra), call in sorted(candidates, key=lambda item: -item[0][0]):
-            if spent + extra <= limit:
-                chosen.append(call)
-                spent += extra
-        if not chosen:
+        tile_sizes = _choose(candidates, budget * constant_bytes)
+        logger.debug("Winograd tile sizes of %d eligible convs: %s", len(candidates), sorted(tile_sizes.values()))
+        if not tile_sizes:
             return mod
-        mutator = _Winograd(mod, chosen, m)
+        mutator = _Winograd(mod, tile_sizes)
         for gvar, func in mod.functions_items():
             if isinstance(func, relax.Function):
                 mutator.builder_.update_func(gvar, mutator.visit_expr(func))
