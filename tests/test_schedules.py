@@ -555,8 +555,8 @@ def test_depthwise_tiles_leave_registers_for_the_weights():
     assert sorted(packed.values()) == [4, 8], packed
 
 
-def _pointwise_model(width):
-    g = Graph(np.random.default_rng(21), [1, 32, 6, width])
+def _pointwise_model(width, height=6):
+    g = Graph(np.random.default_rng(21), [1, 32, height, width])
     return g.conv(32, 48, 1).add("Relu").build()
 
 
@@ -583,8 +583,9 @@ def test_pixels_of_a_14_wide_pointwise_conv_are_packed():
 
 
 def test_rows_are_not_packed_when_they_do_not_come_in_fours():
-    """6 x 7 pixels: the tile has 7 rows (no group of 4 lanes to load them from)."""
-    mod = fused_module(_pointwise_model(7), NATIVE, graph_passes=True)
+    """3 x 7 pixels: the tile has 7 rows (no group of 4 lanes to load them from; padding 21
+    pixels to 24 would cost too much, see wasm_build.pixel_rows)."""
+    mod = fused_module(_pointwise_model(7, height=3), NATIVE, graph_passes=True)
     assert not any(f.attrs and PACKED_ROWS_ATTR in f.attrs for f in prim_funcs(mod).values())
 
 
@@ -607,7 +608,7 @@ def test_packed_rows_are_splat_by_lane_shuffles(name, build, kernel, tmp_path):
 def test_lane_shuffle_pass_rewrites_only_packed_buffers():
     """The pass is a no-op on kernels without packed rows, and the rewrite keeps every other
     node: running it on a module without the attribute returns the very same functions."""
-    mod = fused_module(_pointwise_model(7), WASM, graph_passes=True)
+    mod = fused_module(_pointwise_model(7, height=3), WASM, graph_passes=True)
     funcs = {n: f.with_attr("global_symbol", n) for n, f in prim_funcs(mod).items()}
     lowered = tvm.tirx.transform.BindTarget(tvm.target.Target(WASM))(tvm.IRModule(funcs))
     after = lane_shuffle.shuffle_packed_rows()(lowered)
@@ -637,9 +638,10 @@ def test_shuffled_kernels_match_onnxruntime_in_wasmtime(tmp_path):
 
 
 def test_seven_row_tiles_keep_sixteen_lanes():
-    """A 1x1 conv on a 7x7 plane tiles 7 output columns (49 pixels do not come in fours) by
-    16 output channels, like a 4-row tile, rather than fitting 7 x 8 into the registers."""
-    model = Graph(np.random.default_rng(17), [1, 32, 7, 7]).conv(32, 64, 1).add("Relu").build()
+    """A 1x1 conv on a 3x7 plane tiles 7 output columns (21 pixels do not come in fours, and
+    padding them would waste 3 of 24 rows, see wasm_build.pixel_rows) by 16 output channels,
+    like a 4-row tile, rather than fitting 7 x 8 into the registers."""
+    model = Graph(np.random.default_rng(17), [1, 32, 3, 7]).conv(32, 64, 1).add("Relu").build()
     mod = fused_module(model, NATIVE, graph_passes=True)
     (func,) = [f for n, f in prim_funcs(mod).items() if "conv2d" in n]
     packed_weights = [p for p in func.params if len(p.shape) == 5]  # W[co // tile, ..., co % tile]
