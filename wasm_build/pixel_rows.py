@@ -21,7 +21,9 @@ import tvm
 from tvm import relax, te, tirx
 
 from .schedules import COMPUTED_ROWS_ATTR, PACKED_ROWS
-# Below this many pixels the padding would cost more than 1/16 more multiply-adds.
+from .winograd import static_float32_shape
+
+# Padding rows allowed, as a fraction of the pixels (49 -> 52: 0.06; 25 -> 28 is too many).
 _MAX_PADDING_FRACTION = 1 / 16
 
 
@@ -60,7 +62,7 @@ def eligible(call: relax.Call) -> bool:
         return False
     if tuple(weight.value.shape[:2]) != (1, 1):
         return False
-    shape = _static_shape(data)
+    shape = static_float32_shape(data)
     if shape is None or len(shape) != 4:
         return False
     pixels = int(np.prod(shape[:3]))
@@ -95,16 +97,6 @@ def conv2d_1x1_nhwc(data: te.Tensor, weight: te.Tensor) -> te.Tensor:
         lambda n, h, w, o: product[(n * height + h) * width + w, o],
         name="conv2d_nhwc",
     )
-
-
-def _static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or ty.dtype != "float32" or ty.shape is None:
-        return None
-    dims = list(ty.shape.values) if hasattr(ty.shape, "values") else None
-    if dims is None or not all(isinstance(d, tirx.IntImm) for d in dims):
-        return None
-    return tuple(int(d) for d in dims)
 
 
 @relax.expr_functor.mutator

@@ -40,6 +40,8 @@ run before legalization (see ``compile._legalize_passes``):
   tuple used to keep in a kernel of its own;
 * stride-1 3x3 convs with many output tiles become Winograd F(2x2, 3x3) or
   F(4x4, 3x3) kernels within a budget of extra weight bytes (:mod:`wasm_build.winograd`);
+* 1x1 convs on planes of a pixel count that is not a multiple of 4 (7x7) become a
+  product over the pixels padded to whole 4-pixel tile rows (:mod:`wasm_build.pixel_rows`);
 * ``exp``, ``erf`` and ``softmax`` in float32 become polynomial expressions
   built from vectorizable operations: wasm has no vector ``expf``/``erff``
   and a libm call per lane serializes the kernel.
@@ -172,7 +174,8 @@ def relax_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
     """Relax passes to run before legalization (``LegalizeOps``) for the llvm target:
     NHWC/HWIO conv layout, per-channel affine epilogues (batch norm) folded into the
     conv weights and bias, Winograd 3x3 convs (within ``winograd_budget``, see
-    :mod:`wasm_build.winograd`), vectorizable exp/erf/softmax, then constant folding."""
+    :mod:`wasm_build.winograd`), 1x1 convs over padded pixel rows, vectorizable
+    exp/erf/softmax, then constant folding."""
     if target.kind.name != "llvm":
         return []
     from . import pixel_rows  # imports this module's PACKED_ROWS

@@ -236,8 +236,8 @@ def _options(call: relax.Call) -> list[_Option]:
         return []
     if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
         return []
-    out_shape = _static_float32_shape(call)
-    if _static_float32_shape(data) is None or out_shape is None:
+    out_shape = static_float32_shape(call)
+    if static_float32_shape(data) is None or out_shape is None:
         return []
     kh, kw, in_channels, out_channels = weight.value.shape
     if (kh, kw) != (3, 3) or in_channels < _MIN_CHANNELS or out_channels < _MIN_CHANNELS:
@@ -288,7 +288,8 @@ def _nbytes(tensor: tvm.runtime.Tensor) -> int:
     return int(np.prod(tensor.shape, dtype=np.int64)) * tvm.DataType(tensor.dtype).bits // 8
 
 
-def _static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+    """The static shape of a float32 tensor expression, else None."""
     ty = expr.ty
     if not isinstance(ty, relax.TensorType) or ty.dtype != "float32" or ty.shape is None:
         return None
