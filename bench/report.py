@@ -241,7 +241,9 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
               + (f" ({results['node']['runtime_load_ms']:.0f} ms, once per process)" if results.get("node", {}).get("runtime_load_ms") else "")
               + ". onnxruntime / tract: load + optimise the model + first run."
               + (f" Each start-up is the median of the {settings['rounds']} rounds' (each round starts anew; for "
-                 "wasm-build from a new `.cwasm` file, so the instance touches its memory for the first time again)."
+                 "wasm-build from a new `.cwasm` file, so the instance touches its memory for the first time again); "
+                 "the phases are those of the round at the median (with an even number of rounds, the slower of the "
+                 "middle two)."
                  if settings.get("rounds", 1) > 1 else ""), ""]
     rows = []
     for m in names:

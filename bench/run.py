@@ -174,9 +174,10 @@ def wasm_entry(build: WasmBuild, inputs: dict[str, np.ndarray], repeat: int, max
 
 def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One entry from every round's: median and fastest over all runs of all rounds, the
-    median round's start-up (every round starts a new session or instance: for wasm-build
-    from a new `.cwasm` file, so its memory is touched for the first time again), outputs
-    and notes from the first round."""
+    median of the rounds' start-ups (every round starts a new session or instance: for
+    wasm-build from a new `.cwasm` file, so its memory is touched for the first time again)
+    with the phases of the round at the median (the slower of the middle two for an even
+    number of rounds), outputs and notes from the first round."""
     merged = dict(rounds[0])
     if "times_ms" not in merged:
         return merged  # skipped or failed
@@ -184,8 +185,8 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     merged.update(median_ms=statistics.median(times), min_ms=min(times), runs=len(times), times_ms=times)
     started = sorted((e for e in rounds if e.get("startup_ms") is not None), key=lambda e: e["startup_ms"])
     if started:
-        middle = started[(len(started) - 1) // 2]
-        merged["startup_ms"] = middle["startup_ms"]
+        middle = started[len(started) // 2]
+        merged["startup_ms"] = statistics.median(e["startup_ms"] for e in started)
         merged["startup_rounds_ms"] = [e["startup_ms"] for e in started]
         if "startup_phases_ms" in middle:
             merged["startup_phases_ms"] = middle["startup_phases_ms"]

@@ -103,3 +103,19 @@ def test_speed_goals_can_be_judged_on_the_fastest_runs():
     assert verdicts["default build at least as fast as onnxruntime-web"] == ("1.20x (worst: mobilenet_v2)", "**met**")
     text = render_markdown(results, None, Path("RESULTS.md"))
     assert "fastest run instead" in text and "1.20x (worst: mobilenet_v2)" in text
+
+
+def test_start_up_is_the_median_of_the_rounds():
+    """With an even number of rounds the start-up is the mean of the middle two (not the
+    faster one), and the phases shown are those of the slower middle round."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from run import merge_rounds
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    rounds = [{"times_ms": [1.0], "startup_ms": ms, "startup_phases_ms": {"first run": ms - 1}} for ms in (60, 30, 50, 40)]
+    merged = merge_rounds(rounds)
+    assert merged["startup_ms"] == 45
+    assert merged["startup_rounds_ms"] == [30, 40, 50, 60]
+    assert merged["startup_phases_ms"] == {"first run": 49}
+    assert merge_rounds(rounds[:3])["startup_ms"] == 50
