@@ -20,8 +20,8 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
+from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
 from .schedules import COMPUTED_ROWS_ATTR, PACKED_ROWS
-from .winograd import static_float32_shape
 
 # Padding rows allowed, as a fraction of the pixels (49 -> 52: 0.06; 25 -> 28 is too many).
 _MAX_PADDING_FRACTION = 1 / 16
@@ -48,22 +48,13 @@ def pixel_rows_pass() -> tvm.transform.Pass:
 def eligible(call: relax.Call) -> bool:
     """A stride-1, unpadded, 1x1 NHWC/HWIO conv with constant float32 weights over a static
     image of ``P`` pixels, ``P`` not a multiple of 4 but padding it costs little."""
-    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
-        return False
-    attrs = call.attrs
-    if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout)) != ("NHWC", "HWIO", "NHWC"):
-        return False
-    if any(int(v) != 1 for v in (*attrs.strides, *attrs.dilation)) or int(attrs.groups) != 1:
-        return False
-    if any(int(p) != 0 for p in attrs.padding) or str(attrs.out_dtype) not in ("None", "", "void", "float32"):
+    if not is_plain_nhwc_conv(call) or any(int(p) != 0 for p in call.attrs.padding):
         return False
     data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
-        return False
     if tuple(weight.value.shape[:2]) != (1, 1):
         return False
     shape = static_float32_shape(data)
-    if shape is None or len(shape) != 4:
+    if len(shape) != 4:
         return False
     pixels = int(np.prod(shape[:3]))
     padding = -pixels % PACKED_ROWS
@@ -106,8 +97,4 @@ class _PixelRows(relax.PyExprMutator):
         call = super().visit_call_(call)
         if not rewrite:
             return call
-        new = self.builder_.call_te(conv2d_1x1_nhwc, call.args[0], call.args[1], primfunc_name_hint="conv2d_pixel_rows")
-        # Fusable with its epilogue (bias, residual add, ReLU6) like the conv it replaces.
-        gvar = new.args[0]
-        self.builder_.update_func(gvar, self.builder_.get()[gvar].with_attr("op_pattern", 4))
-        return new
+        return emit_conv_kernel(self.builder_, conv2d_1x1_nhwc, call.args[0], call.args[1], name="conv2d_pixel_rows")

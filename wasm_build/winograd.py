@@ -33,6 +33,8 @@ import tvm
 from tvm import relax, s_tir, te, tirx, topi
 from tvm.s_tir.schedule import SBlockRV
 
+from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
+
 logger = logging.getLogger(__name__)
 
 # Block annotation naming a transform stage: "pad" (padded input), "rows" (first
@@ -224,25 +226,12 @@ class _Option:
 
 def _options(call: relax.Call) -> list[_Option]:
     """The tile sizes ``call`` may run with as a Winograd conv (none: not a conv it can run)."""
-    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+    if not is_plain_nhwc_conv(call):
         return []
-    attrs = call.attrs
-    if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout)) != ("NHWC", "HWIO", "NHWC"):
-        return []
-    if [int(s) for s in attrs.strides] != [1, 1] or [int(d) for d in attrs.dilation] != [1, 1] or int(attrs.groups) != 1:
-        return []
-    data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
-        return []
-    if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
-        return []
-    out_shape = static_float32_shape(call)
-    if static_float32_shape(data) is None or out_shape is None:
-        return []
-    kh, kw, in_channels, out_channels = weight.value.shape
+    kh, kw, in_channels, out_channels = call.args[1].value.shape
     if (kh, kw) != (3, 3) or in_channels < _MIN_CHANNELS or out_channels < _MIN_CHANNELS:
         return []
-    batch, out_h, out_w, _ = out_shape
+    batch, out_h, out_w, _ = static_float32_shape(call)
     pairs = in_channels * out_channels
     direct_macs = batch * out_h * out_w * 9 * pairs
     options = []
@@ -288,17 +277,6 @@ def _nbytes(tensor: tvm.runtime.Tensor) -> int:
     return int(np.prod(tensor.shape, dtype=np.int64)) * tvm.DataType(tensor.dtype).bits // 8
 
 
-def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    """The static shape of a float32 tensor expression, else None."""
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or ty.dtype != "float32" or ty.shape is None:
-        return None
-    dims = list(ty.shape.values) if hasattr(ty.shape, "values") else None
-    if dims is None or not all(isinstance(d, tirx.IntImm) for d in dims):
-        return None
-    return tuple(int(d) for d in dims)
-
-
 @relax.expr_functor.mutator
 class _Winograd(relax.PyExprMutator):
     def __init__(self, mod: tvm.IRModule, tile_sizes: dict[relax.Call, int]):
@@ -313,13 +291,7 @@ class _Winograd(relax.PyExprMutator):
         transform = Transform(m)
         filter_u = relax.const(transform.filter(call.args[1].value.numpy()))
         padding = tuple(int(x) for x in call.attrs.padding)
-        new = self.builder_.call_te(conv2d_nhwc, call.args[0], filter_u, padding, m,
-                                    primfunc_name_hint="conv2d_winograd")
-        # Fusable with its epilogue (bias, residual add, ReLU) like the conv it replaces;
-        # TVM's pattern analysis would call a multi-stage kernel opaque.
-        gvar = new.args[0]
-        self.builder_.update_func(gvar, self.builder_.get()[gvar].with_attr("op_pattern", 4))
-        return new
+        return emit_conv_kernel(self.builder_, conv2d_nhwc, call.args[0], filter_u, padding, m, name="conv2d_winograd")
 
 
 def winograd_pass(budget: float) -> tvm.transform.Pass:

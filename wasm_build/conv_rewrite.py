@@ -1,0 +1,50 @@
+"""What the graph passes that replace a conv2d with a kernel of their own share
+(:mod:`wasm_build.winograd`, :mod:`wasm_build.pixel_rows`): which convs they may take,
+and how the replacement is emitted."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax, tirx
+
+# TVM's OpPatternKind kOutEWiseFusable: elementwise consumers fuse into the kernel's output.
+_OUT_ELEMWISE_FUSABLE = 4
+
+
+def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+    """The static shape of a float32 tensor expression, else None."""
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or ty.dtype != "float32" or ty.shape is None:
+        return None
+    dims = list(ty.shape.values) if hasattr(ty.shape, "values") else None
+    if dims is None or not all(isinstance(d, tirx.IntImm) for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
+
+
+def is_plain_nhwc_conv(call: relax.Call) -> bool:
+    """A stride-1, undilated, ungrouped conv2d of NHWC float32 activations with constant
+    HWIO float32 weights, its input and output shapes static."""
+    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+        return False
+    attrs = call.attrs
+    if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout)) != ("NHWC", "HWIO", "NHWC"):
+        return False
+    if any(int(v) != 1 for v in (*attrs.strides, *attrs.dilation)) or int(attrs.groups) != 1:
+        return False
+    if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
+        return False
+    data, weight = call.args
+    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
+        return False
+    return static_float32_shape(data) is not None and static_float32_shape(call) is not None
+
+
+def emit_conv_kernel(builder: relax.BlockBuilder, compute, *args, name: str) -> relax.Expr:
+    """``builder.call_te(compute, *args)``, the kernel marked fusable with its epilogue (bias,
+    residual add, ReLU) like the conv it replaces: TVM's pattern analysis would call a
+    multi-stage kernel opaque."""
+    call = builder.call_te(compute, *args, primfunc_name_hint=name)
+    gvar = call.args[0]
+    builder.update_func(gvar, builder.get()[gvar].with_attr("op_pattern", _OUT_ELEMWISE_FUSABLE))
+    return call
