@@ -306,3 +306,46 @@ def test_kernels_with_a_negligible_share_of_the_work_are_not_searched(tmp_path):
     small = sorted(name for name, reason in reasons.items() if reason and "under 1%" in reason)
     assert searched and small, reasons
     assert max(flops[n] for n in small) < 0.01 * total <= min(flops[n] for n in searched)
+
+
+def test_tuning_kernels_chooses_the_kernels_searched(tmp_path):
+    """`tuning.kernels` gives the trials to the kernels it names: the others get no entry."""
+    from wasm_build.settings import TuningSettings
+    from wasm_build.tuning import tune_model
+
+    loaded = load_model(str(models.save(models.mlp(), tmp_path / "mlp.onnx")), {}, tmp_path)
+    names = sorted(task.task_name for task in extract_tasks(loaded.module, TargetOptions()))
+    matmuls = [name for name in names if name.startswith("fused_matmul")]
+    assert len(matmuls) == 2, names
+    chosen = matmuls[-1]
+    lines: list[str] = []
+    database = tmp_path / "mlp.json"
+    settings = TuningSettings(4, str(database), None, kernels=(chosen[:-1] + "*", "no_such_kernel"))
+    tune_model(loaded.module, TargetOptions(), str(database), settings, log=lines.append)
+    assert [entry.name for entry in read_database(database).values()] == [chosen]
+    assert any(f"1 of {len(names)} kernels chosen" in line for line in lines), lines
+    assert any("'no_such_kernel' matches no kernel" in line for line in lines), lines
+
+
+def test_tuning_kernels_matching_nothing_lists_the_names(tmp_path):
+    path = models.save(models.mlp(), tmp_path / "mlp.onnx")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wasm_build", "tune", str(path), "--database", "t.json", "--trials", "4",
+         "--kernels", "conv*", "--kernels", "pool*"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "tuning.kernels ['conv*', 'pool*'] matches none of the model's kernels" in proc.stderr
+    assert "fix: use glob patterns over these names: fused_matmul" in proc.stderr
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_tuning_kernels_setting_is_a_list_of_patterns():
+    from wasm_build.errors import ConfigError
+    from wasm_build.settings import ModelSettings, from_dict
+
+    table = {"name": "m", "source": "m.onnx", "tuning": {"database": "t.json", "kernels": ["fused_conv2d7_*"]}}
+    assert from_dict(ModelSettings, table).tuning.kernels == ("fused_conv2d7_*",)
+    table["tuning"]["kernels"] = "fused_conv2d7_*"
+    with pytest.raises(ConfigError, match=r"tuning.kernels must be a list"):
+        from_dict(ModelSettings, table)

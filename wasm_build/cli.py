@@ -31,6 +31,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuning-database", metavar="FILE", help="apply (and with --trials, write) this tuning database")
     parser.add_argument("--trials", type=int, default=0, help="meta-schedule trials measured in wasmtime (0: none)")
     parser.add_argument("--time-budget", type=float, help="stop tuning after this many seconds")
+    parser.add_argument("--tune-kernels", action="append", metavar="PATTERN",
+                        help="with --trials, search only the kernels matching this glob pattern (repeatable)")
 
 
 def model_settings_from_args(args: argparse.Namespace) -> ModelSettings:
@@ -49,7 +51,12 @@ def model_settings_from_args(args: argparse.Namespace) -> ModelSettings:
         "atol": args.atol,
         "tuning": {
             k: v
-            for k, v in {"trials": args.trials, "database": args.tuning_database, "time-budget": args.time_budget}.items()
+            for k, v in {
+                "trials": args.trials,
+                "database": args.tuning_database,
+                "time-budget": args.time_budget,
+                "kernels": args.tune_kernels,
+            }.items()
             if v is not None
         },
     }

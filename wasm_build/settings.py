@@ -42,6 +42,13 @@ class TuningSettings:
         default=None, metadata=_doc("Tuning database (JSON) in your repository, written by tuning and applied by builds.")
     )
     time_budget: float | None = field(default=None, metadata=_doc("Stop tuning after this many seconds."))
+    kernels: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            'Search only the kernels whose names match one of these glob patterns, e.g. ["fused_conv2d7_*"] '
+            "(names as `wasm-build tune` prints them); default: every kernel worth searching."
+        ),
+    )
 
 
 @dataclass(frozen=True)

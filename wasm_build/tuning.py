@@ -20,6 +20,7 @@ default, so a short tuning run never makes a model slower.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import math
@@ -613,7 +614,7 @@ def tune_model(
     searchable = []
     flops = {task.task_name: _flops(task) for task in tasks}
     total_flops = sum(f for f in flops.values() if f is not None)
-    for task in tasks:
+    for task in _chosen_kernels(tasks, settings.kernels, log):
         reason = _left_to_default(task, flops[task.task_name], total_flops)
         if reason is None:
             searchable.append(task)
@@ -694,6 +695,24 @@ def tune_model(
             log(f"tune: {entry.name}: default schedule {_ms(entry.default_secs)}, tuned {_ms(entry.tuned_secs)}: {verdict}")
     write_database(database_path, entries)
     log(f"tune: wrote {database_path} in {time.monotonic() - start:.0f} s")
+
+
+def _chosen_kernels(tasks: list[Any], patterns: tuple[str, ...], log: Log) -> list[Any]:
+    """The tasks `tuning.kernels` names (glob patterns over kernel names), all when it is empty."""
+    if not patterns:
+        return tasks
+    names = [task.task_name for task in tasks]
+    unmatched = [p for p in patterns if not fnmatch.filter(names, p)]
+    if len(unmatched) == len(patterns):
+        raise WasmBuildError(
+            f"tuning.kernels {list(patterns)} matches none of the model's kernels",
+            fix="use glob patterns over these names: " + ", ".join(sorted(names)),
+        )
+    for pattern in unmatched:
+        log(f"tune: tuning.kernels pattern {pattern!r} matches no kernel")
+    chosen = [task for task in tasks if any(fnmatch.fnmatchcase(task.task_name, p) for p in patterns)]
+    log(f"tune: {len(chosen)} of {len(tasks)} kernels chosen by tuning.kernels")
+    return chosen
 
 
 def _compare_with_default(

@@ -25,6 +25,8 @@ def add_commands(subparsers) -> None:
     tune.add_argument("--database", required=True, metavar="FILE", help="tuning database to write, e.g. tuning/kws.json")
     tune.add_argument("--trials", type=int, required=True, help="meta-schedule trials in total, over all kernels")
     tune.add_argument("--time-budget", type=float, metavar="S", help="stop after about this many seconds")
+    tune.add_argument("--kernels", dest="tune_kernels", action="append", metavar="PATTERN",
+                      help='search only the kernels matching this glob pattern, e.g. "fused_conv2d7_*" (repeatable)')
     tune.add_argument("--input", action="append", default=[], metavar="NAME=SHAPE[:DTYPE]",
                       help="pin an input, e.g. x=1x1x49x40:float32 (repeatable)")
     tune.add_argument("--no-simd", dest="simd", action="store_false", help="tune for wasm without SIMD128")
