@@ -22,15 +22,15 @@ def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     return tuple(int(d) for d in dims)
 
 
-def is_plain_nhwc_conv(call: relax.Call) -> bool:
-    """A stride-1, undilated, ungrouped conv2d of NHWC float32 activations with constant
-    HWIO float32 weights, its input and output shapes static."""
+def is_plain_nhwc_conv(call: relax.Call, *, strided: bool = False) -> bool:
+    """A stride-1 (any stride when ``strided``), undilated, ungrouped conv2d of NHWC float32
+    activations with constant HWIO float32 weights, its input and output shapes static."""
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
         return False
     attrs = call.attrs
     if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout)) != ("NHWC", "HWIO", "NHWC"):
         return False
-    if any(int(v) != 1 for v in (*attrs.strides, *attrs.dilation)) or int(attrs.groups) != 1:
+    if any(int(v) != 1 for v in (*([] if strided else attrs.strides), *attrs.dilation)) or int(attrs.groups) != 1:
         return False
     if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
         return False

@@ -178,7 +178,7 @@ def relax_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
     exp/erf/softmax, then constant folding."""
     if target.kind.name != "llvm":
         return []
-    from . import pixel_rows  # imports this module's PACKED_ROWS
+    from . import patch_rows, pixel_rows  # import this module's PACKED_ROWS
 
     return [
         _scalar_clamp_pass(),
@@ -192,6 +192,7 @@ def relax_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         relax.transform.DeadCodeElimination(),
         winograd.winograd_pass(budget=winograd_budget),
         pixel_rows.pixel_rows_pass(),
+        patch_rows.patch_rows_pass(),
         vector_math.vector_math_pass(),
         relax.transform.FoldConstant(),
     ]
