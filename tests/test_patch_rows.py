@@ -43,7 +43,8 @@ def _block_names(func) -> set[str]:
 def single_conv(seed, shape, c_out, kernel, stride, pads):
     g = Graph(np.random.default_rng(seed), list(shape))
     w, b = g.const([c_out, shape[1], *kernel]), g.const([c_out])
-    g.add("Conv", w, b, kernel_shape=list(kernel), strides=[stride] * 2, pads=list(pads))
+    strides = list(stride) if isinstance(stride, tuple) else [stride] * 2
+    g.add("Conv", w, b, kernel_shape=list(kernel), strides=strides, pads=list(pads))
     return g.add("Relu").build()
 
 
@@ -53,6 +54,7 @@ def single_conv(seed, shape, c_out, kernel, stride, pads):
     ((1, 16, 14, 14), 32, (3, 3), 2, (1, 1, 1, 1)),   # 7x7 outputs: 52 padded pixel rows
     ((1, 16, 14, 14), 24, (1, 1), 2, (0, 0, 0, 0)),   # a strided 1x1 (ResNet's downsampling)
     ((1, 8, 9, 12), 16, (3, 2), 1, (2, 0, 1, 1)),     # a rectangular window, asymmetric pads
+    ((2, 4, 11, 10), 8, (3, 3), (3, 2), (1, 1, 1, 1)),  # two images, strides 3 and 2: 2 x 4 x 5 pixels
 ])
 def test_windowed_and_strided_convs_become_patch_products_and_match_onnxruntime(shape, c_out, kernel, stride, pads):
     model = single_conv(1, shape, c_out, kernel, stride, pads)

@@ -42,6 +42,9 @@ run before legalization (see ``compile._legalize_passes``):
   F(4x4, 3x3) kernels within a budget of extra weight bytes (:mod:`wasm_build.winograd`);
 * 1x1 convs on planes of a pixel count that is not a multiple of 4 (7x7) become a
   product over the pixels padded to whole 4-pixel tile rows (:mod:`wasm_build.pixel_rows`);
+* other convs with a window or a stride (stems, strided convs, 3x3 convs Winograd
+  leaves) become products over their patches, computed in the packed tile rows
+  (:mod:`wasm_build.patch_rows`);
 * ``exp``, ``erf`` and ``softmax`` in float32 become polynomial expressions
   built from vectorizable operations: wasm has no vector ``expf``/``erff``
   and a libm call per lane serializes the kernel.
@@ -174,8 +177,9 @@ def relax_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
     """Relax passes to run before legalization (``LegalizeOps``) for the llvm target:
     NHWC/HWIO conv layout, per-channel affine epilogues (batch norm) folded into the
     conv weights and bias, Winograd 3x3 convs (within ``winograd_budget``, see
-    :mod:`wasm_build.winograd`), 1x1 convs over padded pixel rows, vectorizable
-    exp/erf/softmax, then constant folding."""
+    :mod:`wasm_build.winograd`), 1x1 convs over padded pixel rows, other convs over
+    their patches (:mod:`wasm_build.patch_rows`), vectorizable exp/erf/softmax, then
+    constant folding."""
     if target.kind.name != "llvm":
         return []
     from . import patch_rows, pixel_rows  # import this module's PACKED_ROWS
