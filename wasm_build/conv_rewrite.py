@@ -1,8 +1,10 @@
 """What the graph passes that replace a conv2d with a kernel of their own share
-(:mod:`wasm_build.winograd`, :mod:`wasm_build.pixel_rows`): which convs they may take,
-and how the replacement is emitted."""
+(:mod:`wasm_build.winograd`, :mod:`wasm_build.pixel_rows`, :mod:`wasm_build.patch_rows`):
+which convs they may take, how the replacement is emitted, and the pass around it."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import tvm
 from tvm import relax, tirx
@@ -48,3 +50,44 @@ def emit_conv_kernel(builder: relax.BlockBuilder, compute, *args, name: str) -> 
     gvar = call.args[0]
     builder.update_func(gvar, builder.get()[gvar].with_attr("op_pattern", _OUT_ELEMWISE_FUSABLE))
     return call
+
+
+def rewrite_functions(mod: tvm.IRModule, mutator: relax.PyExprMutator) -> tvm.IRModule:
+    """``mod`` with every Relax function visited by ``mutator`` (``mod`` itself when none changed)."""
+    changed = False
+    for gvar, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            new = mutator.visit_expr(func)
+            if not new.same_as(func):
+                mutator.builder_.update_func(gvar, new)
+                changed = True
+    return mutator.builder_.get() if changed else mod
+
+
+def conv_rewrite_pass(
+    name: str,
+    eligible: Callable[[relax.Call], bool],
+    emit: Callable[[relax.BlockBuilder, relax.Call], relax.Expr],
+) -> tvm.transform.Pass:
+    """A module pass replacing every call that ``eligible`` accepts by what ``emit`` builds
+    from it (``emit`` gets the call with its arguments already rewritten)."""
+
+    @tvm.transform.module_pass(opt_level=0, name=name)
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        return rewrite_functions(mod, _CallRewriter(mod, eligible, emit))
+
+    return _pass
+
+
+@relax.expr_functor.mutator
+class _CallRewriter(relax.PyExprMutator):
+    def __init__(self, mod: tvm.IRModule, eligible, emit):
+        super().__init__(mod)
+        self.eligible = eligible
+        self.emit = emit
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        # Decided on the call as written: its rewritten arguments no longer carry the constants.
+        rewrite = self.eligible(call)
+        call = super().visit_call_(call)
+        return self.emit(self.builder_, call) if rewrite else call

@@ -22,7 +22,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
+from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
 from .schedules import COMPUTED_ROWS_ATTR, PACKED_ROWS
 
 # Padding rows allowed, as a fraction of the pixels (49 -> 52: 0.06; 25 -> 28 is too many).
@@ -31,20 +31,7 @@ _MAX_PADDING_FRACTION = 1 / 16
 
 def patch_rows_pass() -> tvm.transform.Pass:
     """Rewrite NHWC convs with a window or a stride as products over patches (module doc)."""
-
-    @tvm.transform.module_pass(opt_level=0, name="WasmPatchRows")
-    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _PatchRows(mod)
-        changed = False
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                new = mutator.visit_expr(func)
-                if not new.same_as(func):
-                    mutator.builder_.update_func(gvar, new)
-                    changed = True
-        return mutator.builder_.get() if changed else mod
-
-    return _pass
+    return conv_rewrite_pass("WasmPatchRows", eligible, _emit)
 
 
 def eligible(call: relax.Call) -> bool:
@@ -109,19 +96,13 @@ def conv2d_patches_nhwc(data: te.Tensor, weight: te.Tensor, strides, padding) ->
     )
 
 
-@relax.expr_functor.mutator
-class _PatchRows(relax.PyExprMutator):
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        rewrite = eligible(call)
-        call = super().visit_call_(call)
-        if not rewrite:
-            return call
-        strides = tuple(int(s) for s in call.attrs.strides)
-        padding = tuple(int(p) for p in call.attrs.padding)
-        return emit_conv_kernel(
-            self.builder_,
-            lambda data, weight: conv2d_patches_nhwc(data, weight, strides, padding),
-            call.args[0],
-            call.args[1],
-            name="conv2d_patch_rows",
-        )
+def _emit(builder: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    strides = tuple(int(s) for s in call.attrs.strides)
+    padding = tuple(int(p) for p in call.attrs.padding)
+    return emit_conv_kernel(
+        builder,
+        lambda data, weight: conv2d_patches_nhwc(data, weight, strides, padding),
+        call.args[0],
+        call.args[1],
+        name="conv2d_patch_rows",
+    )

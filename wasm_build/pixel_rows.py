@@ -20,7 +20,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
+from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
 from .schedules import COMPUTED_ROWS_ATTR, PACKED_ROWS
 
 # Padding rows allowed, as a fraction of the pixels (49 -> 52: 0.06; 25 -> 28 is too many).
@@ -29,20 +29,13 @@ _MAX_PADDING_FRACTION = 1 / 16
 
 def pixel_rows_pass() -> tvm.transform.Pass:
     """Rewrite NHWC 1x1 convs whose pixel count is not a multiple of 4 (see the module doc)."""
-
-    @tvm.transform.module_pass(opt_level=0, name="WasmPixelRows")
-    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _PixelRows(mod)
-        changed = False
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                new = mutator.visit_expr(func)
-                if not new.same_as(func):
-                    mutator.builder_.update_func(gvar, new)
-                    changed = True
-        return mutator.builder_.get() if changed else mod
-
-    return _pass
+    return conv_rewrite_pass(
+        "WasmPixelRows",
+        eligible,
+        lambda builder, call: emit_conv_kernel(
+            builder, conv2d_1x1_nhwc, call.args[0], call.args[1], name="conv2d_pixel_rows"
+        ),
+    )
 
 
 def eligible(call: relax.Call) -> bool:
@@ -88,13 +81,3 @@ def conv2d_1x1_nhwc(data: te.Tensor, weight: te.Tensor) -> te.Tensor:
         lambda n, h, w, o: product[(n * height + h) * width + w, o],
         name="conv2d_nhwc",
     )
-
-
-@relax.expr_functor.mutator
-class _PixelRows(relax.PyExprMutator):
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        rewrite = eligible(call)
-        call = super().visit_call_(call)
-        if not rewrite:
-            return call
-        return emit_conv_kernel(self.builder_, conv2d_1x1_nhwc, call.args[0], call.args[1], name="conv2d_pixel_rows")

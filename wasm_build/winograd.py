@@ -33,7 +33,7 @@ import tvm
 from tvm import relax, s_tir, te, tirx, topi
 from tvm.s_tir.schedule import SBlockRV
 
-from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
+from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, rewrite_functions, static_float32_shape
 
 logger = logging.getLogger(__name__)
 
@@ -320,10 +320,6 @@ def winograd_pass(budget: float) -> tvm.transform.Pass:
         logger.debug("Winograd tile sizes of %d eligible convs: %s", len(candidates), sorted(tile_sizes.values()))
         if not tile_sizes:
             return mod
-        mutator = _Winograd(mod, tile_sizes)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return mutator.builder_.get()
+        return rewrite_functions(mod, _Winograd(mod, tile_sizes))
 
     return _pass
