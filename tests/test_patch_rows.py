@@ -92,6 +92,13 @@ def test_weights_over_the_cache_size_pack_the_patches_once_per_call():
     assert pack_loops[0] == 52, (name, pack_loops)
 
 
+def test_patches_over_the_cache_size_with_weights_over_it_stay_direct():
+    """3x3 256 -> 256 on 28x28: 2.4 MB of weights put lane tiles outermost, and its patches
+    (7 MB) would be packed whole and swept once per lane tile."""
+    mod = fused_module(single_conv(6, (1, 256, 28, 28), 256, (3, 3), 1, (1, 1, 1, 1)), NATIVE, graph_passes=True)
+    assert patch_row_kernels(mod) == {}, sorted(prim_funcs(mod))
+
+
 @pytest.mark.parametrize("kernel, stride, group, dilation, channels, size", [
     ((1, 1), 1, 1, 1, 16, 8),    # a plain 1x1 conv: a product already
     ((3, 3), 1, 16, 1, 16, 8),   # depthwise

@@ -96,7 +96,7 @@ _SCHEDULED_ATTR = "tirx.is_scheduled"
 # PrimFunc parameters bound to constants (TVM's name, read by SplitLayoutRewritePreproc).
 LAYOUT_FREE_ATTR = "layout_free_buffers"
 # Above this many bytes of streamed operand, loop over lane tiles outermost.
-_CACHE_BYTES = 1 << 20
+CACHE_BYTES = 1 << 20
 # An epilogue costing more float ops per output than this (GELU with vector_erf: about
 # 30) runs over whole rows after their register tiles, not in each tile's write-back.
 # In the write-back it made the transformer's 64x128x512 matmul + GELU cost 0.58 ms
@@ -424,7 +424,7 @@ def _tile_contraction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
         budget = max(_ACC_ELEMS, rows * _LONG_ROW_LANES)
     else:
         budget = _ACC_ELEMS_ELEMENTWISE
-    lanes_inner = _streamed_bytes(stmt, stmt.iter_vars[vec].var) <= _CACHE_BYTES
+    lanes_inner = _streamed_bytes(stmt, stmt.iter_vars[vec].var) <= CACHE_BYTES
     row_operand = None
     if row is not None and rows == PACKED_ROWS:
         row_operand = _row_operand(stmt, stmt.iter_vars[row].var, stmt.iter_vars[vec].var)
