@@ -107,6 +107,15 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from .profile import profile_artifact
+
+    profile = profile_artifact(Path(args.directory), runs=args.runs)
+    print(f"{profile.name}: fastest of {profile.runs} runs in wasmtime, per kernel")
+    print(profile.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wasm-build", description=__doc__)
     parser.add_argument("--version", action="version", version=f"wasm-build {__version__}")
@@ -120,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("-v", "--verbose", action="store_true")
     _add_model_options(compile_cmd)
     compile_cmd.set_defaults(func=_cmd_compile)
+
+    profile = sub.add_parser(
+        "profile",
+        help="time each kernel of a built model in wasmtime",
+        description="Link the model in OUT/NAME/ with a timing driver, run it in wasmtime on random inputs, and "
+        "print each kernel's time per run (the fastest of the runs), slowest first, named as `tune --kernels` "
+        "takes them.",
+    )
+    profile.add_argument("directory", help="the model's output directory, e.g. build/wasm/kws")
+    profile.add_argument("--runs", type=int, default=20, help="runs to take each call's fastest time from (default 20)")
+    profile.set_defaults(func=_cmd_profile)
 
     doctor = sub.add_parser("doctor", help="show the toolchain, TVM and wasmtime in use")
     doctor.set_defaults(func=_cmd_doctor)
