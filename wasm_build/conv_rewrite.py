@@ -11,6 +11,16 @@ from tvm import relax, tirx
 
 # TVM's OpPatternKind kOutEWiseFusable: elementwise consumers fuse into the kernel's output.
 _OUT_ELEMWISE_FUSABLE = 4
+# Zero rows a rewrite may add to reach whole tile rows, as a fraction of the pixels
+# (49 -> 52: 0.06; 25 -> 28 is too many).
+_MAX_PADDING_FRACTION = 1 / 16
+
+
+def padding_rows(pixels: int, rows: int) -> int | None:
+    """The zero rows that pad ``pixels`` to a multiple of ``rows``; None when they would be
+    over 1/16 of the pixels."""
+    padding = -pixels % rows
+    return padding if padding <= pixels * _MAX_PADDING_FRACTION else None
 
 
 def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:

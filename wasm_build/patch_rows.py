@@ -22,11 +22,8 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
+from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, padding_rows, static_float32_shape
 from .schedules import CACHE_BYTES, COMPUTED_ROWS_ATTR, PACKED_ROWS
-
-# Padding rows allowed, as a fraction of the pixels (49 -> 52: 0.06; 25 -> 28 is too many).
-_MAX_PADDING_FRACTION = 1 / 16
 
 
 def patch_rows_pass() -> tvm.transform.Pass:
@@ -54,14 +51,14 @@ def eligible(call: relax.Call) -> bool:
     if len(out_shape) != 4:
         return False
     pixels = int(np.prod(out_shape[:3]))
-    padding_rows = -pixels % PACKED_ROWS
-    if padding_rows > pixels * _MAX_PADDING_FRACTION:
+    padding = padding_rows(pixels, PACKED_ROWS)
+    if padding is None:
         return False
     # Weights over the cache size put lane tiles outermost, and the patches are then packed
     # once per call and swept once per lane tile: only worth it while they fit in cache
     # (ResNet-18's 7x7-plane 3x3 convs: 958 KB; a 3x3 256->256 conv on 28x28 would need 7 MB).
     weight_bytes = int(np.prod(weight.value.shape)) * 4
-    patch_bytes = (pixels + padding_rows) * int(np.prod(weight.value.shape[:3])) * 4
+    patch_bytes = (pixels + padding) * int(np.prod(weight.value.shape[:3])) * 4
     return weight_bytes <= CACHE_BYTES or patch_bytes <= CACHE_BYTES
 
 

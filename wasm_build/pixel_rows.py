@@ -20,11 +20,8 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, static_float32_shape
+from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, padding_rows, static_float32_shape
 from .schedules import COMPUTED_ROWS_ATTR, PACKED_ROWS
-
-# Padding rows allowed, as a fraction of the pixels (49 -> 52: 0.06; 25 -> 28 is too many).
-_MAX_PADDING_FRACTION = 1 / 16
 
 
 def pixel_rows_pass() -> tvm.transform.Pass:
@@ -49,10 +46,9 @@ def eligible(call: relax.Call) -> bool:
     shape = static_float32_shape(data)
     if len(shape) != 4:
         return False
-    pixels = int(np.prod(shape[:3]))
-    padding = -pixels % PACKED_ROWS
+    padding = padding_rows(int(np.prod(shape[:3])), PACKED_ROWS)
     # Widths that are a multiple of 4 already give 4-pixel rows (along the image row).
-    return padding > 0 and shape[2] % PACKED_ROWS != 0 and padding <= pixels * _MAX_PADDING_FRACTION
+    return bool(padding) and shape[2] % PACKED_ROWS != 0
 
 
 def conv2d_1x1_nhwc(data: te.Tensor, weight: te.Tensor) -> te.Tensor:
