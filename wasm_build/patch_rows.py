@@ -51,14 +51,14 @@ def eligible(call: relax.Call) -> bool:
     if len(out_shape) != 4:
         return False
     pixels = int(np.prod(out_shape[:3]))
-    padding = padding_rows(pixels, PACKED_ROWS)
-    if padding is None:
+    extra_rows = padding_rows(pixels, PACKED_ROWS)
+    if extra_rows is None:
         return False
     # Weights over the cache size put lane tiles outermost, and the patches are then packed
     # once per call and swept once per lane tile: only worth it while they fit in cache
     # (ResNet-18's 7x7-plane 3x3 convs: 958 KB; a 3x3 256->256 conv on 28x28 would need 7 MB).
     weight_bytes = int(np.prod(weight.value.shape)) * 4
-    patch_bytes = (pixels + padding) * int(np.prod(weight.value.shape[:3])) * 4
+    patch_bytes = (pixels + extra_rows) * int(np.prod(weight.value.shape[:3])) * 4
     return weight_bytes <= CACHE_BYTES or patch_bytes <= CACHE_BYTES
 
 

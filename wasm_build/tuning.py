@@ -702,7 +702,7 @@ def _chosen_kernels(tasks: list[Any], patterns: tuple[str, ...], log: Log) -> li
     if not patterns:
         return tasks
     names = [task.task_name for task in tasks]
-    unmatched = [p for p in patterns if not fnmatch.filter(names, p)]
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in names)]
     if len(unmatched) == len(patterns):
         raise WasmBuildError(
             f"tuning.kernels {list(patterns)} matches none of the model's kernels",
