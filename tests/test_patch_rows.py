@@ -20,7 +20,7 @@ from tests.test_schedules import (  # noqa: E402
     random_feeds,
     run_native,
 )
-from wasm_build.schedules import PACKED_ROWS_ATTR  # noqa: E402
+from wasm_build.schedules import PACKED_ROWS_ATTR, _all_blocks  # noqa: E402
 
 
 def patch_row_kernels(mod):
@@ -29,15 +29,7 @@ def patch_row_kernels(mod):
 
 def _block_names(func) -> set[str]:
     sch = tvm.s_tir.Schedule(func)
-    names = set()
-
-    def visit(block):
-        for child in sch.get_child_blocks(block):
-            names.add(sch.get(child).name_hint)
-            visit(child)
-
-    visit(sch.get_sblock("root"))
-    return names
+    return {sch.get(block).name_hint for block in _all_blocks(sch)}
 
 
 def single_conv(seed, shape, c_out, kernel, stride, pads):

@@ -19,7 +19,7 @@ from tests.test_schedules import (  # noqa: E402
     random_feeds,
     run_native,
 )
-from wasm_build.schedules import PACKED_ROWS_ATTR  # noqa: E402
+from wasm_build.schedules import PACKED_ROWS_ATTR, _all_blocks  # noqa: E402
 
 
 def inverted_residual_tail(rng, channels=32, expanded=64, size=7):
@@ -36,18 +36,8 @@ def pixel_row_kernels(mod):
 
 def _blocks_writing(func, buffer):
     sch = tvm.s_tir.Schedule(func)
-    root = sch.get_sblock("root")
-    found = []
-
-    def visit(block):
-        for child in sch.get_child_blocks(block):
-            stmt = sch.get(child)
-            if any(region.source.same_as(buffer) for region in stmt.writes):
-                found.append(stmt)
-            visit(child)
-
-    visit(root)
-    return found
+    blocks = [sch.get(block) for block in _all_blocks(sch)]
+    return [stmt for stmt in blocks if any(region.source.same_as(buffer) for region in stmt.writes)]
 
 
 def test_7x7_pointwise_convs_tile_four_padded_pixels_and_match_onnxruntime():

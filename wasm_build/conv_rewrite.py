@@ -5,6 +5,9 @@ which convs they may take, how the replacement is emitted, and the pass around i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 import tvm
 from tvm import relax, tirx
@@ -62,8 +65,21 @@ def emit_conv_kernel(builder: relax.BlockBuilder, compute, *args, name: str) -> 
     return call
 
 
-def rewrite_functions(mod: tvm.IRModule, mutator: relax.PyExprMutator) -> tvm.IRModule:
-    """``mod`` with every Relax function visited by ``mutator`` (``mod`` itself when none changed)."""
+def nbytes(tensor: tvm.runtime.Tensor) -> int:
+    """Size of a constant from its shape and dtype (no copy of its data)."""
+    return int(np.prod(tensor.shape, dtype=np.int64)) * tvm.DataType(tensor.dtype).bits // 8
+
+
+def rewrite_calls(
+    mod: tvm.IRModule,
+    choose: Callable[[relax.Call], Any],
+    emit: Callable[[relax.BlockBuilder, relax.Call, Any], relax.Expr],
+) -> tvm.IRModule:
+    """``mod`` with every call for which ``choose`` returns a choice (not None) replaced by
+    ``emit(builder, call, choice)``; ``mod`` itself when nothing changed. The choice is made
+    on the call as written (its rewritten arguments no longer carry the constants); ``emit``
+    gets the call with its arguments rewritten."""
+    mutator = _CallRewriter(mod, choose, emit)
     changed = False
     for gvar, func in mod.functions_items():
         if isinstance(func, relax.Function):
@@ -80,24 +96,25 @@ def conv_rewrite_pass(
     emit: Callable[[relax.BlockBuilder, relax.Call], relax.Expr],
 ) -> tvm.transform.Pass:
     """A module pass replacing every call that ``eligible`` accepts by what ``emit`` builds
-    from it (``emit`` gets the call with its arguments already rewritten)."""
+    from it (see :func:`rewrite_calls`)."""
 
     @tvm.transform.module_pass(opt_level=0, name=name)
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return rewrite_functions(mod, _CallRewriter(mod, eligible, emit))
+        return rewrite_calls(
+            mod, lambda call: True if eligible(call) else None, lambda builder, call, _chosen: emit(builder, call)
+        )
 
     return _pass
 
 
 @relax.expr_functor.mutator
 class _CallRewriter(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, eligible, emit):
+    def __init__(self, mod: tvm.IRModule, choose, emit):
         super().__init__(mod)
-        self.eligible = eligible
+        self.choose = choose
         self.emit = emit
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
-        # Decided on the call as written: its rewritten arguments no longer carry the constants.
-        rewrite = self.eligible(call)
+        choice = self.choose(call)
         call = super().visit_call_(call)
-        return self.emit(self.builder_, call) if rewrite else call
+        return call if choice is None else self.emit(self.builder_, call, choice)

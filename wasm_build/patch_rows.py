@@ -22,7 +22,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, padding_rows, static_float32_shape
+from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, nbytes, padding_rows, static_float32_shape
 from .schedules import CACHE_BYTES, COMPUTED_ROWS_ATTR, PACKED_ROWS
 
 
@@ -57,9 +57,8 @@ def eligible(call: relax.Call) -> bool:
     # Weights over the cache size put lane tiles outermost, and the patches are then packed
     # once per call and swept once per lane tile: only worth it while they fit in cache
     # (ResNet-18's 7x7-plane 3x3 convs: 958 KB; a 3x3 256->256 conv on 28x28 would need 7 MB).
-    weight_bytes = int(np.prod(weight.value.shape)) * 4
     patch_bytes = (pixels + extra_rows) * int(np.prod(weight.value.shape[:3])) * 4
-    return weight_bytes <= CACHE_BYTES or patch_bytes <= CACHE_BYTES
+    return nbytes(weight.value) <= CACHE_BYTES or patch_bytes <= CACHE_BYTES
 
 
 def conv2d_patches_nhwc(data: te.Tensor, weight: te.Tensor, strides, padding) -> te.Tensor:

@@ -33,7 +33,7 @@ import tvm
 from tvm import relax, s_tir, te, tirx, topi
 from tvm.s_tir.schedule import SBlockRV
 
-from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, rewrite_functions, static_float32_shape
+from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, nbytes, rewrite_calls, static_float32_shape
 
 logger = logging.getLogger(__name__)
 
@@ -272,26 +272,10 @@ def _choose(candidates: list[tuple[relax.Call, list[_Option]]], limit: float) ->
         spent += extra
 
 
-def _nbytes(tensor: tvm.runtime.Tensor) -> int:
-    """Size of a constant from its shape and dtype (no copy of its data)."""
-    return int(np.prod(tensor.shape, dtype=np.int64)) * tvm.DataType(tensor.dtype).bits // 8
-
-
-@relax.expr_functor.mutator
-class _Winograd(relax.PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, tile_sizes: dict[relax.Call, int]):
-        super().__init__(mod)
-        self.tile_sizes = tile_sizes
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        m = next((size for chosen, size in self.tile_sizes.items() if call.same_as(chosen)), None)
-        call = super().visit_call_(call)
-        if m is None:
-            return call
-        transform = Transform(m)
-        filter_u = relax.const(transform.filter(call.args[1].value.numpy()))
-        padding = tuple(int(x) for x in call.attrs.padding)
-        return emit_conv_kernel(self.builder_, conv2d_nhwc, call.args[0], filter_u, padding, m, name="conv2d_winograd")
+def _emit(builder: relax.BlockBuilder, call: relax.Call, m: int) -> relax.Expr:
+    filter_u = relax.const(Transform(m).filter(call.args[1].value.numpy()))
+    padding = tuple(int(x) for x in call.attrs.padding)
+    return emit_conv_kernel(builder, conv2d_nhwc, call.args[0], filter_u, padding, m, name="conv2d_winograd")
 
 
 def winograd_pass(budget: float) -> tvm.transform.Pass:
@@ -307,7 +291,7 @@ def winograd_pass(budget: float) -> tvm.transform.Pass:
         def visit(expr):
             nonlocal constant_bytes
             if isinstance(expr, tvm.ir.expr.Constant) and isinstance(expr.value, tvm.runtime.Tensor):
-                constant_bytes += _nbytes(expr.value)
+                constant_bytes += nbytes(expr.value)
             elif isinstance(expr, relax.Call):
                 options = _options(expr)
                 if options:
@@ -320,6 +304,10 @@ def winograd_pass(budget: float) -> tvm.transform.Pass:
         logger.debug("Winograd tile sizes of %d eligible convs: %s", len(candidates), sorted(tile_sizes.values()))
         if not tile_sizes:
             return mod
-        return rewrite_functions(mod, _Winograd(mod, tile_sizes))
+
+        def tile_size(call: relax.Call) -> int | None:
+            return next((m for chosen, m in tile_sizes.items() if call.same_as(chosen)), None)
+
+        return rewrite_calls(mod, tile_size, _emit)
 
     return _pass
