@@ -14,7 +14,10 @@ from tvm import relax  # noqa: E402
 from tests.conftest import build  # noqa: E402
 from tests.test_schedules import (  # noqa: E402
     NATIVE,
+    OBJDUMP,
+    WASM,
     Graph,
+    _wasm_disassembly,
     fused_module,
     onnxruntime_output,
     prim_funcs,
@@ -22,8 +25,9 @@ from tests.test_schedules import (  # noqa: E402
     run_native,
     scheduled_names,
 )
-from wasm_build import winograd  # noqa: E402
+from wasm_build import lane_shuffle, winograd  # noqa: E402
 from wasm_build.errors import ConfigError  # noqa: E402
+from wasm_build.schedules import CACHE_BYTES, PACKED_ROWS_ATTR  # noqa: E402
 
 
 def _correlate_3x3(tile: np.ndarray, g: np.ndarray, m: int) -> np.ndarray:
@@ -153,6 +157,54 @@ def test_7x7_planes_take_2x2_tiles_and_match_onnxruntime():
     assert len(winograd_kernels(mod)) == 2
     feeds = random_feeds(model, rng)
     np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def _packs_its_tile_rows(mod, name) -> bool:
+    func = prim_funcs(mod)[name]
+    return bool(func.attrs and PACKED_ROWS_ATTR in func.attrs)
+
+
+def test_49_tile_positions_are_padded_to_whole_register_tiles():
+    """A 14x14 plane has 7 x 7 tiles of 2x2 outputs: the product gets 52 rows (13 tiles of 4,
+    the last 3 repeating the 49th position), so it packs them; the extra rows never reach the
+    output."""
+    rng = np.random.default_rng(11)
+    model = resnet_block(rng, channels=16, size=14)
+    mod = winograd_module(model, budget=1.0)
+    assert tile_sizes(mod) == {14: 2}
+    for name in winograd_kernels(mod):
+        assert _packs_its_tile_rows(mod, name), name
+        assert "T.sblock_alloc_buffer((T.int64(4), T.int64(4), T.int64(52), T.int64(16)))" in prim_funcs(mod)[name].script()
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def test_products_go_by_tile_position_when_all_the_weights_exceed_the_cache():
+    """F(4x4) weights of a 128-channel conv are 36 x 64 KB, over the cache size, but one tile
+    position's product sweeps only its 64 KB: its tile rows are packed per row tile (lane tiles
+    inside), as for the smaller convs."""
+    rng = np.random.default_rng(12)
+    g = Graph(rng, [1, 128, 16, 16])
+    model = g.conv(128, 128, 3, pad=1).add("Relu").build()
+    assert 36 * 128 * 128 * 4 > CACHE_BYTES
+    mod = winograd_module(model, budget=10.0)
+    assert tile_sizes(mod) == {16: 4}
+    (name,) = winograd_kernels(mod)
+    assert _packs_its_tile_rows(mod, name)
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_packed_tile_rows_are_splat_by_lane_shuffles_in_reused_storage(tmp_path):
+    """TVM's StorageRewrite gives the product's packed tile rows the storage of the input
+    transform's rows (dead by then), and the loads name that buffer: the lane-shuffle step
+    follows them there, so no value is splat from memory."""
+    mod = fused_module(resnet_block(np.random.default_rng(13)), WASM, graph_passes=True, winograd_budget=10.0)
+    assert all(_packs_its_tile_rows(mod, name) for name in winograd_kernels(mod))
+    text = _wasm_disassembly(mod, "winograd", tmp_path, pipeline=lane_shuffle.tir_pipeline())
+    assert text.count("i8x16.shuffle") >= 4
+    assert "v128.load32_splat" not in text
 
 
 def test_ineligible_convs_are_left_direct():

@@ -10,7 +10,10 @@ the four rows share one ``v128.load`` and each costs one ``i8x16.shuffle``.
 
 It runs on the lowered PrimFuncs (loops unrolled, buffers flattened) of the kernels
 carrying :data:`wasm_build.schedules.PACKED_ROWS_ATTR`, and touches only loads from the
-buffers that attribute names.  TVM 0.27's Python API has no TIR mutator, so
+buffers that attribute names, or from the kernel's own allocations: TVM's
+``StorageRewrite`` lets a packed buffer reuse the storage of a buffer that died before
+it (a Winograd kernel's packed tile rows take its input transform's), and the loads then
+name the buffer whose storage they share.  TVM 0.27's Python API has no TIR mutator, so
 the rewrite goes through :mod:`wasm_build.tir_walk`.
 """
 
@@ -43,24 +46,42 @@ def shuffle_packed_rows() -> tvm.transform.Pass:
         packed = set(func.attrs.get(PACKED_ROWS_ATTR, [])) if func.attrs is not None else set()
         if not packed:
             return func
-        body = rewrite(func.body, _lane_splats(packed, _integer_lets(func.body)))
+        groups = packed | _allocations_of_groups(func.body)
+        body = rewrite(func.body, _lane_splats(groups, _integer_lets(func.body)))
         return func if body.same_as(func.body) else func.with_body(body)
 
     return _pass
 
 
-def _lane_splats(packed: set[str], analyzer: tvm.sym.Analyzer):
+def _allocations_of_groups(body: tirx.Stmt) -> set[str]:
+    """Names of the buffers ``body`` allocates with a constant extent that is a whole number
+    of 4-element groups (so the aligned group around any element is in bounds)."""
+    names = set()
+
+    def note(node):
+        if isinstance(node, tirx.AllocBuffer):
+            extent = 1
+            for dim in node.buffer.shape:
+                extent = extent * int(dim) if isinstance(dim, tirx.IntImm) else 0
+            if extent and extent % PACKED_ROWS == 0:
+                names.add(node.buffer.name)
+
+    visit(body, note)
+    return names
+
+
+def _lane_splats(groups: set[str], analyzer: tvm.sym.Analyzer):
     def splat(expr):
         if not (isinstance(expr, tirx.Broadcast) and isinstance(expr.value, tvm.ir.TensorLoad)):
             return None
         load = expr.value
-        if load.source.name not in packed or len(load.indices) != 1 or str(load.ty) != "float32":
+        if load.source.name not in groups or len(load.indices) != 1 or str(load.ty) != "float32":
             return None
         index = load.indices[0]
         lane = analyzer.simplify(tirx.floormod(index, PACKED_ROWS))
         if not isinstance(lane, tirx.IntImm):
             return None
-        # The packed buffer's extent is a multiple of 4: the aligned group is in bounds.
+        # The buffer's extent is a multiple of 4: the aligned group is in bounds.
         start = analyzer.simplify(index - lane)
         group = tirx.BufferLoad(load.source, [tirx.Ramp(start, tirx.const(1, str(start.ty)), PACKED_ROWS)])
         lanes = int(expr.lanes)

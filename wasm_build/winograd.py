@@ -33,7 +33,7 @@ import tvm
 from tvm import relax, s_tir, te, tirx, topi
 from tvm.s_tir.schedule import SBlockRV
 
-from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, nbytes, rewrite_calls, static_float32_shape
+from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, nbytes, padding_rows, rewrite_calls, static_float32_shape
 
 logger = logging.getLogger(__name__)
 
@@ -146,14 +146,22 @@ def conv2d_nhwc(data: te.Tensor, filter_u: te.Tensor, padding, m: int) -> te.Ten
         attrs={STAGE_ATTR: "pad"},
     )
 
+    from .schedules import PACKED_ROWS  # schedules imports this module
+
+    # The product's rows are tile positions: a whole number of 4-row register tiles lets it
+    # read them as packed rows (49 tiles of 14x14 or 28x28 planes become 52).  The extra
+    # tiles repeat the last one and are never transformed back.
+    product_rows = tiles + (padding_rows(tiles, PACKED_ROWS) or 0)
+
     def input_tile(a, b, p, c):
+        p = te.min(p, tiles - 1) if product_rows > tiles else p
         n, q = p // (tiles_h * tiles_w), p % (tiles_h * tiles_w)
         return padded[n, (q // tiles_w) * m + a, (q % tiles_w) * m + b, c]
 
-    packed = _two_pass("winograd_input", bt, input_tile, (alpha, alpha, tiles, in_channels))
+    packed = _two_pass("winograd_input", bt, input_tile, (alpha, alpha, product_rows, in_channels))
     c = te.reduce_axis((0, in_channels), name="c")
     product = te.compute(
-        (alpha, alpha, tiles, out_channels),
+        (alpha, alpha, product_rows, out_channels),
         lambda e, n, p, o: te.sum(packed[e, n, p, c] * filter_u[e, n, c, o], axis=c),
         name="winograd_product",
     )
