@@ -141,7 +141,7 @@ class NodeJob:
 
 
 def onnxruntime_web(jobs: list[NodeJob], work: Path, repeat: int, max_seconds: float) -> tuple[dict[str, PeerTiming | str], dict]:
-    """Runs all models in one Node process (bench/node/bench.mjs).
+    """Runs the jobs' models in one Node process (bench/node/bench.mjs).
 
     Returns per model a PeerTiming or an error string, and the versions and
     runtime load time reported by Node.
@@ -164,7 +164,12 @@ def onnxruntime_web(jobs: list[NodeJob], work: Path, repeat: int, max_seconds: f
     job_file = work / "job.json"
     job_file.write_text(json.dumps({"repeat": repeat, "max_seconds": max_seconds, "models": models}, indent=1))
 
-    proc = subprocess.run([node, str(NODE_DIR / "bench.mjs"), str(job_file)], capture_output=True, text=True, cwd=NODE_DIR)
+    # --no-liftoff: V8 compiles onnxruntime-web's wasm functions with its optimizing tier on their
+    # first call, the code a long-running page reaches after tier-up. With V8's default dynamic
+    # tiering the first 25-50 runs of a process ran baseline code, 2-5x slower (KWS CNN: 8 ms a
+    # run, then 1.8), and those runs were in the medians.
+    proc = subprocess.run([node, "--no-liftoff", str(NODE_DIR / "bench.mjs"), str(job_file)], capture_output=True,
+                          text=True, cwd=NODE_DIR)
     if proc.returncode != 0:
         raise PeerUnavailable(f"bench.mjs failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
     report = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -237,7 +237,8 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
               "wasm-build: the shipped `NAME.wasm` precompiled by wasmtime into a `.cwasm` file (Cranelift compile shown "
               "apart: once per machine, as `wasmtime compile` does), then deserialize that file (wasmtime maps it) + "
               "instantiate + `_initialize` + `NAME_init` + place buffers + first run. "
-              "onnxruntime-web: session creation + first run, after its own wasm runtime is loaded"
+              "onnxruntime-web: session creation + first run (which compiles the kernels it calls, Node running "
+              "with `--no-liftoff`), after its own wasm runtime is loaded"
               + (f" ({results['node']['runtime_load_ms']:.0f} ms, once per process)" if results.get("node", {}).get("runtime_load_ms") else "")
               + ". onnxruntime / tract: load + optimise the model + first run."
               + (f" Each start-up is the median of the {settings['rounds']} rounds' (each round starts anew; for "
@@ -291,7 +292,11 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
         "- onnxruntime native: PyPI wheel, CPU provider, `intra_op_num_threads = inter_op_num_threads = 1`, sequential, "
         "all graph optimisations; timed per `session.run` from Python (a few µs of overhead).",
         "- onnxruntime-web: npm package, wasm backend under Node, `ort.env.wasm.numThreads = 1`, no proxy worker "
-        "(its only wasm binary is the SIMD build); timed per `await session.run` in JavaScript (`bench/node/bench.mjs`).",
+        "(its only wasm binary is the SIMD build); timed per `await session.run` in JavaScript (`bench/node/bench.mjs`), "
+        "in a Node process per model and round started right after the model's other backends. Node runs with "
+        "`--no-liftoff`: V8 compiles each wasm function with its optimizing tier on first call, the code a "
+        "long-running page reaches after tier-up (with V8's default tiering a process's first 25-50 runs ran "
+        "baseline code, 2-5x slower).",
         "- tract: PyPI `tract`, `onnx().load().into_model().into_runnable()`, timed per `run` from Python.",
         "- TVM native (timed in the first round only: a reference, and slow to compile): "
         "`tvm.compile` default pipeline, target `{\"kind\": \"llvm\", \"num-cores\": 1}` (no `mcpu`: "

@@ -278,20 +278,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 measure("tract", lambda: peer_entry(peers.tract_native(onnx_path, inputs, per_round, seconds)))
             if "tvm" not in args.skip and first:  # compiling it takes minutes; a reference column only
                 measure("tvm", lambda: peer_entry(peers.tvm_native(onnx_path, inputs, args.repeat, args.max_seconds)))
-        if "onnxruntime-web" not in args.skip:
-            log(f"== onnxruntime-web (Node): round {index + 1} of {args.rounds}")
-            jobs = [peers.NodeJob(name, prepared[name][0], prepared[name][1]) for name in args.models]
-            try:
-                web, info = peers.onnxruntime_web(jobs, args.out / "node", per_round, seconds)
-                node_info = node_info or info
-                for name, result in web.items():
-                    rounds[name].setdefault("onnxruntime-web", []).append(
+            if "onnxruntime-web" not in args.skip:
+                # A Node process per model and round, right after the model's other backends: its
+                # runs then meet the same load as theirs (one process for all models after the round
+                # timed each model's onnxruntime-web runs a minute or more away from its wasm runs).
+                try:
+                    web, info = peers.onnxruntime_web([peers.NodeJob(name, onnx_path, inputs)], args.out / "node",
+                                                      per_round, seconds)
+                    node_info = node_info or info
+                    result = web[name]
+                    measured.setdefault("onnxruntime-web", []).append(
                         peer_entry(result) if isinstance(result, peers.PeerTiming) else {"error": result})
-            except peers.PeerUnavailable as exc:
-                log(f"onnxruntime-web: skipped: {exc}")
-                for name in args.models:
-                    rounds[name]["onnxruntime-web"] = [{"skipped": str(exc)}]
-                args.skip.append("onnxruntime-web")
+                except peers.PeerUnavailable as exc:
+                    log(f"onnxruntime-web: skipped: {exc}")
+                    for skipped in args.models:
+                        rounds[skipped]["onnxruntime-web"] = [{"skipped": str(exc)}]
+                    args.skip.append("onnxruntime-web")
 
     for name, measured in rounds.items():
         for backend, entries in measured.items():

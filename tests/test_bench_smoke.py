@@ -44,6 +44,9 @@ def test_bench_command_writes_a_row_for_the_smallest_model(tmp_path):
     assert raw["settings"]["rounds"] == 2 and raw["settings"]["tuning_records"] == {"mlp_784": 0}
     assert wasm["timed_in"] == "wasm", "the in-wasm timing harness did not link"
     assert 0 < wasm["code_bytes"] < wasm["wasm_bytes"]
+    web = raw["models"]["mlp_784"]["backends"].get("onnxruntime-web", {})
+    if "median_ms" in web:  # Node and onnxruntime-web installed (scripts/setup.sh does): timed in each round
+        assert web["runs"] == 4 and len(web["times_ms"]) == 4, web.get("runs")
     # Every backend that ran computed the same logits as onnxruntime.
     for backend, result in raw["models"]["mlp_784"]["backends"].items():
         if result.get("max_rel_error") is not None:
