@@ -280,8 +280,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 measure("tvm", lambda: peer_entry(peers.tvm_native(onnx_path, inputs, args.repeat, args.max_seconds)))
             if "onnxruntime-web" not in args.skip:
                 # A Node process per model and round, right after the model's other backends: its
-                # runs then meet the same load as theirs (one process for all models after the round
-                # timed each model's onnxruntime-web runs a minute or more away from its wasm runs).
+                # runs then meet the same load as theirs (one process for all models at the end of a
+                # round ran a model's onnxruntime-web runs up to a minute after its wasm runs).
                 try:
                     web, info = peers.onnxruntime_web([peers.NodeJob(name, onnx_path, inputs)], args.out / "node",
                                                       per_round, seconds)
