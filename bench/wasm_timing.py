@@ -16,7 +16,6 @@ precompile it), then from the precompiled module in a `.cwasm` file: deserialize
 
 from __future__ import annotations
 
-import json
 import statistics
 import struct
 import tempfile
@@ -67,20 +66,16 @@ class WasmTiming:
 
 def link_timing_harness(artifact_dir: Path, output: Path) -> Path:
     """Link `artifact_dir/libNAME.a` with the timing loop into a reactor at `output`."""
-    from wasm_build.package import api_exports
+    from wasm_build.package import link_with_driver, read_manifest
     from wasm_build.toolchain import find_toolchain
 
-    manifest = json.loads(next(artifact_dir.glob("*.json")).read_text())
-    name = manifest["name"]
-    toolchain = find_toolchain()
+    manifest = read_manifest(artifact_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wasm-build-bench-") as tmp:
-        work = Path(tmp)
-        source = work / "harness.c"
-        source.write_text(_HARNESS_SOURCE.format(name=name, export=HARNESS_EXPORT))
-        toolchain.compile_c(source, work / "harness.o", ["-O2", "-std=gnu11"])
-        exports = [*api_exports(name, manifest["weights"]["mode"]), HARNESS_EXPORT]
-        toolchain.link_reactor([work / "harness.o", artifact_dir / f"lib{name}.a"], output, exports)
+        source = Path(tmp) / "harness.c"
+        source.write_text(_HARNESS_SOURCE.format(name=manifest["name"], export=HARNESS_EXPORT))
+        flags = ["-O2", "-std=gnu11"]
+        link_with_driver(find_toolchain(), artifact_dir, manifest, source, output, [HARNESS_EXPORT], flags)
     return output
 
 
@@ -187,7 +182,9 @@ def time_artifact(
     `harness` when given, else per Python call."""
     import wasmtime
 
-    manifest = json.loads(next(artifact_dir.glob("*.json")).read_text())
+    from wasm_build.package import read_manifest
+
+    manifest = read_manifest(artifact_dir)
     if manifest["weights"]["mode"] != "embed":
         raise ValueError(f"{artifact_dir}: the bench builds with embedded weights, not {manifest['weights']['mode']!r}")
     wasm_path = artifact_dir / f"{manifest['name']}.wasm"

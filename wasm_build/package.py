@@ -25,11 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .aot import ExecutorPlan
 from .codegen import WEIGHTS_BLOB, GeneratedSources
 from .compile import TargetOptions
+from .errors import WasmBuildError
 from .toolchain import Toolchain
 
 RUNTIME_SOURCES = ("wasm_build_runtime.c", "wasm_build_runtime.h")
@@ -50,6 +51,38 @@ def api_exports(name: str, weights_mode: str) -> list[str]:
         "malloc",
         "free",
     ]
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of the model built into ``directory`` (``OUT/NAME/``): the ``NAME.json``
+    that has a ``libNAME.a`` beside it."""
+    manifests = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    for path in manifests:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "manifest_version" in data and (directory / f"lib{data['name']}.a").is_file():
+            return data
+    raise WasmBuildError(
+        f"{directory} holds no wasm-build artifact (NAME.json and libNAME.a)",
+        fix="pass the model's output directory, e.g. build/wasm/kws after `wasm-build compile ... --out build/wasm`",
+    )
+
+
+def link_with_driver(
+    toolchain: Toolchain,
+    directory: Path,
+    manifest: dict[str, Any],
+    driver: Path,
+    output: Path,
+    exports: Sequence[str],
+    flags: Sequence[str] = (),
+) -> None:
+    """Compile the C ``driver`` and link it with the model's ``libNAME.a`` (in ``directory``)
+    into a reactor at ``output`` that exports the model's C API and ``exports``."""
+    name = manifest["name"]
+    driver_object = driver.with_suffix(".o")
+    toolchain.compile_c(driver, driver_object, flags)
+    api = api_exports(name, manifest["weights"]["mode"])
+    toolchain.link_reactor([driver_object, directory / f"lib{name}.a"], output, [*api, *exports])
 
 
 def copy_runtime_sources(destination: Path) -> None:

@@ -10,7 +10,6 @@ run of every kernel. Kernels are named as `wasm-build tune` names them, ready fo
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from .errors import WasmBuildError
 from .host import WasmModel
-from .package import api_exports
+from .package import link_with_driver, read_manifest
 from .templating import render
 
 _RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -62,19 +61,17 @@ def profile_artifact(directory: str | Path, runs: int = 20, seed: int = 0) -> Pr
     from .toolchain import find_toolchain
 
     directory = Path(directory)
-    manifest = _manifest(directory)
+    manifest = read_manifest(directory)
     name = manifest["name"]
     if runs < 1:
         raise WasmBuildError(f"--runs {runs}: profiling needs at least one run", fix="e.g. --runs 20")
-    toolchain = find_toolchain()
     with tempfile.TemporaryDirectory(prefix="wasm-build-profile-") as tmp:
         work = Path(tmp)
         driver = work / "profile_driver.c"
         driver.write_text(render("profile_driver.c.j2", {"name": name}))
-        toolchain.compile_c(driver, work / "profile_driver.o", ["-O2", f"-I{_RUNTIME_DIR}"])
         reactor = work / f"{name}_profile.wasm"
-        exports = [*api_exports(name, manifest["weights"]["mode"]), *_DRIVER_EXPORTS]
-        toolchain.link_reactor([work / "profile_driver.o", directory / f"lib{name}.a"], reactor, exports)
+        flags = ["-O2", f"-I{_RUNTIME_DIR}"]
+        link_with_driver(find_toolchain(), directory, manifest, driver, reactor, _DRIVER_EXPORTS, flags)
         weights = directory / f"{name}.weights" if manifest["weights"]["mode"] == "file" else None
         model = _ProfiledModel(reactor, weights=weights, name=name)
         positions = model.time_calls(runs, np.random.default_rng(seed))
@@ -83,18 +80,6 @@ def profile_artifact(directory: str | Path, runs: int = 20, seed: int = 0) -> Pr
         totals.setdefault(_tuning_name(kernel, name), []).append(ms)
     kernels = sorted((KernelTime(k, len(v), sum(v)) for k, v in totals.items()), key=lambda k: -k.ms)
     return Profile(name, runs, tuple(kernels))
-
-
-def _manifest(directory: Path) -> dict:
-    manifests = sorted(directory.glob("*.json")) if directory.is_dir() else []
-    for path in manifests:
-        data = json.loads(path.read_text())
-        if isinstance(data, dict) and "manifest_version" in data and (directory / f"lib{data['name']}.a").is_file():
-            return data
-    raise WasmBuildError(
-        f"{directory} holds no wasm-build artifact (NAME.json and libNAME.a)",
-        fix="pass the model's output directory, e.g. build/wasm/kws after `wasm-build compile ... --out build/wasm`",
-    )
 
 
 def _tuning_name(kernel: str, model: str) -> str:
