@@ -1,10 +1,11 @@
 """Real pip in a throw-away venv with wasm-build installed, for build-integration tests.
 
-Installing this repository into the global environment would register its
+Installing this repository into the test environment would register its
 setuptools entry points for every build on the machine, so tests build a
 wheel of wasm-build from a copy of the repository and install it (without
-dependencies: the venv sees the global site-packages, where TVM & co. are)
-into a venv under a temporary directory.
+dependencies) into a venv under a temporary directory. That venv sees the
+packages of the interpreter running the tests (TVM & co.), whether that is a
+venv or the machine's Python: never the base interpreter's behind a venv.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,11 +88,27 @@ class Venv:
         return run([self.python, "-c", code], env=env or self.env(), check=check)
 
 
-def make_venv(path: Path, wasm_build_wheel: Path) -> Venv:
-    """A venv seeing the global site-packages, with wasm-build installed from `wasm_build_wheel`."""
-    # No pip of its own: the global one (seen through system site-packages) installs into the venv.
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", path])
+def venv_seeing_this_environment(path: Path) -> Venv:
+    """An empty venv that also sees the site-packages of the interpreter running the tests.
+
+    `--system-site-packages` would show the *base* interpreter's packages when the tests
+    run in a venv; a .pth file in the new venv adds this interpreter's own site directories
+    instead (after the venv's, so what is installed into the venv wins). `site.addsitedir`
+    also runs their .pth files (editable installs, setuptools' distutils shim).
+    """
+    # No pip of its own: this environment's pip, run by the venv's python, installs into the venv.
+    run([sys.executable, "-m", "venv", "--without-pip", path])
     venv = Venv(path)
+    site_dir = run([venv.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip()
+    ours = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    lines = [f"import site; site.addsitedir({directory!r})" for directory in ours]
+    Path(site_dir, "_wasm_build_tests_parent_env.pth").write_text("\n".join(lines) + "\n")
+    return venv
+
+
+def make_venv(path: Path, wasm_build_wheel: Path) -> Venv:
+    """A venv seeing this environment's packages, with wasm-build installed from `wasm_build_wheel`."""
+    venv = venv_seeing_this_environment(path)
     venv.pip("install", "--no-deps", "-q", wasm_build_wheel)
     return venv
 

@@ -59,6 +59,35 @@ def test_plain_c_command_without_special_flags(clang, kws_build, tmp_path):
     assert code == 1 and "read 100 bytes of features, expected 7840" in stderr
 
 
+def test_wasm_build_run_runs_the_program_as_the_readme_says(clang, kws_build, tmp_path):
+    """`wasm-build run main.wasm ARGS`: the README's way to run a program without a wasmtime CLI."""
+    import os
+    import sys
+
+    for name in ("libkws.a", "kws.h"):
+        shutil.copyfile(kws_build.directory / name, tmp_path / name)
+    shutil.copyfile(EXAMPLE / "c" / "main.c", tmp_path / "main.c")
+    compile_ok([clang, *WASI, "-O2", "main.c", "libkws.a", "-lm", "-o", "main.wasm"], tmp_path)
+    model = models.kws_cnn(blocks=2)
+    inputs = models.random_inputs(model, seed=12)
+    inputs["x"].astype("<f4").tofile(tmp_path / "features.f32")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+
+    def wasm_build_run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "wasm_build", "run", *args]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
+
+    proc = wasm_build_run("main.wasm", "features.f32")
+    assert proc.returncode == 0, proc.stderr
+    _check_kws_output(proc.stdout, model, inputs)
+    # The program's exit status is the command's; its messages reach stderr.
+    proc = wasm_build_run("main.wasm", "missing.f32")
+    assert proc.returncode == 1 and "missing.f32" in proc.stderr
+    # A reactor is not a program: said so, with what to do instead.
+    proc = wasm_build_run(str(kws_build.directory / "kws.wasm"))
+    assert proc.returncode == 1 and "has no _start" in proc.stderr and "WasmModel" in proc.stderr
+
+
 def test_example_makefile_builds_the_c_program(clang, kws_build, tmp_path):
     make = which_or_skip("make")
     for name in ("main.c", "Makefile"):

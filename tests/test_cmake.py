@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from wasm_build.testing import models
+from tests.helpers_pip import venv_seeing_this_environment
 
 REPO = Path(__file__).resolve().parents[1]
 CMAKE_DIR = REPO / "cmake"
@@ -311,9 +312,7 @@ def _copy_repo(destination: Path) -> Path:
 
 def _venv(tmp: Path, repo: Path, editable: bool) -> Path:
     """A venv seeing this Python's packages (TVM, scikit-build-core), with wasm-build installed from `repo`."""
-    # No pip of its own: this Python's pip, run by the venv's python, installs into the venv.
-    _run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", tmp])
-    python = tmp / "bin" / "python"
+    python = venv_seeing_this_environment(tmp).python
     _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", *(["-e"] if editable else []), repo])
     return python
 

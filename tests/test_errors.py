@@ -184,3 +184,48 @@ def test_cli_reports_errors_with_exit_code(tmp_path):
     proc = run_cli("compile", "kws.onnx", "--name", "3kws", cwd=tmp_path)
     assert proc.returncode == 1 and "not a valid C identifier" in proc.stderr
     assert not (tmp_path / "build").exists() or not any((tmp_path / "build" / "wasm").iterdir())
+
+
+def test_mistyped_cli_option_gets_a_suggestion(tmp_path):
+    proc = run_cli("compile", "kws.onnx", "--imput", "x=1x64", cwd=tmp_path)
+    assert proc.returncode == 2 and "unrecognized argument --imput; did you mean --input?" in proc.stderr
+    assert "wasm-build compile" in proc.stderr  # the usage of the command it belongs to, not the top level
+    proc = run_cli("compile", "kws.onnx", "--out-dir", "x", cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean --out?" in proc.stderr
+
+
+@pytest.mark.parametrize("op_type", ["NonMaxSuppression", "NonZero"])
+def test_data_dependent_output_shapes_are_refused_by_node(tmp_path, op_type):
+    import onnx
+    from onnx import TensorProto, helper
+
+    if op_type == "NonZero":
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])]
+        node = helper.make_node("NonZero", ["x"], ["y"], name="find_nonzero")
+        initializers = []
+    else:
+        inputs = [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 10, 4]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 10]),
+        ]
+        node = helper.make_node("NonMaxSuppression", ["boxes", "scores", "k"], ["y"], name="nms")
+        initializers = [helper.make_tensor("k", TensorProto.INT64, [1], [5])]
+    output = helper.make_tensor_value_info("y", TensorProto.INT64, None)
+    graph = helper.make_graph([node], "g", inputs, [output], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(WasmBuildError) as info:
+        build(model, "dd", tmp_path)
+    message = str(info.value)
+    assert f"'{node.name}' ({op_type}" in message and "depends on the input values" in message
+    assert "fix:" in message and "extract_model" in message
+    assert len(message.splitlines()) < 5
+    assert_nothing_left(tmp_path, "dd")
+
+
+def test_artifact_directories_have_ordinary_permissions(mlp_build):
+    """Staging directories come from mkdtemp (0700); the artifacts they turn into must not."""
+    umask = os.umask(0)
+    os.umask(umask)
+    expected = 0o777 & ~umask
+    for directory in [mlp_build.directory, *(p for p in mlp_build.directory.rglob("*") if p.is_dir())]:
+        assert directory.stat().st_mode & 0o777 == expected, directory

@@ -349,3 +349,28 @@ def test_tuning_kernels_setting_is_a_list_of_patterns():
     table["tuning"]["kernels"] = "fused_conv2d7_*"
     with pytest.raises(ConfigError, match=r"tuning.kernels must be a list"):
         from_dict(ModelSettings, table)
+
+
+def test_tuning_again_and_again_in_one_process_with_unnamed_log_handlers(tmp_path):
+    """meta-schedule copies its logger's handlers by name: an unnamed one (pytest's log
+    capture, a notebook's set-up) broke every tuning run after the first."""
+    import logging
+
+    from wasm_build.settings import TuningSettings
+    from wasm_build.tuning import tune_model
+
+    top = logging.getLogger("tvm.s_tir.meta_schedule")
+    unnamed = logging.StreamHandler()
+    assert unnamed.get_name() is None
+    top.addHandler(unnamed)
+    try:
+        loaded = load_model(str(models.save(matmul_relu(16), tmp_path / "mm.onnx")), {}, tmp_path)
+        for run in range(3):
+            database = tmp_path / f"mm{run}.json"
+            tune_model(loaded.module, TargetOptions(), str(database), TuningSettings(2, str(database)), log=lambda _: None)
+            [entry] = read_database(database).values()
+            assert entry.records, run
+        # The caller's logging is as it was: its handler is back, meta-schedule's are gone.
+        assert top.handlers == [unnamed]
+    finally:
+        top.removeHandler(unnamed)

@@ -176,6 +176,8 @@ _NOTHING = _Nothing()
 _IGNORED_BUILTINS = {"vm.builtin.check_tensor_info", "vm.builtin.match_shape", "vm.builtin.check_shape_info",
                      "vm.builtin.check_tuple_info", "vm.builtin.check_prim_value_info"}
 _IGNORED_OPS = {"relax.vm.kill_object", "relax.null_value"}
+# Builtins that only appear when a shape is known at run time alone.
+_DATA_DEPENDENT_BUILTINS = {"vm.builtin.alloc_shape_heap", "vm.builtin.tensor_to_shape"}
 
 
 def _static_int(value: Any, what: str) -> int:
@@ -338,6 +340,14 @@ class _Planner:
         if name in _IGNORED_BUILTINS:
             return _NOTHING
         handler = _BUILTIN_HANDLERS.get(name)
+        if name in _DATA_DEPENDENT_BUILTINS:
+            raise UnsupportedProgram(
+                "the model computes a tensor whose shape depends on input values (a data-dependent shape, "
+                f"TVM's '{name}'), e.g. Expand or Reshape to a shape computed from an input, NonZero, or TopK with "
+                "a computed k; the executor plans every tensor's memory ahead of time",
+                fix="make the shape a constant in the model (export with constant shapes, or fold the shape "
+                "computation with onnxsim), or run that part of the model in the host",
+            )
         if handler is None:
             raise UnsupportedProgram(
                 f"the lowered program calls builtin '{name}', which the static executor does not support",

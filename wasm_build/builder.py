@@ -57,7 +57,12 @@ class Progress:
         except WasmBuildError as exc:
             raise exc.with_context(model=self.model, stage=name)
         except Exception as exc:  # an unexpected failure still says where it happened
-            raise WasmBuildError(f"{type(exc).__name__}: {exc}", model=self.model, stage=name) from exc
+            raise WasmBuildError(
+                f"{type(exc).__name__}: {_summary(exc, self.verbose)}",
+                fix=None if self.verbose else "run with -v for the whole message, and report the model to wasm-build",
+                model=self.model,
+                stage=name,
+            ) from exc
         elapsed = time.perf_counter() - start
         self.timings[name] = elapsed
         self.log(f"wasm-build: {self.model}: {name:<11} {elapsed:7.2f} s")
@@ -65,6 +70,17 @@ class Progress:
     def detail(self, message: str) -> None:
         if self.verbose:
             self.log(f"wasm-build: {self.model}:   {message}")
+
+
+_SUMMARY_LINES = 4
+
+
+def _summary(exc: BaseException, verbose: bool) -> str:
+    """An unexpected error's message, cut short unless verbose: TVM's can hold a whole IR dump."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    if verbose or len(lines) <= _SUMMARY_LINES:
+        return "\n".join(lines)
+    return "\n".join([*lines[:_SUMMARY_LINES], f"... ({len(lines) - _SUMMARY_LINES} more lines)"])
 
 
 # -- cache ----------------------------------------------------------------------------------
@@ -139,6 +155,8 @@ def _publish_to_cache(source: Path, entry: Path, name: str) -> None:
     """Add a finished build to the cache. Intact entries are never replaced, so a concurrent
     reader never sees one disappear or change; when two builds race, the first rename wins
     and the other's identical copy is dropped. A damaged entry is moved aside first."""
+    from .package import make_temp_dir
+
     entry.parent.mkdir(parents=True, exist_ok=True)
     if entry.exists():
         if _cache_entry_intact(entry, name):
@@ -149,7 +167,7 @@ def _publish_to_cache(source: Path, entry: Path, name: str) -> None:
         except OSError:
             pass  # another build moved it already
         shutil.rmtree(damaged, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    staging = make_temp_dir(entry.parent, f".{entry.name}.")
     try:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         try:
@@ -224,7 +242,7 @@ def _build_uncached(
     from .codegen import render
     from .compile import TargetOptions, build_kernels, lower
     from .frontends import load_model
-    from .package import PackageInputs, assemble, replace_directory
+    from .package import PackageInputs, assemble, make_temp_dir, replace_directory
     from .smoke import smoke_test
 
     if loaded is None:
@@ -284,7 +302,7 @@ def _build_uncached(
             )
             # Unique per build: two builds of one model into one out-dir must not collide.
             destination.parent.mkdir(parents=True, exist_ok=True)
-            unverified = Path(tempfile.mkdtemp(prefix=f".{model.name}.unverified-", dir=destination.parent))
+            unverified = make_temp_dir(destination.parent, f".{model.name}.unverified-")
             staging = unverified / model.name
             try:
                 manifest = assemble(package_inputs, staging, extra_writers=_extra_writers())

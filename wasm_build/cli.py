@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 
@@ -116,8 +117,35 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .host import run_command
+
+    return run_command(Path(args.module), args.args)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a mistyped option with the command it belongs to and the closest valid one."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._command_parser(parsed)
+            unknown = next((e for e in extras if e.startswith("-")), extras[0])
+            options = [o for action in command._actions for o in action.option_strings]
+            close = difflib.get_close_matches(unknown.partition("=")[0], options, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else f"; see {command.prog} --help"
+            command.error(f"unrecognized argument {unknown}{hint}")
+        return parsed
+
+    def _command_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(getattr(parsed, "command", None), self)
+        return self
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wasm-build", description=__doc__)
+    parser = _Parser(prog="wasm-build", description=__doc__)
     parser.add_argument("--version", action="version", version=f"wasm-build {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -140,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("directory", help="the model's output directory, e.g. build/wasm/kws")
     profile.add_argument("--runs", type=int, default=20, help="runs to take each call's fastest time from (default 20)")
     profile.set_defaults(func=_cmd_profile)
+
+    run = sub.add_parser(
+        "run",
+        help="run a WASI command module (a program linked with a model) in wasmtime",
+        description="Run MODULE's _start in wasmtime with WASI: arguments after MODULE are its argv, stdin, stdout "
+        "and stderr are this process's, and the current directory is visible to it (so NAME_init_from_file "
+        "finds NAME.weights). The exit status is the program's.",
+    )
+    run.add_argument("module", help="a .wasm command module, e.g. main.wasm")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
+    run.set_defaults(func=_cmd_run)
 
     doctor = sub.add_parser("doctor", help="show the toolchain, TVM and wasmtime in use")
     doctor.set_defaults(func=_cmd_doctor)

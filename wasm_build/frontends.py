@@ -101,6 +101,7 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
         raise WasmBuildError(f"'{path}' holds an empty ONNX graph", fix="check that the file is complete (re-export it)")
 
     _check_supported_onnx_ops(model, path)
+    _check_static_output_shapes(model, path)
     initializers = {init.name for init in model.graph.initializer}
     graph_inputs = [i for i in model.graph.input if i.name not in initializers]
     names = [i.name for i in graph_inputs]
@@ -136,6 +137,32 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
         digest=hashlib.sha256(data).hexdigest(),
         onnx_model=model,
     )
+
+
+# Operators whose output shape depends on the input values, not only on the input shapes.
+_DATA_DEPENDENT_SHAPE_OPS = {
+    "NonZero": "the number of nonzero elements",
+    "NonMaxSuppression": "the number of boxes kept",
+    "Unique": "the number of distinct values",
+    "Compress": "the number of true conditions",
+}
+
+
+def _check_static_output_shapes(model: Any, path: Path) -> None:
+    """Refuse, by node, what an ahead-of-time executor with a static arena cannot run."""
+    found = [
+        (node.name or f"#{index}", node.op_type)
+        for index, node in enumerate(model.graph.node)
+        if node.op_type in _DATA_DEPENDENT_SHAPE_OPS and node.domain in ("", "ai.onnx")
+    ]
+    if found:
+        nodes = ", ".join(f"'{name}' ({op}: its output size is {_DATA_DEPENDENT_SHAPE_OPS[op]})" for name, op in found)
+        raise WasmBuildError(
+            f"'{path.name}' has node(s) whose output shape depends on the input values: {nodes}; "
+            "wasm-build plans every tensor's memory ahead of time, so it needs shapes known from the input shapes",
+            fix="cut the model before those nodes (onnx.utils.extract_model) and run them in the host, "
+            "or replace them by fixed-size forms (e.g. TopK with a constant k and a score threshold applied as a mask)",
+        )
 
 
 def _check_supported_onnx_ops(model: Any, path: Path) -> None:

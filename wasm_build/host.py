@@ -200,3 +200,43 @@ class WasmModel:
         return [
             np.frombuffer(data, dtype=info.dtype).reshape(info.shape).copy() for data, info in zip(raw, self.outputs)
         ]
+
+
+def run_command(module: Path, args: Sequence[str]) -> int:
+    """Run a WASI command module (its `_start`) as a program; returns its exit status."""
+    import wasmtime
+
+    from .errors import WasmBuildError
+
+    if not module.is_file():
+        raise WasmBuildError(f"{module}: no such file", fix="link a program first, e.g. clang-19 ... -o main.wasm")
+    config = wasmtime.Config()
+    config.wasm_simd = True
+    config.wasm_relaxed_simd = True
+    engine = wasmtime.Engine(config)
+    try:
+        compiled = wasmtime.Module.from_file(engine, str(module))
+    except wasmtime.WasmtimeError as exc:
+        raise WasmBuildError(f"{module} is not a WebAssembly module wasmtime can load: {exc}") from None
+    if not any(export.name == "_start" for export in compiled.exports):
+        raise WasmBuildError(
+            f"{module} has no _start: it is a library or reactor module, not a program",
+            fix="load reactors with wasm_build.WasmModel (Python) or a host's API; link a program with a main()",
+        )
+    store = wasmtime.Store(engine)
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = [module.name, *args]
+    wasi.inherit_stdin()
+    wasi.inherit_stdout()
+    wasi.inherit_stderr()
+    wasi.inherit_env()
+    wasi.preopen_dir(".", ".")
+    store.set_wasi(wasi)
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    instance = linker.instantiate(store, compiled)
+    try:
+        instance.exports(store)["_start"](store)
+    except wasmtime.ExitTrap as exit_:
+        return exit_.code
+    return 0

@@ -140,13 +140,21 @@ def replace_directory(source: Path, destination: Path) -> None:
 def staged_directory(destination: Path) -> Iterator[Path]:
     """Yield a fresh staging directory; on success it replaces `destination` whole."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-", dir=destination.parent))
+    staging = make_temp_dir(destination.parent, f".{destination.name}.staging-")
     try:
         yield staging
         replace_directory(staging, destination)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new directory in `parent` that becomes an artifact: `mkdtemp` makes it private (0700),
+    but what it turns into must have an ordinary directory's permissions."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -566,6 +566,51 @@ def _without_tensor_intrinsics() -> Iterator[None]:
             delattr(tvm.s_tir, "tensor_intrin")
 
 
+_META_SCHEDULE_LOGGER = "tvm.s_tir.meta_schedule"
+
+
+@contextmanager
+def _meta_schedule_logging() -> Iterator[None]:
+    """Run meta-schedule with a logging set-up of its own, whatever the caller's is.
+
+    meta-schedule reconfigures its loggers with `logging.config.dictConfig`, copying the
+    handlers already on its top logger by name; an unnamed handler (pytest's log capture,
+    a notebook's or an application's set-up) makes that fail. Its handlers are taken off
+    for the run and put back afterwards, and the console and log-file handlers it adds are
+    closed and removed, so the next run starts from the same state. The top logger sits
+    at WARNING: meta-schedule's console handler takes that level, its tables and per-trial
+    lines stay in the log files, and progress is reported through `log` instead.
+    """
+    top = logging.getLogger(_META_SCHEDULE_LOGGER)
+    saved = (list(top.handlers), top.level, top.propagate)
+    before = {name: list(logger.handlers) for name, logger in _meta_schedule_loggers().items()}
+    for handler in saved[0]:
+        top.removeHandler(handler)
+    top.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, logger in _meta_schedule_loggers().items():
+            for handler in list(logger.handlers):
+                if handler not in before.get(name, ()):
+                    logger.removeHandler(handler)
+                    handler.close()
+        for handler in saved[0]:
+            top.addHandler(handler)
+        top.setLevel(saved[1])
+        top.propagate = saved[2]
+
+
+def _meta_schedule_loggers() -> dict[str, logging.Logger]:
+    loggers = {
+        name: logger
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if name.startswith(_META_SCHEDULE_LOGGER) and isinstance(logger, logging.Logger)
+    }
+    loggers[_META_SCHEDULE_LOGGER] = logging.getLogger(_META_SCHEDULE_LOGGER)
+    return loggers
+
+
 def _tuning_threads() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -644,40 +689,38 @@ def tune_model(
             + f", {sum(len(e.records) for e in entries.values())} records already in {database_path}"
         )
 
-        # meta-schedule's console handler takes this logger's level: keep its tables and
-        # per-trial lines in the log files, and report progress through `log` instead.
-        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
-        with _without_tensor_intrinsics():
-            log(f"tune: preparing the search of {len(tasks)} kernels")
-            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                tasks, work_dir=str(work / "logs"), space="post-order-apply", strategy=_search_strategy(),
-                num_threads=threads, seed=0,
-            )
         database = _memory_database(entries, improving_only=False)
         progress = _Progress(task_entries, settings.trials, deadline, log)
-        try:
-            ms.tune_tasks(
-                tasks=contexts,
-                task_weights=weights,
-                work_dir=str(work / "logs"),
-                max_trials_global=settings.trials,
-                # Small batches: the cost model learns between them, and the time budget is checked after each.
-                num_trials_per_iter=max(1, min(16, settings.trials)),
-                builder=WasmBuilder(harness, deadline),
-                runner=WasmRunner(harness),
-                database=database,
-                cost_model=_cost_model(threads, log),
-                measure_callbacks=[
-                    ms.measure_callback.AddToDatabase(),
-                    ms.measure_callback.UpdateCostModel(),
-                    progress,
-                ],
-                task_scheduler="gradient",
-            )
-        except RuntimeError:
-            if not progress.expired:
-                raise
-            log(f"tune: time budget of {settings.time_budget:g} s reached")
+        with _meta_schedule_logging():
+            with _without_tensor_intrinsics():
+                log(f"tune: preparing the search of {len(tasks)} kernels")
+                contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                    tasks, work_dir=str(work / "logs"), space="post-order-apply", strategy=_search_strategy(),
+                    num_threads=threads, seed=0,
+                )
+            try:
+                ms.tune_tasks(
+                    tasks=contexts,
+                    task_weights=weights,
+                    work_dir=str(work / "logs"),
+                    max_trials_global=settings.trials,
+                    # Small batches: the cost model learns between them, and the time budget is checked after each.
+                    num_trials_per_iter=max(1, min(16, settings.trials)),
+                    builder=WasmBuilder(harness, deadline),
+                    runner=WasmRunner(harness),
+                    database=database,
+                    cost_model=_cost_model(threads, log),
+                    measure_callbacks=[
+                        ms.measure_callback.AddToDatabase(),
+                        ms.measure_callback.UpdateCostModel(),
+                        progress,
+                    ],
+                    task_scheduler="gradient",
+                )
+            except RuntimeError:
+                if not progress.expired:
+                    raise
+                log(f"tune: time budget of {settings.time_budget:g} s reached")
 
         for record in database.get_all_tuning_records():
             key = _workload_key(record.workload)
