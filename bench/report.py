@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from wasm_build.package import write_text_atomic
+from wasm_build.artifact.assemble import write_text_atomic
 
 # Column order, and how each backend is called in the report.
 BACKENDS = {
@@ -74,7 +74,7 @@ def versions(node_info: dict[str, Any]) -> dict[str, str]:
 
         found["wasm-build"] = f"{wasm_build.__version__} (source tree)"
     try:
-        from wasm_build.toolchain import find_toolchain
+        from wasm_build.artifact.toolchain import find_toolchain
 
         toolchain = find_toolchain()
         found["wasm toolchain"] = f"{toolchain.kind}: {toolchain.version}"

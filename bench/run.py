@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # `python bench/run.py` from anywhere
-    sys.path.insert(0, str(HERE.parent))
+# `python bench/run.py` from anywhere, timing this checkout's wasm_build (src/), not an installed copy.
+for _path in (HERE.parent, HERE.parent / "src"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import numpy as np  # noqa: E402
 
@@ -94,8 +96,8 @@ def build_wasm(name: str, onnx_path: Path, out: Path, tuning_dir: Path | None = 
 
     The build's own smoke test is off: the bench compares every backend's
     outputs with onnxruntime itself (the max-error column)."""
-    from wasm_build.builder import build_model
-    from wasm_build.settings import ModelSettings, TuningSettings
+    from wasm_build.build import build_model
+    from wasm_build.config.settings import ModelSettings, TuningSettings
 
     tuning = TuningSettings()
     directory = out / "wasm"

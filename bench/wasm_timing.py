@@ -66,8 +66,8 @@ class WasmTiming:
 
 def link_timing_harness(artifact_dir: Path, output: Path) -> Path:
     """Link `artifact_dir/libNAME.a` with the timing loop into a reactor at `output`."""
-    from wasm_build.package import link_with_driver, read_manifest
-    from wasm_build.toolchain import find_toolchain
+    from wasm_build.artifact.assemble import link_with_driver, read_manifest
+    from wasm_build.artifact.toolchain import find_toolchain
 
     manifest = read_manifest(artifact_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,7 @@ def time_artifact(
     `harness` when given, else per Python call."""
     import wasmtime
 
-    from wasm_build.package import read_manifest
+    from wasm_build.artifact.assemble import read_manifest
 
     manifest = read_manifest(artifact_dir)
     if manifest["weights"]["mode"] != "embed":

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from wasm_build.builder import BuildResult, build_model
-from wasm_build.settings import ModelSettings, from_dict
+from wasm_build.build import BuildResult, build_model
+from wasm_build.config.settings import ModelSettings, from_dict
 
 
 @pytest.fixture(scope="session")
 def toolchain():
-    from wasm_build.toolchain import find_toolchain
+    from wasm_build.artifact.toolchain import find_toolchain
 
     return find_toolchain()
 

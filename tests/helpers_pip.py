@@ -21,7 +21,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PROJECT = REPO / "example_project"
-_NOT_PACKAGED = {"tests", "example_project", "bench", "docs", "build", "dist"}
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".pytest_cache")
 
 
@@ -35,22 +34,27 @@ def run(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | No
     return result
 
 
-def build_wasm_build_wheel(wheelhouse: Path, scratch: Path) -> Path:
-    """A wheel of wasm-build built from a copy of the repository (the repo itself stays clean)."""
-    source = scratch / "wasm-build-src"
-    if source.exists():
-        shutil.rmtree(source)
-    source.mkdir(parents=True)
-    # Everything that can go into the package (pyproject may map folders such as cmake/ into it).
-    for entry in REPO.iterdir():
-        if entry.name.startswith(".") or entry.name in _NOT_PACKAGED:
-            continue
+# What installing wasm-build needs (pyproject maps cmake/ into the package).
+_PACKAGED = ("pyproject.toml", "README.md", "LICENSE", "src", "cmake")
+
+
+def copy_repository(destination: Path) -> Path:
+    """A copy of what installing wasm-build reads: the repository itself stays clean."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    for name in _PACKAGED:
+        entry = REPO / name
         if entry.is_dir():
-            shutil.copytree(entry, source / entry.name, ignore=_IGNORE)
-        else:
-            shutil.copy2(entry, source / entry.name)
-    if not (source / "README.md").exists():  # pyproject names it; the repository may not have one yet
-        (source / "README.md").write_text("wasm-build\n")
+            shutil.copytree(entry, destination / name, ignore=_IGNORE)
+        elif entry.is_file():
+            shutil.copy2(entry, destination / name)
+    return destination
+
+
+def build_wasm_build_wheel(wheelhouse: Path, scratch: Path) -> Path:
+    """A wheel of wasm-build built from a copy of the repository."""
+    source = copy_repository(scratch / "wasm-build-src")
     wheelhouse.mkdir(parents=True, exist_ok=True)
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", source, "-w", wheelhouse])
     (wheel,) = wheelhouse.glob("wasm_build-*.whl")

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from wasm_build.aot import TensorArg, UnsupportedProgram, plan_executor
-from wasm_build.compile import TargetOptions, lower
+from wasm_build.codegen.plan import TensorArg, UnsupportedProgram, plan_executor
+from wasm_build.compiler.pipeline import TargetOptions, lower
 from wasm_build.frontends import load_onnx
 from wasm_build.testing import models
 
@@ -104,15 +104,17 @@ def test_weights_are_embedded_once(tmp_path):
 
 
 def test_data_dependent_shapes_are_refused_by_name(tmp_path):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
-    y = helper.make_tensor_value_info("y", TensorProto.INT64, None)
-    graph = helper.make_graph([helper.make_node("NonZero", ["x"], ["y"])], "nz", [x], [y])
+    """Expand to a shape read from an input: the frontend cannot tell; the planner names it."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    shape = helper.make_tensor_value_info("shape", TensorProto.INT64, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Expand", ["x", "shape"], ["y"])], "ex", [x, shape], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(UnsupportedProgram) as info:
-        _plan(model, tmp_path, "nz")
+        _plan(model, tmp_path, "ex")
     message = str(info.value)
-    assert "vm.builtin" in message or "static" in message
-    assert info.value.fix
+    assert "shape depends on input values" in message and "Expand" in message
+    assert info.value.fix and "constant" in info.value.fix
 
 
 def test_reshape_only_model_runs(tmp_path):

@@ -71,7 +71,7 @@ def test_wasm_build_run_runs_the_program_as_the_readme_says(clang, kws_build, tm
     model = models.kws_cnn(blocks=2)
     inputs = models.random_inputs(model, seed=12)
     inputs["x"].astype("<f4").tofile(tmp_path / "features.f32")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
 
     def wasm_build_run(*args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "wasm_build", "run", *args]

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from wasm_build.testing import models
-from tests.helpers_pip import venv_seeing_this_environment
+from tests.helpers_pip import copy_repository, venv_seeing_this_environment
 
 REPO = Path(__file__).resolve().parents[1]
 CMAKE_DIR = REPO / "cmake"
@@ -52,7 +52,7 @@ def _run(args: list, cwd: Path | None = None, env: dict | None = None, check: bo
 def _env(**extra: str) -> dict[str, str]:
     """The environment for CMake: its custom commands run `python -m wasm_build` from this checkout."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
@@ -297,19 +297,6 @@ def test_add_model_reports_a_missing_source(tmp_path):
 # -- scikit-build-core -----------------------------------------------------------------------
 
 
-def _copy_repo(destination: Path) -> Path:
-    """What installing wasm-build needs: the package, cmake/ and the project files (not bench/ & co)."""
-    destination.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for entry in ("pyproject.toml", "README.md", "LICENSE", "wasm_build", "cmake"):
-        source = REPO / entry
-        if source.is_dir():
-            shutil.copytree(source, destination / entry, ignore=ignore)
-        elif source.is_file():
-            shutil.copy2(source, destination / entry)
-    return destination
-
-
 def _venv(tmp: Path, repo: Path, editable: bool) -> Path:
     """A venv seeing this Python's packages (TVM, scikit-build-core), with wasm-build installed from `repo`."""
     python = venv_seeing_this_environment(tmp).python
@@ -318,7 +305,7 @@ def _venv(tmp: Path, repo: Path, editable: bool) -> Path:
 
 
 def test_entry_points_find_cmake_dir_in_an_editable_install(tmp_path):
-    repo = _copy_repo(tmp_path / "repo")
+    repo = copy_repository(tmp_path / "repo")
     python = _venv(tmp_path / "venv", repo, editable=True)
     probe = (
         # A wasm-build installed in this Python's site-packages would shadow the editable one
@@ -339,7 +326,7 @@ def test_entry_points_find_cmake_dir_in_an_editable_install(tmp_path):
 def test_pip_wheel_of_the_scikit_build_core_example(tmp_path):
     which_or_skip("cmake")
     pytest.importorskip("scikit_build_core")
-    repo = _copy_repo(tmp_path / "repo")
+    repo = copy_repository(tmp_path / "repo")
     python = _venv(tmp_path / "venv", repo, editable=False)
     project = shutil.copytree(REPO / "example_project" / "cmake_project", tmp_path / "project",
                               ignore=shutil.ignore_patterns("build", "dist"))

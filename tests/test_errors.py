@@ -168,7 +168,7 @@ def test_wrong_shape_from_python_is_a_clear_error(mlp_build):
 
 
 def run_cli(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(__import__("pathlib").Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(__import__("pathlib").Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "wasm_build", *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 

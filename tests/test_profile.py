@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import build
-from wasm_build.compile import TargetOptions
+from wasm_build.compiler.pipeline import TargetOptions
 from wasm_build.errors import WasmBuildError
 from wasm_build.frontends import load_model
-from wasm_build.profile import profile_artifact
+from wasm_build.wasm.profile import profile_artifact
 from wasm_build.testing import models
 from wasm_build.tuning import extract_tasks
 
@@ -50,7 +50,7 @@ def test_cli_prints_the_table(tmp_path):
     result = build(models.mlp(), "cmlp", tmp_path / "out", smoke_test=False)
     proc = subprocess.run(
         [sys.executable, "-m", "wasm_build", "profile", str(result.directory), "--runs", "2"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from wasm_build import schema
+from wasm_build.config import schema
 from wasm_build.cli import main as cli_main
 from wasm_build.errors import ConfigError
-from wasm_build.project import environment_variables, load_project
+from wasm_build.config.project import environment_variables, load_project
 from wasm_build.testing.models import mlp, save
 
 PYPROJECT = """\
@@ -180,9 +180,9 @@ def test_environment_variables_are_derived_from_the_settings():
 
 
 def test_checked_in_schema_matches_the_dataclasses():
-    shipped = Path(schema.__file__).parent / "resources" / schema.RESOURCE
+    shipped = Path(schema.__file__).parents[1] / "resources" / schema.RESOURCE
     assert shipped.read_text() == schema.dumps(schema.generate()), (
-        "regenerate it: python -m wasm_build schema > wasm_build/resources/wasm-build.schema.json"
+        "regenerate it: python -m wasm_build schema > src/wasm_build/resources/wasm-build.schema.json"
     )
     assert schema.tool_schema() == schema.generate()
 

@@ -141,7 +141,7 @@ def test_crate_files_link_the_archive_without_whole_archive(kws_build, mlp_build
 
 
 def test_crate_names_avoid_rust_keywords():
-    from wasm_build.rust import crate_name, rust_string
+    from wasm_build.codegen.rust import crate_name, rust_string
 
     assert crate_name("kws") == "kws"
     assert crate_name("type") == "type_model"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wasm_build.errors import ConfigError
-from wasm_build.settings import (
+from wasm_build.config.settings import (
     InputSpec,
     ModelSettings,
     ProjectSettings,

@@ -10,7 +10,7 @@ import pytest
 
 from wasm_build.errors import ToolchainError
 from wasm_build.testing import models
-from wasm_build.toolchain import find_toolchain
+from wasm_build.artifact.toolchain import find_toolchain
 
 from .conftest import build
 
@@ -56,18 +56,18 @@ def test_ziglang_toolchain_from_pypi_alone(tmp_path):
     pytest.importorskip("ziglang")
     env = {**os.environ, "WASM_BUILD_TOOLCHAIN": "zig", "PYTHONPATH": str(tmp_path.parent)}
     code = (
-        "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r);"
+        "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r); sys.path.insert(0, %r);"
         "from tests.conftest import build; from wasm_build.testing import models;"
         "r = build(models.mlp(), 'zmlp', %r); import json;"
         "print(json.load(open(r.directory / 'zmlp.json'))['toolchain']['kind'])"
-    ) % (os.getcwd(), str(__import__("pathlib").Path(__file__).parents[1]), str(tmp_path))
+    ) % (os.getcwd(), str(__import__("pathlib").Path(__file__).parents[1]), str(__import__("pathlib").Path(__file__).parents[1] / "src"), str(tmp_path))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "zig"
 
 
 def test_doctor_reports_components():
-    env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1] / "src")}
     proc = subprocess.run([sys.executable, "-m", "wasm_build", "doctor"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "tvm:       0.27" in proc.stdout

@@ -14,11 +14,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import build
-from wasm_build.compile import TargetOptions, build_kernels, lower
+from wasm_build.compiler.pipeline import TargetOptions, build_kernels, lower
 from wasm_build.errors import WasmBuildError
 from wasm_build.frontends import load_model
 from wasm_build.testing import models
-from wasm_build.schedules import SCHEDULES_REVISION
+from wasm_build.compiler.schedules import SCHEDULES_REVISION
 from wasm_build.tuning import DATABASE_FORMAT, SCHEDULED_ATTR, WasmHarness, extract_tasks, read_database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def test_cli_tune_continues_from_the_database(tuned, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "wasm_build", "tune", str(root / "mm.onnx"), "--name", "mm",
          "--database", str(database), "--trials", "4"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert proc.returncode == 0, proc.stderr
     assert f"{len(before[key].records)} records already in" in proc.stderr
@@ -171,7 +171,7 @@ def test_cli_tune_continues_from_the_database(tuned, tmp_path):
 
 
 def test_time_budget_stops_tuning(tmp_path):
-    from wasm_build.settings import TuningSettings
+    from wasm_build.config.settings import TuningSettings
     from wasm_build.tuning import tune_model
 
     loaded = load_model(str(models.save(matmul_relu(32), tmp_path / "mm.onnx")), {}, tmp_path)
@@ -218,7 +218,7 @@ def test_default_schedule_is_timed_with_weights_packed_as_builds_store_them(tmp_
 def test_tuning_a_model_with_vectorized_softmax_completes(tmp_path):
     """wasm-build's softmax kernel (polynomial exp with `Let` bindings) is one meta-schedule's
     FLOP estimate rejects: it stays with the default schedule instead of aborting the run."""
-    from wasm_build.settings import TuningSettings
+    from wasm_build.config.settings import TuningSettings
     from wasm_build.tuning import tune_model
 
     loaded = load_model(str(models.save(models.mlp(), tmp_path / "mlp.onnx")), {}, tmp_path)
@@ -233,7 +233,7 @@ def test_tuning_a_model_with_vectorized_softmax_completes(tmp_path):
 def test_time_budget_ends_a_run_of_several_kernels_cleanly(tmp_path):
     """The budget runs out while meta-schedule goes over several kernels: the run ends there,
     keeping what it measured (ending its tasks from a callback broke the scheduler)."""
-    from wasm_build.settings import TuningSettings
+    from wasm_build.config.settings import TuningSettings
     from wasm_build.tuning import tune_model
 
     loaded = load_model(str(models.save(models.mlp(), tmp_path / "mlp.onnx")), {}, tmp_path)
@@ -262,14 +262,14 @@ def test_cli_tune_rejects_zero_trials(tmp_path):
     path = models.save(models.mlp(), tmp_path / "mlp.onnx")
     proc = subprocess.run(
         [sys.executable, "-m", "wasm_build", "tune", str(path), "--database", "t.json", "--trials", "0"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert proc.returncode == 1
     assert "at least one trial" in proc.stderr and "fix:" in proc.stderr
 
 
 def test_relaxed_simd_build_runs_in_wasmtime(tmp_path):
-    from wasm_build.host import WasmModel
+    from wasm_build.wasm.host import WasmModel
 
     result = build(models.mlp(), "rmlp", tmp_path, relaxed_simd=True)  # smoke test included
     assert result.manifest["target"]["features"] == ["+simd128", "+relaxed-simd"]
@@ -310,7 +310,7 @@ def test_kernels_with_a_negligible_share_of_the_work_are_not_searched(tmp_path):
 
 def test_tuning_kernels_chooses_the_kernels_searched(tmp_path):
     """`tuning.kernels` gives the trials to the kernels it names: the others get no entry."""
-    from wasm_build.settings import TuningSettings
+    from wasm_build.config.settings import TuningSettings
     from wasm_build.tuning import tune_model
 
     loaded = load_model(str(models.save(models.mlp(), tmp_path / "mlp.onnx")), {}, tmp_path)
@@ -332,7 +332,7 @@ def test_tuning_kernels_matching_nothing_lists_the_names(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "wasm_build", "tune", str(path), "--database", "t.json", "--trials", "4",
          "--kernels", "conv*", "--kernels", "pool*"],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     assert proc.returncode == 1, proc.stderr
     assert "tuning.kernels ['conv*', 'pool*'] matches none of the model's kernels" in proc.stderr
@@ -342,7 +342,7 @@ def test_tuning_kernels_matching_nothing_lists_the_names(tmp_path):
 
 def test_tuning_kernels_setting_is_a_list_of_patterns():
     from wasm_build.errors import ConfigError
-    from wasm_build.settings import ModelSettings, from_dict
+    from wasm_build.config.settings import ModelSettings, from_dict
 
     table = {"name": "m", "source": "m.onnx", "tuning": {"database": "t.json", "kernels": ["fused_conv2d7_*"]}}
     assert from_dict(ModelSettings, table).tuning.kernels == ("fused_conv2d7_*",)
@@ -356,7 +356,7 @@ def test_tuning_again_and_again_in_one_process_with_unnamed_log_handlers(tmp_pat
     capture, a notebook's set-up) broke every tuning run after the first."""
     import logging
 
-    from wasm_build.settings import TuningSettings
+    from wasm_build.config.settings import TuningSettings
     from wasm_build.tuning import tune_model
 
     top = logging.getLogger("tvm.s_tir.meta_schedule")

@@ -25,9 +25,10 @@ from tests.test_schedules import (  # noqa: E402
     run_native,
     scheduled_names,
 )
-from wasm_build import lane_shuffle, winograd  # noqa: E402
+from wasm_build.compiler.tir import lane_shuffle
+from wasm_build.compiler.passes import winograd  # noqa: E402
 from wasm_build.errors import ConfigError  # noqa: E402
-from wasm_build.schedules import CACHE_BYTES, PACKED_ROWS_ATTR  # noqa: E402
+from wasm_build.compiler.schedules import CACHE_BYTES, PACKED_ROWS_ATTR  # noqa: E402
 
 
 def _correlate_3x3(tile: np.ndarray, g: np.ndarray, m: int) -> np.ndarray:
@@ -261,9 +262,9 @@ def test_tuning_leaves_winograd_kernels_to_their_schedule(tmp_path):
     stay selections at run time): a Winograd kernel keeps its default schedule, named in the log."""
     import onnx
 
-    from wasm_build.compile import TargetOptions
+    from wasm_build.compiler.pipeline import TargetOptions
     from wasm_build.frontends import load_model
-    from wasm_build.settings import TuningSettings
+    from wasm_build.config.settings import TuningSettings
     from wasm_build.tuning import read_database, tune_model
 
     path = tmp_path / "block.onnx"

@@ -1,0 +1,259 @@
+"""Assemble a model's artifacts: archive, header, reactor module, manifest.
+
+Layout of `OUT/NAME/`:
+
+    libNAME.a      relocatable wasm32 objects: kernels, executor (+ weights), runtime shim
+    NAME.h         the C API
+    NAME.wasm      a WASI reactor built from the same archive
+    NAME.weights   only with weights = "file"
+    NAME.json      the manifest
+    rust/          a std-only Rust crate wrapping the C API
+
+Everything is built in a staging directory next to the destination and moved
+into place at the end, so a failed build never leaves half-written artifacts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from ..codegen.plan import ExecutorPlan
+from ..codegen.c import WEIGHTS_BLOB, GeneratedSources
+from ..compiler.pipeline import TargetOptions
+from ..errors import WasmBuildError
+from .toolchain import Toolchain
+
+RUNTIME_DIR = Path(__file__).parent / "runtime"
+RUNTIME_SOURCES = ("wasm_build_runtime.c", "wasm_build_runtime.h")
+MANIFEST_VERSION = 1
+
+
+def api_exports(name: str, weights_mode: str) -> list[str]:
+    """Functions a reactor exports: the C API plus an allocator for the host."""
+    init = [f"{name}_init"] if weights_mode == "embed" else [f"{name}_init_from_file", f"{name}_init_from_buffer"]
+    return [
+        *init,
+        f"{name}_run",
+        f"{name}_num_inputs",
+        f"{name}_num_outputs",
+        f"{name}_input_info",
+        f"{name}_output_info",
+        f"{name}_last_error",
+        "malloc",
+        "free",
+    ]
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of the model built into ``directory`` (``OUT/NAME/``): the ``NAME.json``
+    that has a ``libNAME.a`` beside it."""
+    manifests = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    for path in manifests:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "manifest_version" in data and (directory / f"lib{data['name']}.a").is_file():
+            return data
+    raise WasmBuildError(
+        f"{directory} holds no wasm-build artifact (NAME.json and libNAME.a)",
+        fix="pass the model's output directory, e.g. build/wasm/kws after `wasm-build compile ... --out build/wasm`",
+    )
+
+
+def link_with_driver(
+    toolchain: Toolchain,
+    directory: Path,
+    manifest: dict[str, Any],
+    driver: Path,
+    output: Path,
+    exports: Sequence[str],
+    flags: Sequence[str] = (),
+) -> None:
+    """Compile the C ``driver`` and link it with the model's ``libNAME.a`` (in ``directory``)
+    into a reactor at ``output`` that exports the model's C API and ``exports``."""
+    name = manifest["name"]
+    driver_object = driver.with_suffix(".o")
+    toolchain.compile_c(driver, driver_object, flags)
+    api = api_exports(name, manifest["weights"]["mode"])
+    toolchain.link_reactor([driver_object, directory / f"lib{name}.a"], output, [*api, *exports])
+
+
+def copy_runtime_sources(destination: Path) -> None:
+    package = resources.files("wasm_build.artifact") / "runtime"
+    for filename in RUNTIME_SOURCES:
+        (destination / filename).write_bytes((package / filename).read_bytes())
+
+
+def _c_flags(work: Path, target_flags: Any) -> list[str]:
+    # -ffile-prefix-map keeps the temporary build path out of the objects (reproducible builds);
+    # #embed (weights) is C23, accepted by clang 19 and zig as an extension.
+    return [
+        "-O2",
+        "-std=c11",
+        "-Wno-c23-extensions",
+        "-ffunction-sections",
+        "-fdata-sections",
+        f"-ffile-prefix-map={work}=.",
+        "-I",
+        ".",
+        *target_flags,
+    ]
+
+
+@functools.lru_cache(maxsize=8)
+def _runtime_object(toolchain: Toolchain, target_flags: tuple[str, ...]) -> bytes:
+    """The runtime shim, compiled once per process and target: it is the same for every model."""
+    with tempfile.TemporaryDirectory(prefix="wasm-build-runtime-") as tmp:
+        work = Path(tmp)
+        copy_runtime_sources(work)
+        toolchain.compile_c(Path("wasm_build_runtime.c"), work / "runtime.o", _c_flags(work, target_flags), cwd=work)
+        return (work / "runtime.o").read_bytes()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def replace_directory(source: Path, destination: Path) -> None:
+    """Swap `source` in for `destination` with two renames; the old tree is removed afterwards."""
+    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.retired-", dir=destination.parent))
+    try:
+        if destination.exists():
+            os.replace(destination, retired / destination.name)
+        os.replace(source, destination)
+    finally:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+@contextmanager
+def staged_directory(destination: Path) -> Iterator[Path]:
+    """Yield a fresh staging directory; on success it replaces `destination` whole."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = make_temp_dir(destination.parent, f".{destination.name}.staging-")
+    try:
+        yield staging
+        replace_directory(staging, destination)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new directory in `parent` that becomes an artifact: `mkdtemp` makes it private (0700),
+    but what it turns into must have an ordinary directory's permissions."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; artifacts are ordinary files
+    os.replace(tmp, path)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@dataclass
+class PackageInputs:
+    name: str
+    plan: ExecutorPlan
+    sources: GeneratedSources
+    kernels_object: Path
+    options: TargetOptions
+    weights_mode: str
+    toolchain: Toolchain
+    build_options: dict[str, Any]
+    tvm_version: str
+    wasm_build_version: str
+    kernel_count: int
+
+
+def build_archive(inputs: PackageInputs, work: Path, destination: Path) -> Path:
+    """Compile executor and shim, and archive them with the kernels into `destination/libNAME.a`."""
+    name = inputs.name
+    copy_runtime_sources(work)
+    (work / f"{name}.h").write_text(inputs.sources.header)
+    (work / f"{name}.c").write_text(inputs.sources.source)
+    if inputs.weights_mode == "embed":
+        (work / WEIGHTS_BLOB).write_bytes(inputs.sources.weights)
+    flags = _c_flags(work, inputs.options.c_flags())
+    # Object names inside the archive carry the model name: two models' archives can be unpacked together.
+    executor_obj = work / f"{name}_executor.o"
+    runtime_obj = work / "wasm_build_runtime.o"
+    inputs.toolchain.compile_c(Path(f"{name}.c"), executor_obj, flags, cwd=work)
+    runtime_obj.write_bytes(_runtime_object(inputs.toolchain, tuple(inputs.options.c_flags())))
+    members = [executor_obj, runtime_obj]
+    if inputs.kernels_object.stat().st_size > 0:
+        kernels_obj = work / f"{name}_kernels.o"
+        shutil.copyfile(inputs.kernels_object, kernels_obj)
+        members.insert(0, kernels_obj)
+    archive = destination / f"lib{name}.a"
+    inputs.toolchain.archive(archive, members)
+    return archive
+
+
+def build_reactor(inputs: PackageInputs, archive: Path, destination: Path) -> Path:
+    module = destination / f"{inputs.name}.wasm"
+    inputs.toolchain.link_reactor([archive], module, api_exports(inputs.name, inputs.weights_mode))
+    return module
+
+
+def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
+    plan = inputs.plan
+
+    artifacts = {
+        path.relative_to(artifact_dir).as_posix(): sha256_file(path)
+        for path in sorted(artifact_dir.rglob("*"))
+        if path.is_file() and path.name != f"{inputs.name}.json"
+    }
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "name": inputs.name,
+        "inputs": [sig.describe() for sig, _ in plan.inputs],
+        "outputs": [sig.describe() for sig, _ in plan.outputs],
+        "weights": {"mode": inputs.weights_mode, "nbytes": len(plan.weights)},
+        "arena_nbytes": plan.arena_size,
+        "kernels": inputs.kernel_count,
+        "exports": api_exports(inputs.name, inputs.weights_mode),
+        "target": {"triple": "wasm32-wasi", "features": inputs.options.features},
+        "build_options": inputs.build_options,
+        "versions": {"wasm-build": inputs.wasm_build_version, "tvm": inputs.tvm_version},
+        "toolchain": {"kind": inputs.toolchain.kind, "version": inputs.toolchain.version},
+        "artifacts": artifacts,
+    }
+
+
+def assemble(inputs: PackageInputs, destination: Path, extra_writers: list[Any] = ()) -> dict[str, Any]:
+    """Build all artifacts of one model into `destination` (replaced atomically)."""
+    with staged_directory(destination) as staging, tempfile.TemporaryDirectory(prefix="wasm-build-c-") as tmp:
+        work = Path(tmp)
+        archive = build_archive(inputs, work, staging)
+        (staging / f"{inputs.name}.h").write_text(inputs.sources.header)
+        if inputs.weights_mode == "file":
+            (staging / f"{inputs.name}.weights").write_bytes(inputs.sources.weights)
+        build_reactor(inputs, archive, staging)
+        for writer in extra_writers:
+            writer(inputs, staging)
+        data = manifest(inputs, staging)
+        (staging / f"{inputs.name}.json").write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return data

@@ -1,0 +1,321 @@
+"""Winograd convolution F(m x m, 3 x 3) for stride-1 3x3 convs with constant weights.
+
+A 3x3 conv computes each ``m x m`` block of outputs from an ``a x a`` input tile
+(``a = m + 2``).  Winograd's minimal filtering algorithm does it with ``a * a``
+multiplications per input/output channel pair instead of ``9 * m * m``::
+
+    Y = A^T [ (G g G^T) (.) (B^T d B) ] A
+
+``U = G g G^T`` is computed here, at compile time, from the constant weights;
+the kernel transforms input tiles (``V = B^T d B``), runs one matrix product per
+tile position (``M[e, n] = V[e, n] @ U[e, n]``, the contraction rule's register
+tiles do it) and transforms back.  With ``m = 4`` that is 36 instead of 144
+multiply-adds per 4x4 outputs, with ``m = 2`` 16 instead of 36 per 2x2; the price
+is weights stored ``(a / 3)^2`` times larger (4x, 16/9), so :func:`winograd_pass`
+only rewrites convs whose output planes reuse every weight many times, within a
+budget of extra weight bytes, choosing each conv's ``m`` (see :func:`_choose`).
+
+Each transform is two passes of 1-D transforms (rows, then columns) with the
+matrix coefficients written into the expression (zeros dropped, +-1 without a
+multiplication); :func:`schedule_transform` unrolls the tile loops so every
+coefficient selection folds to a constant.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+import tvm
+from tvm import relax, s_tir, te, tirx, topi
+from tvm.s_tir.schedule import SBlockRV
+
+from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, nbytes, padding_rows, rewrite_calls, static_float32_shape
+
+logger = logging.getLogger(__name__)
+
+# Block annotation naming a transform stage: "pad" (padded input), "rows" (first
+# 1-D pass, computed inside the second), "cols" (second pass, drives the schedule).
+STAGE_ATTR = "wasm_build.winograd"
+
+# Interpolation points 0, 1, -1, 2, -2 (and infinity): Lavin & Gray, "Fast
+# Algorithms for Convolutional Neural Networks" (2016), F(4x4, 3x3) and F(2x2, 3x3).
+_F = Fraction
+_MATRICES = {
+    2: (
+        [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        [[1, 0, 0], [_F(1, 2), _F(1, 2), _F(1, 2)], [_F(1, 2), _F(-1, 2), _F(1, 2)], [0, 0, 1]],
+        [[1, 1, 1, 0], [0, 1, -1, -1]],
+    ),
+    4: (
+        [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        [[_F(1, 4), 0, 0], [_F(-1, 6), _F(-1, 6), _F(-1, 6)], [_F(-1, 6), _F(1, 6), _F(-1, 6)],
+         [_F(1, 24), _F(1, 12), _F(1, 6)], [_F(1, 24), _F(-1, 12), _F(1, 6)], [0, 0, 1]],
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+    ),
+}
+
+# Below these, the transforms cost more than the multiplications they save.
+_MIN_CHANNELS = 16
+_MIN_TILES = 16
+
+
+@dataclass(frozen=True)
+class Transform:
+    """The three matrices of F(m x m, 3 x 3), as exact fractions."""
+
+    m: int
+
+    @property
+    def alpha(self) -> int:
+        return self.m + 2
+
+    def matrices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """B^T (a x a), G (a x 3), A^T (m x a) as float64 arrays."""
+        return tuple(np.array([[float(v) for v in row] for row in mat]) for mat in _MATRICES[self.m])
+
+    def filter(self, weight_hwio: np.ndarray) -> np.ndarray:
+        """U = G g G^T for every channel pair: ``[a, a, CI, CO]`` float32."""
+        _, g, _ = self.matrices()
+        return np.einsum("ek,nl,klio->enio", g, g, weight_hwio.astype(np.float64)).astype(np.float32)
+
+
+def _combination(row, term) -> tirx.PrimExpr:
+    """sum_k row[k] * term(k): zero coefficients dropped, +-1 as add/subtract."""
+    result = None
+    for k, coefficient in enumerate(row):
+        if coefficient == 0:
+            continue
+        value = term(k)
+        if abs(coefficient) != 1:
+            value = value * tirx.const(float(abs(coefficient)), "float32")
+        if result is None:
+            result = value if coefficient > 0 else -value
+        else:
+            result = result + value if coefficient > 0 else result - value
+    return result
+
+
+def _select_row(matrix, index, term) -> tirx.PrimExpr:
+    """``sum_k matrix[index][k] * term(k)`` for a symbolic ``index`` (folds once unrolled)."""
+    expr = _combination(matrix[-1], term)
+    for i in range(len(matrix) - 2, -1, -1):
+        expr = tirx.Select(index == i, _combination(matrix[i], term), expr)
+    return expr
+
+
+def _two_pass(name: str, matrix, source, shape) -> te.Tensor:
+    """``out[i, j] = sum_a sum_b M[i, a] M[j, b] source[a, b]`` over the first two axes,
+    as a pass over rows then one over columns."""
+    rows_shape = (len(matrix), shape[1], *shape[2:])
+    rows = te.compute(
+        rows_shape,
+        lambda i, b, *rest: _select_row(matrix, i, lambda a: source(a, b, *rest)),
+        name=f"{name}_rows",
+        attrs={STAGE_ATTR: "rows"},
+    )
+    return te.compute(
+        (len(matrix), len(matrix), *shape[2:]),
+        lambda i, j, *rest: _select_row(matrix, j, lambda b: rows(i, b, *rest)),
+        name=f"{name}_cols",
+        attrs={STAGE_ATTR: "cols"},
+    )
+
+
+def conv2d_nhwc(data: te.Tensor, filter_u: te.Tensor, padding, m: int) -> te.Tensor:
+    """3x3 stride-1 conv of NHWC ``data`` with pre-transformed weights ``filter_u``
+    (``[a, a, CI, CO]``, from :meth:`Transform.filter`); ``padding`` is (top, left, bottom, right)."""
+    transform = Transform(m)
+    bt, _, at = _MATRICES[m]
+    alpha = transform.alpha
+    batch, height, width, in_channels = (int(x) for x in data.shape)
+    out_channels = int(filter_u.shape[3])
+    top, left, bottom, right = padding
+    out_h, out_w = height + top + bottom - 2, width + left + right - 2
+    tiles_h, tiles_w = -(-out_h // m), -(-out_w // m)
+    tiles = batch * tiles_h * tiles_w
+    padded = topi.nn.pad(
+        data,
+        (0, top, left, 0),
+        (0, tiles_h * m + 2 - height - top, tiles_w * m + 2 - width - left, 0),
+        name="winograd_pad",
+        attrs={STAGE_ATTR: "pad"},
+    )
+
+    from ..schedules import PACKED_ROWS  # schedules imports this module
+
+    # The product's rows are tile positions: a whole number of 4-row register tiles lets it
+    # read them as packed rows (49 tiles of 14x14 or 28x28 planes become 52).  The extra
+    # tiles repeat the last one and are never transformed back.
+    product_rows = tiles + (padding_rows(tiles, PACKED_ROWS) or 0)
+
+    def input_tile(a, b, p, c):
+        p = te.min(p, tiles - 1) if product_rows > tiles else p
+        n, q = p // (tiles_h * tiles_w), p % (tiles_h * tiles_w)
+        return padded[n, (q // tiles_w) * m + a, (q % tiles_w) * m + b, c]
+
+    packed = _two_pass("winograd_input", bt, input_tile, (alpha, alpha, product_rows, in_channels))
+    c = te.reduce_axis((0, in_channels), name="c")
+    product = te.compute(
+        (alpha, alpha, product_rows, out_channels),
+        lambda e, n, p, o: te.sum(packed[e, n, p, c] * filter_u[e, n, c, o], axis=c),
+        name="winograd_product",
+    )
+    inverse = _two_pass("winograd_output", at, product, (alpha, alpha, tiles, out_channels))
+    return te.compute(
+        (batch, out_h, out_w, out_channels),
+        lambda n, h, w, o: inverse[h % m, w % m, n * tiles_h * tiles_w + (h // m) * tiles_w + w // m, o],
+        name="conv2d_winograd",
+    )
+
+
+# --------------------------------------------------------------------------
+# Schedule rule for the transform stages
+# --------------------------------------------------------------------------
+
+
+def stage(sch: s_tir.Schedule, block: SBlockRV) -> str | None:
+    return sch.get(block).annotations.get(STAGE_ATTR)
+
+
+def has_transforms(func: tirx.PrimFunc) -> bool:
+    """Whether ``func`` holds a Winograd convolution (its stages are root blocks)."""
+    sch = s_tir.Schedule(func)
+    return any(stage(sch, block) for block in sch.get_child_blocks(sch.get_sblock("root")))
+
+
+def schedule_transform(sch: s_tir.Schedule, block: SBlockRV) -> bool:
+    """Tile a transform ("cols" block) per tile position and channel vector.
+
+    Loop order: tile position, channel vector, then the ``a x a`` (or ``m x m``)
+    outputs unrolled, so every coefficient selection is a constant; the "rows"
+    pass is computed inside the same channel vector loop (a small array LLVM
+    keeps in registers or on the stack).
+    """
+    if stage(sch, block) != "cols":
+        return False
+    rows = [b for b in sch.get_producers(block) if stage(sch, b) == "rows"]
+    if len(rows) != 1:
+        return False
+    lanes = 4
+    i, j, p, c = sch.get_loops(block)
+    if int(sch.get(c).extent) % lanes:
+        return False
+    c_outer, c_inner = sch.split(c, [None, lanes])
+    sch.reorder(p, c_outer, i, j, c_inner)
+    sch.compute_at(rows[0], c_outer)
+    for loop in (i, j):
+        sch.unroll(loop)
+    sch.vectorize(c_inner)
+    inner = sch.get_loops(rows[0])[2:]
+    for loop in inner[:-1]:
+        sch.unroll(loop)
+    sch.vectorize(inner[-1])
+    return True
+
+
+# --------------------------------------------------------------------------
+# Relax pass: which convs become Winograd convs
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Option:
+    """Running one conv as F(m x m, 3 x 3): the multiply-adds it saves and the weight bytes it adds."""
+
+    m: int
+    saved_macs: int
+    extra_bytes: int
+
+
+def _options(call: relax.Call) -> list[_Option]:
+    """The tile sizes ``call`` may run with as a Winograd conv (none: not a conv it can run)."""
+    if not is_plain_nhwc_conv(call):
+        return []
+    kh, kw, in_channels, out_channels = call.args[1].value.shape
+    if (kh, kw) != (3, 3) or in_channels < _MIN_CHANNELS or out_channels < _MIN_CHANNELS:
+        return []
+    batch, out_h, out_w, _ = static_float32_shape(call)
+    pairs = in_channels * out_channels
+    direct_macs = batch * out_h * out_w * 9 * pairs
+    options = []
+    for m in sorted(_MATRICES):
+        # The last tiles of a plane that is not a multiple of m are computed whole, then cropped.
+        tiles = batch * -(-out_h // m) * -(-out_w // m)
+        if tiles < _MIN_TILES:
+            continue
+        alpha = m + 2
+        options.append(_Option(m, direct_macs - tiles * alpha * alpha * pairs, (alpha * alpha - 9) * pairs * 4))
+    return options
+
+
+def _choose(candidates: list[tuple[relax.Call, list[_Option]]], limit: float) -> dict[relax.Call, int]:
+    """A tile size per conv, within ``limit`` extra bytes: greedily the step (direct -> F(2x2),
+    direct or F(2x2) -> F(4x4)) that saves the most multiply-adds per added byte.
+    F(2x2) does 16 multiply-adds per 2x2 outputs and channel pair (36 direct) for 7/9 more
+    weight bytes, F(4x4) 36 per 4x4 (144 direct) for 27/9 more: a budget goes further as
+    F(2x2) on many planes, and 7x7 planes (4 tiles of 4x4) can only take F(2x2)."""
+    chosen: dict[int, _Option] = {}
+    spent = 0
+    while True:
+        best = None
+        for index, (_, options) in enumerate(candidates):
+            current = chosen.get(index)
+            for option in options:
+                saved = option.saved_macs - (current.saved_macs if current else 0)
+                extra = option.extra_bytes - (current.extra_bytes if current else 0)
+                if saved <= 0 or extra <= 0 or spent + extra > limit:
+                    continue
+                # Ties go to the earlier conv, then the smaller tile: the order is reproducible.
+                if best is None or saved * best[2] > best[1] * extra:
+                    best = (index, saved, extra, option)
+        if best is None:
+            return {candidates[i][0]: option.m for i, option in chosen.items()}
+        index, _, extra, option = best
+        chosen[index] = option
+        spent += extra
+
+
+def _emit(builder: relax.BlockBuilder, call: relax.Call, m: int) -> relax.Expr:
+    filter_u = relax.const(Transform(m).filter(call.args[1].value.numpy()))
+    padding = tuple(int(x) for x in call.attrs.padding)
+    return emit_conv_kernel(builder, conv2d_nhwc, call.args[0], filter_u, padding, m, name="conv2d_winograd")
+
+
+def winograd_pass(budget: float) -> tvm.transform.Pass:
+    """Rewrite eligible 3x3 convs as Winograd F(2x2, 3x3) or F(4x4, 3x3) (see :func:`_choose`),
+    while the transformed weights add at most ``budget`` times the module's constant bytes."""
+
+    @tvm.transform.module_pass(opt_level=0, name="WasmWinogradConv")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        if budget <= 0:
+            return mod
+        candidates, constant_bytes = [], 0
+
+        def visit(expr):
+            nonlocal constant_bytes
+            if isinstance(expr, tvm.ir.expr.Constant) and isinstance(expr.value, tvm.runtime.Tensor):
+                constant_bytes += nbytes(expr.value)
+            elif isinstance(expr, relax.Call):
+                options = _options(expr)
+                if options:
+                    candidates.append((expr, options))
+
+        for _, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                relax.analysis.post_order_visit(func, visit)
+        tile_sizes = _choose(candidates, budget * constant_bytes)
+        logger.debug("Winograd tile sizes of %d eligible convs: %s", len(candidates), sorted(tile_sizes.values()))
+        if not tile_sizes:
+            return mod
+
+        def tile_size(call: relax.Call) -> int | None:
+            return next((m for chosen, m in tile_sizes.items() if call.same_as(chosen)), None)
+
+        return rewrite_calls(mod, tile_size, _emit)
+
+    return _pass

@@ -1,0 +1,239 @@
+"""Typed settings: one model for the pyproject table, the CLI and the JSON schema.
+
+Keys are written in kebab-case in TOML (`smoke-test`) and snake_case in Python
+(`smoke_test`). Every field carries its documentation in `metadata["help"]`;
+`wasm_build.schema` turns these dataclasses into the JSON schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import keyword
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from ..errors import ConfigError
+
+SUPPORTED_DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")
+
+
+def _doc(text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": text, **extra}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Shape and dtype of one model input, for models that leave them open."""
+
+    shape: tuple[int, ...] | None = field(default=None, metadata=_doc("Static shape, e.g. [1, 1, 49, 40]."))
+    dtype: str | None = field(default=None, metadata=_doc("Element type.", enum=SUPPORTED_DTYPES))
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """Auto-tuning measured in wasmtime; trials = 0 only applies an existing database."""
+
+    trials: int = field(default=0, metadata=_doc("Total meta-schedule trials (0: no tuning)."))
+    database: str | None = field(
+        default=None, metadata=_doc("Tuning database (JSON) in your repository, written by tuning and applied by builds.")
+    )
+    time_budget: float | None = field(default=None, metadata=_doc("Stop tuning after this many seconds."))
+    kernels: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            'Search only the kernels whose names match one of these glob patterns, e.g. ["fused_conv2d7_*"] '
+            "(names as `wasm-build tune` prints them); default: every kernel worth searching."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One model to compile into a wasm32 library."""
+
+    name: str = field(metadata=_doc("C identifier used as prefix of every symbol, file and crate name."))
+    source: str = field(metadata=_doc('A .onnx file, a .pt2 file (torch.export.save), or "pkg.module:function" returning a Relax IRModule.'))
+    inputs: dict[str, InputSpec] = field(
+        default_factory=dict, metadata=_doc("Shapes and dtypes for inputs the model leaves open, by input name.")
+    )
+    simd: bool = field(default=True, metadata=_doc("Use WebAssembly SIMD128."))
+    relaxed_simd: bool = field(
+        default=False,
+        metadata=_doc("Use relaxed SIMD (faster FMA/min/max). The module then fails to load on hosts without it."),
+    )
+    weights: Literal["embed", "file"] = field(
+        default="embed", metadata=_doc("Embed weights in the archive, or write NAME.weights to load at init.")
+    )
+    smoke_test: bool = field(default=True, metadata=_doc("Run the artifact in wasmtime and compare with native TVM."))
+    rtol: float = field(default=1e-3, metadata=_doc("Relative tolerance of the smoke test."))
+    atol: float = field(default=1e-4, metadata=_doc("Absolute tolerance of the smoke test."))
+    default_schedules: bool = field(default=True, metadata=_doc("Apply wasm-build's SIMD schedules to untuned kernels."))
+    winograd_budget: float = field(
+        default=0.5,
+        metadata=_doc(
+            "Weight bytes that Winograd 3x3 convolutions (F(2x2): 2.25x fewer multiply-adds, 16/9 the weights; "
+            "F(4x4): 4x fewer, 4x the weights) may add, as a fraction of the model's weights; 0 turns them off."
+        ),
+    )
+    tuning: TuningSettings = field(default_factory=TuningSettings, metadata=_doc("Auto-tuning in wasmtime."))
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """The `[tool.wasm-build]` table."""
+
+    out_dir: str = field(default="build/wasm", metadata=_doc("Artifacts on disk, for cargo / CMake builds."))
+    wheel_dir: str | None = field(
+        default=None, metadata=_doc("Where artifacts go inside the wheel (default: <top package>/wasm).")
+    )
+    cache_dir: str | None = field(
+        default=None, metadata=_doc("Content-addressed build cache (default: ~/.cache/wasm-build or $WASM_BUILD_CACHE_DIR).")
+    )
+    models: tuple[ModelSettings, ...] = field(default=(), metadata=_doc("The models to build."))
+
+
+# -- reading plain data (TOML tables, JSON) into the dataclasses -----------------------
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def toml_key(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _suggest(key: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
+    return f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(choices))}"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path} = {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else from_dict(tp, value, path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path} must be a list, got {type(value).__name__}")
+        return tuple(_convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} must be a table, got {type(value).__name__}")
+        return {str(k): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise ConfigError(f"{path} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"unsupported settings type {tp!r}")
+
+
+def from_dict(cls: type, data: Any, path: str = "tool.wasm-build") -> Any:
+    """Build dataclass `cls` from a TOML-style table, rejecting unknown keys with a suggestion."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {toml_key(f.name): f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        spelled = str(key).replace("_", "-")
+        if spelled not in fields:
+            raise ConfigError(
+                f"unknown key '{path}.{key}'",
+                fix=f"{_suggest(spelled, list(fields))} (see `wasm-build schema`)",
+            )
+        f = fields[spelled]
+        kwargs[f.name] = _convert(hints[f.name], value, f"{path}.{spelled}")
+    missing = [
+        k
+        for k, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs
+    ]
+    if missing:
+        raise ConfigError(f"{path} is missing required key(s): {', '.join(missing)}")
+    obj = cls(**kwargs)
+    validator = _VALIDATORS.get(cls)
+    if validator is not None:
+        validator(obj, path)
+    return obj
+
+
+def _validate_model(model: ModelSettings, path: str) -> None:
+    if not _IDENTIFIER.match(model.name) or keyword.iskeyword(model.name):
+        raise ConfigError(
+            f"{path}.name = {model.name!r} is not a valid C identifier",
+            fix="use letters, digits and underscores, starting with a letter, e.g. 'kws'",
+        )
+    for input_name, spec in model.inputs.items():
+        if spec.shape is not None and any(d <= 0 for d in spec.shape):
+            raise ConfigError(f"{path}.inputs.{input_name}.shape has a non-positive dimension: {list(spec.shape)}")
+        if spec.dtype is not None and spec.dtype not in SUPPORTED_DTYPES:
+            raise ConfigError(
+                f"{path}.inputs.{input_name}.dtype = {spec.dtype!r} is not supported",
+                fix=f"use one of {', '.join(SUPPORTED_DTYPES)}",
+            )
+    if model.tuning.trials < 0:
+        raise ConfigError(f"{path}.tuning.trials must be >= 0")
+    if model.tuning.trials > 0 and not model.tuning.database:
+        raise ConfigError(
+            f"{path}.tuning.trials = {model.tuning.trials} needs a database to keep the results",
+            fix=f'set {path}.tuning.database = "tuning/{model.name}.json"',
+        )
+    if model.rtol < 0 or model.atol < 0:
+        raise ConfigError(f"{path}: rtol and atol must be >= 0")
+    if model.winograd_budget < 0:
+        raise ConfigError(
+            f"{path}.winograd-budget = {model.winograd_budget} is negative",
+            fix="use 0 to turn Winograd convolutions off, or a fraction such as 0.5",
+        )
+
+
+def _validate_project(project: ProjectSettings, path: str) -> None:
+    seen: set[str] = set()
+    for model in project.models:
+        if model.name in seen:
+            raise ConfigError(f"{path}.models: two models are named '{model.name}'", fix="give each model its own name")
+        seen.add(model.name)
+
+
+_VALIDATORS = {ModelSettings: _validate_model, ProjectSettings: _validate_project}
+
+
+def parse_input_option(text: str) -> tuple[str, InputSpec]:
+    """Parse a CLI `--input NAME=1x3x224x224:float32` (dtype optional)."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name:
+        raise ConfigError(
+            f"--input {text!r} is not NAME=SHAPE[:DTYPE]", fix="write it like --input x=1x1x49x40:float32"
+        )
+    shape_text, _, dtype = rest.partition(":")
+    try:
+        shape = tuple(int(d) for d in shape_text.lower().split("x")) if shape_text else None
+    except ValueError:
+        raise ConfigError(
+            f"--input {text!r}: shape {shape_text!r} is not a list of integers separated by 'x'",
+            fix="write it like --input x=1x1x49x40:float32",
+        ) from None
+    spec = {"shape": list(shape) if shape else None, "dtype": dtype or None}
+    return name, from_dict(InputSpec, {k: v for k, v in spec.items() if v is not None}, f"--input {name}")
+
+
+def replace_model(model: ModelSettings, **changes: Any) -> ModelSettings:
+    return dataclasses.replace(model, **changes)

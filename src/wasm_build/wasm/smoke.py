@@ -1,0 +1,127 @@
+"""Smoke test: run the reactor in wasmtime and compare with native references.
+
+References: the same Relax module compiled for the host CPU by TVM's own
+pipeline and run by its VM, and, for ONNX models, onnxruntime. Inputs are
+seeded random values, so a failure is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SmokeTestError
+
+SEED = 20240613
+
+
+def random_inputs(signatures: list[tuple[str, tuple[int, ...], str]], seed: int = SEED) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for _name, shape, dtype in signatures:
+        kind = np.dtype(dtype).kind
+        if kind == "f":
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+        elif kind == "b":
+            arrays.append(rng.integers(0, 2, shape).astype(dtype))
+        else:
+            arrays.append(rng.integers(0, 8, shape).astype(dtype))
+    return arrays
+
+
+@dataclass
+class Comparison:
+    reference: str
+    output: str
+    max_abs_error: float
+    worst: list[tuple[tuple[int, ...], float, float]]  # index, expected, got
+    ok: bool
+
+
+def compare(reference: str, names: list[str], expected: list[np.ndarray], got: list[np.ndarray], rtol: float, atol: float) -> list[Comparison]:
+    results = []
+    for name, want, have in zip(names, expected, got):
+        want = np.asarray(want)
+        have = np.asarray(have)
+        if want.shape != have.shape:
+            results.append(Comparison(reference, name, float("inf"), [], False))
+            continue
+        if want.dtype.kind in "fc":
+            error = np.abs(have.astype(np.float64) - want.astype(np.float64))
+            bad = error > atol + rtol * np.abs(want.astype(np.float64))
+            bad |= np.isnan(have) != np.isnan(want)
+        else:
+            error = np.abs(have.astype(np.int64) - want.astype(np.int64)).astype(np.float64)
+            bad = error > 0
+        error = np.nan_to_num(error, nan=np.inf)
+        order = np.argsort(error, axis=None)[::-1][:5]
+        worst = [(tuple(int(i) for i in np.unravel_index(k, want.shape)), float(want.flat[k]), float(have.flat[k])) for k in order]
+        results.append(Comparison(reference, name, float(error.max()) if error.size else 0.0, worst, not bool(bad.any())))
+    return results
+
+
+def format_failures(comparisons: list[Comparison], rtol: float, atol: float) -> str:
+    lines = [f"wasm output differs from the reference beyond rtol={rtol:g}, atol={atol:g}:",
+             f"  {'reference':<12} {'output':<16} {'index':<18} {'expected':>14} {'wasm':>14}"]
+    for c in comparisons:
+        if c.ok:
+            continue
+        if not c.worst:
+            lines.append(f"  {c.reference:<12} {c.output:<16} shape mismatch")
+        for index, want, have in c.worst:
+            lines.append(f"  {c.reference:<12} {c.output:<16} {str(list(index)):<18} {want:>14.6g} {have:>14.6g}")
+    return "\n".join(lines)
+
+
+def smoke_test(
+    wasm_path: Path, module: Any, onnx_model: Any, rtol: float, atol: float, log=print, torch_program: Any = None
+) -> list[Comparison]:
+    """Run the reactor and the references on the same inputs; raise on mismatch."""
+    from ..compiler.pipeline import native_reference
+    from .host import WasmModel
+
+    model = WasmModel(wasm_path)
+    inputs = random_inputs([(i.name, i.shape, i.dtype) for i in model.inputs])
+    got = model.run(inputs)
+    names = [o.name for o in model.outputs]
+
+    comparisons = compare("tvm-native", names, native_reference(module, inputs), got, rtol, atol)
+    if onnx_model is not None:
+        reference = _onnxruntime_reference(onnx_model, [i.name for i in model.inputs], inputs)
+        if reference is not None:
+            comparisons += compare("onnxruntime", names, reference, got, rtol, atol)
+    if torch_program is not None:
+        comparisons += compare("torch", names, _torch_reference(torch_program, inputs), got, rtol, atol)
+    for c in comparisons:
+        log(f"  {c.reference:<12} {c.output}: max |error| {c.max_abs_error:.3g} {'ok' if c.ok else 'MISMATCH'}")
+    if not all(c.ok for c in comparisons):
+        raise SmokeTestError(
+            format_failures(comparisons, rtol, atol),
+            fix="report the model to wasm-build; meanwhile try default-schedules = false or simd = false, "
+            "or raise rtol/atol if the differences are rounding",
+        )
+    return comparisons
+
+
+def _onnxruntime_reference(onnx_model: Any, names: list[str], inputs: list[np.ndarray]) -> list[np.ndarray] | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, dict(zip(names, inputs)))
+
+
+def _torch_reference(program: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        result = program.module()(*[torch.from_numpy(x) for x in inputs])
+    flat = list(result) if isinstance(result, (tuple, list)) else [result]
+    return [t.detach().numpy() for t in flat]
