@@ -20,7 +20,8 @@ from tests.test_schedules import (  # noqa: E402
     random_feeds,
     run_native,
 )
-from wasm_build.compiler.schedules import PACKED_ROWS_ATTR, _all_blocks  # noqa: E402
+from wasm_build.compiler.schedules.analysis import all_blocks as _all_blocks  # noqa: E402
+from wasm_build.compiler.tiles import PACKED_ROWS_ATTR  # noqa: E402
 
 
 def patch_row_kernels(mod):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import build
-from wasm_build.compiler.pipeline import TargetOptions
+from wasm_build.compiler.target import TargetOptions
 from wasm_build.errors import WasmBuildError
 from wasm_build.frontends import load_model
 from wasm_build.wasm.profile import profile_artifact

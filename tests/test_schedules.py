@@ -25,7 +25,9 @@ from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 from wasm_build.compiler.tir import lane_shuffle
 
 from wasm_build.compiler.tir import walk as tir_walk  # noqa: E402
-from wasm_build.compiler.schedules import PACKED_ROWS_ATTR, default_schedule_pass, relax_passes  # noqa: E402
+from wasm_build.compiler.passes import graph_passes as relax_passes  # noqa: E402
+from wasm_build.compiler.schedules import default_schedule_pass  # noqa: E402
+from wasm_build.compiler.tiles import PACKED_ROWS_ATTR  # noqa: E402
 from wasm_build.compiler.tir.vector_math import vector_erf, vector_exp, vector_log, vector_sigmoid, vector_tanh  # noqa: E402
 
 NATIVE = {"kind": "llvm"}
@@ -510,7 +512,9 @@ def test_constant_weights_are_packed_at_compile_time(name, build, packed_ndim):
 def test_kernels_are_built_without_argument_checks(tmp_path):
     """The executor is the kernels' only caller: no per-call shape/dtype checks
     (they were three quarters of a MobileNetV2 build's code)."""
-    from wasm_build.compiler.pipeline import LoweredModel, TargetOptions, build_kernels
+    from wasm_build.compiler.kernels import build_kernels
+    from wasm_build.compiler.pipeline import LoweredModel
+    from wasm_build.compiler.target import TargetOptions
 
     mod = fused_module(Graph(np.random.default_rng(0), [1, 8, 8, 8]).conv(8, 8, 3, pad=1).build(), WASM)
     kernels = tvm.IRModule({name: f.with_attr("global_symbol", name) for name, f in prim_funcs(mod).items()})

@@ -14,12 +14,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import build
-from wasm_build.compiler.pipeline import TargetOptions, build_kernels, lower
+from wasm_build.compiler.kernels import build_kernels
+from wasm_build.compiler.pipeline import lower
+from wasm_build.compiler.target import TargetOptions
 from wasm_build.errors import WasmBuildError
 from wasm_build.frontends import load_model
 from wasm_build.testing import models
 from wasm_build.compiler.schedules import SCHEDULES_REVISION
-from wasm_build.tuning import DATABASE_FORMAT, SCHEDULED_ATTR, WasmHarness, extract_tasks, read_database
+from wasm_build.tuning import DATABASE_FORMAT, SCHEDULED_ATTR, WasmHarness, apply_database_pass, extract_tasks, read_database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +103,7 @@ def test_tuned_schedule_replaces_the_kernel(tuned, tmp_path):
     options = TargetOptions()
 
     untuned = lower(loaded.module, "mm_", options, default_schedules=False)
-    tuned_lowered = lower(loaded.module, "mm_", options, default_schedules=False, database=str(database))
+    tuned_lowered = lower(loaded.module, "mm_", options, default_schedules=False, tuned=apply_database_pass(str(database), TargetOptions().tvm_target()))
     kernel = _kernel_functions(tuned_lowered)["mm_fused_matmul_relu"]
     assert kernel.attrs[SCHEDULED_ATTR]  # so the default schedules leave it alone
     assert SCHEDULED_ATTR not in _kernel_functions(untuned)["mm_fused_matmul_relu"].attrs
@@ -124,7 +126,7 @@ def test_records_slower_than_the_default_schedule_are_not_applied(tuned, tmp_pat
     database.write_text(json.dumps(data))
     loaded = load_model(str(root / "mm.onnx"), {}, root)
     plain = lower(loaded.module, "mm_", TargetOptions())
-    with_db = lower(loaded.module, "mm_", TargetOptions(), database=str(database))
+    with_db = lower(loaded.module, "mm_", TargetOptions(), tuned=apply_database_pass(str(database), TargetOptions().tvm_target()))
     # The default schedule stores the constant weights packed, hence the suffix.
     kernel = "mm_fused_matmul_relu_prepacked"
     assert _kernel_functions(plain)[kernel].script() == _kernel_functions(with_db)[kernel].script()
@@ -143,7 +145,7 @@ def test_records_compared_with_older_default_schedules_are_not_applied(tuned, tm
             workload["default-schedules"] = revision  # ...against this revision's default
         database = tmp_path / f"revision{revision}.json"
         database.write_text(json.dumps(data))
-        lowered = lower(loaded.module, "mm_", TargetOptions(), database=str(database))
+        lowered = lower(loaded.module, "mm_", TargetOptions(), tuned=apply_database_pass(str(database), TargetOptions().tvm_target()))
         kernels[revision] = {name: f.script() for name, f in _kernel_functions(lowered).items() if "matmul" in name}
     plain = lower(loaded.module, "mm_", TargetOptions())
     assert kernels[SCHEDULES_REVISION - 1] == {n: f.script() for n, f in _kernel_functions(plain).items() if "matmul" in n}

@@ -28,7 +28,8 @@ from tests.test_schedules import (  # noqa: E402
 from wasm_build.compiler.tir import lane_shuffle
 from wasm_build.compiler.passes import winograd  # noqa: E402
 from wasm_build.errors import ConfigError  # noqa: E402
-from wasm_build.compiler.schedules import CACHE_BYTES, PACKED_ROWS_ATTR  # noqa: E402
+from wasm_build.compiler.schedules import winograd_transforms  # noqa: E402
+from wasm_build.compiler.tiles import CACHE_BYTES, PACKED_ROWS_ATTR  # noqa: E402
 
 
 def _correlate_3x3(tile: np.ndarray, g: np.ndarray, m: int) -> np.ndarray:
@@ -84,7 +85,7 @@ def winograd_module(model, budget):
 
 
 def winograd_kernels(mod):
-    return sorted(name for name, func in prim_funcs(mod).items() if winograd.has_transforms(func))
+    return sorted(name for name, func in prim_funcs(mod).items() if winograd_transforms.has_transforms(func))
 
 
 def test_resnet_block_matches_onnxruntime_with_fused_epilogues():
@@ -262,7 +263,7 @@ def test_tuning_leaves_winograd_kernels_to_their_schedule(tmp_path):
     stay selections at run time): a Winograd kernel keeps its default schedule, named in the log."""
     import onnx
 
-    from wasm_build.compiler.pipeline import TargetOptions
+    from wasm_build.compiler.target import TargetOptions
     from wasm_build.frontends import load_model
     from wasm_build.config.settings import TuningSettings
     from wasm_build.tuning import read_database, tune_model

@@ -86,11 +86,6 @@ def _summary(exc: BaseException, verbose: bool) -> str:
 # -- cache ----------------------------------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    if "WASM_BUILD_CACHE_DIR" in os.environ:
-        return Path(os.environ["WASM_BUILD_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "wasm-build"
 
 
 def _source_digest(model: ModelSettings, project_dir: Path) -> str:
@@ -240,7 +235,10 @@ def _build_uncached(
 
     from .codegen.plan import plan_executor
     from .codegen.c import render
-    from .compiler.pipeline import TargetOptions, build_kernels, lower
+    from .compiler.kernels import build_kernels
+    from .compiler.pipeline import lower
+    from .compiler.target import TargetOptions
+    from .tuning import apply_database_pass
     from .frontends import load_model
     from .artifact.assemble import PackageInputs, assemble, make_temp_dir, replace_directory
     from .wasm.smoke import smoke_test
@@ -265,7 +263,8 @@ def _build_uncached(
     with tempfile.TemporaryDirectory(prefix="wasm-build-") as tmp:
         work = Path(tmp)
         with progress.stage("compile"):
-            lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, database=database)
+            tuned = apply_database_pass(database, options.tvm_target()) if database and Path(database).is_file() else None
+            lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, tuned=tuned)
             kernels_object = work / "kernels.o"
             build_kernels(lowered, options, kernels_object)
             kernel_count = sum(1 for f in lowered.module.functions.values() if isinstance(f, tvm.tirx.PrimFunc))
@@ -331,7 +330,7 @@ def _build_uncached(
 
 def _extra_writers() -> list[Any]:
     """Glue generated beside the C artifacts: the Rust crate and the CMake package."""
-    from .integrations.cmake import write_cmake_package
+    from .codegen.cmake import write_cmake_package
     from .codegen.rust import write_rust_crate
 
     return [write_rust_crate, write_cmake_package]

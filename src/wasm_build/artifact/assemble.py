@@ -29,7 +29,7 @@ from typing import Any, Iterator, Sequence
 
 from ..codegen.plan import ExecutorPlan
 from ..codegen.c import WEIGHTS_BLOB, GeneratedSources
-from ..compiler.pipeline import TargetOptions
+from ..compiler.target import TargetOptions
 from ..errors import WasmBuildError
 from .toolchain import Toolchain
 

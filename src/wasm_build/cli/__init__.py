@@ -65,7 +65,8 @@ def model_settings_from_args(args: argparse.Namespace) -> ModelSettings:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from ..build import build_model, default_cache_dir
+    from ..build import build_model
+    from ..config.project import default_cache_dir
 
     if args.name is None:
         if ":" in args.source and not args.source.endswith((".onnx", ".pt2")):
@@ -118,9 +119,9 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..wasm.host import run_command
+    from ..wasm.command import run_program
 
-    return run_command(Path(args.module), args.args)
+    return run_program(Path(args.module), args.args)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -38,7 +38,7 @@ def add_commands(subparsers) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from ..compiler.pipeline import TargetOptions
+    from ..compiler.target import TargetOptions
     from ..errors import ConfigError, WasmBuildError
     from ..frontends import load_model
     from ..tuning import tune_model

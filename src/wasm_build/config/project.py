@@ -65,8 +65,6 @@ class Project:
     def cache_dir(self) -> Path:
         if self.settings.cache_dir:
             return _under(self.directory, self.settings.cache_dir)
-        from ..build import default_cache_dir
-
         return default_cache_dir()
 
     def source_files(self) -> list[str]:
@@ -84,6 +82,13 @@ class Project:
                     except ValueError:  # outside the project: not part of an sdist
                         pass
         return sorted(set(files))
+
+
+def default_cache_dir() -> Path:
+    if "WASM_BUILD_CACHE_DIR" in os.environ:
+        return Path(os.environ["WASM_BUILD_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wasm-build"
 
 
 def _under(directory: Path, path: str) -> Path:

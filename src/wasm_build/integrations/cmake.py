@@ -1,8 +1,5 @@
 """What CMake needs from wasm-build's Python side.
 
-- `write_cmake_package` is an extra writer for `package.assemble`: it adds
-  `OUT/NAME/cmake/NAMEConfig.cmake`, so a C program for wasm32-wasi finds the model
-  with `find_package(NAME CONFIG)` and links the imported target `NAME::NAME`.
 - `python -m wasm_build.integrations.cmake project-models DIR --output FILE` turns the
   `[tool.wasm-build]` table of DIR/pyproject.toml into `wasm_build_add_model()`
   calls; `wasm_build_models_from_pyproject()` (cmake/WasmBuild.cmake) runs it at
@@ -21,21 +18,8 @@ from ..errors import WasmBuildError
 from ..config.settings import ModelSettings
 
 
-def render_cmake_config(name: str, weights_mode: str) -> str:
-    """The text of NAMEConfig.cmake: paths are relative to the file, so OUT/NAME can move."""
-    init_call = f"{name}_init()" if weights_mode == "embed" else f"{name}_init_from_file()/{name}_init_from_buffer()"
-    from ..codegen import templating
-
-    context = {"name": name, "weights_mode": weights_mode, "init_call": init_call, "version": __version__}
-    return templating.render("cmake/Config.cmake.j2", context)
 
 
-def write_cmake_package(inputs, staging_dir: Path) -> None:
-    """Extra writer for `package.assemble(inputs, ..., extra_writers=[write_cmake_package])`."""
-    directory = Path(staging_dir) / "cmake"
-    directory.mkdir(parents=True, exist_ok=True)
-    text = render_cmake_config(inputs.name, inputs.weights_mode)
-    (directory / f"{inputs.name}Config.cmake").write_text(text, encoding="utf-8", newline="\n")
 
 
 # -- [tool.wasm-build] as CMake --------------------------------------------------------------

@@ -46,7 +46,8 @@ from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
 from tvm.ir.utils import derived_object
 
 from ..compiler.tir import lane_shuffle
-from ..compiler.pipeline import TargetOptions, _legalize_passes, _optimize_passes
+from ..compiler.pipeline import legalize_passes, optimize_passes
+from ..compiler.target import TargetOptions
 from ..errors import WasmBuildError
 from ..compiler.schedules import SCHEDULES_REVISION
 from ..config.settings import TuningSettings
@@ -492,7 +493,7 @@ def _extract(module: tvm.IRModule, options: TargetOptions) -> tuple[list[Any], d
 
     target = options.tvm_target()
     with target, tvm.transform.PassContext(opt_level=3):
-        fused = tvm.transform.Sequential([*_optimize_passes(), *_legalize_passes(target, options)])(module)
+        fused = tvm.transform.Sequential([*optimize_passes(), *legalize_passes(target, options)])(module)
     constants = {gvar.name_hint: sorted(params) for gvar, params in constant_params(fused).items() if params}
     return list(ms.relax_integration.extract_tasks(fused, target)), constants
 
@@ -515,7 +516,7 @@ def _left_to_default(task: Any, flops: float | None, total_flops: float) -> str 
     Kernels with a negligible share of the work (transposes, a mean) are not worth the
     search's set-up, several seconds per kernel before its first measurement.
     """
-    from ..compiler.passes.winograd import has_transforms
+    from ..compiler.schedules.winograd_transforms import has_transforms
 
     if has_transforms(task.dispatched[0]["main"]):
         return "Winograd convolutions"
@@ -529,7 +530,8 @@ def _left_to_default(task: Any, flops: float | None, total_flops: float) -> str 
 def _default_schedule(mod: tvm.IRModule, target: Any, constants: list[int] = ()) -> tvm.IRModule:
     """The task as a default build compiles it: wasm-build's default schedule when one applies,
     reading the constant parameters `constants` in the packed layout the build folds them into."""
-    from ..compiler.schedules import LAYOUT_FREE_ATTR, default_schedule_pass
+    from ..compiler.schedules import default_schedule_pass
+    from ..compiler.tiles import LAYOUT_FREE_ATTR
 
     main = mod["main"]
     if constants:

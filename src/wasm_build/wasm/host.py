@@ -24,6 +24,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import engine
+
 _RUN_EXPORT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)_run$")
 _INFO_STRUCT = struct.Struct("<IIiII")  # name, dtype, ndim, shape, nbytes on wasm32
 
@@ -50,27 +52,12 @@ class WasmModel:
     """A compiled model's reactor module, instantiated in wasmtime."""
 
     def __init__(self, path: str | Path, *, weights: str | Path | bytes | None = None, name: str | None = None) -> None:
-        import wasmtime
-
         self.path = Path(path)
-        config = wasmtime.Config()
-        config.wasm_simd = True
-        config.wasm_relaxed_simd = True
-        self._engine = wasmtime.Engine(config)
-        self._module = wasmtime.Module.from_file(self._engine, str(self.path))
-        self._store = wasmtime.Store(self._engine)
-        wasi = wasmtime.WasiConfig()
-        wasi.inherit_stdout()
-        wasi.inherit_stderr()
-        self._store.set_wasi(wasi)
-        linker = wasmtime.Linker(self._engine)
-        linker.define_wasi()
-        self._instance = linker.instantiate(self._store, self._module)
-        self._exports = self._instance.exports(self._store)
-        self._memory = self._exports["memory"]
+        self._instance = engine.instantiate(engine.load(self.path), engine.Wasi(inherit_stdio=True))
+        self._store = self._instance.store
+        self._exports = self._instance.exports
+        self._memory = self._instance.memory
         self.name = name or self._find_name()
-        if "_initialize" in self._exports:
-            self._exports["_initialize"](self._store)
         self._init(weights)
         self.inputs = [self._info("input", i) for i in range(self._call("num_inputs"))]
         self.outputs = [self._info("output", i) for i in range(self._call("num_outputs"))]
@@ -201,42 +188,3 @@ class WasmModel:
             np.frombuffer(data, dtype=info.dtype).reshape(info.shape).copy() for data, info in zip(raw, self.outputs)
         ]
 
-
-def run_command(module: Path, args: Sequence[str]) -> int:
-    """Run a WASI command module (its `_start`) as a program; returns its exit status."""
-    import wasmtime
-
-    from ..errors import WasmBuildError
-
-    if not module.is_file():
-        raise WasmBuildError(f"{module}: no such file", fix="link a program first, e.g. clang-19 ... -o main.wasm")
-    config = wasmtime.Config()
-    config.wasm_simd = True
-    config.wasm_relaxed_simd = True
-    engine = wasmtime.Engine(config)
-    try:
-        compiled = wasmtime.Module.from_file(engine, str(module))
-    except wasmtime.WasmtimeError as exc:
-        raise WasmBuildError(f"{module} is not a WebAssembly module wasmtime can load: {exc}") from None
-    if not any(export.name == "_start" for export in compiled.exports):
-        raise WasmBuildError(
-            f"{module} has no _start: it is a library or reactor module, not a program",
-            fix="load reactors with wasm_build.WasmModel (Python) or a host's API; link a program with a main()",
-        )
-    store = wasmtime.Store(engine)
-    wasi = wasmtime.WasiConfig()
-    wasi.argv = [module.name, *args]
-    wasi.inherit_stdin()
-    wasi.inherit_stdout()
-    wasi.inherit_stderr()
-    wasi.inherit_env()
-    wasi.preopen_dir(".", ".")
-    store.set_wasi(wasi)
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    instance = linker.instantiate(store, compiled)
-    try:
-        instance.exports(store)["_start"](store)
-    except wasmtime.ExitTrap as exit_:
-        return exit_.code
-    return 0

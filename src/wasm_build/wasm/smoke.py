@@ -80,7 +80,7 @@ def smoke_test(
     wasm_path: Path, module: Any, onnx_model: Any, rtol: float, atol: float, log=print, torch_program: Any = None
 ) -> list[Comparison]:
     """Run the reactor and the references on the same inputs; raise on mismatch."""
-    from ..compiler.pipeline import native_reference
+    from ..compiler.reference import native_reference
     from .host import WasmModel
 
     model = WasmModel(wasm_path)

@@ -1,0 +1,52 @@
+"""Graph passes: Relax-level choices of layout and algorithm, one pass per module, run before
+legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on them.
+
+* `scalar_clamp`: Clip's TE kernels back to Relax ``maximum``/``minimum`` (they then follow
+  the conv layout and fuse);
+* `nhwc_conv`: convs in NHWC activations with HWIO weights;
+* `fold_conv_affine`: per-channel affine epilogues (batch norm) folded into conv weights and bias;
+* `winograd`: stride-1 3x3 convs as Winograd F(2x2, 3x3) / F(4x4, 3x3) within a weight budget;
+* `pixel_rows`: 1x1 convs on planes whose pixel count is not a multiple of 4, over padded rows;
+* `patch_rows`: other convs with a window or a stride, as products over their patches;
+* `vector_math`: exp/erf/log/sigmoid/tanh/softmax as vectorizable polynomial kernels.
+
+`conv_rewrite` holds what the three conv rewrites share; `analysis` small module queries.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+
+from .fold_conv_affine import fold_conv_affine_pass
+from .nhwc_conv import nhwc_conv_pass
+from .patch_rows import patch_rows_pass
+from .pixel_rows import pixel_rows_pass
+from .scalar_clamp import scalar_clamp_pass
+from .vector_math import vector_math_pass
+from .winograd import winograd_pass
+
+
+def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> list[tvm.transform.Pass]:
+    """The graph passes for ``target`` (llvm only), in order, with the folding between them."""
+    if target.kind.name != "llvm":
+        return []
+    return [
+        scalar_clamp_pass(),
+        nhwc_conv_pass(),
+        # Folds the transposed weights and resolves the batch-norm tuple's `[0]`,
+        # so the next pass sees conv -> add/mul chains and FuseOps conv -> add -> relu.
+        relax.transform.FoldConstant(),
+        relax.transform.CanonicalizeBindings(),
+        relax.transform.DeadCodeElimination(),  # the dead tuple still counts as a use
+        fold_conv_affine_pass(),
+        relax.transform.DeadCodeElimination(),
+        winograd_pass(budget=winograd_budget),
+        pixel_rows_pass(),
+        patch_rows_pass(),
+        vector_math_pass(),
+        relax.transform.FoldConstant(),
+    ]
+
+
+__all__ = ["graph_passes"]

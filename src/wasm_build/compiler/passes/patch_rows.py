@@ -23,7 +23,7 @@ import tvm
 from tvm import relax, te, tirx
 
 from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, nbytes, padding_rows, static_float32_shape
-from ..schedules import CACHE_BYTES, COMPUTED_ROWS_ATTR, PACKED_ROWS
+from ..tiles import CACHE_BYTES, COMPUTED_ROWS_ATTR, PACKED_ROWS
 
 
 def patch_rows_pass() -> tvm.transform.Pass:

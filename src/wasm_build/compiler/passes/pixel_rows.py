@@ -21,7 +21,7 @@ import tvm
 from tvm import relax, te, tirx
 
 from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, padding_rows, static_float32_shape
-from ..schedules import COMPUTED_ROWS_ATTR, PACKED_ROWS
+from ..tiles import COMPUTED_ROWS_ATTR, PACKED_ROWS
 
 
 def pixel_rows_pass() -> tvm.transform.Pass:

@@ -30,16 +30,13 @@ from fractions import Fraction
 import numpy as np
 
 import tvm
-from tvm import relax, s_tir, te, tirx, topi
-from tvm.s_tir.schedule import SBlockRV
+from tvm import relax, te, tirx, topi
 
+from ..tiles import PACKED_ROWS, WINOGRAD_STAGE_ATTR
 from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, nbytes, padding_rows, rewrite_calls, static_float32_shape
 
 logger = logging.getLogger(__name__)
 
-# Block annotation naming a transform stage: "pad" (padded input), "rows" (first
-# 1-D pass, computed inside the second), "cols" (second pass, drives the schedule).
-STAGE_ATTR = "wasm_build.winograd"
 
 # Interpolation points 0, 1, -1, 2, -2 (and infinity): Lavin & Gray, "Fast
 # Algorithms for Convolutional Neural Networks" (2016), F(4x4, 3x3) and F(2x2, 3x3).
@@ -116,13 +113,13 @@ def _two_pass(name: str, matrix, source, shape) -> te.Tensor:
         rows_shape,
         lambda i, b, *rest: _select_row(matrix, i, lambda a: source(a, b, *rest)),
         name=f"{name}_rows",
-        attrs={STAGE_ATTR: "rows"},
+        attrs={WINOGRAD_STAGE_ATTR: "rows"},
     )
     return te.compute(
         (len(matrix), len(matrix), *shape[2:]),
         lambda i, j, *rest: _select_row(matrix, j, lambda b: rows(i, b, *rest)),
         name=f"{name}_cols",
-        attrs={STAGE_ATTR: "cols"},
+        attrs={WINOGRAD_STAGE_ATTR: "cols"},
     )
 
 
@@ -143,10 +140,9 @@ def conv2d_nhwc(data: te.Tensor, filter_u: te.Tensor, padding, m: int) -> te.Ten
         (0, top, left, 0),
         (0, tiles_h * m + 2 - height - top, tiles_w * m + 2 - width - left, 0),
         name="winograd_pad",
-        attrs={STAGE_ATTR: "pad"},
+        attrs={WINOGRAD_STAGE_ATTR: "pad"},
     )
 
-    from ..schedules import PACKED_ROWS  # schedules imports this module
 
     # The product's rows are tile positions: a whole number of 4-row register tiles lets it
     # read them as packed rows (49 tiles of 14x14 or 28x28 planes become 52).  The extra
@@ -178,44 +174,10 @@ def conv2d_nhwc(data: te.Tensor, filter_u: te.Tensor, padding, m: int) -> te.Ten
 # --------------------------------------------------------------------------
 
 
-def stage(sch: s_tir.Schedule, block: SBlockRV) -> str | None:
-    return sch.get(block).annotations.get(STAGE_ATTR)
 
 
-def has_transforms(func: tirx.PrimFunc) -> bool:
-    """Whether ``func`` holds a Winograd convolution (its stages are root blocks)."""
-    sch = s_tir.Schedule(func)
-    return any(stage(sch, block) for block in sch.get_child_blocks(sch.get_sblock("root")))
 
 
-def schedule_transform(sch: s_tir.Schedule, block: SBlockRV) -> bool:
-    """Tile a transform ("cols" block) per tile position and channel vector.
-
-    Loop order: tile position, channel vector, then the ``a x a`` (or ``m x m``)
-    outputs unrolled, so every coefficient selection is a constant; the "rows"
-    pass is computed inside the same channel vector loop (a small array LLVM
-    keeps in registers or on the stack).
-    """
-    if stage(sch, block) != "cols":
-        return False
-    rows = [b for b in sch.get_producers(block) if stage(sch, b) == "rows"]
-    if len(rows) != 1:
-        return False
-    lanes = 4
-    i, j, p, c = sch.get_loops(block)
-    if int(sch.get(c).extent) % lanes:
-        return False
-    c_outer, c_inner = sch.split(c, [None, lanes])
-    sch.reorder(p, c_outer, i, j, c_inner)
-    sch.compute_at(rows[0], c_outer)
-    for loop in (i, j):
-        sch.unroll(loop)
-    sch.vectorize(c_inner)
-    inner = sch.get_loops(rows[0])[2:]
-    for loop in inner[:-1]:
-        sch.unroll(loop)
-    sch.vectorize(inner[-1])
-    return True
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ reschedules the PrimFuncs it recognises by their block structure:
   write-back of the tile; a constant vector-loaded operand (the weights) is
   stored packed per lane tile, repacked once at compile time; when 4 tile rows
   read one input dimension by the row alone (matmuls, 1x1 convs), their inputs
-  are copied side by side per row tile, for :mod:`wasm_build.lane_shuffle`;
+  are copied side by side per row tile, for `compiler.tir.lane_shuffle`;
 * row reductions -- a reduction over the innermost, contiguous axis of its
   input (softmax, layer norm, global pooling): vector partial sums via rfactor;
 * injective blocks -- producers with a single spatial consumer are inlined,
@@ -21,33 +21,8 @@ reschedules the PrimFuncs it recognises by their block structure:
 Every rule works on a copy of the schedule and is abandoned on any error, so
 a kernel is either rescheduled by verified schedule primitives or left as is.
 
-:func:`relax_passes` makes the graph-level choices these rules rely on; they
-run before legalization (see ``compile._legalize_passes``):
-
-* ONNX ``Clip`` (ReLU6), which the frontend emits as TE kernels, becomes Relax
-  ``maximum``/``minimum`` again, so it follows the conv's layout and fuses
-  into the conv kernel;
-* conv2d in NHWC activations with HWIO weights: every conv's output channels
-  are its innermost, contiguous axis, so the contraction rule vectorizes over
-  output channels (also in late layers with 7x7 / 14x14 planes) and depthwise
-  convs stream along channels.  Weight transposes are constants and are
-  folded at compile time; the activations change layout once at the graph
-  input and once after the last conv;
-* per-output-channel ``add``/``subtract``/``multiply``/``divide`` by constants
-  after a conv (the decomposed batch norm, a conv bias) are folded into its
-  weights and a single bias add, so the conv kernel's epilogue is
-  ``bias (+ residual) (+ relu)``: FuseOps fuses the ReLU that the batch-norm
-  tuple used to keep in a kernel of its own;
-* stride-1 3x3 convs with many output tiles become Winograd F(2x2, 3x3) or
-  F(4x4, 3x3) kernels within a budget of extra weight bytes (:mod:`wasm_build.winograd`);
-* 1x1 convs on planes of a pixel count that is not a multiple of 4 (7x7) become a
-  product over the pixels padded to whole 4-pixel tile rows (:mod:`wasm_build.pixel_rows`);
-* other convs with a window or a stride (stems, strided convs, 3x3 convs Winograd
-  leaves) become products over their patches, computed in the packed tile rows
-  (:mod:`wasm_build.patch_rows`);
-* ``exp``, ``erf`` and ``softmax`` in float32 become polynomial expressions
-  built from vectorizable operations: wasm has no vector ``expf``/``erff``
-  and a libm call per lane serializes the kernel.
+The graph passes in `compiler.passes` make the layout and algorithm choices these
+rules rely on.
 """
 
 from __future__ import annotations
@@ -61,11 +36,17 @@ from tvm import relax, s_tir, tirx
 from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
 from tvm.sym.pattern import detect_linear_equation
 
+from ..tiles import (
+    CACHE_BYTES,
+    COMPUTED_ROWS_ATTR,
+    LAYOUT_FREE_ATTR,
+    PACKED_ROWS,
+    PACKED_ROWS_ATTR,
+    SCHEDULED_ATTR,
+)
 from ..tir import walk as tir_walk
-
-from ..tir import vector_math
-
-from ..passes import winograd
+from . import winograd_transforms
+from .analysis import all_blocks, root_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +64,6 @@ _LONG_ROW_LANES = 16
 # ... for contractions whose broadcast rows are packed (see _pack_row_operand): 4 x 8, what
 # leaves x86's 16 xmm registers for the weight vectors and the lane shuffles.
 _ACC_ELEMS_PACKED_ROWS = 32
-# Rows per packed group: the f32 lanes of one v128.
-PACKED_ROWS = 4
-# Block annotation of a tile's row operand computed in the kernel, to compute in its packed copy.
-COMPUTED_ROWS_ATTR = "wasm_build.computed_rows"
-# PrimFunc attribute listing the buffers _pack_row_operand made (read by wasm_build.lane_shuffle).
-PACKED_ROWS_ATTR = "wasm_build.packed_rows"
 # ... for contractions whose operands all move with the lanes (depthwise convs):
 # 4 accumulators, leaving registers for the per-tap weight vectors.
 _ACC_ELEMS_ELEMENTWISE = 16
@@ -96,11 +71,6 @@ _ACC_ELEMS_ELEMENTWISE = 16
 # 4 where it divides, else 7/6/5/3 so 7x7 and 14x14 planes (late convs) still
 # reuse each weight vector across a row of outputs.
 _ROW_FACTORS = (4, 7, 6, 5, 3, 2)
-_SCHEDULED_ATTR = "tirx.is_scheduled"
-# PrimFunc parameters bound to constants (TVM's name, read by SplitLayoutRewritePreproc).
-LAYOUT_FREE_ATTR = "layout_free_buffers"
-# Above this many bytes of streamed operand, loop over lane tiles outermost.
-CACHE_BYTES = 1 << 20
 # An epilogue costing more float ops per output than this (GELU with vector_erf: about
 # 30) runs over whole rows after their register tiles, not in each tile's write-back.
 # In the write-back it made the transformer's 64x128x512 matmul + GELU cost 0.58 ms
@@ -177,65 +147,10 @@ def _fold_packed_constants(mod: tvm.IRModule) -> tvm.IRModule:
     )(mod)
 
 
-def relax_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> list[tvm.transform.Pass]:
-    """Relax passes to run before legalization (``LegalizeOps``) for the llvm target:
-    NHWC/HWIO conv layout, per-channel affine epilogues (batch norm) folded into the
-    conv weights and bias, Winograd 3x3 convs (within ``winograd_budget``, see
-    :mod:`wasm_build.winograd`), 1x1 convs over padded pixel rows, other convs over
-    their patches (:mod:`wasm_build.patch_rows`), vectorizable exp/erf/softmax, then
-    constant folding."""
-    if target.kind.name != "llvm":
-        return []
-    from ..passes import patch_rows
-    from ..passes import pixel_rows  # import this module's PACKED_ROWS
-
-    return [
-        _scalar_clamp_pass(),
-        _nhwc_conv_pass(),
-        # Folds the transposed weights and resolves the batch-norm tuple's `[0]`,
-        # so the next pass sees conv -> add/mul chains and FuseOps conv -> add -> relu.
-        relax.transform.FoldConstant(),
-        relax.transform.CanonicalizeBindings(),
-        relax.transform.DeadCodeElimination(),  # the dead tuple still counts as a use
-        _fold_conv_affine_pass(),
-        relax.transform.DeadCodeElimination(),
-        winograd.winograd_pass(budget=winograd_budget),
-        pixel_rows.pixel_rows_pass(),
-        patch_rows.patch_rows_pass(),
-        vector_math.vector_math_pass(),
-        relax.transform.FoldConstant(),
-    ]
 
 
-def _nhwc_conv_pass() -> tvm.transform.Pass:
-    """ConvertLayout to NHWC/HWIO for modules with a conv2d; any module it cannot
-    convert (ConvertLayout rejects some layouts of other ops) is left in NCHW."""
-    convert = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})
-
-    @tvm.transform.module_pass(opt_level=0, name="WasmNHWCConv")
-    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        if not _calls_op(mod, "relax.nn.conv2d"):
-            return mod
-        try:
-            return convert(mod)
-        except Exception as err:  # pylint: disable=broad-except
-            logger.debug("ConvertLayout to NHWC skipped: %s", err)
-            return mod
-
-    return _pass
 
 
-def _calls_op(mod: tvm.IRModule, op_name: str) -> bool:
-    found = []
-
-    def visit(expr):
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == op_name:
-            found.append(expr)
-
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, visit)
-    return bool(found)
 
 
 def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
@@ -243,14 +158,14 @@ def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     sch = s_tir.Schedule(func)
     changed = False
     for rule in _RULES:
-        for name in [sch.get(b).name_hint for b in _root_blocks(sch)]:
+        for name in [sch.get(b).name_hint for b in root_blocks(sch)]:
             result = _attempt(sch, rule, name)
             if result is not None:
                 sch, changed = result, True
     if not changed:
         return None
-    func = sch.mod["main"].with_attr(_SCHEDULED_ATTR, True)
-    annotations = [sch.get(block).annotations for block in _all_blocks(sch)]
+    func = sch.mod["main"].with_attr(SCHEDULED_ATTR, True)
+    annotations = [sch.get(block).annotations for block in all_blocks(sch)]
     packed = [a[PACKED_ROWS_ATTR] for a in annotations if PACKED_ROWS_ATTR in a]
     return func.with_attr(PACKED_ROWS_ATTR, packed) if packed else func
 
@@ -277,22 +192,11 @@ def _attempt(sch: s_tir.Schedule, rule, block_name: str) -> s_tir.Schedule | Non
 
 
 def _is_scheduled(func: tirx.PrimFunc) -> bool:
-    return func.attrs is not None and bool(func.attrs.get(_SCHEDULED_ATTR, False))
+    return func.attrs is not None and bool(func.attrs.get(SCHEDULED_ATTR, False))
 
 
-def _root_blocks(sch: s_tir.Schedule) -> list[SBlockRV]:
-    root = sch.get_sblock("root")
-    return list(sch.get_child_blocks(root))
 
 
-def _all_blocks(sch: s_tir.Schedule) -> list[SBlockRV]:
-    blocks = []
-    pending = _root_blocks(sch)
-    while pending:
-        block = pending.pop()
-        blocks.append(block)
-        pending.extend(sch.get_child_blocks(block))
-    return blocks
 
 
 def _iter_kinds(sch: s_tir.Schedule, block: SBlockRV) -> str:
@@ -364,8 +268,8 @@ def _inline_into_spatial_consumer(sch: s_tir.Schedule, block: SBlockRV) -> bool:
     copy cost a full pass over the activations (and megabytes of workspace)
     to save a compare per tap.
     """
-    if not _is_spatial(sch, block) or _is_output(sch, block) or winograd.stage(sch, block):
-        return False  # Winograd stages keep their own buffers (see winograd.schedule_transform)
+    if not _is_spatial(sch, block) or _is_output(sch, block) or winograd_transforms.stage(sch, block):
+        return False  # Winograd stages keep their own buffers (see winograd_transforms.schedule_transform)
     consumers = sch.get_consumers(block)
     if len(consumers) != 1:
         return False
@@ -905,7 +809,7 @@ def _has_if_then_else(stmt: tirx.SBlock) -> bool:
 
 
 _RULES = (
-    winograd.schedule_transform,
+    winograd_transforms.schedule_transform,
     _inline_into_spatial_consumer,
     _tile_contraction,
     _vectorize_row_reduction,
@@ -917,111 +821,14 @@ _RULES = (
 # Graph pass: fold per-channel affine epilogues (batch norm) into conv weights
 # --------------------------------------------------------------------------
 
-_AFFINE_OPS = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide")
 
 
-def _channel_vector(const: tvm.ir.expr.Constant, channels: int, out_ndim: int, axis: int) -> np.ndarray | None:
-    """``const`` as a length-``channels`` vector when it only varies along the output
-    channel axis of a conv output (rank ``out_ndim``), else None."""
-    value = const.value.numpy()
-    if value.dtype != np.float32 or value.ndim > out_ndim:
-        return None
-    shape = (1,) * (out_ndim - value.ndim) + value.shape
-    if any(size != 1 for i, size in enumerate(shape) if i != axis) or shape[axis] not in (1, channels):
-        return None
-    return np.broadcast_to(value.reshape(-1), (channels,)).astype(np.float32)
 
 
-@relax.expr_functor.mutator
-class _FoldConvAffine(relax.PyExprMutator):
-    """``conv2d(x, W) (+|-|*|/) c`` with a per-output-channel constant ``c`` becomes
-    ``conv2d(x, W') + b``: the decomposed batch norm after every conv (subtract,
-    divide, multiply, add) costs nothing at run time, and the conv's epilogue is a
-    single bias add that FuseOps fuses with a following ReLU."""
-
-    def __init__(self, mod: tvm.IRModule, uses: dict):
-        super().__init__(mod)
-        self.uses = uses
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        call = super().visit_call_(call)
-        if not (isinstance(call.op, tvm.ir.Op) and call.op.name in _AFFINE_OPS):
-            return call
-        lhs, rhs = call.args
-        if not (isinstance(lhs, relax.Var) and isinstance(rhs, tvm.ir.expr.Constant)) or self.uses.get(lhs, 0) != 1:
-            return call
-        conv, bias = self._conv_and_bias(lhs)
-        if conv is None:
-            return call
-        out_ndim = len(lhs.ty.shape)
-        axis = str(conv.attrs.out_layout).index("C")
-        weight = conv.args[1].value.numpy()
-        o_axis = str(conv.attrs.kernel_layout).index("O")
-        channels = weight.shape[o_axis]
-        c = _channel_vector(rhs, channels, out_ndim, axis)
-        if c is None or (call.op.name == "relax.divide" and not np.all(c)):
-            return call
-        bias = np.zeros(channels, np.float32) if bias is None else bias
-        scale = None
-        if call.op.name == "relax.add":
-            bias = bias + c
-        elif call.op.name == "relax.subtract":
-            bias = bias - c
-        else:
-            scale = c if call.op.name == "relax.multiply" else np.float32(1) / c
-            bias = bias * scale
-        if scale is not None:
-            shape = [1] * weight.ndim
-            shape[o_axis] = channels
-            weight = (weight * scale.reshape(shape)).astype(np.float32)
-        new_conv = self.builder_.emit(relax.Call(conv.op, [conv.args[0], relax.const(weight)], conv.attrs))
-        shape = [1] * out_ndim
-        shape[axis] = channels
-        return relax.op.add(new_conv, relax.const(bias.astype(np.float32).reshape(shape)))
-
-    def _conv_and_bias(self, var: relax.Var):
-        """(conv2d call, bias vector or None) when ``var`` is ``conv2d`` or ``conv2d + bias``
-        as built by this pass, with a constant float32 weight."""
-        value = self.lookup_binding(var)
-        bias = None
-        if (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name == "relax.add"
-                and isinstance(value.args[0], relax.Var) and isinstance(value.args[1], tvm.ir.expr.Constant)):
-            bias = value.args[1].value.numpy().reshape(-1)
-            value = self.lookup_binding(value.args[0])
-        if not (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op)
-                and value.op.name == "relax.nn.conv2d" and isinstance(value.args[1], tvm.ir.expr.Constant)):
-            return None, None
-        if value.args[1].value.dtype != "float32" or str(value.attrs.out_dtype) not in ("None", "", "void", "float32"):
-            return None, None
-        if bias is not None and bias.size != value.args[1].value.shape[str(value.attrs.kernel_layout).index("O")]:
-            return None, None
-        return value, bias
 
 
-def _var_uses(func: relax.Function) -> dict:
-    uses: dict = {}
-
-    def visit(expr):
-        if isinstance(expr, relax.Var):
-            uses[expr] = uses.get(expr, 0) + 1
-
-    relax.analysis.post_order_visit(func.body, visit)
-    return uses
 
 
-def _fold_conv_affine_pass() -> tvm.transform.Pass:
-    @tvm.transform.module_pass(opt_level=0, name="WasmFoldConvAffine")
-    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        if not _calls_op(mod, "relax.nn.conv2d"):
-            return mod
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator = _FoldConvAffine(mod, _var_uses(func))
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-                mod = mutator.builder_.get()
-        return mod
-
-    return _pass
 
 
 # --------------------------------------------------------------------------
@@ -1029,64 +836,7 @@ def _fold_conv_affine_pass() -> tvm.transform.Pass:
 # --------------------------------------------------------------------------
 
 
-def _scalar_clamp_op(func: tirx.PrimFunc):  # -> relax.op.maximum | relax.op.minimum | None
-    """relax.op.maximum / minimum when ``func`` is one block computing
-    ``out[i] = max|min(x[i], c[()])`` (what the ONNX frontend emits for Clip), else None."""
-    if len(func.params) != 3:
-        return None
-    sch = s_tir.Schedule(func)
-    blocks = _root_blocks(sch)
-    if len(blocks) != 1:
-        return None
-    body = sch.get(blocks[0]).body
-    value = getattr(body, "value", None)
-    ops = {tvm.ir.prim.expr.Max: relax.op.maximum, tvm.ir.prim.expr.Min: relax.op.minimum}
-    if type(value) not in ops or not isinstance(value.a, tvm.ir.TensorLoad) or not isinstance(value.b, tvm.ir.TensorLoad):
-        return None
-    a, b = value.a, value.b
-    names = [str(param) for param in func.params]
-    if not (a.source.name == names[0] and b.source.name == names[1] and len(b.indices) == 0):
-        return None
-    if len(a.indices) != len(body.indices) or not all(i.same_as(j) for i, j in zip(a.indices, body.indices)):
-        return None
-    return ops[type(value)]
 
 
-@relax.expr_functor.mutator
-class _ScalarClamp(relax.PyExprMutator):
-    """``call_tir(max|min kernel, (x, scalar const))`` -> ``relax.maximum|minimum``:
-    an opaque call_tir stops ConvertLayout, which then wraps every ReLU6 of
-    MobileNetV2 in two transposes and a kernel of its own."""
-
-    def __init__(self, mod: tvm.IRModule):
-        super().__init__(mod)
-        self.mod = mod
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        call = super().visit_call_(call)
-        if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.call_tir"):
-            return call
-        callee, args = call.args[0], call.args[1]
-        if not isinstance(args, relax.Tuple) or len(args.fields) != 2:
-            return call
-        x, c = args.fields
-        if not (isinstance(c, tvm.ir.expr.Constant) and len(c.value.shape) == 0 and vector_math.is_float32(x)
-                and c.value.dtype == "float32"):
-            return call
-        func = self.mod[callee] if callee in self.mod.functions else None
-        op = _scalar_clamp_op(func) if isinstance(func, tirx.PrimFunc) else None
-        return call if op is None else op(x, c)
 
 
-def _scalar_clamp_pass() -> tvm.transform.Pass:
-    @tvm.transform.module_pass(opt_level=0, name="WasmScalarClamp")
-    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        if not _calls_op(mod, "relax.nn.conv2d"):
-            return mod
-        mutator = _ScalarClamp(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return relax.transform.DeadCodeElimination()(mutator.builder_.get())
-
-    return _pass

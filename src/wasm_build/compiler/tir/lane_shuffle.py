@@ -1,6 +1,6 @@
 """Lowering step after TVM's TIR pipeline: splat packed tile rows with lane shuffles.
 
-The contraction schedule (``schedules._pack_row_operand``) copies the four rows of a
+The contraction schedule (``compiler.schedules``, packing the row operand) copies the four rows of a
 register tile's broadcast operand side by side, ``P[..., k, r]``.  After
 vectorization each reduction step still reads them as four scalar broadcasts,
 ``Broadcast(P[4*k + r], lanes)``, which LLVM emits as four ``v128.load32_splat``;
@@ -9,7 +9,7 @@ This pass rewrites each of them to lane ``r`` of the vector ``P[4*k : 4*k + 4]``
 the four rows share one ``v128.load`` and each costs one ``i8x16.shuffle``.
 
 It runs on the lowered PrimFuncs (loops unrolled, buffers flattened) of the kernels
-carrying :data:`wasm_build.schedules.PACKED_ROWS_ATTR`, and touches only loads from the
+carrying :data:`compiler.tiles.PACKED_ROWS_ATTR`, and touches only loads from the
 buffers that attribute names, or from the kernel's own allocations: TVM's
 ``StorageRewrite`` lets a packed buffer reuse the storage of a buffer that died before
 it (a Winograd kernel's packed tile rows take its input transform's), and the loads then
@@ -23,7 +23,7 @@ import tvm
 from tvm import tirx
 from tvm.tirx import compilation_pipeline
 
-from ..schedules import PACKED_ROWS, PACKED_ROWS_ATTR
+from ..tiles import PACKED_ROWS, PACKED_ROWS_ATTR
 from .walk import rewrite, visit
 
 PIPELINE = "wasm_build"

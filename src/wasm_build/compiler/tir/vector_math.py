@@ -167,86 +167,18 @@ def vector_gelu_tanh(x: tirx.PrimExpr) -> tirx.PrimExpr:
     return _let(x, with_x)
 
 
-def _elementwise_te(fn):
-    def compute(x: te.Tensor) -> te.Tensor:
-        return te.compute(x.shape, lambda *i: fn(x(*i)), name="T_" + fn.__name__)
-
-    return compute
 
 
-def _row_of(index, axis: int) -> list:
-    """The index of an element's row in a reduction over ``axis`` that keeps its dims."""
-    return [0 if d == axis else i for d, i in enumerate(index)]
 
 
-def _softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
-    axis = axis % len(x.shape)
-    row_max = topi.max(x, axis=axis, keepdims=True)
-
-    def shifted_exp(*i):
-        return vector_exp(x(*i) - row_max(*_row_of(i, axis)))
-
-    exps = te.compute(x.shape, shifted_exp, name="T_softmax_exp")
-    return topi.divide(exps, topi.sum(exps, axis=axis, keepdims=True))
 
 
-def _log_softmax_te(x: te.Tensor, axis: int) -> te.Tensor:
-    axis = axis % len(x.shape)
-    row_max = topi.max(x, axis=axis, keepdims=True)
-    shifted = te.compute(x.shape, lambda *i: x(*i) - row_max(*_row_of(i, axis)), name="T_log_softmax_shifted")
-    exps = te.compute(x.shape, lambda *i: vector_exp(shifted(*i)), name="T_log_softmax_exp")
-    sums = topi.sum(exps, axis=axis, keepdims=True)
-    log_sum = te.compute(sums.shape, lambda *i: vector_log(sums(*i)), name="T_log_softmax_log_sum")
-    return te.compute(x.shape, lambda *i: shifted(*i) - log_sum(*_row_of(i, axis)), name="T_log_softmax")
 
 
-def is_float32(expr: relax.Expr) -> bool:
-    ty = expr.ty
-    return isinstance(ty, relax.TensorType) and ty.dtype == "float32"
 
 
 # Relax op -> elementwise float32 function replacing it.
-_ELEMENTWISE = {
-    "relax.exp": vector_exp,
-    "relax.erf": vector_erf,
-    "relax.log": vector_log,
-    "relax.sigmoid": vector_sigmoid,
-    "relax.tanh": vector_tanh,
-    "relax.nn.silu": vector_silu,
-    "relax.nn.gelu": vector_gelu,
-    "relax.nn.gelu_tanh": vector_gelu_tanh,
-}
 
 
-@relax.expr_functor.mutator
-class _VectorMath(relax.PyExprMutator):
-    """Replace float32 calls of the ops in ``_ELEMENTWISE`` and softmax by TE kernels."""
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        call = super().visit_call_(call)
-        if not isinstance(call.op, tvm.ir.Op) or not call.args or not is_float32(call.args[0]):
-            return call
-        name = call.op.name
-        fn = _ELEMENTWISE.get(name)
-        if fn is not None:
-            hint = name.rsplit(".", 1)[-1]
-            return self.builder_.call_te(_elementwise_te(fn), call.args[0], primfunc_name_hint=hint)
-        if name == "relax.nn.softmax":
-            return self.builder_.call_te(_softmax_te, call.args[0], int(call.attrs.axis),
-                                         primfunc_name_hint="softmax")
-        if name == "relax.nn.log_softmax":
-            return self.builder_.call_te(_log_softmax_te, call.args[0], int(call.attrs.axis),
-                                         primfunc_name_hint="log_softmax")
-        return call
 
 
-def vector_math_pass() -> tvm.transform.Pass:
-    @tvm.transform.module_pass(opt_level=0, name="WasmVectorMath")
-    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _VectorMath(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return mutator.builder_.get()
-
-    return _pass

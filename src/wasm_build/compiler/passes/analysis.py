@@ -1,0 +1,30 @@
+"""Questions graph passes ask of a Relax module."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+
+
+def calls_op(mod: tvm.IRModule, op_name: str) -> bool:
+    found = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == op_name:
+            found.append(expr)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return bool(found)
+
+
+def var_uses(func: relax.Function) -> dict:
+    uses: dict = {}
+
+    def visit(expr):
+        if isinstance(expr, relax.Var):
+            uses[expr] = uses.get(expr, 0) + 1
+
+    relax.analysis.post_order_visit(func.body, visit)
+    return uses

@@ -1,0 +1,74 @@
+"""ONNX ``Clip`` (ReLU6), which the frontend emits as TE kernels, back to Relax
+``maximum``/``minimum``, so it follows the conv's layout and fuses into the conv kernel."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax, s_tir, tirx
+
+from ..schedules.analysis import root_blocks
+from .analysis import calls_op
+from .vector_math import is_float32
+
+
+def _scalar_clamp_op(func: tirx.PrimFunc):  # -> relax.op.maximum | relax.op.minimum | None
+    """relax.op.maximum / minimum when ``func`` is one block computing
+    ``out[i] = max|min(x[i], c[()])`` (what the ONNX frontend emits for Clip), else None."""
+    if len(func.params) != 3:
+        return None
+    sch = s_tir.Schedule(func)
+    blocks = root_blocks(sch)
+    if len(blocks) != 1:
+        return None
+    body = sch.get(blocks[0]).body
+    value = getattr(body, "value", None)
+    ops = {tvm.ir.prim.expr.Max: relax.op.maximum, tvm.ir.prim.expr.Min: relax.op.minimum}
+    if type(value) not in ops or not isinstance(value.a, tvm.ir.TensorLoad) or not isinstance(value.b, tvm.ir.TensorLoad):
+        return None
+    a, b = value.a, value.b
+    names = [str(param) for param in func.params]
+    if not (a.source.name == names[0] and b.source.name == names[1] and len(b.indices) == 0):
+        return None
+    if len(a.indices) != len(body.indices) or not all(i.same_as(j) for i, j in zip(a.indices, body.indices)):
+        return None
+    return ops[type(value)]
+
+
+@relax.expr_functor.mutator
+class _ScalarClamp(relax.PyExprMutator):
+    """``call_tir(max|min kernel, (x, scalar const))`` -> ``relax.maximum|minimum``:
+    an opaque call_tir stops ConvertLayout, which then wraps every ReLU6 of
+    MobileNetV2 in two transposes and a kernel of its own."""
+
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self.mod = mod
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.call_tir"):
+            return call
+        callee, args = call.args[0], call.args[1]
+        if not isinstance(args, relax.Tuple) or len(args.fields) != 2:
+            return call
+        x, c = args.fields
+        if not (isinstance(c, tvm.ir.expr.Constant) and len(c.value.shape) == 0 and is_float32(x)
+                and c.value.dtype == "float32"):
+            return call
+        func = self.mod[callee] if callee in self.mod.functions else None
+        op = _scalar_clamp_op(func) if isinstance(func, tirx.PrimFunc) else None
+        return call if op is None else op(x, c)
+
+
+def scalar_clamp_pass() -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="WasmScalarClamp")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        if not calls_op(mod, "relax.nn.conv2d"):
+            return mod
+        mutator = _ScalarClamp(mod)
+        for gvar, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
+        return relax.transform.DeadCodeElimination()(mutator.builder_.get())
+
+    return _pass

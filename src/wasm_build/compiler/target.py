@@ -1,0 +1,49 @@
+"""The wasm32 target of a build: which wasm features kernels may use, and the algorithm choices
+that change which kernels exist (so tuning sees the kernels a build makes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import tvm
+
+from ..config.settings import ModelSettings
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """How kernels are generated: the wasm features they may use and the algorithms chosen."""
+
+    simd: bool = True
+    relaxed_simd: bool = False
+    # Extra weight bytes Winograd convs may add, as a fraction of the weights (schedules.relax_passes).
+    winograd_budget: float = ModelSettings.winograd_budget
+
+    @classmethod
+    def for_model(cls, model: ModelSettings) -> TargetOptions:
+        return cls(simd=model.simd, relaxed_simd=model.relaxed_simd, winograd_budget=model.winograd_budget)
+
+    @property
+    def features(self) -> list[str]:
+        features = []
+        if self.simd or self.relaxed_simd:
+            features.append("+simd128")
+        if self.relaxed_simd:
+            features.append("+relaxed-simd")
+        return features
+
+    def tvm_target(self) -> Any:
+        # vector-width: wasm SIMD is 128 bits (TVM guesses so anyway, with a warning on every build).
+        spec: dict[str, Any] = {"kind": "llvm", "mtriple": "wasm32-unknown-unknown-wasm", "num-cores": 1, "vector-width": 128}
+        if self.features:
+            spec["mattr"] = self.features
+        return tvm.target.Target(spec)
+
+    def c_flags(self) -> list[str]:
+        flags = []
+        if self.simd or self.relaxed_simd:
+            flags.append("-msimd128")
+        if self.relaxed_simd:
+            flags.append("-mrelaxed-simd")
+        return flags

@@ -1,0 +1,26 @@
+"""What graph passes, schedules and TIR passes agree on: the register tile's geometry and
+the IR annotations one stage leaves for the next.
+
+Graph passes (`compiler.passes`) shape convs for tiles of `PACKED_ROWS` rows and mark
+rows they compute; the contraction rule (`compiler.schedules`) packs those rows and
+names the packed buffers in `PACKED_ROWS_ATTR`; `compiler.tir.lane_shuffle` reads them.
+"""
+
+from __future__ import annotations
+
+# Rows per packed group: the f32 lanes of one v128.
+PACKED_ROWS = 4
+# Block annotation of a tile's row operand computed in the kernel, to compute in its packed copy.
+COMPUTED_ROWS_ATTR = "wasm_build.computed_rows"
+# PrimFunc attribute listing the buffers the contraction rule packed (read by lane_shuffle).
+PACKED_ROWS_ATTR = "wasm_build.packed_rows"
+# Block annotation naming a Winograd transform stage: "pad" (padded input), "rows" (first
+# 1-D pass, computed inside the second), "cols" (second pass, drives the schedule).
+WINOGRAD_STAGE_ATTR = "wasm_build.winograd"
+# PrimFunc parameters bound to constants (TVM's name, read by SplitLayoutRewritePreproc).
+LAYOUT_FREE_ATTR = "layout_free_buffers"
+# The attribute meta-schedule, dlight and wasm-build's default schedules all read.
+SCHEDULED_ATTR = "tirx.is_scheduled"
+# Above this many bytes of streamed operand, a contraction loops over lane tiles outermost
+# (and graph passes leave convs direct whose patches would not fit either).
+CACHE_BYTES = 1 << 20
