@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # this checkout's wasm_build, not an installed copy
 
-from wasm_build.artifact.assemble import write_text_atomic  # noqa: E402
+from wasm_build.artifact.files import write_text_atomic  # noqa: E402
 from wasm_build.testing.conformance import ATOL, RTOL, SUITES, CaseResult, discover, read_expected_failures, run_case  # noqa: E402
 
 EXPECTED_FAILURES = ROOT / "tests" / "conformance" / "expected_failures.txt"

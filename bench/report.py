@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from wasm_build.artifact.assemble import write_text_atomic
+from wasm_build.artifact.files import write_text_atomic
 
 # Column order, and how each backend is called in the report.
 BACKENDS = {

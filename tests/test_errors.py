@@ -196,7 +196,6 @@ def test_mistyped_cli_option_gets_a_suggestion(tmp_path):
 
 @pytest.mark.parametrize("op_type", ["NonMaxSuppression", "NonZero"])
 def test_data_dependent_output_shapes_are_refused_by_node(tmp_path, op_type):
-    import onnx
     from onnx import TensorProto, helper
 
     if op_type == "NonZero":

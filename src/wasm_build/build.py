@@ -116,7 +116,7 @@ def cache_key(model: ModelSettings, source_digest: str, toolchain_identity: str,
 
 def _cache_entry_intact(entry: Path, name: str) -> bool:
     """A cache entry is used only if every artifact still has the hash its manifest records."""
-    from .artifact.assemble import sha256_file
+    from .artifact.files import sha256_file
 
     try:
         manifest = json.loads((entry / f"{name}.json").read_text())
@@ -150,7 +150,7 @@ def _publish_to_cache(source: Path, entry: Path, name: str) -> None:
     """Add a finished build to the cache. Intact entries are never replaced, so a concurrent
     reader never sees one disappear or change; when two builds race, the first rename wins
     and the other's identical copy is dropped. A damaged entry is moved aside first."""
-    from .artifact.assemble import make_temp_dir
+    from .artifact.files import make_temp_dir
 
     entry.parent.mkdir(parents=True, exist_ok=True)
     if entry.exists():
@@ -175,7 +175,7 @@ def _publish_to_cache(source: Path, entry: Path, name: str) -> None:
 
 
 def _copy_tree_atomic(source: Path, destination: Path) -> None:
-    from .artifact.assemble import staged_directory
+    from .artifact.files import staged_directory
 
     with staged_directory(destination) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
@@ -240,7 +240,8 @@ def _build_uncached(
     from .compiler.target import TargetOptions
     from .tuning import apply_database_pass
     from .frontends import load_model
-    from .artifact.assemble import PackageInputs, assemble, make_temp_dir, replace_directory
+    from .artifact.assemble import PackageInputs, assemble
+    from .artifact.files import make_temp_dir, replace_directory
     from .wasm.smoke import smoke_test
 
     if loaded is None:

@@ -16,21 +16,19 @@ into place at the end, so a failed build never leaves half-written artifacts.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from ..codegen.plan import ExecutorPlan
 from ..codegen.c import WEIGHTS_BLOB, GeneratedSources
 from ..compiler.target import TargetOptions
 from ..errors import WasmBuildError
+from .files import sha256_file, staged_directory
 from .toolchain import Toolchain
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -118,59 +116,16 @@ def _runtime_object(toolchain: Toolchain, target_flags: tuple[str, ...]) -> byte
         return (work / "runtime.o").read_bytes()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
-def replace_directory(source: Path, destination: Path) -> None:
-    """Swap `source` in for `destination` with two renames; the old tree is removed afterwards."""
-    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.retired-", dir=destination.parent))
-    try:
-        if destination.exists():
-            os.replace(destination, retired / destination.name)
-        os.replace(source, destination)
-    finally:
-        shutil.rmtree(retired, ignore_errors=True)
 
 
-@contextmanager
-def staged_directory(destination: Path) -> Iterator[Path]:
-    """Yield a fresh staging directory; on success it replaces `destination` whole."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = make_temp_dir(destination.parent, f".{destination.name}.staging-")
-    try:
-        yield staging
-        replace_directory(staging, destination)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
-def make_temp_dir(parent: Path, prefix: str) -> Path:
-    """A new directory in `parent` that becomes an artifact: `mkdtemp` makes it private (0700),
-    but what it turns into must have an ordinary directory's permissions."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    os.chmod(path, 0o777 & ~_umask())
-    return path
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; artifacts are ordinary files
-    os.replace(tmp, path)
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 @dataclass

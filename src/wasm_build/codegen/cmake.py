@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import __version__
-from . import templating
 
 
 def render_cmake_config(name: str, weights_mode: str) -> str:

@@ -20,7 +20,8 @@ from .. import __version__
 from . import templating
 from .templating import rust_string
 from .plan import ALIGNMENT
-from ..artifact.assemble import PackageInputs, write_text_atomic
+from ..artifact.assemble import PackageInputs
+from ..artifact.files import write_text_atomic
 
 CRATE_DIR = "rust"
 

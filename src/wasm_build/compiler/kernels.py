@@ -35,7 +35,6 @@ def kernel_build_context() -> Any:
 
 def build_kernels(lowered: LoweredModel, options: TargetOptions, output: Path) -> None:
     """Compile every kernel into one relocatable wasm object at `output`."""
-    from .tir import lane_shuffle
 
     kernels = kernel_module(lowered)
     if not kernels.functions:

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except WasmBuildError as exc:
         print(exc, file=sys.stderr)
         return 1
-    from ..artifact.assemble import write_text_atomic
+    from ..artifact.files import write_text_atomic
 
     write_text_atomic(args.output, text)
     return 0

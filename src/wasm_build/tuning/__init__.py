@@ -48,6 +48,7 @@ from tvm.ir.utils import derived_object
 from ..compiler.tir import lane_shuffle
 from ..compiler.pipeline import legalize_passes, optimize_passes
 from ..compiler.target import TargetOptions
+from ..artifact.files import write_text_atomic
 from ..errors import WasmBuildError
 from ..compiler.schedules import SCHEDULES_REVISION
 from ..config.settings import TuningSettings
@@ -203,23 +204,9 @@ def write_database(path: str | Path, entries: dict[str, _Entry]) -> None:
         + "\n]}\n"
     )
     json.loads(text)  # never write a file we could not read back
-    _write_atomic(Path(path), text)
+    write_text_atomic(Path(path), text)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace `path` whole, with the permissions of a normally created file (it is committed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _memory_database(entries: dict[str, _Entry], *, improving_only: bool) -> Any:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 
-import tvm
-from tvm import relax, te, tirx, topi
+from tvm import tirx
 
 # exp(r) ~ 1 + r + r^2 * P(r) on [-ln2/2, ln2/2], least-squares fit of the
 # relative error (max 1.2e-7 over the float32 range, measured).
