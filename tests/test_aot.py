@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from wasm_build.codegen.plan import TensorArg, UnsupportedProgram, plan_executor
 from wasm_build.compiler.pipeline import lower
 from wasm_build.compiler.target import TargetOptions
-from wasm_build.frontends import load_onnx
+from wasm_build.frontends.onnx import load_onnx
 from wasm_build.testing import models
 
 

@@ -1,16 +1,14 @@
 """Build one model end to end: frontend → compile → codegen → link → smoke test.
 
-This module knows nothing of setuptools, CMake or argparse: the CLI and the
-build-system adapters all call `build_model`.
+This module knows nothing of setuptools, CMake or argparse: the CLI and the build-system
+adapters all call `build_model` (or `build_project`). It imports the compiler, so they
+import it when they build.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -20,9 +18,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import tvm
+
 from . import __version__
-from .errors import WasmBuildError
+from .artifact.assemble import PackageInputs, assemble
+from .artifact.cache import BuildCache, cache_key
+from .artifact.files import make_temp_dir, replace_directory
+from .artifact.toolchain import Toolchain, find_toolchain
+from .codegen.c import render
+from .codegen.cmake import write_cmake_package
+from .codegen.plan import plan_executor
+from .codegen.rust import write_rust_crate
+from .compiler.kernels import build_kernels
+from .compiler.pipeline import lower
+from .compiler.target import TargetOptions
+from .config.project import Project
 from .config.settings import ModelSettings
+from .config.sources import ModelSource
+from .errors import WasmBuildError
+from .frontends import LoadedModel, load_model
+from .frontends.onnx import external_data_files
+from .tuning import apply_database_pass, tune_model
+from .wasm.smoke import smoke_test
 
 Log = Callable[[str], None]
 
@@ -41,7 +58,8 @@ class BuildResult:
 
 
 class Progress:
-    """One line per stage with its time; details only when verbose."""
+    """One line per stage with its time; details only when verbose. Errors leave a stage
+    with the model and the stage named."""
 
     def __init__(self, model: str, log: Log = _stderr, verbose: bool = False) -> None:
         self.model = model
@@ -83,105 +101,36 @@ def _summary(exc: BaseException, verbose: bool) -> str:
     return "\n".join([*lines[:_SUMMARY_LINES], f"... ({len(lines) - _SUMMARY_LINES} more lines)"])
 
 
-# -- cache ----------------------------------------------------------------------------------
+def _database(model: ModelSettings, project_dir: Path) -> Path | None:
+    if not model.tuning.database:
+        return None
+    path = Path(model.tuning.database)
+    return path if path.is_absolute() else project_dir / path
 
 
-
-
-def _source_digest(model: ModelSettings, project_dir: Path) -> str:
-    path = Path(model.source) if Path(model.source).is_absolute() else project_dir / model.source
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    return ""  # callables: the cache key uses the printed IRModule instead (see build_model)
-
-
-def cache_key(model: ModelSettings, source_digest: str, toolchain_identity: str, project_dir: Path) -> str:
-    import tvm
-
-    options = dataclasses.asdict(model)
-    database = model.tuning.database
-    db_path = Path(database) if database and Path(database).is_absolute() else project_dir / (database or "")
-    payload = {
-        "source": source_digest,
-        "options": options,
-        "tvm": tvm.__version__,
-        "wasm-build": __version__,
-        # The code and templates themselves: a changed generator never reuses old artifacts.
-        "wasm-build-files": _package_fingerprint(),
-        "toolchain": toolchain_identity,
-        "tuning-database": _digest_path(db_path) if database else "",
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def _cache_entry_intact(entry: Path, name: str) -> bool:
-    """A cache entry is used only if every artifact still has the hash its manifest records."""
-    from .artifact.files import sha256_file
-
-    try:
-        manifest = json.loads((entry / f"{name}.json").read_text())
-        return all(sha256_file(entry / relative) == digest for relative, digest in manifest["artifacts"].items())
-    except (OSError, ValueError, KeyError):
-        return False
-
-
-def _digest_path(path: Path) -> str:
-    """sha256 of a file, or of every file below a directory (names included)."""
+def _source_digest(source: ModelSource) -> str:
+    """The model's bytes (ONNX external data included); callables are known once loaded."""
+    if source.path is None or not source.path.is_file():
+        return ""
+    files = [source.path, *(external_data_files(source.path) if source.kind == "onnx" else [])]
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
     for file in files:
-        digest.update(file.relative_to(path).as_posix().encode() if file != path else b"")
-        digest.update(file.read_bytes())
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes() if file.is_file() else b"")
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
-def _package_fingerprint() -> str:
-    root = Path(__file__).parent
-    digest = hashlib.sha256()
-    for file in sorted(root.rglob("*")):
-        if file.is_file() and file.suffix in {".py", ".j2", ".c", ".h", ".cmake", ".json"} and "__pycache__" not in file.parts:
-            digest.update(file.relative_to(root).as_posix().encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _publish_to_cache(source: Path, entry: Path, name: str) -> None:
-    """Add a finished build to the cache. Intact entries are never replaced, so a concurrent
-    reader never sees one disappear or change; when two builds race, the first rename wins
-    and the other's identical copy is dropped. A damaged entry is moved aside first."""
-    from .artifact.files import make_temp_dir
-
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    if entry.exists():
-        if _cache_entry_intact(entry, name):
-            return
-        damaged = Path(tempfile.mkdtemp(prefix=f".{entry.name}.damaged-", dir=entry.parent))
-        try:
-            os.replace(entry, damaged / entry.name)
-        except OSError:
-            pass  # another build moved it already
-        shutil.rmtree(damaged, ignore_errors=True)
-    staging = make_temp_dir(entry.parent, f".{entry.name}.")
-    try:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
-        try:
-            os.rename(staging, entry)  # fails if `entry` appeared meanwhile (non-empty directory)
-        except OSError:
-            if not entry.exists():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _copy_tree_atomic(source: Path, destination: Path) -> None:
-    from .artifact.files import staged_directory
-
-    with staged_directory(destination) as staging:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
-
-
 # -- the build ------------------------------------------------------------------------------
+
+
+def build_project(project: Project, *, log: Log = _stderr, verbose: bool = False) -> list[BuildResult]:
+    """Build every model a project declares into its out-dir."""
+    return [
+        build_model(
+            model, project.out_dir, project_dir=project.directory, cache_dir=project.cache_dir, log=log, verbose=verbose
+        )
+        for model in project.settings.models
+    ]
 
 
 def build_model(
@@ -194,77 +143,77 @@ def build_model(
     verbose: bool = False,
 ) -> BuildResult:
     """Build `model` into `out_dir/NAME/`, reusing the cache when nothing changed."""
-    from .artifact.toolchain import find_toolchain
-
     progress = Progress(model.name, log, verbose)
     project_dir = project_dir.resolve()
-    destination = out_dir / model.name
+    destination = Path(out_dir) / model.name
+    source = ModelSource.parse(model.source, project_dir)
 
     with progress.stage("toolchain"):
         toolchain = find_toolchain()
         progress.detail(toolchain.describe())
 
-    digest = _source_digest(model, project_dir)
+    digest = _source_digest(source)
     loaded = None
-    if not digest and ":" in model.source:
+    if not digest and source.kind == "callable":
         # A Python source is known only once loaded: its printed IRModule keys the cache.
-        from .frontends import load_model
-
         with progress.stage("frontend"):
-            loaded = load_model(model.source, model.inputs, project_dir)
+            loaded = load_model(source, model.inputs, project_dir)
         digest = loaded.digest
-    key = cache_key(model, digest, toolchain.identity, project_dir) if digest else None
-    cached_dir = (cache_dir / key) if (cache_dir and key) else None
-    if cached_dir and _cache_entry_intact(cached_dir, model.name):
-        _copy_tree_atomic(cached_dir, destination)
-        manifest = json.loads((destination / f"{model.name}.json").read_text())
-        log(f"wasm-build: {model.name}: up to date (cache {key[:12]}), reused {destination}")
-        return BuildResult(model.name, destination, manifest, True, {})
-
-    manifest = _build_uncached(model, destination, project_dir, toolchain, progress, loaded)
-
-    if cached_dir:
-        _publish_to_cache(destination, cached_dir, model.name)
+    cache = BuildCache(cache_dir) if cache_dir is not None and digest else None
+    key = cache_key(model, digest, toolchain.identity, tvm.__version__, _database(model, project_dir)) if cache else None
+    if cache is not None and key is not None:
+        manifest = _reuse(cache, key, destination)
+        if manifest is not None:
+            log(f"wasm-build: {model.name}: up to date (cache {key[:12]}), reused {destination}")
+            return BuildResult(model.name, destination, manifest, True, {})
+    manifest = _build_uncached(model, source, destination, project_dir, toolchain, progress, loaded)
+    if cache is not None and key is not None:
+        try:
+            cache.publish(key, destination)
+        except OSError as exc:  # a read-only or full cache costs the next build time, not this one
+            log(f"wasm-build: {model.name}: warning: could not add the build to the cache {cache.directory} ({exc})")
     return BuildResult(model.name, destination, manifest, False, progress.timings)
 
 
+def _reuse(cache: BuildCache, key: str, destination: Path) -> dict[str, Any] | None:
+    """Replace `destination` by the intact cache entry `key`; its manifest, or None on a miss."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = make_temp_dir(destination.parent, f".{destination.name}.cached-")
+    try:
+        if not cache.copy_out(key, staging):
+            return None
+        manifest = json.loads((staging / f"{destination.name}.json").read_text())
+        replace_directory(staging, destination)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _build_uncached(
-    model: ModelSettings, destination: Path, project_dir: Path, toolchain: Any, progress: Progress, loaded: Any = None
+    model: ModelSettings,
+    source: ModelSource,
+    destination: Path,
+    project_dir: Path,
+    toolchain: Toolchain,
+    progress: Progress,
+    loaded: LoadedModel | None = None,
 ) -> dict[str, Any]:
-    import tvm
-
-    from .codegen.plan import plan_executor
-    from .codegen.c import render
-    from .compiler.kernels import build_kernels
-    from .compiler.pipeline import lower
-    from .compiler.target import TargetOptions
-    from .tuning import apply_database_pass
-    from .frontends import load_model
-    from .artifact.assemble import PackageInputs, assemble
-    from .artifact.files import make_temp_dir, replace_directory
-    from .wasm.smoke import smoke_test
-
     if loaded is None:
         with progress.stage("frontend"):
-            loaded = load_model(model.source, model.inputs, project_dir)
+            loaded = load_model(source, model.inputs, project_dir)
     progress.detail(f"{loaded.kind} model, inputs {loaded.input_names}")
 
     options = TargetOptions.for_model(model)
     prefix = f"{model.name}_"
-    database = model.tuning.database
-    if database and not Path(database).is_absolute():
-        database = str(project_dir / database)
-
+    database = _database(model, project_dir)
     if model.tuning.trials > 0:
         with progress.stage("tune"):
-            from .tuning import tune_model
-
-            tune_model(loaded.module, options, database, model.tuning, log=progress.detail)
+            tune_model(loaded.module, options, str(database), model.tuning, log=progress.detail)
 
     with tempfile.TemporaryDirectory(prefix="wasm-build-") as tmp:
         work = Path(tmp)
         with progress.stage("compile"):
-            tuned = apply_database_pass(database, options.tvm_target()) if database and Path(database).is_file() else None
+            tuned = apply_database_pass(str(database), options.tvm_target()) if database and database.is_file() else None
             lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, tuned=tuned)
             kernels_object = work / "kernels.o"
             build_kernels(lowered, options, kernels_object)
@@ -279,14 +228,6 @@ def _build_uncached(
             )
 
         with progress.stage("link"):
-            build_options = {
-                "simd": model.simd,
-                "relaxed_simd": model.relaxed_simd,
-                "weights": model.weights,
-                "default_schedules": model.default_schedules,
-                "winograd_budget": model.winograd_budget,
-                "tuning_database": model.tuning.database,
-            }
             package_inputs = PackageInputs(
                 name=model.name,
                 plan=plan,
@@ -295,7 +236,7 @@ def _build_uncached(
                 options=options,
                 weights_mode=model.weights,
                 toolchain=toolchain,
-                build_options=build_options,
+                build_options=_build_options(model),
                 tvm_version=tvm.__version__,
                 wasm_build_version=__version__,
                 kernel_count=kernel_count,
@@ -305,7 +246,7 @@ def _build_uncached(
             unverified = make_temp_dir(destination.parent, f".{model.name}.unverified-")
             staging = unverified / model.name
             try:
-                manifest = assemble(package_inputs, staging, extra_writers=_extra_writers())
+                manifest = assemble(package_inputs, staging, extra_writers=[write_rust_crate, write_cmake_package])
             except BaseException:
                 shutil.rmtree(unverified, ignore_errors=True)
                 raise
@@ -329,9 +270,13 @@ def _build_uncached(
     return manifest
 
 
-def _extra_writers() -> list[Any]:
-    """Glue generated beside the C artifacts: the Rust crate and the CMake package."""
-    from .codegen.cmake import write_cmake_package
-    from .codegen.rust import write_rust_crate
-
-    return [write_rust_crate, write_cmake_package]
+def _build_options(model: ModelSettings) -> dict[str, Any]:
+    """The options the manifest records."""
+    return {
+        "simd": model.simd,
+        "relaxed_simd": model.relaxed_simd,
+        "weights": model.weights,
+        "default_schedules": model.default_schedules,
+        "winograd_budget": model.winograd_budget,
+        "tuning_database": model.tuning.database,
+    }

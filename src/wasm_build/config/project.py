@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import importlib.util
 import os
 import sys
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Mapping, Union
 
 from ..errors import ConfigError
-from .settings import ModelSettings, ProjectSettings, TuningSettings, from_dict, toml_key
+from .settings import ModelSettings, ProjectSettings, TuningSettings, from_dict
+from .sources import ModelSource
+from .suggest import did_you_mean
+from .types import FieldType, fields_of, toml_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,14 +66,17 @@ class Project:
             return _under(self.directory, self.settings.cache_dir)
         return default_cache_dir()
 
+    def source(self, model: ModelSettings) -> ModelSource:
+        return ModelSource.parse(model.source, self.directory)
+
     def source_files(self) -> list[str]:
         """Files the models are built from, relative to the project (for sdists and rebuild checks)."""
         files: list[str] = []
         for model in self.settings.models:
-            candidates = [_source_file(model, self.directory), _database_file(model, self.directory)]
-            if _is_callable_source(model.source):  # the packages around a Python source, so an sdist imports it
-                parts = model.source.partition(":")[0].split(".")
-                candidates += [self.directory.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+            source = self.source(model)
+            candidates = [source.path, source.python_file(self.directory), *source.package_files(self.directory)]
+            if model.tuning.database:
+                candidates.append(_under(self.directory, model.tuning.database))
             for candidate in candidates:
                 if candidate is not None and candidate.is_file():
                     try:
@@ -85,6 +87,7 @@ class Project:
 
 
 def default_cache_dir() -> Path:
+    """$WASM_BUILD_CACHE_DIR, else wasm-build/ in the user's cache directory."""
     if "WASM_BUILD_CACHE_DIR" in os.environ:
         return Path(os.environ["WASM_BUILD_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -167,13 +170,12 @@ class Override:
                 if isinstance(model, dict):
                     _set(model, rest, self.value)
             return
-        names = [m.get("name") for m in models if isinstance(m, dict)]
+        names = [str(m.get("name")) for m in models if isinstance(m, dict)]
         for model in models:
             if isinstance(model, dict) and model.get("name") == selector:
                 _set(model, rest, self.value)
                 return
-        close = difflib.get_close_matches(selector, [str(n) for n in names], n=1, cutoff=0.5)
-        hint = f"did you mean '{close[0]}'?" if close else f"declared models: {', '.join(map(str, names)) or 'none'}"
+        hint = did_you_mean(selector, names, listing="declared models")
         raise ConfigError(f"{self.origin}: there is no model named '{selector}'", fix=hint)
 
 
@@ -210,8 +212,8 @@ def parse_override(key: str, text: str, origin: str) -> Override:
     return Override(origin, parts, _parse_value(tp, text, origin))
 
 
-def _resolve_type(parts: tuple[str, ...], origin: str) -> tuple[tuple[str, ...], Any]:
-    """Walk the dataclasses along `parts` to the type of the last key; unknown keys get a suggestion.
+def _resolve_type(parts: tuple[str, ...], origin: str) -> tuple[tuple[str, ...], FieldType]:
+    """Walk the settings along `parts` to the type of the last key; unknown keys get a suggestion.
 
     Returns the path with keys in TOML spelling (model and input names kept as written) and the type.
     """
@@ -221,13 +223,11 @@ def _resolve_type(parts: tuple[str, ...], origin: str) -> tuple[tuple[str, ...],
     while True:
         part = toml_key(parts[i])
         parts = (*parts[:i], part, *parts[i + 1 :])
-        hints = typing.get_type_hints(cls)
-        fields = {toml_key(f.name): f for f in dataclasses.fields(cls)}
+        fields = fields_of(cls)
         if part not in fields:
-            close = difflib.get_close_matches(part, list(fields), n=1, cutoff=0.5)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(sorted(fields))}"
+            hint = did_you_mean(part, fields, listing="valid keys here")
             raise ConfigError(f"{origin}: unknown key '{part}'", fix=f"{hint} (see `wasm-build schema`)")
-        tp = hints[fields[part].name]
+        ft = fields[part][1]
         i += 1
         if cls is ProjectSettings and part == "models":
             if len(parts) < 3:
@@ -237,43 +237,37 @@ def _resolve_type(parts: tuple[str, ...], origin: str) -> tuple[tuple[str, ...],
             cls, i = ModelSettings, i + 1  # parts[1] is the model's name, checked when applied
             continue
         if i == len(parts):
-            return parts, tp
-        if typing.get_origin(tp) is dict:  # inputs.<input name>[.<key>]
-            tp, i = typing.get_args(tp)[1], i + 1
+            return parts, ft
+        if ft.kind == "table":  # inputs.<input name>[.<key>]
+            ft, i = ft.item, i + 1
             if i == len(parts):
-                return parts, tp
-        if not dataclasses.is_dataclass(tp):
+                return parts, ft
+        if ft.kind != "settings":
             raise ConfigError(f"{origin}: '{'.'.join(parts[:i])}' has no sub-keys")
-        cls = tp
+        cls = ft.python
 
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _parse_value(tp: Any, text: str, origin: str) -> Any:
-    origin_tp = typing.get_origin(tp)
-    if origin_tp in (Union, types.UnionType):
-        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        origin_tp = typing.get_origin(tp)
-    if tp is bool:
+def _parse_value(ft: FieldType, text: str, origin: str) -> Any:
+    if ft.kind == "scalar" and ft.python is bool:
         lowered = text.strip().lower()
         if lowered in _TRUE | _FALSE:
             return lowered in _TRUE
         raise ConfigError(f"{origin}={text!r} is not a boolean", fix="use true or false")
-    if tp in (int, float):
+    if ft.kind == "scalar" and ft.python in (int, float):
         try:
-            return tp(text)
+            return ft.python(text)
         except ValueError:
-            raise ConfigError(f"{origin}={text!r} is not {'an integer' if tp is int else 'a number'}") from None
-    if origin_tp is Literal:
-        choices = typing.get_args(tp)
-        if text not in choices:
-            close = difflib.get_close_matches(text, [str(c) for c in choices], n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(map(str, choices))}"
-            raise ConfigError(f"{origin}={text!r} is not one of {', '.join(map(repr, choices))}", fix=hint)
+            raise ConfigError(f"{origin}={text!r} is not {'an integer' if ft.python is int else 'a number'}") from None
+    if ft.kind == "literal":
+        if text not in ft.choices:
+            hint = did_you_mean(text, ft.choices, listing="use one of")
+            raise ConfigError(f"{origin}={text!r} is not one of {', '.join(map(repr, ft.choices))}", fix=hint)
         return text
-    if tp is str:
+    if ft.kind == "scalar":
         return text
     # Lists and tables: TOML inline syntax, checked by from_dict when merged.
     try:
@@ -315,68 +309,15 @@ def environment_overrides(environ: Mapping[str, str]) -> list[Override]:
 # -- sources ------------------------------------------------------------------------------
 
 
-def _is_callable_source(source: str) -> bool:
-    return ":" in source and not source.endswith((".onnx", ".pt2"))
-
-
-def _source_file(model: ModelSettings, directory: Path) -> Path | None:
-    if not _is_callable_source(model.source):
-        return _under(directory, model.source)
-    module = model.source.partition(":")[0]
-    base = directory.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _database_file(model: ModelSettings, directory: Path) -> Path | None:
-    return _under(directory, model.tuning.database) if model.tuning.database else None
-
-
 def check_model_sources(project: Project) -> None:
     """Every model file exists and every 'module:function' module can be found."""
     for index, model in enumerate(project.settings.models):
         key = f"{TABLE_PATH}.models[{index}].source"
-        if not _is_callable_source(model.source):
-            path = _under(project.directory, model.source)
-            if not path.is_file():
-                raise ConfigError(
-                    f"{key} = {model.source!r}: no such file (looked for {path})",
-                    fix="give the path relative to the directory of pyproject.toml",
-                    model=model.name,
-                )
-            if path.suffix not in (".onnx", ".pt2"):
-                raise ConfigError(
-                    f"{key} = {model.source!r}: unknown model format '{path.suffix}'",
-                    fix="use a .onnx or .pt2 file, or 'package.module:function' returning a Relax IRModule",
-                    model=model.name,
-                )
-            continue
-        module, _, function = model.source.partition(":")
-        if not module or not function:
-            raise ConfigError(
-                f"{key} = {model.source!r} is not 'package.module:function'", model=model.name
-            )
-        if _source_file(model, project.directory) is None and not _module_importable(module, project.directory):
-            raise ConfigError(
-                f"{key} = {model.source!r}: module '{module}' was not found in {project.directory} or on sys.path",
-                fix=f"create {module.replace('.', '/')}.py next to pyproject.toml, or fix the module name",
-                model=model.name,
-            )
-
-
-def _module_importable(module: str, directory: Path) -> bool:
-    added = str(directory) not in sys.path
-    if added:
-        sys.path.insert(0, str(directory))
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-    finally:
-        if added:
-            sys.path.remove(str(directory))
+        try:
+            source = ModelSource.parse(model.source, project.directory, key)
+        except ConfigError as exc:
+            raise exc.with_context(model=model.name) from None
+        source.check(project.directory, key, model.name)
 
 
 __all__ = [

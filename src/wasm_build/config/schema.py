@@ -11,38 +11,29 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import types
-import typing
 from importlib import resources
-from typing import Any, Literal, Union
+from typing import Any
 
 from .settings import ModelSettings, ProjectSettings
+from .types import SCALARS, FieldType, fields_of
 
 SCHEMA_ID = "https://github.com/wasm-build/wasm-build/blob/main/wasm_build/resources/wasm-build.schema.json"
 RESOURCE = "wasm-build.schema.json"
 
-_SCALARS = {str: "string", bool: "boolean", int: "integer", float: "number"}
 _C_IDENTIFIER = "^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-def _type_schema(tp: Any) -> dict[str, Any]:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        # Optional keys are simply left out in TOML, which has no null.
-        (inner,) = [a for a in args if a is not type(None)]
-        return _type_schema(inner)
-    if origin is Literal:
-        return {"enum": list(args)}
-    if dataclasses.is_dataclass(tp):
-        return dataclass_schema(tp)
-    if origin is tuple:
-        return {"type": "array", "items": _type_schema(args[0])}
-    if origin is dict:
-        return {"type": "object", "additionalProperties": _type_schema(args[1])}
-    if tp in _SCALARS:
-        return {"type": _SCALARS[tp]}
-    raise TypeError(f"no JSON schema for settings type {tp!r}")
+def _type_schema(ft: FieldType) -> dict[str, Any]:
+    # Optional keys are simply left out in TOML, which has no null: `optional` adds nothing.
+    if ft.kind == "literal":
+        return {"enum": list(ft.choices)}
+    if ft.kind == "settings":
+        return dataclass_schema(ft.python)
+    if ft.kind == "list":
+        return {"type": "array", "items": _type_schema(ft.item)}
+    if ft.kind == "table":
+        return {"type": "object", "additionalProperties": _type_schema(ft.item)}
+    return {"type": SCALARS[ft.python]}
 
 
 def _default(field: dataclasses.Field) -> Any:
@@ -52,15 +43,13 @@ def _default(field: dataclasses.Field) -> Any:
 
 
 def dataclass_schema(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
     properties: dict[str, Any] = {}
     required: list[str] = []
-    for field in dataclasses.fields(cls):
-        key = field.name.replace("_", "-")
+    for key, (field, ft) in fields_of(cls).items():
         schema: dict[str, Any] = {}
         if "help" in field.metadata:
             schema["description"] = field.metadata["help"]
-        schema.update(_type_schema(hints[field.name]))
+        schema.update(_type_schema(ft))
         if "enum" in field.metadata:
             schema["enum"] = list(field.metadata["enum"])
         default = _default(field)

@@ -8,15 +8,14 @@ Keys are written in kebab-case in TOML (`smoke-test`) and snake_case in Python
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import keyword
 import re
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from ..errors import ConfigError
+from .suggest import did_you_mean
+from .types import FieldType, fields_of, toml_key
 
 SUPPORTED_DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")
 
@@ -37,16 +36,25 @@ class InputSpec:
 class TuningSettings:
     """Auto-tuning measured in wasmtime; trials = 0 only applies an existing database."""
 
-    trials: int = field(default=0, metadata=_doc("Total meta-schedule trials (0: no tuning)."))
+    trials: int = field(default=0, metadata=_doc("Total meta-schedule trials (0: no tuning).", cli="--trials"))
     database: str | None = field(
-        default=None, metadata=_doc("Tuning database (JSON) in your repository, written by tuning and applied by builds.")
+        default=None,
+        metadata=_doc(
+            "Tuning database (JSON) in your repository, written by tuning and applied by builds.",
+            cli="--tuning-database",
+            metavar="FILE",
+        ),
     )
-    time_budget: float | None = field(default=None, metadata=_doc("Stop tuning after this many seconds."))
+    time_budget: float | None = field(
+        default=None, metadata=_doc("Stop tuning after this many seconds.", cli="--time-budget", metavar="S")
+    )
     kernels: tuple[str, ...] = field(
         default=(),
         metadata=_doc(
             'Search only the kernels whose names match one of these glob patterns, e.g. ["fused_conv2d7_*"] '
-            "(names as `wasm-build tune` prints them); default: every kernel worth searching."
+            "(names as `wasm-build tune` prints them); default: every kernel worth searching.",
+            cli="--tune-kernels",
+            metavar="PATTERN",
         ),
     )
 
@@ -76,7 +84,8 @@ class ModelSettings:
         default=0.5,
         metadata=_doc(
             "Weight bytes that Winograd 3x3 convolutions (F(2x2): 2.25x fewer multiply-adds, 16/9 the weights; "
-            "F(4x4): 4x fewer, 4x the weights) may add, as a fraction of the model's weights; 0 turns them off."
+            "F(4x4): 4x fewer, 4x the weights) may add, as a fraction of the model's weights; 0 turns them off.",
+            metavar="FRACTION",
         ),
     )
     tuning: TuningSettings = field(default_factory=TuningSettings, metadata=_doc("Auto-tuning in wasmtime."))
@@ -101,69 +110,47 @@ class ProjectSettings:
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def toml_key(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def _suggest(key: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
-    return f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(choices))}"
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, path)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{path} = {value!r} is not one of {', '.join(map(repr, args))}")
+def _convert(ft: FieldType, value: Any, path: str) -> Any:
+    if value is None and ft.optional:
+        return None
+    if ft.kind == "literal":
+        if value not in ft.choices:
+            raise ConfigError(f"{path} = {value!r} is not one of {', '.join(map(repr, ft.choices))}")
         return value
-    if dataclasses.is_dataclass(tp):
-        return value if isinstance(value, tp) else from_dict(tp, value, path)
-    if origin is tuple:
+    if ft.kind == "settings":
+        return value if isinstance(value, ft.python) else from_dict(ft.python, value, path)
+    if ft.kind == "list":
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path} must be a list, got {type(value).__name__}")
-        return tuple(_convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
-    if origin is dict:
+        return tuple(_convert(ft.item, item, f"{path}[{i}]") for i, item in enumerate(value))
+    if ft.kind == "table":
         if not isinstance(value, dict):
             raise ConfigError(f"{path} must be a table, got {type(value).__name__}")
-        return {str(k): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
+        return {str(k): _convert(ft.item, v, f"{path}.{k}") for k, v in value.items()}
+    tp = ft.python
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if tp in (int, float, str, bool):
-        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise ConfigError(f"{path} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
-        return value
-    raise TypeError(f"unsupported settings type {tp!r}")
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{path} must be {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
 
 
 def from_dict(cls: type, data: Any, path: str = "tool.wasm-build") -> Any:
     """Build dataclass `cls` from a TOML-style table, rejecting unknown keys with a suggestion."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a table, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {toml_key(f.name): f for f in dataclasses.fields(cls)}
+    fields = fields_of(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        spelled = str(key).replace("_", "-")
+        spelled = toml_key(str(key))
         if spelled not in fields:
-            raise ConfigError(
-                f"unknown key '{path}.{key}'",
-                fix=f"{_suggest(spelled, list(fields))} (see `wasm-build schema`)",
-            )
-        f = fields[spelled]
-        kwargs[f.name] = _convert(hints[f.name], value, f"{path}.{spelled}")
+            hint = did_you_mean(spelled, fields, listing="valid keys")
+            raise ConfigError(f"unknown key '{path}.{key}'", fix=f"{hint} (see `wasm-build schema`)")
+        f, ft = fields[spelled]
+        kwargs[f.name] = _convert(ft, value, f"{path}.{spelled}")
     missing = [
         k
-        for k, f in fields.items()
+        for k, (f, _) in fields.items()
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs
     ]
     if missing:
@@ -195,6 +182,11 @@ def _validate_model(model: ModelSettings, path: str) -> None:
         raise ConfigError(
             f"{path}.tuning.trials = {model.tuning.trials} needs a database to keep the results",
             fix=f'set {path}.tuning.database = "tuning/{model.name}.json"',
+        )
+    if not model.simd and model.relaxed_simd:
+        raise ConfigError(
+            f"{path}: simd = false and relaxed-simd = true contradict each other (relaxed SIMD extends SIMD128)",
+            fix="keep one: drop relaxed-simd for a build without SIMD, or simd = false for one with relaxed SIMD",
         )
     if model.rtol < 0 or model.atol < 0:
         raise ConfigError(f"{path}: rtol and atol must be >= 0")

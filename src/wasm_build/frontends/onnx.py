@@ -1,0 +1,165 @@
+"""ONNX models through TVM's Relax frontend (`tvm.relax.frontend.onnx.from_onnx`), with
+wasm-build's checks first: every unsupported operator named at once, data-dependent output
+shapes refused by node, open dimensions pinned or named."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import onnx
+from tvm.relax.frontend.onnx import from_onnx
+
+from ..config.settings import InputSpec
+from ..errors import ConfigError, WasmBuildError
+from .loaded import LoadedModel
+from .shapes import check_unknown_inputs, resolve_shape
+
+
+def _onnx_dtype(elem_type: int) -> str:
+    return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+def external_data_files(path: Path) -> list[Path]:
+    """The files an ONNX model keeps tensors in (external data), resolved next to the model;
+    they are part of the model (and of its cache key) like the .onnx file itself."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # an unreadable model is reported when it is loaded
+        return []
+    files = set()
+    for tensor in _tensors(model.graph):
+        if onnx.external_data_helper.uses_external_data(tensor):
+            info = {entry.key: entry.value for entry in tensor.external_data}
+            files.add(path.parent / info.get("location", ""))
+    return sorted(files)
+
+
+def _tensors(graph: Any):
+    """Every tensor a graph holds: initializers and attribute values, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _tensors(subgraph)
+
+
+def _read(path: Path) -> tuple[Any, str]:
+    """The model with its external data (found next to the model, wherever the build runs)
+    and a digest of the model and every external data file."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data)
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise WasmBuildError(
+            f"'{path}' is not a valid ONNX model ({type(exc).__name__}: {exc})",
+            fix="check that the file is complete and really an ONNX ModelProto (re-export it)",
+        ) from None
+    external = external_data_files(path)
+    if external:
+        directory = path.parent.resolve()
+        for file in external:
+            if not file.resolve().is_relative_to(directory):
+                raise WasmBuildError(
+                    f"'{path.name}' keeps tensors in '{file}', outside the model's directory",
+                    fix="keep external data files next to the .onnx file (onnx.save(..., location='NAME.data'))",
+                )
+            if not file.is_file():
+                raise WasmBuildError(
+                    f"'{path.name}' keeps tensors in '{file.name}', which is missing (looked in {file.parent})",
+                    fix="copy the external data file next to the .onnx file, or re-export with the weights inside",
+                )
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+        onnx.external_data_helper.load_external_data_for_model(model, str(directory))
+    return model, digest.hexdigest()
+
+
+def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
+    model, digest = _read(path)
+    if not model.graph.node and not model.graph.output:
+        raise WasmBuildError(f"'{path}' holds an empty ONNX graph", fix="check that the file is complete (re-export it)")
+
+    _check_supported_onnx_ops(model, path)
+    _check_static_output_shapes(model, path)
+    initializers = {init.name for init in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
+    names = [i.name for i in graph_inputs]
+    check_unknown_inputs(names, pinned)
+
+    shape_dict: dict[str, list[int]] = {}
+    dtype_dict: dict[str, str] = {}
+    for value in graph_inputs:
+        tensor_type = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim]
+        spec = pinned.get(value.name)
+        shape_dict[value.name] = resolve_shape(value.name, dims, spec)
+        model_dtype = _onnx_dtype(tensor_type.elem_type) if tensor_type.elem_type else None
+        if spec is not None and spec.dtype and model_dtype and spec.dtype != model_dtype:
+            raise ConfigError(
+                f"input '{value.name}' is {model_dtype} in the model but pinned as {spec.dtype}",
+                fix=f"drop the dtype or use {model_dtype}",
+            )
+        dtype_dict[value.name] = model_dtype or (spec.dtype if spec else None) or "float32"
+
+    try:
+        module = from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict)
+    except Exception as exc:
+        raise WasmBuildError(
+            f"TVM's ONNX frontend could not import '{path}': {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
+            fix="simplify or re-export the model (e.g. onnxsim, a different opset), or report the failing operator",
+        ) from exc
+    return LoadedModel(
+        kind="onnx",
+        module=module,
+        input_names=names,
+        output_names=[o.name for o in model.graph.output],
+        digest=digest,
+        onnx_model=model,
+    )
+
+
+# Operators whose output shape depends on the input values, not only on the input shapes.
+_DATA_DEPENDENT_SHAPE_OPS = {
+    "NonZero": "the number of nonzero elements",
+    "NonMaxSuppression": "the number of boxes kept",
+    "Unique": "the number of distinct values",
+    "Compress": "the number of true conditions",
+}
+
+
+def _check_static_output_shapes(model: Any, path: Path) -> None:
+    """Refuse, by node, what an ahead-of-time executor with a static arena cannot run."""
+    found = [
+        (node.name or f"#{index}", node.op_type)
+        for index, node in enumerate(model.graph.node)
+        if node.op_type in _DATA_DEPENDENT_SHAPE_OPS and node.domain in ("", "ai.onnx")
+    ]
+    if found:
+        nodes = ", ".join(f"'{name}' ({op}: its output size is {_DATA_DEPENDENT_SHAPE_OPS[op]})" for name, op in found)
+        raise WasmBuildError(
+            f"'{path.name}' has node(s) whose output shape depends on the input values: {nodes}; "
+            "wasm-build plans every tensor's memory ahead of time, so it needs shapes known from the input shapes",
+            fix="cut the model before those nodes (onnx.utils.extract_model) and run them in the host, "
+            "or replace them by fixed-size forms (e.g. TopK with a constant k and a score threshold applied as a mask)",
+        )
+
+
+def _check_supported_onnx_ops(model: Any, path: Path) -> None:
+    """Name every unsupported operator up front, before TVM fails on the first."""
+    try:
+        from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
+    except ImportError:  # private API moved: the frontend's own check still runs
+        return
+    supported = set(_get_convert_map()) | {"Constant", "If"}
+    missing = sorted({node.op_type for node in model.graph.node if node.op_type not in supported})
+    if missing:
+        raise WasmBuildError(
+            f"'{path.name}' uses ONNX operator(s) that TVM's Relax frontend does not support: {', '.join(missing)}",
+            fix="replace them with supported operators before export, or split the model so they run outside wasm",
+        )

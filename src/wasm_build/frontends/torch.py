@@ -1,0 +1,34 @@
+"""PyTorch programs saved with `torch.export.save` (`.pt2`), through TVM's exported-program
+frontend. torch is an optional dependency: it is imported when such a model is loaded."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ..config.settings import InputSpec
+from ..errors import WasmBuildError
+from .loaded import LoadedModel
+from .shapes import pin_relax_inputs
+
+
+def load_pt2(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
+    try:
+        import torch
+    except ImportError:
+        raise WasmBuildError(
+            f"'{path.name}' is a PyTorch program but torch is not installed", fix="pip install 'wasm-build[torch]'"
+        ) from None
+    from tvm.relax.frontend.torch import from_exported_program
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise WasmBuildError(
+            f"'{path}' could not be loaded with torch.export.load ({type(exc).__name__}: {exc})",
+            fix="save the program with torch.export.save(torch.export.export(model, example_inputs), 'model.pt2')",
+        ) from None
+    module = from_exported_program(program)
+    loaded = pin_relax_inputs("pt2", module, pinned, hashlib.sha256(path.read_bytes()).hexdigest())
+    loaded.torch_program = program
+    return loaded
