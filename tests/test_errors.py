@@ -228,3 +228,37 @@ def test_artifact_directories_have_ordinary_permissions(mlp_build):
     expected = 0o777 & ~umask
     for directory in [mlp_build.directory, *(p for p in mlp_build.directory.rglob("*") if p.is_dir())]:
         assert directory.stat().st_mode & 0o777 == expected, directory
+
+
+def test_run_refuses_casts_that_change_values(mlp_build):
+    """float64 values that fit float32 are converted; overflow, wrapped ints and kind changes are refused."""
+    from wasm_build import WasmModel
+
+    wasm = WasmModel(mlp_build.directory / "mlp.wasm", weights=mlp_build.directory / "mlp.weights")
+    (info,) = wasm.inputs
+    fits = np.random.default_rng(1).standard_normal(info.shape)  # float64
+    (converted,) = wasm.run([fits])
+    (direct,) = wasm.run([fits.astype(np.float32)])
+    np.testing.assert_array_equal(converted, direct)
+    huge = fits.copy()
+    huge.flat[3] = 1e40
+    with pytest.raises(ValueError, match="overflow float32"):
+        wasm.run([huge])
+    with pytest.raises(ValueError, match="across kinds"):
+        wasm.run([np.ones(info.shape, dtype=np.int64)])
+    with pytest.raises(ValueError, match="must have shape"):
+        wasm.run([np.ones((1, 3), dtype=np.float32)])
+
+
+def test_repeated_runs_survive_memory_growth(mlp_build):
+    """Run buffers and the memory view are reused across runs; growing memory moves it."""
+    from wasm_build import WasmModel
+
+    wasm = WasmModel(mlp_build.directory / "mlp.wasm", weights=mlp_build.directory / "mlp.weights")
+    x = np.random.default_rng(2).standard_normal(wasm.inputs[0].shape).astype(np.float32)
+    (first,) = wasm.run([x])
+    pages = wasm._memory.size(wasm._store)
+    wasm._malloc(64 << 20)  # forces memory.grow
+    assert wasm._memory.size(wasm._store) > pages
+    (again,) = wasm.run([x])
+    np.testing.assert_array_equal(first, again)

@@ -75,4 +75,27 @@ def test_wrong_or_stale_weights_are_rejected(cnn_file_weights):
     stale[len(stale) // 2] ^= 0x40
     with pytest.raises(WasmModelError) as info:
         WasmModel(path, weights=bytes(stale))
-    assert info.value.status == 6 and "checksum" in info.value.message
+    assert info.value.status == 6 and "sha256 mismatch" in info.value.message
+
+
+def test_crafted_weights_that_a_checksum_would_pass_are_rejected(cnn_file_weights):
+    """Adding 3 to word 0 and subtracting 1 from word 1 kept the old checksum (a sum of words
+    times odd position weights); SHA-256 refuses any change."""
+    path = cnn_file_weights.directory / "cnnw.wasm"
+    words = np.frombuffer((cnn_file_weights.directory / "cnnw.weights").read_bytes(), dtype="<u4").copy()
+    words[0] += np.uint32(3)
+    words[1] -= np.uint32(1)
+    with pytest.raises(WasmModelError) as info:
+        WasmModel(path, weights=words.tobytes())
+    assert info.value.status == 6 and "sha256 mismatch" in info.value.message
+
+
+def test_init_from_buffer_with_an_unaligned_pointer_and_a_huge_size_is_an_error(cnn_file_weights):
+    """The aligned copy's size used to overflow before the size check, and the module trapped."""
+    from wasm_build.wasm import engine
+
+    instance = engine.instantiate(engine.load(cnn_file_weights.directory / "cnnw.wasm"))
+    address = instance.call("malloc", 128) + 1  # unaligned
+    for size in (0xFFFFFFFF, 0xFFFFFFC1, 0x80000000):
+        assert instance.call("cnnw_init_from_buffer", address, size) == 6
+        assert "needs" in engine.c_string(instance, instance.call("cnnw_last_error"))

@@ -215,13 +215,14 @@ def _build_uncached(
         with progress.stage("compile"):
             tuned = apply_database_pass(str(database), options.tvm_target()) if database and database.is_file() else None
             lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, tuned=tuned)
+            # Planned before the kernels are compiled: a model too large for wasm32 fails now, not after LLVM.
+            plan = plan_executor(lowered.module, prefix, loaded.input_names, loaded.output_names)
             kernels_object = work / "kernels.o"
             build_kernels(lowered, options, kernels_object)
             kernel_count = sum(1 for f in lowered.module.functions.values() if isinstance(f, tvm.tirx.PrimFunc))
             progress.detail(f"{kernel_count} kernels, {kernels_object.stat().st_size} bytes of object code")
 
         with progress.stage("codegen"):
-            plan = plan_executor(lowered.module, prefix, loaded.input_names, loaded.output_names)
             sources = render(plan, model.name, model.weights, prefix)
             progress.detail(
                 f"{len(plan.calls)} kernel calls, arena {plan.arena_size} bytes, weights {len(plan.weights)} bytes"

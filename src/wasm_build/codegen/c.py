@@ -1,17 +1,15 @@
 """Render an `ExecutorPlan` as C: the model's header and its executor source.
 
-The C comes from the Jinja templates in `wasm_build/templates`, so the
+The C comes from the Jinja templates in `codegen/templates/c/`, so the
 generated files read like hand-written code.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import __version__
-
 from . import templating
 from .plan import ALIGNMENT, ExecutorPlan, FloatArg, IntArg, KernelArg, TensorArg
 
@@ -23,19 +21,6 @@ class GeneratedSources:
     header: str  # NAME.h
     source: str  # NAME.c
     weights: bytes  # embedded through #embed, or written to NAME.weights
-
-
-def weights_checksum(data: bytes) -> int:
-    """The checksum the executor recomputes when loading a weights file.
-
-    Sum of little-endian uint32 words times odd position weights, modulo 2**64:
-    cheap in C, vectorised here, and sensitive to both content and order.
-    """
-    padded = data + b"\0" * (-len(data) % 4)
-    words = np.frombuffer(padded, dtype="<u4").astype(np.uint64)
-    weights = np.arange(words.size, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    with np.errstate(over="ignore"):
-        return int(np.sum(words * weights, dtype=np.uint64))
 
 
 def _render_arg(arg: KernelArg, name: str) -> str:
@@ -68,7 +53,7 @@ def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str)
         "weights_mode": weights_mode,
         "weights_nbytes": len(weights),
         "weights_file": WEIGHTS_BLOB,
-        "weights_checksum": weights_checksum(weights) if weights_mode == "file" else 0,
+        "weights_sha256": list(hashlib.sha256(weights).digest()),
         "tensors": plan.tensors,
         "calls": [
             {

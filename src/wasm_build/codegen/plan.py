@@ -15,6 +15,7 @@ build error naming what was found; nothing is silently skipped.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
@@ -25,6 +26,7 @@ from tvm import relax
 from ..errors import WasmBuildError
 
 ALIGNMENT = 64  # arena and weight offsets: cache-line and v128 friendly
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _align(value: int, alignment: int = ALIGNMENT) -> int:
@@ -318,6 +320,8 @@ class _Planner:
         if not isinstance(func, tvm.tirx.PrimFunc):
             raise UnsupportedProgram(f"call to Relax function '{gvar.name_hint}': only calls into kernels are supported")
         symbol = str(func.attrs["global_symbol"]) if func.attrs and "global_symbol" in func.attrs else gvar.name_hint
+        if not _C_IDENTIFIER.fullmatch(symbol):  # it is pasted into C as a name: never from model text
+            raise UnsupportedProgram(f"kernel '{gvar.name_hint}' has the symbol {symbol!r}, which is not a C identifier")
         planned: list[KernelArg] = []
         for arg in args:
             value = self._resolve(arg)
@@ -478,6 +482,7 @@ def plan_executor(
 ) -> ExecutorPlan:
     """Plan the static executor of `module["main"]` (a module after VM lowering)."""
     plan = _Planner(module, symbol_prefix).run(module["main"], input_names)
+    _check_memory(plan)
     if output_names:
         if len(output_names) != len(plan.outputs):
             raise UnsupportedProgram(
@@ -487,3 +492,23 @@ def plan_executor(
             (Signature(name, sig.shape, sig.dtype), index) for name, (sig, index) in zip(output_names, plan.outputs)
         ]
     return plan
+
+
+# wasm32 linear memory: 4 GiB at most, of which the C stack, heap and code need some.
+WASM32_MEMORY = 1 << 32
+_RESERVED = 64 << 20
+
+
+def _check_memory(plan: ExecutorPlan) -> None:
+    """Refuse a model whose arena and weights cannot fit a wasm32 module, before any kernel is
+    compiled (LLVM and the C compiler would fail on such sizes only after a long wait)."""
+    needed = plan.arena_size + len(plan.weights)
+    if needed + _RESERVED > WASM32_MEMORY:
+        largest = max(plan.tensors, key=lambda t: t.nbytes)
+        raise UnsupportedProgram(
+            f"the model needs {needed / 2**30:.1f} GiB of memory (arena {plan.arena_size / 2**30:.2f} GiB, "
+            f"weights {len(plan.weights) / 2**30:.2f} GiB; largest tensor {largest.label!r} "
+            f"{list(largest.shape)} {largest.dtype.name}, {largest.nbytes / 2**30:.2f} GiB); "
+            "a wasm32 module has 4 GiB at most",
+            fix="pin smaller input shapes (--input NAME=SHAPE), or split the model",
+        )

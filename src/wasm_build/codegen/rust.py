@@ -18,7 +18,7 @@ from typing import Any
 from .. import __version__
 
 from . import templating
-from .templating import rust_string
+from .escape import rust_string
 from .plan import ALIGNMENT
 from ..artifact.assemble import PackageInputs
 from ..artifact.files import write_text_atomic

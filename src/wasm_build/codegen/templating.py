@@ -6,28 +6,11 @@ string literals are registered here so any template can use them.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 
 import jinja2
 
-
-def c_string(text: object) -> str:
-    """A C string literal (JSON escapes are valid C escapes)."""
-    return json.dumps(str(text))
-
-
-def rust_string(text: object) -> str:
-    """A Rust string literal: printable ASCII as is, quotes and backslashes escaped, the rest as \\u{..}."""
-    parts = []
-    for char in str(text):
-        if char in '"\\':
-            parts.append("\\" + char)
-        elif 0x20 <= ord(char) < 0x7F:
-            parts.append(char)
-        else:
-            parts.append(f"\\u{{{ord(char):x}}}")
-    return '"' + "".join(parts) + '"'
+from . import escape
 
 
 @lru_cache(maxsize=None)
@@ -38,8 +21,10 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["c_string"] = c_string
-    env.filters["rust_string"] = rust_string
+    env.filters["c_string"] = escape.c_string
+    env.filters["c_comment"] = escape.c_comment
+    env.filters["rust_string"] = escape.rust_string
+    env.filters["rust_doc"] = escape.rust_doc
     return env
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
 from ..errors import ConfigError
@@ -188,8 +190,9 @@ def _validate_model(model: ModelSettings, path: str) -> None:
             f"{path}: simd = false and relaxed-simd = true contradict each other (relaxed SIMD extends SIMD128)",
             fix="keep one: drop relaxed-simd for a build without SIMD, or simd = false for one with relaxed SIMD",
         )
-    if model.rtol < 0 or model.atol < 0:
-        raise ConfigError(f"{path}: rtol and atol must be >= 0")
+    for key, value in (("rtol", model.rtol), ("atol", model.atol)):
+        if not math.isfinite(value) or value < 0:  # NaN would make every comparison pass
+            raise ConfigError(f"{path}.{key} = {value!r} is not a finite number >= 0", fix=f"e.g. {key} = 1e-3")
     if model.winograd_budget < 0:
         raise ConfigError(
             f"{path}.winograd-budget = {model.winograd_budget} is negative",
@@ -198,6 +201,13 @@ def _validate_model(model: ModelSettings, path: str) -> None:
 
 
 def _validate_project(project: ProjectSettings, path: str) -> None:
+    if project.wheel_dir is not None:
+        wheel_dir = PurePosixPath(project.wheel_dir.replace("\\", "/"))
+        if wheel_dir.is_absolute() or ".." in wheel_dir.parts or not wheel_dir.parts or PureWindowsPath(project.wheel_dir).drive:
+            raise ConfigError(
+                f"{path}.wheel-dir = {project.wheel_dir!r} leaves the wheel: it must be a relative path inside it",
+                fix='name a folder of your package, e.g. wheel-dir = "mypkg/wasm"',
+            )
     seen: set[str] = set()
     for model in project.models:
         if model.name in seen:

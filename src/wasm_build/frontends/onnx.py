@@ -85,6 +85,7 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
     if not model.graph.node and not model.graph.output:
         raise WasmBuildError(f"'{path}' holds an empty ONNX graph", fix="check that the file is complete (re-export it)")
 
+    _check_opsets_and_domains(model, path)
     _check_supported_onnx_ops(model, path)
     _check_static_output_shapes(model, path)
     initializers = {init.name for init in model.graph.initializer}
@@ -122,6 +123,52 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
         digest=digest,
         onnx_model=model,
     )
+
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+# onnxruntime's contrib operators that TVM's frontend implements (it matches operators by name only).
+_MICROSOFT_OPS = {"BiasGelu", "FastGelu", "Gelu", "SkipLayerNormalization", "EmbedLayerNormalization"}
+
+
+def _check_opsets_and_domains(model: Any, path: Path) -> None:
+    """TVM reads operators by name alone: a custom domain's `Relu` would compile as ONNX's, and a
+    future opset as the newest it knows. Say so before anything is built."""
+    versions = {opset.domain: opset.version for opset in model.opset_import}
+    default = next((versions[d] for d in _DEFAULT_DOMAINS if d in versions), None)
+    if default is None:
+        raise WasmBuildError(
+            f"'{path.name}' declares no opset for ONNX's default domain (its opset_import is "
+            f"{sorted(versions.items()) or 'empty'})",
+            fix="re-export the model, or add the opset it was written for: "
+            "model.opset_import.append(onnx.helper.make_opsetid('', 17))",
+        )
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= default <= newest:
+        raise WasmBuildError(
+            f"'{path.name}' uses ONNX opset {default}; this installation knows opsets 1 to {newest}",
+            fix=f"export the model with opset {min(max(default, 1), newest)} or lower (e.g. torch.onnx.export(..., opset_version=17))",
+        )
+    foreign = sorted(
+        {
+            f"{node.domain}:{node.op_type}"
+            for node in _nodes(model.graph)
+            if node.domain not in _DEFAULT_DOMAINS and not (node.domain == "com.microsoft" and node.op_type in _MICROSOFT_OPS)
+        }
+    )
+    if foreign:
+        raise WasmBuildError(
+            f"'{path.name}' uses operator(s) from custom domains that wasm-build cannot compile: {', '.join(foreign)}",
+            fix="replace them with standard ONNX operators before export, or run that part of the model in the host",
+        )
+
+
+def _nodes(graph: Any):
+    """Every node of a graph, subgraphs included."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _nodes(subgraph)
 
 
 # Operators whose output shape depends on the input values, not only on the input shapes.

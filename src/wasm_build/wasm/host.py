@@ -16,6 +16,7 @@ The host protocol, which any wasmtime host (Rust, Go, ...) can follow:
 
 from __future__ import annotations
 
+import ctypes
 import re
 import struct
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class WasmModel:
         self._exports = self._instance.exports
         self._memory = self._instance.memory
         self.name = name or self._find_name()
+        self._run_buffers: _RunBuffers | None = None
+        self._view_key: tuple[int, int] | None = None
         self._init(weights)
         self.inputs = [self._info("input", i) for i in range(self._call("num_inputs"))]
         self.outputs = [self._info("output", i) for i in range(self._call("num_outputs"))]
@@ -129,37 +132,43 @@ class WasmModel:
 
     # -- running -----------------------------------------------------------------
 
+    def _memory_view(self) -> np.ndarray:
+        """The module's linear memory as bytes; made anew only when memory moved or grew."""
+        size = self._memory.data_len(self._store)
+        pointer = self._memory.data_ptr(self._store)
+        key = (ctypes.addressof(pointer.contents), size)
+        if self._view_key != key:
+            self._view = np.ctypeslib.as_array(pointer, shape=(size,))
+            self._view_key = key
+        return self._view
+
+    def _buffers(self) -> _RunBuffers:
+        """Input and output buffers and the pointer/size arrays of `NAME_run`, allocated once,
+        with the call of `NAME_run` on them bound once."""
+        if self._run_buffers is None:
+            self._run_buffers = _RunBuffers.allocate(self, [t.nbytes for t in self.inputs], [t.nbytes for t in self.outputs])
+            self._run_call = engine.BoundCall(self._instance, f"{self.name}_run", *self._run_buffers.arrays)
+        return self._run_buffers
+
     def run_bytes(self, inputs: Sequence[bytes], output_sizes: Sequence[int] | None = None) -> list[bytes]:
-        """Run on raw buffers; sizes are checked by the module itself, not here."""
+        """Run on raw buffers; their sizes are checked by the module itself, not here."""
         output_sizes = list(output_sizes if output_sizes is not None else [o.nbytes for o in self.outputs])
-        allocations: list[int] = []
-
-        def place(data: bytes) -> int:
-            address = self._malloc(len(data))
-            allocations.append(address)
-            self._write(address, data)
-            return address
-
-        def array(values: Sequence[int]) -> int:
-            return place(struct.pack(f"<{len(values)}I", *values)) if values else 0
-
+        buffers = _RunBuffers.allocate(self, [len(b) for b in inputs], output_sizes)
         try:
-            input_ptrs = [place(bytes(data)) for data in inputs]
-            output_ptrs = [place(bytes(size)) for size in output_sizes]
-            self._checked(
-                "run",
-                array(input_ptrs) or place(b"\0" * 4),
-                array([len(data) for data in inputs]) or place(b"\0" * 4),
-                array(output_ptrs) or place(b"\0" * 4),
-                array(output_sizes) or place(b"\0" * 4),
-            )
-            return [self._read(ptr, size) for ptr, size in zip(output_ptrs, output_sizes)]
+            memory = self._memory_view()
+            for address, data in zip(buffers.inputs, inputs):
+                memory[address : address + len(data)] = np.frombuffer(bytes(data), np.uint8)
+            self._checked("run", *buffers.arrays)
+            memory = self._memory_view()
+            return [memory[a : a + n].tobytes() for a, n in zip(buffers.outputs, output_sizes)]
         finally:
-            for address in allocations:
-                self._free(address)
+            buffers.free(self)
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any]) -> list[np.ndarray]:
-        """Run on numpy arrays (by input name, or in input order); returns the outputs."""
+        """Run on numpy arrays (by input name, or in input order); returns the outputs.
+
+        Arrays of another dtype are converted only when no value changes (float64 values that
+        fit float32, ints in range); anything else is refused, never wrapped or rounded to inf."""
         if isinstance(inputs, Mapping):
             unknown = set(inputs) - {i.name for i in self.inputs}
             missing = [i.name for i in self.inputs if i.name not in inputs]
@@ -173,18 +182,72 @@ class WasmModel:
             ordered = list(inputs)
             if len(ordered) != len(self.inputs):
                 raise ValueError(f"{self.name}: expected {len(self.inputs)} inputs, got {len(ordered)}")
-        buffers = []
-        for info, value in zip(self.inputs, ordered):
-            array = np.asarray(value)
-            if tuple(array.shape) != info.shape:
-                raise ValueError(f"{self.name}: input '{info.name}' must have shape {info.shape}, got {array.shape}")
-            if array.dtype != np.dtype(info.dtype):
-                if not np.can_cast(array.dtype, info.dtype, casting="same_kind"):
-                    raise ValueError(f"{self.name}: input '{info.name}' must be {info.dtype}, got {array.dtype}")
-                array = array.astype(info.dtype)
-            buffers.append(np.ascontiguousarray(array).tobytes())
-        raw = self.run_bytes(buffers)
+        arrays = [_as_input(self.name, info, value) for info, value in zip(self.inputs, ordered)]
+        buffers = self._buffers()
+        memory = self._memory_view()
+        for address, info, array in zip(buffers.inputs, self.inputs, arrays):
+            memory[address : address + info.nbytes] = array.reshape(-1).view(np.uint8)
+        status = self._run_call()
+        if status != 0:
+            raise WasmModelError(f"{self.name}_run", status, self.last_error())
+        memory = self._memory_view()
         return [
-            np.frombuffer(data, dtype=info.dtype).reshape(info.shape).copy() for data, info in zip(raw, self.outputs)
+            memory[address : address + info.nbytes].view(info.dtype).reshape(info.shape).copy()
+            for address, info in zip(buffers.outputs, self.outputs)
         ]
 
+
+@dataclass
+class _RunBuffers:
+    """Buffers in the module's memory for one `NAME_run` call."""
+
+    inputs: list[int]
+    outputs: list[int]
+    arrays: tuple[int, int, int, int]  # input pointers, input sizes, output pointers, output sizes
+
+    @classmethod
+    def allocate(cls, model: WasmModel, input_sizes: list[int], output_sizes: list[int]) -> _RunBuffers:
+        inputs = [model._malloc(size) for size in input_sizes]
+        outputs = [model._malloc(size) for size in output_sizes]
+        arrays = []
+        for values in (inputs, input_sizes, outputs, output_sizes):
+            address = model._malloc(4 * max(1, len(values)))
+            model._write(address, struct.pack(f"<{len(values)}I", *values))
+            arrays.append(address)
+        return cls(inputs, outputs, tuple(arrays))  # type: ignore[arg-type]
+
+    def free(self, model: WasmModel) -> None:
+        for address in (*self.inputs, *self.outputs, *self.arrays):
+            model._free(address)
+
+
+def _as_input(model: str, info: TensorInfo, value: Any) -> np.ndarray:
+    """`value` as a C-contiguous array of the input's shape and dtype, converted only when
+    no value changes."""
+    array = np.asarray(value)
+    if tuple(array.shape) != info.shape:
+        raise ValueError(f"{model}: input '{info.name}' must have shape {info.shape}, got {array.shape}")
+    dtype = np.dtype(info.dtype)
+    if array.dtype != dtype:
+        problem = _unsafe_cast(array, dtype)
+        if problem:
+            raise ValueError(f"{model}: input '{info.name}' is {info.dtype}; {array.dtype} values {problem}")
+        array = array.astype(dtype)
+    return np.ascontiguousarray(array)
+
+
+def _unsafe_cast(array: np.ndarray, dtype: np.dtype) -> str | None:
+    """Why casting `array` to `dtype` would change values, or None when it would not."""
+    if np.can_cast(array.dtype, dtype, casting="safe"):
+        return None
+    if array.dtype.kind == "b" or dtype.kind == "b":
+        return f"do not convert to {dtype} without loss"
+    if dtype.kind == "f" and array.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):
+            overflow = np.isfinite(array) & ~np.isfinite(array.astype(dtype))
+        return f"overflow {dtype} (e.g. {array[overflow].flat[0]!r})" if overflow.any() else None
+    if dtype.kind in "iu" and array.dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        outside = (array < limits.min) | (array > limits.max) if array.size else np.zeros(0, bool)
+        return f"fall outside [{limits.min}, {limits.max}] (e.g. {array[outside].flat[0]!r})" if outside.any() else None
+    return f"would be converted across kinds ({array.dtype.kind} to {dtype.kind}): convert them yourself"

@@ -50,9 +50,15 @@ def compare(reference: str, names: list[str], expected: list[np.ndarray], got: l
             results.append(Comparison(reference, name, float("inf"), [], False))
             continue
         if want.dtype.kind in "fc":
-            error = np.abs(have.astype(np.float64) - want.astype(np.float64))
-            bad = error > atol + rtol * np.abs(want.astype(np.float64))
-            bad |= np.isnan(have) != np.isnan(want)
+            want64, have64 = want.astype(np.float64), have.astype(np.float64)
+            finite = np.isfinite(want64) & np.isfinite(have64)
+            with np.errstate(invalid="ignore"):
+                error = np.where(finite, np.abs(have64 - want64), 0.0)
+            bad = finite & (error > atol + rtol * np.abs(np.where(finite, want64, 0.0)))
+            # Non-finite values compare exactly: NaN with NaN, an infinity with the same infinity.
+            exact = np.isnan(want64) & np.isnan(have64) | (want64 == have64)
+            bad |= ~finite & ~exact
+            error = np.where(~finite & ~exact, np.inf, error)
         else:
             error = np.abs(have.astype(np.int64) - want.astype(np.int64)).astype(np.float64)
             bad = error > 0

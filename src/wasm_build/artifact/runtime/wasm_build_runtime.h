@@ -82,6 +82,10 @@ int wb_register_kernel(const char* name, void* symbol);
 /* Looks a registered kernel up; NULL when unknown. */
 void* wb_lookup_kernel(const char* name);
 
+/* SHA-256 (FIPS 180-4) of `size` bytes into `digest`: checks that a weights file belongs
+ * to the build that wrote it (a sum would let a crafted file pass). */
+void wb_sha256(const uint8_t* data, size_t size, uint8_t digest[32]);
+
 #ifdef __cplusplus
 }
 #endif
