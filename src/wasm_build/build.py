@@ -216,6 +216,8 @@ def build_model(
     key = cache_key(model, digest, toolchain.identity, project_dir) if digest else None
     cached_dir = (cache_dir / key) if (cache_dir and key) else None
     if cached_dir and _cache_entry_intact(cached_dir, model.name):
+        # The shared files come from this wasm-build, which the cache key includes.
+        _write_shared(out_dir)
         _copy_tree_atomic(cached_dir, destination)
         manifest = json.loads((destination / f"{model.name}.json").read_text())
         log(f"wasm-build: {model.name}: up to date (cache {key[:12]}), reused {destination}")
@@ -323,10 +325,20 @@ def _build_uncached(
                         torch_program=loaded.torch_program,
                     )
             # Only verified artifacts replace the previous ones.
+            _write_shared(destination.parent)
             replace_directory(staging, destination)
         finally:
             shutil.rmtree(unverified, ignore_errors=True)
     return manifest
+
+
+def _write_shared(out_dir: Path) -> None:
+    """Files the models of one out-dir share, outside `OUT/NAME/` (the Rust runtime that
+    every `OUT/NAME/rust/` crate includes). Written before a model directory appears
+    there, safely when several builds write into `out_dir` at once."""
+    from .codegen.rust import write_rust_runtime
+
+    write_rust_runtime(out_dir)
 
 
 def _extra_writers() -> list[Any]:
