@@ -10,8 +10,9 @@
 #
 # The compiler runs at build time (`python -m wasm_build compile`), as a custom
 # command whose inputs are the model file (and tuning database), so the model is
-# rebuilt exactly when it changes. Artifacts land in OUTPUT_DIR/NAME/ and are
-# installed with the project; under scikit-build-core that means into the wheel
+# rebuilt exactly when it changes. Artifacts land in OUTPUT_DIR/NAME/ (and the
+# Rust crates' shared module in OUTPUT_DIR/rust-runtime/) and are installed with
+# the project; under scikit-build-core that means into the wheel
 # (see docs/cmake.md). Each model also becomes an imported static library NAME::NAME,
 # for C programs of the same build that target wasm32-wasi.
 #
@@ -79,6 +80,20 @@ function(_wasm_build_default_destination out)
     # <prefix>/lib/NAME/cmake/NAMEConfig.cmake: find_package(NAME) searches there.
     set(${out} "${CMAKE_INSTALL_LIBDIR}" PARENT_SCOPE)
   endif()
+endfunction()
+
+# What the model directories of one OUTPUT_DIR share, installed beside them once per
+# destination: rust-runtime/, the Rust module every NAME/rust/ crate includes
+# (../../rust-runtime/runtime.rs; wasm-build writes it with each model).
+function(_wasm_build_install_shared output_dir destination component)
+  set(key "${output_dir}|${destination}|${component}")
+  get_property(installed GLOBAL PROPERTY _WASM_BUILD_SHARED_INSTALLS)
+  list(FIND installed "${key}" index)  # not IN_LIST: that depends on the caller's policies
+  if(NOT index EQUAL -1)
+    return()
+  endif()
+  set_property(GLOBAL APPEND PROPERTY _WASM_BUILD_SHARED_INSTALLS "${key}")
+  install(DIRECTORY "${output_dir}/rust-runtime/" DESTINATION "${destination}/rust-runtime" COMPONENT ${component})
 endfunction()
 
 #[=======================================================================[.rst:
@@ -230,6 +245,7 @@ function(wasm_build_add_model name)
       set(arg_COMPONENT wasm)
     endif()
     install(DIRECTORY "${dir}/" DESTINATION "${arg_INSTALL_DESTINATION}/${name}" COMPONENT ${arg_COMPONENT})
+    _wasm_build_install_shared("${arg_OUTPUT_DIR}" "${arg_INSTALL_DESTINATION}" "${arg_COMPONENT}")
   endif()
   set(${name}_WASM_DIR "${dir}" PARENT_SCOPE)
 endfunction()

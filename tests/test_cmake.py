@@ -265,6 +265,11 @@ def test_models_from_pyproject_builds_and_installs_every_model(tmp_path):
     _run(["cmake", "--install", build, "--prefix", prefix], env=env)
     for name in ("net_a", "net_b"):  # wheel-dir = "demo/wasm"
         assert (prefix / "demo" / "wasm" / name / f"lib{name}.a").is_file()
+        assert (prefix / "demo" / "wasm" / name / "rust" / "src" / "lib.rs").is_file()
+    # Installed once beside the models: their Rust crates include it (../../rust-runtime/runtime.rs).
+    assert (prefix / "demo" / "wasm" / "rust-runtime" / "runtime.rs").read_bytes() == (
+        out / "rust-runtime" / "runtime.rs"
+    ).read_bytes()
 
 
 def test_models_from_pyproject_rejects_a_bad_table_at_configure_time(tmp_path):
@@ -342,6 +347,7 @@ def test_pip_wheel_of_the_scikit_build_core_example(tmp_path):
         archive.extractall(tmp_path / "installed")
     for artifact in ("libkws.a", "kws.h", "kws.wasm", "kws.json"):
         assert f"kws_cmake_demo/wasm/kws/{artifact}" in names
+    assert {"kws_cmake_demo/wasm/kws/rust/src/lib.rs", "kws_cmake_demo/wasm/rust-runtime/runtime.rs"} <= names
 
     # The installed copy runs, and matches onnxruntime on the checked-in model.
     import onnx

@@ -140,6 +140,57 @@ def test_crate_files_link_the_archive_without_whole_archive(kws_build, mlp_build
     assert "rust/src/lib.rs" in kws_build.manifest["artifacts"]
 
 
+def test_crates_of_one_out_dir_share_one_runtime(kws_build, mlp_build):
+    """The model-independent code is written once per output directory, not into every crate."""
+    from wasm_build.codegen.rust import runtime_fingerprint, runtime_text
+
+    for result in (kws_build, mlp_build):
+        runtime = result.directory.parent / "rust-runtime" / "runtime.rs"
+        assert runtime.read_text() == runtime_text()
+        lib_rs = (result.directory / "rust" / "src" / "lib.rs").read_text()
+        assert '#[path = "../../../rust-runtime/runtime.rs"]\nmod runtime;' in lib_rs
+        assert f"runtime::FINGERPRINT == 0x{runtime_fingerprint()}," in lib_rs
+        assert "pub struct Model" not in lib_rs and "fn verify_library" not in lib_rs
+        assert len(lib_rs.splitlines()) < 200
+    assert "pub struct Model {" in runtime_text() and "fn verify_library(" in runtime_text()
+
+
+def test_runtime_writes_are_whole_and_leave_an_unchanged_file_alone(tmp_path):
+    """Concurrent builds into one out-dir: readers see the old or the new file, never a part."""
+    import threading
+
+    from wasm_build.codegen.rust import runtime_text, write_rust_runtime
+
+    runtime = tmp_path / "rust-runtime" / "runtime.rs"
+    new = runtime_text()
+    runtime.parent.mkdir()
+    seen: set[str] = set()
+    for _ in range(10):
+        runtime.write_text("// another wasm-build\n")
+        stop = threading.Event()
+
+        def read() -> None:
+            while not stop.is_set():
+                seen.add(runtime.read_text())
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        writers = [threading.Thread(target=write_rust_runtime, args=(tmp_path,)) for _ in range(4)]
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        stop.set()
+        reader.join()
+        assert runtime.read_text() == new
+    assert seen <= {"// another wasm-build\n", new}
+    assert [p.name for p in runtime.parent.iterdir()] == ["runtime.rs"]  # no temporary files left
+    # Same content: the file is not rewritten, so cargo does not rebuild the crates.
+    os.utime(runtime, ns=(1, 1))
+    write_rust_runtime(tmp_path)
+    assert runtime.stat().st_mtime_ns == 1
+
+
 def test_crate_names_avoid_rust_keywords():
     from wasm_build.codegen.rust import crate_name, rust_string
 
@@ -369,6 +420,110 @@ def test_bad_use_returns_errors_not_traps(two_models_wasm, mlp_build, tmp_path):
     assert lines["raw run after failed init"].startswith("status 1: mlp_run: the model is not initialized")
     assert lines["short weights"].startswith("mlp_init_from_buffer failed with status 6 (Weights): weights have 16 bytes")
     assert lines["recovered"] == "true"
+
+
+# -- tensor names are data ----------------------------------------------------------------
+
+# Names from a model file land in Rust string literals, doc comments (Markdown, and
+# a doctest's code), C string literals and C comments: none may end any of them.
+HOSTILE_INPUT = 'x */ int evil; /*\n//! pub fn injected() {}\n"q\\ `tick` ```\n<b>bold</b> \u00e9??/ \U0001f600'
+HOSTILE_OUTPUT = "y\r\n#[cfg(any())] mod m { */\n}\n\x01"
+
+
+def _hostile_model():
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", [HOSTILE_INPUT], [HOSTILE_OUTPUT])],
+        "hostile",
+        [helper.make_tensor_value_info(HOSTILE_INPUT, TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info(HOSTILE_OUTPUT, TensorProto.FLOAT, [1, 8])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+HOSTILE_MAIN = r"""
+use std::fs;
+use std::process;
+
+""" + RUST_FILE_HELPERS + r"""
+fn main() {
+    // Model::new checks the crate's names against the C library's.
+    let mut model = hostile::Model::new().unwrap_or_else(|e| { println!("error: {}", e); process::exit(2) });
+    let names = format!("{}\u{0}{}", hostile::INPUTS[0].name, hostile::OUTPUTS[0].name);
+    fs::write("names.bin", names).expect("write names.bin");
+    let x = read_f32("x.bin");
+    let y = model.run_f32(&[&x]).unwrap_or_else(|e| { println!("error: {}", e); process::exit(2) });
+    write_f32("y.bin", &y[0]);
+    fs::write("error.txt", model.run_f32(&[&x[1..]]).unwrap_err().to_string()).expect("write error.txt");
+    // A second crate of the same out-dir: both include its one runtime, with types of their own.
+    let mut twin = twin::Model::new().unwrap_or_else(|e| { println!("error: {}", e); process::exit(2) });
+    let same: Result<Vec<Vec<f32>>, twin::Error> = twin.run_f32(&[&x]);
+    println!("twin agrees: {}", same.map(|t| t == y).unwrap_or(false));
+}
+"""
+
+
+def test_hostile_tensor_names_stay_data(cargo, tmp_path):
+    out = tmp_path / "out"
+    hostile = build(_hostile_model(), "hostile", out)
+    build(_hostile_model(), "twin", out)
+    assert hostile.manifest["inputs"][0]["name"] == HOSTILE_INPUT
+
+    # Nothing of a name reaches the start of a line, where it would be code.
+    for path in [*(out / "hostile").rglob("*.rs"), out / "hostile" / "hostile.h"]:
+        for line in path.read_text().splitlines():
+            assert not line.lstrip().startswith(("pub fn injected", "#[cfg(any())]", "<b>")), (path, line)
+
+    cargo_toml = f"""[package]
+name = "hostile_names"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+hostile = {{ path = "{(out / "hostile" / "rust").as_posix()}" }}
+twin = {{ path = "{(out / "twin" / "rust").as_posix()}" }}
+"""
+    crate = write_crate(tmp_path / "program", cargo_toml, {"src/main.rs": HOSTILE_MAIN})
+    proc = cargo.build(crate)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr, proc.stderr
+    wasm = cargo.target_dir / "wasm32-wasi" / "debug" / "hostile_names.wasm"
+
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    x = np.linspace(-1.0, 1.0, 8, dtype="<f4")
+    x.tofile(workdir / "x.bin")
+    code, stdout, stderr = run_command(wasm, workdir)
+    assert code == 0, stdout + stderr
+    assert (workdir / "names.bin").read_bytes() == f"{HOSTILE_INPUT}\0{HOSTILE_OUTPUT}".encode()
+    np.testing.assert_array_equal(np.fromfile(workdir / "y.bin", dtype="<f4"), np.maximum(x, 0))
+    assert f"input 0 ('{HOSTILE_INPUT}') has 7 elements" in (workdir / "error.txt").read_text()
+    assert "twin agrees: true" in stdout
+
+    # rustdoc: the names are text in code spans, not Markdown or HTML.
+    rustdoc = Path("/usr/bin/rustdoc")
+    if rustdoc.is_file():
+        args = [CARGO, "doc", "--offline", "--no-deps", "--target", "wasm32-wasi", "--manifest-path",
+                str(out / "hostile" / "rust" / "Cargo.toml")]
+        proc = subprocess.run(args, env=cargo.env(RUSTDOC=str(rustdoc)), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        html = (cargo.target_dir / "wasm32-wasi" / "doc" / "hostile" / "index.html").read_text()
+        assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold</b>" not in html
+
+
+def test_cache_hits_write_the_runtime_too(tmp_path):
+    """A model reused from the build cache into a new out-dir brings its crate's runtime along."""
+    from wasm_build.codegen.rust import runtime_text
+
+    cache, source = tmp_path / "cache", models.save(_hostile_model(), tmp_path / "tiny.onnx")
+    first = build(source, "tiny", tmp_path / "a", cache_dir=cache, smoke_test=False)
+    second = build(source, "tiny", tmp_path / "b", cache_dir=cache, smoke_test=False)
+    assert not first.cached and second.cached
+    assert (tmp_path / "b" / "rust-runtime" / "runtime.rs").read_text() == runtime_text()
 
 
 # -- a reactor (cdylib) -------------------------------------------------------------------

@@ -67,6 +67,9 @@ def test_example_wheel_holds_both_models(example_build):
         for filename in MODEL_FILES:
             assert f"kws_demo/wasm/{model}/{filename.replace('kws', model)}" in names
         assert (project / "build" / "wasm" / model / f"{model}.wasm").is_file()  # out-dir, for C and Rust
+        assert f"kws_demo/wasm/{model}/rust/src/lib.rs" in names
+    # The module every model's Rust crate includes (../../rust-runtime/runtime.rs) ships with them.
+    assert "kws_demo/wasm/rust-runtime/runtime.rs" in names
     assert not any(n.startswith("kws_demo_models/") for n in names)  # build-time only
     # pip -v shows each stage.
     for model in ("kws", "mlp"):

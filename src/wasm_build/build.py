@@ -28,7 +28,7 @@ from .artifact.toolchain import Toolchain, find_toolchain
 from .codegen.c import render
 from .codegen.cmake import write_cmake_package
 from .codegen.plan import plan_executor
-from .codegen.rust import write_rust_crate
+from .codegen.rust import write_rust_crate, write_rust_runtime
 from .compiler.kernels import build_kernels
 from .compiler.pipeline import lower
 from .compiler.target import TargetOptions
@@ -162,6 +162,8 @@ def build_model(
     cache = BuildCache(cache_dir) if cache_dir is not None and digest else None
     key = cache_key(model, digest, toolchain.identity, tvm.__version__, _database(model, project_dir)) if cache else None
     if cache is not None and key is not None:
+        # The shared files come from this wasm-build, which the cache key includes.
+        write_rust_runtime(destination.parent)
         manifest = _reuse(cache, key, destination)
         if manifest is not None:
             log(f"wasm-build: {model.name}: up to date (cache {key[:12]}), reused {destination}")
@@ -265,6 +267,7 @@ def _build_uncached(
                         torch_program=loaded.torch_program,
                     )
             # Only verified artifacts replace the previous ones.
+            write_rust_runtime(destination.parent)
             replace_directory(staging, destination)
         finally:
             shutil.rmtree(unverified, ignore_errors=True)

@@ -7,7 +7,8 @@ Layout of `OUT/NAME/`:
     NAME.wasm      a WASI reactor built from the same archive
     NAME.weights   only with weights = "file"
     NAME.json      the manifest
-    rust/          a std-only Rust crate wrapping the C API
+    rust/          a std-only Rust crate wrapping the C API (it includes the module
+                   OUT/rust-runtime/runtime.rs, shared by the models of OUT: see codegen.rust)
 
 Everything is built in a staging directory next to the destination and moved
 into place at the end, so a failed build never leaves half-written artifacts.

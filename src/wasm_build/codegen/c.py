@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from .. import __version__
 from . import templating
-from .plan import ALIGNMENT, ExecutorPlan, FloatArg, IntArg, KernelArg, TensorArg
+from .abi import ALIGNMENT
+from .plan import ExecutorPlan, FloatArg, IntArg, KernelArg, TensorArg
 
 WEIGHTS_BLOB = "weights.bin"
 

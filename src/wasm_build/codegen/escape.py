@@ -34,7 +34,9 @@ def c_comment(text: object) -> str:
     previous = ""
     for char in str(text):
         code = ord(char)
-        if char == "\\" or (char == "/" and previous == "*") or (char == "?" and previous == "?") or code not in _PRINTABLE:
+        # `*/` ends the comment, `/*` inside one warns (-Wcomment), `??/` is a backslash (a trigraph).
+        pair = previous + char
+        if char == "\\" or pair in ("*/", "/*", "??") or code not in _PRINTABLE:
             parts.append(f"\\u{{{code:x}}}")
         else:
             parts.append(char)
@@ -56,9 +58,11 @@ def rust_string(text: object) -> str:
 
 
 def rust_doc(text: object) -> str:
-    """`text` for a Rust doc comment line (`///` or `//!`), as inline code-free prose: no line
-    break (which would end the comment), no character that is not printable ASCII."""
-    return "".join(char if ord(char) in _PRINTABLE else f"\\u{{{ord(char):x}}}" for char in str(text))
+    """A string from a model file for a Rust doc comment (`//!`, `///`, Markdown): the
+    `rust_string` literal, so one line without control characters, with backticks as
+    `\\u{60}` too, so it cannot end a Markdown code span or fence. Put it in backticks:
+    a code span shows HTML and Markdown as text."""
+    return rust_string(text).replace("`", "\\u{60}")
 
 
 def json_string(text: object) -> str:

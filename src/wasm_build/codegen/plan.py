@@ -24,8 +24,8 @@ import tvm
 from tvm import relax
 
 from ..errors import WasmBuildError
+from .abi import ALIGNMENT
 
-ALIGNMENT = 64  # arena and weight offsets: cache-line and v128 friendly
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

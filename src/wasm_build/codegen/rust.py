@@ -1,29 +1,49 @@
 """Write `OUT/NAME/rust/`: a std-only Rust crate that links `libNAME.a` and wraps its C API.
 
-The crate is rendered from `templates/rust/*.j2`:
+The crates of one output directory share their model-independent code, written
+once beside them (by `write_rust_runtime`, before a model's directory appears):
 
-    rust/Cargo.toml    package NAME, `links = "NAME"`
-    rust/build.rs      finds libNAME.a (NAME_LIB_DIR, WASM_BUILD_LIB_DIR, or ../)
-    rust/src/lib.rs    `ffi` declarations and the safe `Model` wrapper
+    OUT/rust-runtime/runtime.rs   `Model`, `Input`, `Output`, `Error`, `TensorSpec`, `DType`,
+                                  the checks and the weights buffer (templates/rust/runtime.rs.j2)
+    OUT/NAME/rust/Cargo.toml      package NAME, `links = "NAME"`
+    OUT/NAME/rust/build.rs        finds libNAME.a (NAME_LIB_DIR, WASM_BUILD_LIB_DIR, or ../)
+    OUT/NAME/rust/src/lib.rs      `ffi` declarations, the constants, the constructors, and
+                                  `#[path = "../../../rust-runtime/runtime.rs"] mod runtime;`
 
-Consumers depend on it by path (`NAME = { path = "OUT/NAME/rust" }`) and build
-with `cargo build --target wasm32-wasi`. See docs/consumers.md.
+The runtime is a module of each crate, not a crate of its own: every model crate
+keeps its own types, and cargo never sees one package from two directories (models
+of different output directories can be used together). Its contents depend only
+on the wasm-build version; each crate checks at compile time that the runtime it
+includes has the fingerprint it was generated with.
+
+Consumers depend on the crates by path (`NAME = { path = "OUT/NAME/rust" }`) and
+build with `cargo build --target wasm32-wasi`. See docs/consumers.md.
 """
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 
 from . import templating
+from .abi import ALIGNMENT
 from .escape import rust_string
-from .plan import ALIGNMENT
-from ..artifact.assemble import PackageInputs
 from ..artifact.files import write_text_atomic
 
+if TYPE_CHECKING:
+    from ..artifact.assemble import PackageInputs
+
 CRATE_DIR = "rust"
+# Shared by the crates of one output directory: OUT/RUNTIME_DIR/RUNTIME_FILE. Not a
+# C identifier, so no model directory can have the name. cmake/WasmBuild.cmake and the
+# docs spell it out too.
+RUNTIME_DIR = "rust-runtime"
+RUNTIME_FILE = "runtime.rs"
+_RUNTIME_TEMPLATE = "rust/runtime.rs.j2"
 
 # TVM dtype name -> (DType variant, Rust primitive or None)
 _DTYPES: dict[str, tuple[str, str | None]] = {
@@ -65,6 +85,51 @@ def _describe(sig) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1)
+def _runtime() -> tuple[str, str]:
+    """(fingerprint, text) of the shared runtime for this wasm-build."""
+    env = templating.environment()
+    source, _, _ = env.loader.get_source(env, _RUNTIME_TEMPLATE)
+    context = {"version": __version__, "alignment": ALIGNMENT}
+    fingerprint = hashlib.sha256(repr((source, sorted(context.items()))).encode()).hexdigest()[:16]
+    return fingerprint, templating.render(_RUNTIME_TEMPLATE, {**context, "fingerprint": fingerprint})
+
+
+def runtime_text() -> str:
+    """The text of `OUT/rust-runtime/runtime.rs`: the same for every model and build of this wasm-build."""
+    return _runtime()[1]
+
+
+def runtime_fingerprint() -> str:
+    """16 hex digits identifying `runtime_text()`; each crate checks it at compile time."""
+    return _runtime()[0]
+
+
+def write_rust_runtime(out_dir: Path) -> Path:
+    """Write `out_dir/rust-runtime/runtime.rs` unless it already has this content.
+
+    Safe when builds of several models into `out_dir` run at once: the file is
+    replaced whole (temporary file, then rename), and every writer of one
+    wasm-build writes the same bytes. An unchanged file is not touched, so cargo
+    does not rebuild the crates that include it.
+    """
+    path = Path(out_dir) / RUNTIME_DIR / RUNTIME_FILE
+    data = runtime_text().encode("utf-8")
+    try:
+        if path.read_bytes() == data:
+            return path
+    except OSError:
+        pass
+    write_text_atomic(path, runtime_text())
+    return path
+
+
+def shared_files() -> list[str]:
+    """Files outside `OUT/NAME/` that the model's directory needs (relative to OUT):
+    whatever copies a model directory copies these too."""
+    return [f"{RUNTIME_DIR}/{RUNTIME_FILE}"]
+
+
 def crate_context(inputs: PackageInputs) -> dict[str, Any]:
     name = inputs.name
     plan = inputs.plan
@@ -78,7 +143,10 @@ def crate_context(inputs: PackageInputs) -> dict[str, Any]:
         "weights_mode": inputs.weights_mode,
         "weights_nbytes": len(plan.weights),
         "weights_file": f"{name}.weights",
-        "alignment": ALIGNMENT,
+        # From OUT/NAME/rust/src/ (the directory of lib.rs) to OUT/rust-runtime/runtime.rs.
+        "runtime_path": f"../../../{RUNTIME_DIR}/{RUNTIME_FILE}",
+        "runtime_file": f"{RUNTIME_DIR}/{RUNTIME_FILE}",
+        "runtime_fingerprint": runtime_fingerprint(),
         "init_doc": f"`{name}_init`" if embed else f"`{name}_init_from_file` or `{name}_init_from_buffer`",
         "inputs": [_describe(sig) for sig, _ in plan.inputs],
         "outputs": [_describe(sig) for sig, _ in plan.outputs],
@@ -96,6 +164,7 @@ def render_crate(inputs: PackageInputs) -> dict[str, str]:
 
 
 def write_rust_crate(inputs: PackageInputs, staging_dir: Path) -> None:
-    """Package writer: render the crate into `staging_dir/rust/`."""
+    """Package writer: render the crate into `staging_dir/rust/` (the runtime it includes
+    is written by `write_rust_runtime` when the model's directory is put in place)."""
     for relative, text in render_crate(inputs).items():
         write_text_atomic(Path(staging_dir) / CRATE_DIR / relative, text)

@@ -13,10 +13,12 @@ pyproject.toml and returns.
 
 The command builds every model into `out-dir` (through the content-addressed
 cache), then copies each `out-dir/NAME/` into the wheel under `wheel-dir`
-(default `<top package>/wasm`). The artifacts are platform-independent data
-files, so the wheel keeps its `py3-none-any` tag unless the project has
-extension modules of its own. In editable installs the copies go next to the
-package's sources instead, where `importlib.resources` finds them.
+(default `<top package>/wasm`), and the files the model directories share
+(`out-dir/rust-runtime/`, included by every `NAME/rust/` crate). The artifacts
+are platform-independent data files, so the wheel keeps its `py3-none-any` tag
+unless the project has extension modules of its own. In editable installs the
+copies go next to the package's sources instead, where `importlib.resources`
+finds them.
 """
 
 from __future__ import annotations
@@ -155,6 +157,13 @@ class build_wasm_model(Command):
         expected = [f"lib{name}.a", f"{name}.h", f"{name}.wasm", f"{name}.json"]
         return expected + ([f"{name}.weights"] if model.weights == "file" else [])
 
+    @staticmethod
+    def _shared_files() -> list[str]:
+        """Files beside the model directories that they need, relative to out-dir."""
+        from ..codegen.rust import shared_files
+
+        return shared_files()
+
     # -- the setuptools sub-command protocol ----------------------------------------------
 
     def get_source_files(self) -> list[str]:
@@ -166,11 +175,12 @@ class build_wasm_model(Command):
         if self.project is None or self.build_lib is None:
             return []
         base = Path(self.build_lib, *self.wheel_dir().parts)
-        return [
+        models = [
             str(base / model.name / relative)
             for model in self.project.settings.models
             for relative in self._model_files(model.name)
         ]
+        return models + ([str(base / relative) for relative in self._shared_files()] if models else [])
 
     def get_output_mapping(self) -> dict[str, str]:
         """In editable mode the outputs live in the source tree: map them there."""
@@ -205,6 +215,11 @@ class build_wasm_model(Command):
                 # distutils prints ExecError as "error: ..." without a traceback: the message must stand alone.
                 raise ExecError(f"wasm-build: {exc}") from None
             self._built[model.name] = _copy_model(result.directory, destination / model.name)
+        for relative in self._shared_files():
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(project.out_dir / relative, target)
+            shutil.copymode(project.out_dir / relative, target)
 
 
 def _files_under(directory: Path) -> list[str]:
