@@ -23,7 +23,7 @@ import tvm
 from . import __version__
 from .artifact.assemble import PackageInputs, assemble
 from .artifact.cache import BuildCache, cache_key
-from .artifact.files import make_temp_dir, replace_directory
+from .artifact.files import WORK_PREFIX, make_temp_dir, output_lock, replace_directory, sweep_stale, work_dir
 from .artifact.toolchain import Toolchain, find_toolchain
 from .codegen.c import render
 from .codegen.cmake import write_cmake_package
@@ -145,7 +145,7 @@ def build_model(
     """Build `model` into `out_dir/NAME/`, reusing the cache when nothing changed."""
     progress = Progress(model.name, log, verbose)
     project_dir = project_dir.resolve()
-    destination = Path(out_dir) / model.name
+    destination = _output_directory(Path(out_dir), model.name)
     source = ModelSource.parse(model.source, project_dir)
 
     with progress.stage("toolchain"):
@@ -177,6 +177,29 @@ def build_model(
     return BuildResult(model.name, destination, manifest, False, progress.timings)
 
 
+def _output_directory(out_dir: Path, name: str) -> Path:
+    """`out_dir/NAME`, checked to be writable; what killed builds left there (and in the
+    temporary directory) is removed first."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise WasmBuildError(
+            f"the output directory {out_dir} is a file", fix="pass a directory (it is created if missing)", model=name
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with output_lock(out_dir):
+            sweep_stale(out_dir, f".{name}.")
+        probe = make_temp_dir(out_dir, f".{name}.probe-")
+        probe.rmdir()
+    except OSError as exc:
+        raise WasmBuildError(
+            f"cannot write to the output directory {out_dir} ({exc.strerror or exc})",
+            fix="choose a directory you can write to (--out, or out-dir in pyproject.toml)",
+            model=name,
+        ) from None
+    sweep_stale(Path(tempfile.gettempdir()), WORK_PREFIX)
+    return out_dir / name
+
+
 def _reuse(cache: BuildCache, key: str, destination: Path) -> dict[str, Any] | None:
     """Replace `destination` by the intact cache entry `key`; its manifest, or None on a miss."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +208,8 @@ def _reuse(cache: BuildCache, key: str, destination: Path) -> dict[str, Any] | N
         if not cache.copy_out(key, staging):
             return None
         manifest = json.loads((staging / f"{destination.name}.json").read_text())
-        replace_directory(staging, destination)
+        with output_lock(destination.parent):
+            replace_directory(staging, destination)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -212,8 +236,7 @@ def _build_uncached(
         with progress.stage("tune"):
             tune_model(loaded.module, options, str(database), model.tuning, log=progress.detail)
 
-    with tempfile.TemporaryDirectory(prefix="wasm-build-") as tmp:
-        work = Path(tmp)
+    with work_dir("build") as work:
         with progress.stage("compile"):
             tuned = apply_database_pass(str(database), options.tvm_target()) if database and database.is_file() else None
             lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, tuned=tuned)
@@ -268,7 +291,8 @@ def _build_uncached(
                     )
             # Only verified artifacts replace the previous ones.
             write_rust_runtime(destination.parent)
-            replace_directory(staging, destination)
+            with output_lock(destination.parent):
+                replace_directory(staging, destination)
         finally:
             shutil.rmtree(unverified, ignore_errors=True)
     return manifest

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,7 +28,7 @@ from ..codegen.plan import ExecutorPlan
 from ..codegen.c import WEIGHTS_BLOB, GeneratedSources
 from ..compiler.target import TargetOptions
 from ..errors import WasmBuildError
-from .files import sha256_file, staged_directory
+from .files import sha256_file, staged_directory, work_dir
 from .toolchain import Toolchain
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
@@ -110,8 +109,7 @@ def _c_flags(work: Path, target_flags: Any) -> list[str]:
 @functools.lru_cache(maxsize=8)
 def _runtime_object(toolchain: Toolchain, target_flags: tuple[str, ...]) -> bytes:
     """The runtime shim, compiled once per process and target: it is the same for every model."""
-    with tempfile.TemporaryDirectory(prefix="wasm-build-runtime-") as tmp:
-        work = Path(tmp)
+    with work_dir("runtime") as work:
         copy_runtime_sources(work)
         toolchain.compile_c(Path("wasm_build_runtime.c"), work / "runtime.o", _c_flags(work, target_flags), cwd=work)
         return (work / "runtime.o").read_bytes()
@@ -201,8 +199,7 @@ def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
 
 def assemble(inputs: PackageInputs, destination: Path, extra_writers: list[Any] = ()) -> dict[str, Any]:
     """Build all artifacts of one model into `destination` (replaced atomically)."""
-    with staged_directory(destination) as staging, tempfile.TemporaryDirectory(prefix="wasm-build-c-") as tmp:
-        work = Path(tmp)
+    with staged_directory(destination) as staging, work_dir("c") as work:
         archive = build_archive(inputs, work, staging)
         (staging / f"{inputs.name}.h").write_text(inputs.sources.header)
         if inputs.weights_mode == "file":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config.settings import ModelSettings
-from .files import make_temp_dir, sha256_file
+from .files import make_temp_dir, sha256_file, sweep_stale
 
 ENTRY_FILE = "cache-entry.json"
 _FORMAT = 1
@@ -117,7 +117,8 @@ class BuildCache:
             if self.files(key) is not None:
                 return
             self._discard(entry)
-        staging = make_temp_dir(self.directory, f".{key}.")
+        sweep_stale(self.directory, f".{key}.")
+        staging = make_temp_dir(self.directory, f".{key}.staging-")
         try:
             files = {}
             for path in sorted(source.rglob("*")):

@@ -3,8 +3,10 @@ the previous artifacts, never a half-written one."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -21,8 +23,9 @@ def sha256_file(path: Path) -> str:
 
 
 def replace_directory(source: Path, destination: Path) -> None:
-    """Swap `source` in for `destination` with two renames; the old tree is removed afterwards."""
-    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.retired-", dir=destination.parent))
+    """Swap `source` in for `destination` with two renames; the old tree is removed afterwards.
+    Builds that may swap the same destination hold `output_lock` around this."""
+    retired = make_temp_dir(destination.parent, f".{destination.name}.retired-")
     try:
         if destination.exists():
             os.replace(destination, retired / destination.name)
@@ -38,18 +41,72 @@ def staged_directory(destination: Path) -> Iterator[Path]:
     staging = make_temp_dir(destination.parent, f".{destination.name}.staging-")
     try:
         yield staging
-        replace_directory(staging, destination)
+        with output_lock(destination.parent):
+            replace_directory(staging, destination)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
 
 def make_temp_dir(parent: Path, prefix: str) -> Path:
-    """A new directory in `parent` that becomes an artifact: `mkdtemp` makes it private (0700),
-    but what it turns into must have an ordinary directory's permissions."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    """A new directory in `parent` named `{prefix}{pid}-{random}`: the process id lets
+    `sweep_stale` remove what a killed build left. `mkdtemp` makes it private (0700), but what
+    it turns into must have an ordinary directory's permissions."""
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
     os.chmod(path, 0o777 & ~_umask())
     return path
+
+
+@contextmanager
+def work_dir(what: str) -> Iterator[Path]:
+    """A scratch directory in the system's temporary directory, removed afterwards; named so
+    that `sweep_stale` finds it if the process is killed first."""
+    path = make_temp_dir(Path(tempfile.gettempdir()), f"{WORK_PREFIX}{what}-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+WORK_PREFIX = "wasm-build-"
+
+
+def sweep_stale(parent: Path, prefix: str) -> None:
+    """Remove `parent/{prefix}{kind}-{pid}-*` entries whose process is gone (a build killed
+    with SIGKILL runs no clean-up)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}[A-Za-z]*-?(\d+)-")
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+@contextmanager
+def output_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `directory` (an output or cache folder) for a swap of one of
+    its entries: builds in other processes or threads wait instead of racing between the
+    two renames of `replace_directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

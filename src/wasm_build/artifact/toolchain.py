@@ -22,12 +22,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ToolchainError
+from .files import work_dir
 
 INSTALL_HINT = (
     "install a wasm32-wasi C toolchain: `pip install ziglang` (pure PyPI), or on Debian/Ubuntu "
@@ -91,8 +91,7 @@ class Toolchain:
 def _probe(toolchain: Toolchain) -> str | None:
     """Compile, archive and link a reactor; return the compiler version, or None if it fails."""
     try:
-        with tempfile.TemporaryDirectory(prefix="wasm-build-probe-") as tmp:
-            work = Path(tmp)
+        with work_dir("probe") as work:
             (work / "probe.c").write_text(_PROBE_SOURCE)
             toolchain.compile_c(work / "probe.c", work / "probe.o", ["-O2"])
             toolchain.archive(work / "libprobe.a", [work / "probe.o"])

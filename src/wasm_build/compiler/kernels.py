@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import tvm
 
+from ..artifact.files import work_dir
 from ..errors import WasmBuildError
 from .pipeline import LoweredModel
 from .target import TargetOptions
@@ -49,8 +49,8 @@ def build_kernels(lowered: LoweredModel, options: TargetOptions, output: Path) -
             f"TVM failed to generate wasm32 code for the kernels: {type(exc).__name__}: {_last_line(exc)}",
             fix="try --no-simd, or report the model; the native TVM build may still work",
         ) from exc
-    with tempfile.TemporaryDirectory(prefix="wasm-build-kernels-") as tmp:
-        obj = Path(tmp) / "kernels.o"
+    with work_dir("kernels") as work:
+        obj = work / "kernels.o"
         lib.write_to_file(str(obj))
         os.replace(obj, output)
 
