@@ -142,6 +142,30 @@ WB_WEAK int TVMBackendParallelBarrier(int task_id, WBParallelGroupEnv* penv) {
   return 0;
 }
 
+/* ---- pointers from the host ------------------------------------------------ */
+
+static size_t wb_memory_bytes(void) {
+#ifdef __wasm__
+  return __builtin_wasm_memory_size(0) * (size_t)65536;
+#else
+  return (size_t)-1;
+#endif
+}
+
+WB_WEAK int wb_in_memory(const void* pointer, size_t size) {
+  size_t limit = wb_memory_bytes();
+  uintptr_t start = (uintptr_t)pointer;
+  return pointer != NULL && start <= limit && size <= limit - start;
+}
+
+WB_WEAK int wb_string_in_memory(const char* text) {
+  size_t limit = wb_memory_bytes();
+  if (!wb_in_memory(text, 1)) return 0;
+  for (uintptr_t at = (uintptr_t)text; at < limit; ++at)
+    if (*(const char*)at == '\0') return 1;
+  return 0;
+}
+
 /* ---- SHA-256 (FIPS 180-4) -------------------------------------------------- */
 
 static const uint32_t wb_sha256_k[64] = {

@@ -82,6 +82,13 @@ int wb_register_kernel(const char* name, void* symbol);
 /* Looks a registered kernel up; NULL when unknown. */
 void* wb_lookup_kernel(const char* name);
 
+/* Whether the `size` bytes at `pointer` lie in the module's linear memory (always true off
+ * wasm): hosts pass pointers as plain numbers, and one past the end would trap. */
+int wb_in_memory(const void* pointer, size_t size);
+
+/* Whether a NUL-terminated string starts at `text` and ends inside linear memory. */
+int wb_string_in_memory(const char* text);
+
 /* SHA-256 (FIPS 180-4) of `size` bytes into `digest`: checks that a weights file belongs
  * to the build that wrote it (a sum would let a crafted file pass). */
 void wb_sha256(const uint8_t* data, size_t size, uint8_t digest[32]);
