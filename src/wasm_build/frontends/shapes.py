@@ -45,6 +45,11 @@ def resolve_shape(name: str, dims: list[Any], spec: InputSpec | None) -> list[in
                 )
         return list(spec.shape)
     for axis, dim in enumerate(dims):
+        if isinstance(dim, int) and dim == 0:
+            raise ConfigError(
+                f"input '{name}' dimension {axis} is 0: an empty tensor, which wasm-build does not compile",
+                fix="export the model with a non-zero size for that dimension, or pin it: " + pin_hint(name, dims),
+            )
         if not (isinstance(dim, int) and dim > 0):
             raise ConfigError(
                 f"input '{name}' dimension {axis} is dynamic ({dim!r}); wasm-build compiles static shapes only",
