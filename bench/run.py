@@ -39,7 +39,7 @@ for _path in (HERE.parent, HERE.parent / "src"):
 
 import numpy as np  # noqa: E402
 
-from bench import peers, report  # noqa: E402
+from bench import peers, readme, report  # noqa: E402
 from bench.models import BENCH_MODELS  # noqa: E402
 from bench.wasm_timing import link_timing_harness, time_artifact  # noqa: E402
 
@@ -334,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         results["notes"].append(chart_note)
     report.write_markdown(results, args.results, chart=args.chart if not chart_note else None)
     log(f"wrote {args.results}" + ("" if chart_note else f", {args.chart}") + f" and {raw}")
+    if args.results.resolve() == (HERE / "RESULTS.md").resolve():
+        readme.main([])  # the README's speed section is a copy of RESULTS.md
+        log("updated README.md's speed section")
     return 0
 
 

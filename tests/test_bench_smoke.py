@@ -122,3 +122,9 @@ def test_start_up_is_the_median_of_the_rounds():
     assert merged["startup_rounds_ms"] == [30, 40, 50, 60]
     assert merged["startup_phases_ms"] == {"first run": 49}
     assert merge_rounds(rounds[:3])["startup_ms"] == 50
+
+
+def test_readme_speed_section_is_a_copy_of_bench_results():
+    """Benchmark numbers live in bench/RESULTS.md; the README's section is generated from it."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "readme.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
