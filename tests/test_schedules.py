@@ -23,6 +23,7 @@ from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
 from wasm_build.compiler.tir import lane_shuffle
+from wasm_build.compiler.tir.pipeline import tir_pipeline
 
 from wasm_build.compiler.tir import walk as tir_walk  # noqa: E402
 from wasm_build.compiler.passes import graph_passes as relax_passes  # noqa: E402
@@ -605,7 +606,7 @@ def test_packed_rows_are_splat_by_lane_shuffles(name, build, kernel, tmp_path):
     """With wasm-build's TIR pipeline the four rows of a reduction step share one v128.load
     and each is splat by an i8x16.shuffle; TVM's own pipeline splats each from memory."""
     mod = fused_module(build(), WASM, graph_passes=True)
-    shuffled = _wasm_disassembly(mod, kernel, tmp_path, pipeline=lane_shuffle.tir_pipeline())
+    shuffled = _wasm_disassembly(mod, kernel, tmp_path, pipeline=tir_pipeline())
     plain = _wasm_disassembly(mod, kernel, tmp_path, pipeline="default")
     assert shuffled.count("i8x16.shuffle") >= 4, name
     assert "v128.load32_splat" not in shuffled, name

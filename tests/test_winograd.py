@@ -25,7 +25,7 @@ from tests.test_schedules import (  # noqa: E402
     run_native,
     scheduled_names,
 )
-from wasm_build.compiler.tir import lane_shuffle
+from wasm_build.compiler.tir.pipeline import tir_pipeline
 from wasm_build.compiler.passes import winograd  # noqa: E402
 from wasm_build.errors import ConfigError  # noqa: E402
 from wasm_build.compiler.schedules import winograd_transforms  # noqa: E402
@@ -204,7 +204,7 @@ def test_packed_tile_rows_are_splat_by_lane_shuffles_in_reused_storage(tmp_path)
     follows them there, so no value is splat from memory."""
     mod = fused_module(resnet_block(np.random.default_rng(13)), WASM, graph_passes=True, winograd_budget=10.0)
     assert all(_packs_its_tile_rows(mod, name) for name in winograd_kernels(mod))
-    text = _wasm_disassembly(mod, "winograd", tmp_path, pipeline=lane_shuffle.tir_pipeline())
+    text = _wasm_disassembly(mod, "winograd", tmp_path, pipeline=tir_pipeline())
     assert text.count("i8x16.shuffle") >= 4
     assert "v128.load32_splat" not in text
 

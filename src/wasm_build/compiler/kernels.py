@@ -12,7 +12,7 @@ from ..artifact.files import work_dir
 from ..errors import WasmBuildError
 from .pipeline import LoweredModel
 from .target import TargetOptions
-from .tir import lane_shuffle
+from .tir.pipeline import tir_pipeline
 
 
 def kernel_module(lowered: LoweredModel) -> Any:
@@ -43,7 +43,7 @@ def build_kernels(lowered: LoweredModel, options: TargetOptions, output: Path) -
         return
     try:
         with kernel_build_context():
-            lib = tvm.tirx.build(kernels, target=options.tvm_target(), pipeline=lane_shuffle.tir_pipeline())
+            lib = tvm.tirx.build(kernels, target=options.tvm_target(), pipeline=tir_pipeline())
     except Exception as exc:
         raise WasmBuildError(
             f"TVM failed to generate wasm32 code for the kernels: {type(exc).__name__}: {_last_line(exc)}",

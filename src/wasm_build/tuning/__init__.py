@@ -45,7 +45,7 @@ from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerInput
 from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
 from tvm.ir.utils import derived_object
 
-from ..compiler.tir import lane_shuffle
+from ..compiler.tir.pipeline import tir_pipeline
 from ..compiler.pipeline import legalize_passes, optimize_passes
 from ..compiler.target import TargetOptions
 from ..artifact.files import write_text_atomic
@@ -302,7 +302,7 @@ class WasmHarness:
         kernel = tvm.IRModule({gvar: func.with_attr("global_symbol", _KERNEL)}).with_attr("system_lib_prefix", _PREFIX)
         self._count += 1
         stem = self.work_dir / f"candidate{self._count}"
-        tvm.tirx.build(kernel, target=self.target, pipeline=lane_shuffle.tir_pipeline()).write_to_file(f"{stem}.o")
+        tvm.tirx.build(kernel, target=self.target, pipeline=tir_pipeline()).write_to_file(f"{stem}.o")
         try:
             self.toolchain.link_reactor([f"{stem}.o", *self.support], Path(f"{stem}.wasm"), _DRIVER_EXPORTS)
         finally:

@@ -14,31 +14,16 @@ buffers that attribute names, or from the kernel's own allocations: TVM's
 ``StorageRewrite`` lets a packed buffer reuse the storage of a buffer that died before
 it (a Winograd kernel's packed tile rows take its input transform's), and the loads then
 name the buffer whose storage they share.  TVM 0.27's Python API has no TIR mutator, so
-the rewrite goes through :mod:`wasm_build.tir_walk`.
+the rewrite goes through `compiler.tir.walk`.
 """
 
 from __future__ import annotations
 
 import tvm
 from tvm import tirx
-from tvm.tirx import compilation_pipeline
 
 from ..tiles import PACKED_ROWS, PACKED_ROWS_ATTR
 from .walk import rewrite, visit
-
-PIPELINE = "wasm_build"
-
-
-def tir_pipeline() -> str:
-    """Name of the TIR pipeline to pass to ``tvm.tirx.build``: TVM's default one, then this pass."""
-
-    def factory():
-        lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
-        return tvm.transform.Sequential([lower, shuffle_packed_rows()]), finalize_host, finalize_device
-
-    compilation_pipeline.register_tir_pipeline(PIPELINE, factory)
-    return PIPELINE
-
 
 def shuffle_packed_rows() -> tvm.transform.Pass:
     @tirx.transform.prim_func_pass(opt_level=0, name="WasmShufflePackedRows")

@@ -1,0 +1,23 @@
+"""The TIR pipeline wasm-build compiles kernels with: TVM's default one, then its own steps."""
+
+from __future__ import annotations
+
+import tvm
+from tvm.tirx import compilation_pipeline
+
+from .lane_shuffle import shuffle_packed_rows
+from .nan_propagation import propagate_nan
+
+PIPELINE = "wasm_build"
+
+
+def tir_pipeline() -> str:
+    """Name of the TIR pipeline to pass to ``tvm.tirx.build`` (registered on first use)."""
+
+    def factory():
+        lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
+        steps = tvm.transform.Sequential([lower, shuffle_packed_rows(), propagate_nan()])
+        return steps, finalize_host, finalize_device
+
+    compilation_pipeline.register_tir_pipeline(PIPELINE, factory)
+    return PIPELINE
