@@ -476,7 +476,7 @@ def extract_tasks(module: tvm.IRModule, options: TargetOptions) -> list[Any]:
 def _extract(module: tvm.IRModule, options: TargetOptions) -> tuple[list[Any], dict[str, list[int]]]:
     """Tasks, and for each task name the kernel parameters the model passes constants
     (weights): a default build stores those packed, so the default is timed that way."""
-    from ..compiler.schedules import constant_params
+    from ..compiler.schedules.packed_weights import constant_params
 
     target = options.tvm_target()
     with target, tvm.transform.PassContext(opt_level=3):

@@ -1,0 +1,47 @@
+"""Rule: vectorize the innermost loops of injective loop nests."""
+
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir
+from tvm.s_tir.schedule import SBlockRV
+
+from .analysis import extent, first_divisor, has_trivial_binding, is_spatial, lanes
+from .rule import Rule
+
+_has_if_then_else = tvm.get_global_func("s_tir.schedule.HasIfThenElse")
+
+
+class VectorizeSpatial(Rule):
+    """Vectorize the innermost loops of a root-level spatial block.
+
+    Trailing loops are fused until their extent is a multiple of the vector
+    width (e.g. the 7x7 plane of a late conv layer), except in blocks with a
+    condition (padding): there the fused index needs a division per element
+    and the condition scalarizes the vector anyway.
+    """
+
+    name = "vectorize_spatial"
+
+    def apply(self, sch: s_tir.Schedule, block: SBlockRV) -> bool:
+        if not is_spatial(sch, block) or not has_trivial_binding(sch, block):
+            return False
+        stmt = sch.get(block)
+        if len(stmt.writes) != 1:
+            return False
+        vector = lanes(stmt.writes[0].source.dtype)
+        loops = sch.get_loops(block)
+        max_fused = 1 if _has_if_then_else(stmt) else len(loops)
+        fused_extent, count = 1, 0
+        for loop in reversed(loops[-max_fused:]):
+            fused_extent *= extent(sch, loop)
+            count += 1
+            if fused_extent % vector == 0:
+                break
+        factor = first_divisor(fused_extent, (4 * vector, 2 * vector, vector))
+        if factor is None:
+            return False
+        fused = sch.fuse(*loops[-count:]) if count > 1 else loops[-1]
+        _, inner = sch.split(fused, [None, factor])
+        sch.vectorize(inner)
+        return True
