@@ -17,7 +17,7 @@ class TargetOptions:
 
     simd: bool = True
     relaxed_simd: bool = False
-    # Extra weight bytes Winograd convs may add, as a fraction of the weights (schedules.relax_passes).
+    # Extra weight bytes Winograd convs may add, as a fraction of the weights (compiler.passes.winograd).
     winograd_budget: float = ModelSettings.winograd_budget
 
     @classmethod

@@ -32,6 +32,35 @@ def random_inputs(signatures: list[tuple[str, tuple[int, ...], str]], seed: int 
     return arrays
 
 
+def with_special_values(arrays: list[np.ndarray], seed: int = SEED) -> list[np.ndarray]:
+    """`arrays` with NaN, +inf and -inf at a few seeded positions of every float input."""
+    rng = np.random.default_rng(seed + 1)
+    special = []
+    for array in arrays:
+        array = array.copy()
+        if array.dtype.kind == "f" and array.size >= 3:
+            flat = array.reshape(-1)
+            flat[rng.choice(flat.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]
+        special.append(array)
+    return special
+
+
+def compare_non_finite(reference: str, names: list[str], expected: list[np.ndarray], got: list[np.ndarray]) -> list[Comparison]:
+    """Where the reference's output is NaN or infinite, the artifact's must not be a number: a
+    clamp or a max that turns NaN into 0 would hide bad input. (Finite values are compared by
+    the ordinary run; a NaN may spread further in the artifact, e.g. across a Winograd tile.)"""
+    results = []
+    for name, want, have in zip(names, expected, got):
+        want, have = np.asarray(want), np.asarray(have)
+        if want.dtype.kind not in "fc" or want.shape != have.shape:
+            continue
+        lost = ~np.isfinite(want) & np.isfinite(have)
+        order = np.flatnonzero(lost)[:5]
+        worst = [(tuple(int(i) for i in np.unravel_index(k, want.shape)), float(want.flat[k]), float(have.flat[k])) for k in order]
+        results.append(Comparison(f"{reference} NaN/inf", name, float("inf") if lost.any() else 0.0, worst, not lost.any()))
+    return results
+
+
 @dataclass
 class Comparison:
     reference: str
@@ -96,9 +125,15 @@ def smoke_test(
 
     comparisons = compare("tvm-native", names, native_reference(module, inputs), got, rtol, atol)
     if onnx_model is not None:
-        reference = _onnxruntime_reference(onnx_model, [i.name for i in model.inputs], inputs)
+        input_names = [i.name for i in model.inputs]
+        reference = _onnxruntime_reference(onnx_model, input_names, inputs)
         if reference is not None:
             comparisons += compare("onnxruntime", names, reference, got, rtol, atol)
+            # The same inputs with NaN and infinities: onnxruntime's NaN semantics must hold.
+            special = with_special_values(inputs)
+            comparisons += compare_non_finite(
+                "onnxruntime", names, _onnxruntime_reference(onnx_model, input_names, special), model.run(special)
+            )
     if torch_program is not None:
         comparisons += compare("torch", names, _torch_reference(torch_program, inputs), got, rtol, atol)
     for c in comparisons:

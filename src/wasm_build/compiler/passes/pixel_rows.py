@@ -1,7 +1,7 @@
 """1x1 convolutions over a whole number of 4-pixel tile rows.
 
 The contraction schedule tiles a 1x1 conv 4 output pixels by 8 output channels and
-reads the 4 pixels' inputs side by side (``schedules._pack_row_operand``), which needs
+reads the 4 pixels' inputs side by side (``compiler.schedules.packing.pack_row_operand``), which needs
 a pixel count that is a multiple of 4. The late planes of ImageNet models are 7x7
 (49 pixels): their 1x1 convs fell back to 7 x 16 tiles, which spill on x86's 16 vector
 registers and splat every input value on its own (MobileNetV2: 27% of its time, at

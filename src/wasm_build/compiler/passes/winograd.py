@@ -17,7 +17,7 @@ budget of extra weight bytes, choosing each conv's ``m`` (see :func:`_choose`).
 
 Each transform is two passes of 1-D transforms (rows, then columns) with the
 matrix coefficients written into the expression (zeros dropped, +-1 without a
-multiplication); :func:`schedule_transform` unrolls the tile loops so every
+multiplication); `compiler.schedules.winograd_transforms.WinogradTransforms` unrolls the tile loops so every
 coefficient selection folds to a constant.
 """
 
