@@ -4,9 +4,10 @@ A call from Python into a wasmtime export costs tens of microseconds
 (wasmtime-py checks the function type on every call): that is noise for
 ResNet-18 and a third of the time of a small MLP. So the steady state is
 timed *inside* wasm: `link_timing_harness` links the model's own `libNAME.a`
-with a small C loop that calls `NAME_run` n times and reads the WASI
-monotonic clock around each call. The Python-to-wasm call cost is measured
-anyway (on `NAME_num_inputs`, which does nothing) and reported.
+with a small C loop (`wasm_build.wasm.drivers.RUN_TIMER`) that calls `NAME_run`
+n times and reads the WASI monotonic clock around each call. The Python-to-wasm
+call cost is measured anyway (on `NAME_num_inputs`, which does nothing) and
+reported.
 
 Start-up is timed on the shipped `NAME.wasm`, following the host protocol of
 `wasm_build.host`: Cranelift compile (once per machine: wasmtime can cache or
@@ -25,29 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-HARNESS_EXPORT = "wbbench_loop"
+from wasm_build.artifact.assemble import read_manifest
+from wasm_build.artifact.toolchain import find_toolchain
+from wasm_build.wasm.drivers import RUN_TIMER, link_with_model
 
-_HARNESS_SOURCE = """\
-#include <stddef.h>
-#include <stdint.h>
-#include <time.h>
-
-int {name}_run(const void* const* inputs, const size_t* input_sizes, void* const* outputs, const size_t* output_sizes);
-
-/* Runs the model n times; times_ns[i] is the i-th run's wall time. */
-int {export}(int32_t n, const void* const* inputs, const size_t* input_sizes, void* const* outputs,
-             const size_t* output_sizes, int64_t* times_ns) {{
-    for (int32_t i = 0; i < n; i++) {{
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        int status = {name}_run(inputs, input_sizes, outputs, output_sizes);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        if (status != 0) return status;
-        times_ns[i] = (int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
-    }}
-    return 0;
-}}
-"""
+[HARNESS_EXPORT] = RUN_TIMER.exports  # the timing loop's export
 
 
 @dataclass
@@ -65,18 +48,10 @@ class WasmTiming:
 
 
 def link_timing_harness(artifact_dir: Path, output: Path) -> Path:
-    """Link `artifact_dir/libNAME.a` with the timing loop into a reactor at `output`."""
-    from wasm_build.artifact.assemble import link_with_driver, read_manifest
-    from wasm_build.artifact.toolchain import find_toolchain
-
+    """Link `artifact_dir/libNAME.a` with the timing loop (`RUN_TIMER`) into a reactor at `output`."""
     manifest = read_manifest(artifact_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="wasm-build-bench-") as tmp:
-        source = Path(tmp) / "harness.c"
-        source.write_text(_HARNESS_SOURCE.format(name=manifest["name"], export=HARNESS_EXPORT))
-        flags = ["-O2", "-std=gnu11"]
-        link_with_driver(find_toolchain(), artifact_dir, manifest, source, output, [HARNESS_EXPORT], flags)
-    return output
+    return link_with_model(find_toolchain(), RUN_TIMER, artifact_dir, manifest, output, ["-std=gnu11"])
 
 
 class _Instance:
@@ -181,8 +156,6 @@ def time_artifact(
     runs (fewer once `max_seconds` have passed, never fewer than 3), timed in
     `harness` when given, else per Python call."""
     import wasmtime
-
-    from wasm_build.artifact.assemble import read_manifest
 
     manifest = read_manifest(artifact_dir)
     if manifest["weights"]["mode"] != "embed":

@@ -203,13 +203,13 @@ def test_harness_times_a_kernel_in_wasmtime(tmp_path):
 def test_default_schedule_is_timed_with_weights_packed_as_builds_store_them(tmp_path):
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 
-    from wasm_build.tuning import _default_schedule, _extract
+    from wasm_build.tuning.tasks import default_schedule_module, extract_tasks_and_constants
 
     loaded = load_model(str(models.save(matmul_relu(64), tmp_path / "mm.onnx")), {}, tmp_path)
     options = TargetOptions()
-    [task], constants = _extract(loaded.module, options)
+    [task], constants = extract_tasks_and_constants(loaded.module, options)
     assert constants[task.task_name] == [1]  # x @ W: W is the model's constant
-    default = _default_schedule(task.dispatched[0], options.tvm_target(), constants[task.task_name])
+    default = default_schedule_module(task.dispatched[0], options.tvm_target(), constants[task.task_name])
     shapes = [tuple(arg.shape) for arg in ArgInfo.from_prim_func(default["main"])]
     assert shapes[0] == (64, 64) and len(shapes[1]) == 3  # the kernel takes W packed ...
     assert "param_0[" not in default["main"].script()  # ... and the packing copy is not timed
@@ -296,14 +296,14 @@ def test_tuning_harness_with_relaxed_simd(tmp_path):
 def test_kernels_with_a_negligible_share_of_the_work_are_not_searched(tmp_path):
     """A 256 -> 10 classifier after 784 -> 512 -> 256 layers: under 1% of the FLOPs, so
     the search's set-up (seconds per kernel) is not spent on it; the big layers are searched."""
-    from wasm_build.tuning import _flops, _left_to_default
+    from wasm_build.tuning.tasks import estimate_flops, left_to_default
 
     model = models.mlp(sizes=(784, 512, 256, 10))
     loaded = load_model(str(models.save(model, tmp_path / "mlp.onnx")), {}, tmp_path)
     tasks = extract_tasks(loaded.module, TargetOptions())
-    flops = {t.task_name: _flops(t) for t in tasks}
+    flops = {t.task_name: estimate_flops(t) for t in tasks}
     total = sum(f for f in flops.values() if f is not None)
-    reasons = {t.task_name: _left_to_default(t, flops[t.task_name], total) for t in tasks}
+    reasons = {t.task_name: left_to_default(t, flops[t.task_name], total) for t in tasks}
     searched = sorted(name for name, reason in reasons.items() if reason is None)
     small = sorted(name for name, reason in reasons.items() if reason and "under 1%" in reason)
     assert searched and small, reasons

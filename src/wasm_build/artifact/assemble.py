@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..codegen.plan import ExecutorPlan
 from ..codegen.c import WEIGHTS_BLOB, GeneratedSources
@@ -64,24 +64,6 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         f"{directory} holds no wasm-build artifact (NAME.json and libNAME.a)",
         fix="pass the model's output directory, e.g. build/wasm/kws after `wasm-build compile ... --out build/wasm`",
     )
-
-
-def link_with_driver(
-    toolchain: Toolchain,
-    directory: Path,
-    manifest: dict[str, Any],
-    driver: Path,
-    output: Path,
-    exports: Sequence[str],
-    flags: Sequence[str] = (),
-) -> None:
-    """Compile the C ``driver`` and link it with the model's ``libNAME.a`` (in ``directory``)
-    into a reactor at ``output`` that exports the model's C API and ``exports``."""
-    name = manifest["name"]
-    driver_object = driver.with_suffix(".o")
-    toolchain.compile_c(driver, driver_object, flags)
-    api = api_exports(name, manifest["weights"]["mode"])
-    toolchain.link_reactor([driver_object, directory / f"lib{name}.a"], output, [*api, *exports])
 
 
 def copy_runtime_sources(destination: Path) -> None:

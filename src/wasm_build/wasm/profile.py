@@ -1,11 +1,11 @@
 """Where a built model's time goes in wasmtime, kernel by kernel (`wasm-build profile`).
 
-The model's archive is linked into a reactor with a driver (``codegen/templates/drivers/profile.c.j2``)
-whose ``wb_call_kernel`` replaces the runtime's weak one and times every kernel call with
-the WASI monotonic clock, inside the module. The model then runs a number of times in
-wasmtime; each call position keeps its fastest time, so the report is the least disturbed
-run of every kernel. Kernels are named as `wasm-build tune` names them, ready for
-``--kernels``.
+The model's archive is linked into a reactor with a driver (`drivers.PROFILE`,
+``codegen/templates/drivers/profile.c.j2``) whose ``wb_call_kernel`` replaces the
+runtime's weak one and times every kernel call with the WASI monotonic clock, inside the
+module. The model then runs a number of times in wasmtime; each call position keeps its
+fastest time, so the report is the least disturbed run of every kernel. Kernels are named
+as `wasm-build tune` names them, ready for ``--kernels``.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifact.assemble import read_manifest
+from ..artifact.toolchain import find_toolchain
 from ..errors import WasmBuildError
+from .drivers import PROFILE, link_with_model
 from .host import WasmModel
-from ..artifact.assemble import link_with_driver, read_manifest
-from ..codegen.templating import render
 
-from ..artifact.assemble import RUNTIME_DIR as _RUNTIME_DIR
-_DRIVER_EXPORTS = ("wb_profile_begin_run", "wb_profile_count", "wb_profile_name", "wb_profile_ms")
 # Suffix TVM gives kernels whose constant weights it repacked at compile time.
 _PREPACKED = "_prepacked"
 
@@ -58,20 +57,13 @@ class Profile:
 def profile_artifact(directory: str | Path, runs: int = 20, seed: int = 0) -> Profile:
     """Time every kernel of the model built into `directory` (``OUT/NAME/``) over `runs`
     runs on random inputs; the fastest time of each call counts."""
-    from ..artifact.toolchain import find_toolchain
-
     directory = Path(directory)
     manifest = read_manifest(directory)
     name = manifest["name"]
     if runs < 1:
         raise WasmBuildError(f"--runs {runs}: profiling needs at least one run", fix="e.g. --runs 20")
     with tempfile.TemporaryDirectory(prefix="wasm-build-profile-") as tmp:
-        work = Path(tmp)
-        driver = work / "profile_driver.c"
-        driver.write_text(render("drivers/profile.c.j2", {"name": name}))
-        reactor = work / f"{name}_profile.wasm"
-        flags = ["-O2", f"-I{_RUNTIME_DIR}"]
-        link_with_driver(find_toolchain(), directory, manifest, driver, reactor, _DRIVER_EXPORTS, flags)
+        reactor = link_with_model(find_toolchain(), PROFILE, directory, manifest, Path(tmp) / f"{name}_profile.wasm")
         weights = directory / f"{name}.weights" if manifest["weights"]["mode"] == "file" else None
         model = _ProfiledModel(reactor, weights=weights, name=name)
         positions = model.time_calls(runs, np.random.default_rng(seed))
