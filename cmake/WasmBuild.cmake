@@ -8,13 +8,15 @@
 #
 #   wasm_build_models_from_pyproject()      # every [[tool.wasm-build.models]]
 #
-# The compiler runs at build time (`python -m wasm_build compile`), as a custom
-# command whose inputs are the model file (and tuning database), so the model is
-# rebuilt exactly when it changes. Artifacts land in OUTPUT_DIR/NAME/ (and the
-# Rust crates' shared module in OUTPUT_DIR/rust-runtime/) and are installed with
-# the project; under scikit-build-core that means into the wheel
-# (see docs/cmake.md). Each model also becomes an imported static library NAME::NAME,
-# for C programs of the same build that target wasm32-wasi.
+# wasm-build reads and checks each model at configure time and writes its whole table
+# to a settings file; the compiler runs at build time (`python -m wasm_build compile
+# --settings FILE`), as a custom command whose inputs are that file, the model file
+# (and tuning database), so the model is rebuilt exactly when one of them changes.
+# Artifacts land in OUTPUT_DIR/NAME/ (and the Rust crates' shared module in
+# OUTPUT_DIR/rust-runtime/) and are installed with the project; under
+# scikit-build-core that means into the wheel (see docs/cmake.md). Each model also
+# becomes an imported static library NAME::NAME, for C programs of the same build
+# that target wasm32-wasi.
 #
 # scikit-build-core finds this file through wasm-build's `cmake.module` entry
 # point (include) and its `cmake.root` entry point (find_package); elsewhere, add
@@ -64,12 +66,6 @@ set_property(GLOBAL PROPERTY WASM_BUILD_PYTHON "${_wasm_build_python}")
 set_property(GLOBAL PROPERTY WASM_BUILD_STAMP "${_wasm_build_package_dir}/__init__.py")
 message(STATUS "WasmBuild: wasm-build ${WasmBuild_VERSION} (${_wasm_build_python})")
 
-set(_WASM_BUILD_FLAGS NO_SIMD RELAXED_SIMD NO_SMOKE_TEST NO_DEFAULT_SCHEDULES NO_CACHE NO_INSTALL)
-set(_WASM_BUILD_VALUES
-  SOURCE WEIGHTS RTOL ATOL WINOGRAD_BUDGET TUNING_DATABASE TRIALS TIME_BUDGET CACHE_DIR
-  OUTPUT_DIR INSTALL_DESTINATION COMPONENT TARGET)
-set(_WASM_BUILD_LISTS INPUTS DEPENDS)
-
 # The default install destination of the artifacts, relative to the install prefix.
 # Under scikit-build-core the prefix is the wheel's `wheel.install-dir`.
 function(_wasm_build_default_destination out)
@@ -96,6 +92,116 @@ function(_wasm_build_install_shared output_dir destination component)
   install(DIRECTORY "${output_dir}/rust-runtime/" DESTINATION "${destination}/rust-runtime" COMPONENT ${component})
 endfunction()
 
+# This module knows no model option: Python (wasm_build.integrations.cmake) parses and
+# checks every model at configure time, with the same rules and messages as pyproject.toml,
+# writes each model's whole table to a settings file (the build step runs
+# `python -m wasm_build compile --settings FILE --out DIR`), and writes a JSON plan that
+# the functions below read with string(JSON): what to build, what it depends on, where
+# to install. Nothing from a configuration becomes CMake code.
+function(_wasm_build_configure what plan)
+  get_property(python GLOBAL PROPERTY WASM_BUILD_PYTHON)
+  execute_process(
+    COMMAND "${python}" -m wasm_build.integrations.cmake ${ARGN} --plan "${plan}"
+    RESULT_VARIABLE status
+    ERROR_VARIABLE error)
+  if(NOT status EQUAL 0)
+    # Indented: CMake prints the message as written instead of re-wrapping it.
+    string(STRIP "${what}${error}" error)
+    string(REPLACE "\n" "\n  " error "  ${error}")
+    message(FATAL_ERROR "${error}")
+  endif()
+  # A new wasm-build may read models differently: configure again when it changes.
+  get_property(stamp GLOBAL PROPERTY WASM_BUILD_STAMP)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${stamp}")
+endfunction()
+
+# Defines every model of a plan: a custom command and target, NAME::NAME, the install rule.
+# Sets _wasm_build_names and NAME_WASM_DIR in the caller's scope.
+function(_wasm_build_define_models plan)
+  get_property(python GLOBAL PROPERTY WASM_BUILD_PYTHON)
+  get_property(stamp GLOBAL PROPERTY WASM_BUILD_STAMP)
+  file(READ "${plan}" json)
+  string(JSON count LENGTH "${json}" models)
+  set(names "")
+  if(count GREATER 0)
+    math(EXPR last "${count} - 1")
+    foreach(i RANGE ${last})
+      foreach(key name target settings output-dir directory working-directory
+                  install install-destination wheel-dir component)
+        string(MAKE_C_IDENTIFIER "${key}" variable)
+        string(JSON m_${variable} GET "${json}" models ${i} ${key})
+      endforeach()
+      # One value per command argument: a path is never part of a CMake list it could split.
+      # (Python refused ';' and the like; see _check_path in wasm_build/integrations/cmake.py.)
+      set(outputs "")
+      string(JSON n LENGTH "${json}" models ${i} outputs)
+      math(EXPR n "${n} - 1")
+      foreach(j RANGE ${n})
+        string(JSON output GET "${json}" models ${i} outputs ${j})
+        list(APPEND outputs "${output}")
+      endforeach()
+      list(GET outputs 0 first_output)
+
+      add_custom_command(
+        OUTPUT ${outputs}
+        COMMAND "${python}" -m wasm_build compile --settings "${m_settings}" --out "${m_output_dir}"
+        # The settings file is rewritten only when the model's settings change.
+        DEPENDS "${m_settings}" "${stamp}"
+        WORKING_DIRECTORY "${m_working_directory}"
+        COMMENT "wasm-build: compiling model ${m_name}"
+        # Ninja: stream wasm-build's per-stage progress, and compile one model at a time (TVM is memory-hungry).
+        USES_TERMINAL
+        VERBATIM)
+      # The model file (and its ONNX external data, or the Python files of a callable
+      # source), the tuning database, DEPENDS: one at a time, each a single argument.
+      string(JSON n LENGTH "${json}" models ${i} depends)
+      if(n GREATER 0)
+        math(EXPR n "${n} - 1")
+        foreach(j RANGE ${n})
+          string(JSON dependency GET "${json}" models ${i} depends ${j})
+          add_custom_command(OUTPUT "${first_output}" APPEND DEPENDS "${dependency}")
+        endforeach()
+      endif()
+      add_custom_target(${m_target} ALL DEPENDS ${outputs})
+
+      # NAME::NAME for wasm32-wasi C programs of this build, shaped like the
+      # package config that find_package(NAME) loads from OUT/NAME/cmake/. No
+      # whole-archive needed: calling NAME_init() pulls in the archive (see that file).
+      if(NOT TARGET ${m_name}::${m_name})
+        # Imported targets must name an existing include directory at generate time.
+        file(MAKE_DIRECTORY "${m_directory}")
+        add_library(${m_name}::${m_name} STATIC IMPORTED GLOBAL)
+        set_target_properties(${m_name}::${m_name} PROPERTIES
+          IMPORTED_LOCATION "${m_directory}/lib${m_name}.a"
+          INTERFACE_INCLUDE_DIRECTORIES "${m_directory}")
+        add_dependencies(${m_name}::${m_name} ${m_target})
+      endif()
+
+      if(m_install)
+        if(NOT m_install_destination STREQUAL "")
+          set(destination "${m_install_destination}")
+        elseif(NOT m_wheel_dir STREQUAL "" AND DEFINED SKBUILD)
+          # scikit-build-core installs into <wheel root>/<wheel.install-dir>; wheel-dir counts from the root.
+          if(DEFINED SKBUILD_PLATLIB_DIR)
+            set(destination "${SKBUILD_PLATLIB_DIR}/${m_wheel_dir}")
+          else()
+            set(destination "${SKBUILD_PURELIB_DIR}/${m_wheel_dir}")
+          endif()
+        elseif(NOT m_wheel_dir STREQUAL "")
+          set(destination "${m_wheel_dir}")
+        else()
+          _wasm_build_default_destination(destination)
+        endif()
+        install(DIRECTORY "${m_directory}/" DESTINATION "${destination}/${m_name}" COMPONENT "${m_component}")
+        _wasm_build_install_shared("${m_output_dir}" "${destination}" "${m_component}")
+      endif()
+      set(${m_name}_WASM_DIR "${m_directory}" PARENT_SCOPE)
+      list(APPEND names ${m_name})
+    endforeach()
+  endif()
+  set(_wasm_build_names "${names}" PARENT_SCOPE)
+endfunction()
+
 #[=======================================================================[.rst:
 wasm_build_add_model(<name> SOURCE <model> [options...])
 
@@ -112,149 +218,48 @@ wasm_build_add_model(<name> SOURCE <model> [options...])
                           (default 0.5; 0: off)
   TUNING_DATABASE <file>  apply (with TRIALS > 0: write) this tuning database
   TRIALS <n> TIME_BUDGET <s>  tune at build time (slow; usually done once, offline)
+  TUNING_KERNELS <pattern>...  tune only the kernels matching these glob patterns
+  SET <key=value>...      any model key, dotted as in -C config-settings (SET tuning.trials=8)
   CACHE_DIR <dir> | NO_CACHE  build cache (default: $WASM_BUILD_CACHE_DIR or ~/.cache/wasm-build)
-  DEPENDS <file>...       more files whose change rebuilds the model (the Python
-                          files of a "pkg.module:function" source)
+  DEPENDS <file>...       more files whose change rebuilds the model
   OUTPUT_DIR <dir>        artifacts go to <dir>/<name>/ (default: ${CMAKE_CURRENT_BINARY_DIR}/wasm)
   INSTALL_DESTINATION <dir>  install to <dir>/<name>/ (default: wasm under scikit-build-core,
                           ${CMAKE_INSTALL_LIBDIR} otherwise); NO_INSTALL to skip
   COMPONENT <component>   install component
   TARGET <target>         name of the custom target that builds the model (default: wasm_build_<name>)
 
+The model keywords are generated from wasm-build's settings (one per key of
+[[tool.wasm-build.models]]); `python -m wasm_build.integrations.cmake keywords` lists
+them. wasm-build checks the call at configure time: an unknown keyword or a bad value
+fails there, with the key and a suggestion.
+
 Defines the imported static library <name>::<name> (archive + include dir) for
 wasm32-wasi C programs of the same build. Sets <name>_WASM_DIR in the caller's scope.
 #]=======================================================================]
 function(wasm_build_add_model name)
-  cmake_parse_arguments(PARSE_ARGV 1 arg "${_WASM_BUILD_FLAGS}" "${_WASM_BUILD_VALUES}" "${_WASM_BUILD_LISTS}")
-  if(arg_UNPARSED_ARGUMENTS)
-    list(JOIN _WASM_BUILD_FLAGS " " _flags)
-    list(JOIN _WASM_BUILD_VALUES " " _values)
-    message(FATAL_ERROR
-      "wasm_build_add_model(${name}): unknown argument(s) ${arg_UNPARSED_ARGUMENTS}.\n"
-      "Valid options: ${_flags} ${_values} INPUTS DEPENDS (see cmake/WasmBuild.cmake).")
-  endif()
-  if(NOT name MATCHES "^[A-Za-z_][A-Za-z0-9_]*$")
-    message(FATAL_ERROR "wasm_build_add_model: the name '${name}' is not a C identifier; use e.g. kws or mobilenet_v2")
-  endif()
-  if(NOT arg_SOURCE)
-    message(FATAL_ERROR "wasm_build_add_model(${name}): SOURCE is required, e.g. SOURCE models/${name}.onnx")
-  endif()
-  if(arg_NO_SIMD AND arg_RELAXED_SIMD)
-    message(FATAL_ERROR "wasm_build_add_model(${name}): NO_SIMD and RELAXED_SIMD contradict each other; keep one")
-  endif()
-  if(NOT arg_WEIGHTS)
-    set(arg_WEIGHTS embed)
-  elseif(NOT arg_WEIGHTS MATCHES "^(embed|file)$")
-    message(FATAL_ERROR "wasm_build_add_model(${name}): WEIGHTS ${arg_WEIGHTS} is not embed or file")
-  endif()
-  get_property(python GLOBAL PROPERTY WASM_BUILD_PYTHON)
-  get_property(stamp GLOBAL PROPERTY WASM_BUILD_STAMP)
-
-  # The model: a file (tracked) or a Python callable (list its files in DEPENDS).
-  cmake_path(ABSOLUTE_PATH arg_SOURCE BASE_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}" OUTPUT_VARIABLE source_file)
-  if(EXISTS "${source_file}" AND NOT IS_DIRECTORY "${source_file}")
-    set(source "${source_file}")
-    set(depends "${source_file}")
-  elseif(arg_SOURCE MATCHES "^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
-    set(source "${arg_SOURCE}")
-    set(depends "")
-  else()
-    message(FATAL_ERROR
-      "wasm_build_add_model(${name}): SOURCE ${arg_SOURCE} is not a file (looked at ${source_file}) "
-      "nor a \"package.module:function\"; fix the path (relative paths start at ${CMAKE_CURRENT_SOURCE_DIR})")
-  endif()
-
-  if(NOT arg_OUTPUT_DIR)
-    set(arg_OUTPUT_DIR "${CMAKE_CURRENT_BINARY_DIR}/wasm")
-  endif()
-  cmake_path(ABSOLUTE_PATH arg_OUTPUT_DIR BASE_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}" NORMALIZE)
-  set(dir "${arg_OUTPUT_DIR}/${name}")
-  set(outputs "${dir}/lib${name}.a" "${dir}/${name}.h" "${dir}/${name}.wasm" "${dir}/${name}.json")
-  if(arg_WEIGHTS STREQUAL "file")
-    list(APPEND outputs "${dir}/${name}.weights")
-  endif()
-
-  # The same options as `wasm-build compile --help`.
-  set(command "${python}" -m wasm_build compile "${source}" --name ${name} --out "${arg_OUTPUT_DIR}" --weights ${arg_WEIGHTS})
-  foreach(input IN LISTS arg_INPUTS)
-    list(APPEND command --input "${input}")
+  # Every argument reaches Python byte for byte: hex-encoded, no ';', bracket or newline
+  # can split or end one.
+  set(arguments "")
+  math(EXPR last "${ARGC} - 1")
+  foreach(i RANGE ${last})
+    string(HEX "${ARGV${i}}" hex)
+    list(APPEND arguments "x${hex}")
   endforeach()
-  foreach(flag NO_SIMD RELAXED_SIMD NO_SMOKE_TEST NO_DEFAULT_SCHEDULES NO_CACHE)
-    if(arg_${flag})
-      string(TOLOWER "--${flag}" option)
-      string(REPLACE "_" "-" option "${option}")
-      list(APPEND command ${option})
-    endif()
+  string(MD5 tag "${CMAKE_CURRENT_SOURCE_DIR}/${name}")
+  set(plan "${CMAKE_CURRENT_BINARY_DIR}/wasm-build/add-model-${tag}.json")
+  _wasm_build_configure("" "${plan}"
+    add-model --source-dir "${CMAKE_CURRENT_SOURCE_DIR}" --binary-dir "${CMAKE_CURRENT_BINARY_DIR}" ${arguments})
+  _wasm_build_define_models("${plan}")
+  foreach(model IN LISTS _wasm_build_names)
+    set(${model}_WASM_DIR "${${model}_WASM_DIR}" PARENT_SCOPE)
   endforeach()
-  foreach(value RTOL ATOL WINOGRAD_BUDGET TRIALS TIME_BUDGET)
-    if(DEFINED arg_${value})
-      string(TOLOWER "--${value}" option)
-      string(REPLACE "_" "-" option "${option}")
-      list(APPEND command ${option} ${arg_${value}})
-    endif()
-  endforeach()
-  if(arg_TUNING_DATABASE)
-    cmake_path(ABSOLUTE_PATH arg_TUNING_DATABASE BASE_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}" OUTPUT_VARIABLE database)
-    list(APPEND command --tuning-database "${database}")
-    if(EXISTS "${database}")
-      list(APPEND depends "${database}")
-    endif()
-  endif()
-  if(arg_CACHE_DIR)
-    cmake_path(ABSOLUTE_PATH arg_CACHE_DIR BASE_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}" OUTPUT_VARIABLE cache_dir)
-    set(command "${CMAKE_COMMAND}" -E env "WASM_BUILD_CACHE_DIR=${cache_dir}" ${command})
-  endif()
-  foreach(extra IN LISTS arg_DEPENDS)
-    cmake_path(ABSOLUTE_PATH extra BASE_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}")
-    list(APPEND depends "${extra}")
-  endforeach()
-
-  add_custom_command(
-    OUTPUT ${outputs}
-    COMMAND ${command}
-    DEPENDS ${depends} "${stamp}"
-    # The compiler resolves relative paths inside the model's options against its working directory.
-    WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}"
-    COMMENT "wasm-build: compiling model ${name}"
-    # Ninja: stream wasm-build's per-stage progress, and compile one model at a time (TVM is memory-hungry).
-    USES_TERMINAL
-    VERBATIM)
-  if(NOT arg_TARGET)
-    set(arg_TARGET wasm_build_${name})
-  endif()
-  add_custom_target(${arg_TARGET} ALL DEPENDS ${outputs})
-
-  # NAME::NAME for wasm32-wasi C programs of this build, shaped like the
-  # package config that find_package(NAME) loads from OUT/NAME/cmake/. No
-  # whole-archive needed: calling NAME_init() pulls in the archive (see that file).
-  if(NOT TARGET ${name}::${name})
-    # Imported targets must name an existing include directory at generate time.
-    file(MAKE_DIRECTORY "${dir}")
-    add_library(${name}::${name} STATIC IMPORTED GLOBAL)
-    set_target_properties(${name}::${name} PROPERTIES
-      IMPORTED_LOCATION "${dir}/lib${name}.a"
-      INTERFACE_INCLUDE_DIRECTORIES "${dir}")
-    add_dependencies(${name}::${name} ${arg_TARGET})
-  endif()
-
-  if(NOT arg_NO_INSTALL)
-    if(NOT DEFINED arg_INSTALL_DESTINATION)
-      _wasm_build_default_destination(arg_INSTALL_DESTINATION)
-    endif()
-    if(NOT arg_COMPONENT)
-      set(arg_COMPONENT wasm)
-    endif()
-    install(DIRECTORY "${dir}/" DESTINATION "${arg_INSTALL_DESTINATION}/${name}" COMPONENT ${arg_COMPONENT})
-    _wasm_build_install_shared("${arg_OUTPUT_DIR}" "${arg_INSTALL_DESTINATION}" "${arg_COMPONENT}")
-  endif()
-  set(${name}_WASM_DIR "${dir}" PARENT_SCOPE)
 endfunction()
 
 #[=======================================================================[.rst:
 wasm_build_models_from_pyproject([PROJECT_DIR <dir>] [OUTPUT_DIR <dir>]
                                  [INSTALL_DESTINATION <dir>] [NO_INSTALL])
 
-Calls wasm_build_add_model for every [[tool.wasm-build.models]] of
+Defines, like wasm_build_add_model, every [[tool.wasm-build.models]] of
 <dir>/pyproject.toml (default: the current source dir), with the options written
 there. Artifacts go to OUTPUT_DIR (default: the table's out-dir, relative to the
 project). They are installed into the table's wheel-dir, counted from the wheel
@@ -274,50 +279,26 @@ function(wasm_build_models_from_pyproject)
   endif()
   cmake_path(ABSOLUTE_PATH arg_PROJECT_DIR BASE_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}" NORMALIZE)
   set(pyproject "${arg_PROJECT_DIR}/pyproject.toml")
-  get_property(python GLOBAL PROPERTY WASM_BUILD_PYTHON)
 
-  # Python reads and validates the table (same rules and messages as `pip wheel`),
-  # and writes it out as wasm_build_add_model() calls.
-  string(MAKE_C_IDENTIFIER "${arg_PROJECT_DIR}" tag)
-  string(MD5 tag "${tag}")
-  set(listing "${CMAKE_CURRENT_BINARY_DIR}/wasm-build-models-${tag}.cmake")
-  set(command "${python}" -m wasm_build.integrations.cmake project-models "${arg_PROJECT_DIR}" --output "${listing}")
+  # Python reads and validates the table (same rules and messages as `pip wheel`).
+  set(command project-models "${arg_PROJECT_DIR}" --binary-dir "${CMAKE_CURRENT_BINARY_DIR}")
   if(arg_OUTPUT_DIR)
     cmake_path(ABSOLUTE_PATH arg_OUTPUT_DIR BASE_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}" NORMALIZE)
     list(APPEND command --out-dir "${arg_OUTPUT_DIR}")
   endif()
-  execute_process(COMMAND ${command} RESULT_VARIABLE status ERROR_VARIABLE error)
-  if(NOT status EQUAL 0)
-    message(FATAL_ERROR "wasm_build_models_from_pyproject: ${pyproject}:\n${error}")
+  if(arg_NO_INSTALL)
+    list(APPEND command --no-install)
+  elseif(DEFINED arg_INSTALL_DESTINATION)
+    list(APPEND command "--install-destination=${arg_INSTALL_DESTINATION}")
   endif()
+  string(MD5 tag "${arg_PROJECT_DIR}")
+  set(plan "${CMAKE_CURRENT_BINARY_DIR}/wasm-build/pyproject-${tag}.json")
+  _wasm_build_configure("wasm_build_models_from_pyproject: ${pyproject}:\n" "${plan}" ${command})
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${pyproject}")
 
-  # The listing calls _wasm_build_project_model once per model.
-  set(_wasm_build_pyproject_models "")
-  include("${listing}")
-  set(WASM_BUILD_MODELS "${_wasm_build_pyproject_models}" PARENT_SCOPE)
+  _wasm_build_define_models("${plan}")
+  foreach(model IN LISTS _wasm_build_names)
+    set(${model}_WASM_DIR "${${model}_WASM_DIR}" PARENT_SCOPE)
+  endforeach()
+  set(WASM_BUILD_MODELS "${_wasm_build_names}" PARENT_SCOPE)
 endfunction()
-
-# Called by the generated listing: one model of pyproject.toml. WHEEL_DIR comes
-# from wheel-dir (relative to the wheel root); the rest is wasm_build_add_model's.
-macro(_wasm_build_project_model name)
-  cmake_parse_arguments(_wbp "" "WHEEL_DIR" "" ${ARGN})
-  set(_wbp_install "")
-  if(arg_NO_INSTALL)
-    set(_wbp_install NO_INSTALL)
-  elseif(DEFINED arg_INSTALL_DESTINATION)
-    set(_wbp_install INSTALL_DESTINATION "${arg_INSTALL_DESTINATION}")
-  elseif(DEFINED _wbp_WHEEL_DIR AND DEFINED SKBUILD)
-    # scikit-build-core installs into <wheel root>/<wheel.install-dir>; wheel-dir counts from the root.
-    if(DEFINED SKBUILD_PLATLIB_DIR)
-      set(_wbp_install INSTALL_DESTINATION "${SKBUILD_PLATLIB_DIR}/${_wbp_WHEEL_DIR}")
-    else()
-      set(_wbp_install INSTALL_DESTINATION "${SKBUILD_PURELIB_DIR}/${_wbp_WHEEL_DIR}")
-    endif()
-  elseif(DEFINED _wbp_WHEEL_DIR)
-    set(_wbp_install INSTALL_DESTINATION "${_wbp_WHEEL_DIR}")
-  endif()
-  wasm_build_add_model(${name} ${_wbp_UNPARSED_ARGUMENTS} ${_wbp_install})
-  list(APPEND _wasm_build_pyproject_models ${name})
-  set(${name}_WASM_DIR "${${name}_WASM_DIR}" PARENT_SCOPE)
-endmacro()

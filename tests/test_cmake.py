@@ -296,7 +296,7 @@ def test_add_model_reports_a_missing_source(tmp_path):
     result = _run(["cmake", "-S", project, "-B", tmp_path / "build", f"-DCMAKE_MODULE_PATH={CMAKE_DIR}",
                    f"-DWASM_BUILD_PYTHON={sys.executable}"], env=_env(), check=False)
     assert result.returncode != 0
-    assert "models/kws.onx is not a file" in result.stderr
+    assert "wasm_build_add_model(kws): SOURCE = 'models/kws.onx': no such file" in result.stderr
 
 
 # -- scikit-build-core -----------------------------------------------------------------------

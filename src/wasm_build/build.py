@@ -37,7 +37,6 @@ from .config.settings import ModelSettings
 from .config.sources import ModelSource
 from .errors import WasmBuildError
 from .frontends import LoadedModel, load_model
-from .frontends.onnx import external_data_files
 from .tuning import apply_database_pass, tune_model
 from .wasm.smoke import smoke_test
 
@@ -108,15 +107,14 @@ def _database(model: ModelSettings, project_dir: Path) -> Path | None:
     return path if path.is_absolute() else project_dir / path
 
 
-def _source_digest(source: ModelSource) -> str:
+def _source_digest(source: ModelSource, project_dir: Path) -> str:
     """The model's bytes (ONNX external data included); callables are known once loaded."""
     if source.path is None or not source.path.is_file():
         return ""
-    files = [source.path, *(external_data_files(source.path) if source.kind == "onnx" else [])]
     digest = hashlib.sha256()
-    for file in files:
+    for file in source.input_files(project_dir):
         digest.update(file.name.encode())
-        digest.update(file.read_bytes() if file.is_file() else b"")
+        digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
@@ -152,7 +150,7 @@ def build_model(
         toolchain = find_toolchain()
         progress.detail(toolchain.describe())
 
-    digest = _source_digest(source)
+    digest = _source_digest(source, project_dir)
     loaded = None
     if not digest and source.kind == "callable":
         # A Python source is known only once loaded: its printed IRModule keys the cache.

@@ -74,7 +74,7 @@ class Project:
         files: list[str] = []
         for model in self.settings.models:
             source = self.source(model)
-            candidates = [source.path, source.python_file(self.directory), *source.package_files(self.directory)]
+            candidates = list(source.input_files(self.directory))  # ONNX external data included
             if model.tuning.database:
                 candidates.append(_under(self.directory, model.tuning.database))
             for candidate in candidates:

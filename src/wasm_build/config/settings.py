@@ -2,7 +2,11 @@
 
 Keys are written in kebab-case in TOML (`smoke-test`) and snake_case in Python
 (`smoke_test`). Every field carries its documentation in `metadata["help"]`;
-`wasm_build.schema` turns these dataclasses into the JSON schema.
+`wasm_build.schema` turns these dataclasses into the JSON schema. The other front
+ends derive their spelling of a key from the field, and metadata names it where the
+derived one does not fit: `cli` (the `wasm-build` option, `cli.options`), `cmake`
+(the `wasm_build_add_model()` keyword, `integrations.cmake`). `path` marks a file
+name, which the CMake path makes absolute before it leaves the project directory.
 """
 
 from __future__ import annotations
@@ -38,17 +42,21 @@ class InputSpec:
 class TuningSettings:
     """Auto-tuning measured in wasmtime; trials = 0 only applies an existing database."""
 
-    trials: int = field(default=0, metadata=_doc("Total meta-schedule trials (0: no tuning).", cli="--trials"))
+    trials: int = field(
+        default=0, metadata=_doc("Total meta-schedule trials (0: no tuning).", cli="--trials", cmake="TRIALS")
+    )
     database: str | None = field(
         default=None,
         metadata=_doc(
             "Tuning database (JSON) in your repository, written by tuning and applied by builds.",
             cli="--tuning-database",
             metavar="FILE",
+            path=True,
         ),
     )
     time_budget: float | None = field(
-        default=None, metadata=_doc("Stop tuning after this many seconds.", cli="--time-budget", metavar="S")
+        default=None,
+        metadata=_doc("Stop tuning after this many seconds.", cli="--time-budget", cmake="TIME_BUDGET", metavar="S"),
     )
     kernels: tuple[str, ...] = field(
         default=(),
@@ -164,6 +172,27 @@ def from_dict(cls: type, data: Any, path: str = "tool.wasm-build") -> Any:
     return obj
 
 
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A settings dataclass as a TOML-style table (kebab-case keys, lists, no None): the
+    inverse of `from_dict`, so `from_dict(type(obj), to_dict(obj)) == obj`."""
+    table: dict[str, Any] = {}
+    for key, (f, _) in fields_of(type(obj)).items():
+        value = _plain(getattr(obj, f.name))
+        if value is not None:
+            table[key] = value
+    return table
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return to_dict(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
 def _validate_model(model: ModelSettings, path: str) -> None:
     if not _IDENTIFIER.match(model.name) or keyword.iskeyword(model.name):
         raise ConfigError(
@@ -218,23 +247,22 @@ def _validate_project(project: ProjectSettings, path: str) -> None:
 _VALIDATORS = {ModelSettings: _validate_model, ProjectSettings: _validate_project}
 
 
-def parse_input_option(text: str) -> tuple[str, InputSpec]:
-    """Parse a CLI `--input NAME=1x3x224x224:float32` (dtype optional)."""
+def parse_input_option(text: str, option: str = "--input") -> tuple[str, InputSpec]:
+    """Parse `NAME=1x3x224x224:float32` (dtype optional), given as `option` (the CLI's
+    `--input`, CMake's `INPUTS`)."""
     name, sep, rest = text.partition("=")
     if not sep or not name:
-        raise ConfigError(
-            f"--input {text!r} is not NAME=SHAPE[:DTYPE]", fix="write it like --input x=1x1x49x40:float32"
-        )
+        raise ConfigError(f"{option} {text!r} is not NAME=SHAPE[:DTYPE]", fix=f"write it like {option} x=1x1x49x40:float32")
     shape_text, _, dtype = rest.partition(":")
     try:
         shape = tuple(int(d) for d in shape_text.lower().split("x")) if shape_text else None
     except ValueError:
         raise ConfigError(
-            f"--input {text!r}: shape {shape_text!r} is not a list of integers separated by 'x'",
-            fix="write it like --input x=1x1x49x40:float32",
+            f"{option} {text!r}: shape {shape_text!r} is not a list of integers separated by 'x'",
+            fix=f"write it like {option} x=1x1x49x40:float32",
         ) from None
     spec = {"shape": list(shape) if shape else None, "dtype": dtype or None}
-    return name, from_dict(InputSpec, {k: v for k, v in spec.items() if v is not None}, f"--input {name}")
+    return name, from_dict(InputSpec, {k: v for k, v in spec.items() if v is not None}, f"{option} {name}")
 
 
 def replace_model(model: ModelSettings, **changes: Any) -> ModelSettings:

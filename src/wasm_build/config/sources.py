@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import ConfigError
 
@@ -75,6 +75,15 @@ class ModelSource:
         parts = self.module.split(".")
         return [Path(project_dir).joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
 
+    def input_files(self, project_dir: Path) -> list[Path]:
+        """The existing files the model is read from, for rebuild checks: the model file and
+        the external data of an ONNX model, or the project's Python files behind a callable."""
+        if self.path is not None:
+            files = [self.path, *(external_data_files(self.path) if self.kind == "onnx" else [])]
+        else:
+            files = [f for f in (self.python_file(project_dir), *self.package_files(project_dir)) if f is not None]
+        return [f for f in files if f.is_file()]
+
     def check(self, project_dir: Path, key: str, model: str | None = None) -> None:
         """The file exists, or the callable's module can be found; the error names `key`."""
         if self.path is not None:
@@ -91,6 +100,41 @@ class ModelSource:
                 fix=f"create {(self.module or '').replace('.', '/')}.py next to pyproject.toml, or fix the module name",
                 model=model,
             )
+
+
+def external_data_files(path: Path) -> list[Path]:
+    """The files an ONNX model keeps tensors in (external data), resolved next to the model;
+    they are part of the model (and of its cache key) like the .onnx file itself."""
+    try:
+        data = path.read_bytes()
+    except OSError:  # reported when the model is loaded
+        return []
+    if b"location" not in data:  # every external tensor names its file under this key
+        return []
+    import onnx  # heavy (about a second): only for a model that may have external data
+
+    try:
+        model = onnx.load_from_string(data)
+    except Exception:  # an unreadable model is reported when it is loaded
+        return []
+    files = set()
+    for tensor in _tensors(model.graph):
+        if onnx.external_data_helper.uses_external_data(tensor):
+            info = {entry.key: entry.value for entry in tensor.external_data}
+            files.add(path.parent / info.get("location", ""))
+    return sorted(files)
+
+
+def _tensors(graph: Any):
+    """Every tensor a graph holds: initializers and attribute values, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _tensors(subgraph)
 
 
 def _importable(module: str, directory: Path) -> bool:

@@ -12,6 +12,7 @@ import onnx
 from tvm.relax.frontend.onnx import from_onnx
 
 from ..config.settings import InputSpec
+from ..config.sources import external_data_files
 from ..errors import ConfigError, WasmBuildError
 from .loaded import LoadedModel
 from .shapes import check_unknown_inputs, resolve_shape
@@ -19,33 +20,6 @@ from .shapes import check_unknown_inputs, resolve_shape
 
 def _onnx_dtype(elem_type: int) -> str:
     return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
-
-
-def external_data_files(path: Path) -> list[Path]:
-    """The files an ONNX model keeps tensors in (external data), resolved next to the model;
-    they are part of the model (and of its cache key) like the .onnx file itself."""
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # an unreadable model is reported when it is loaded
-        return []
-    files = set()
-    for tensor in _tensors(model.graph):
-        if onnx.external_data_helper.uses_external_data(tensor):
-            info = {entry.key: entry.value for entry in tensor.external_data}
-            files.add(path.parent / info.get("location", ""))
-    return sorted(files)
-
-
-def _tensors(graph: Any):
-    """Every tensor a graph holds: initializers and attribute values, subgraphs included."""
-    yield from graph.initializer
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
-                yield from _tensors(subgraph)
 
 
 def _read(path: Path) -> tuple[Any, str]:
