@@ -1,10 +1,10 @@
 """Run the ONNX backend test models through wasm-build and report per suite.
 
-    python bench/conformance_report.py              # all 140, writes tests/conformance/RESULTS.md
+    python bench/conformance_report.py              # all 140, writes tests/integration/conformance/RESULTS.md
     python bench/conformance_report.py -k PReLU     # only cases whose id contains "PReLU", no RESULTS.md
 
 Prints passed/failed per suite, every failure with its stage and reason (the
-reason from tests/conformance/expected_failures.txt when listed, the error's
+reason from tests/integration/conformance/expected_failures.txt when listed, the error's
 first line otherwise), cases whose status disagrees with that list, and where
 the time went per stage. Exits non-zero when the results disagree with the list.
 """
@@ -25,8 +25,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # this checkout's wasm_build, not
 from wasm_build.artifact.files import write_text_atomic  # noqa: E402
 from wasm_build.testing.conformance import ATOL, RTOL, SUITES, CaseResult, discover, read_expected_failures, run_case  # noqa: E402
 
-EXPECTED_FAILURES = ROOT / "tests" / "conformance" / "expected_failures.txt"
-RESULTS = ROOT / "tests" / "conformance" / "RESULTS.md"
+EXPECTED_FAILURES = ROOT / "tests" / "integration" / "conformance" / "expected_failures.txt"
+RESULTS = ROOT / "tests" / "integration" / "conformance" / "RESULTS.md"
 TIMED_STAGES = ("frontend", "compile", "codegen", "link", "load", "run")
 
 

@@ -2,7 +2,7 @@
 
 The checked-in copy `resources/wasm-build.schema.json` is what editors and
 `validate-pyproject` (entry point `validate_pyproject.tool_schema`) read;
-`tests/test_project.py` keeps it equal to `generate()`. Regenerate it with
+`tests/unit/test_project.py` keeps it equal to `generate()`. Regenerate it with
 `wasm-build schema > src/wasm_build/resources/wasm-build.schema.json`.
 """
 

@@ -8,7 +8,7 @@ shipped expected outputs.
 
 A failing case is reported with the stage it failed in (``frontend``,
 ``compile``, ``codegen``, ``link``, ``run`` or ``numerics``) and a one-line
-cause. Known failures live in ``tests/conformance/expected_failures.txt``, one
+cause. Known failures live in ``tests/integration/conformance/expected_failures.txt``, one
 line per case: ``suite/test_name  stage: reason``.
 """
 
@@ -167,7 +167,7 @@ BuildFn = Callable[..., Any]  # build(source, name, out_dir, **toml_options) -> 
 
 
 def default_build(source: Any, name: str, out_dir: Path, **options: Any) -> Any:
-    """Same as tests/conftest.py's ``build``: TOML-spelled options into ``build_model``."""
+    """Same as tests/support's ``build``: TOML-spelled options into ``build_model``."""
     from ..build import build_model
     from ..config.settings import ModelSettings, from_dict
 

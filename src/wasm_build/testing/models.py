@@ -135,6 +135,14 @@ class GraphBuilder:
 
     # -- result ------------------------------------------------------------
 
+    def build_unchecked(self, output: str) -> onnx.ModelProto:
+        """The model so far with `output` as its (untyped) output, for shape inference."""
+        graph = helper.make_graph(
+            self._nodes, self.name, self._inputs, [helper.make_empty_tensor_value_info(output)],
+            initializer=self._initializers,
+        )
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+
     def build(self) -> onnx.ModelProto:
         """Assemble, check and return the model.
 
@@ -153,6 +161,46 @@ class GraphBuilder:
         onnx.checker.check_model(model, full_check=True)
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
         return model
+
+
+class Chain(GraphBuilder):
+    """A single-input, single-output graph built one node after the last: compiler tests
+    write `Chain(rng, [1, 16, 28, 28]).conv(16, 32, 3, pad=1).add("Relu").build()`."""
+
+    def __init__(self, rng: np.random.Generator, input_shape: Shape) -> None:
+        super().__init__("chain")
+        self.rng = rng
+        self.last = self.input("x", input_shape)
+
+    def add(self, op_type: str, *extra_inputs: str, **attrs: object) -> Chain:
+        """Apply `op_type` to the last tensor (and `extra_inputs`)."""
+        self.last = self.op(op_type, [self.last, *extra_inputs], **attrs)
+        return self
+
+    def const(self, shape: Sequence[int], scale: float = 0.1, positive: bool = False) -> str:
+        """A float32 constant: N(0, scale^2), or U(0.5, 1.5) when it must be positive (variances)."""
+        if positive:
+            return self.uniform(shape, 0.5, 1.5, "c")
+        return self.normal(shape, scale, "c")
+
+    def conv(self, c_in: int, c_out: int, k: int, stride: int = 1, pad: int = 0, group: int = 1) -> Chain:
+        weight, bias = self.const([c_out, c_in // group, k, k]), self.const([c_out])
+        return self.add("Conv", weight, bias, kernel_shape=[k, k], strides=[stride] * 2, pads=[pad] * 4, group=group)
+
+    def batch_norm(self, channels: int) -> Chain:
+        params = [self.const([channels], 1.0), self.const([channels]), self.const([channels])]
+        return self.add("BatchNormalization", *params, self.const([channels], positive=True))
+
+    def pool(self, op_type: str, k: int = 3, stride: int = 2, pad: int = 1) -> Chain:
+        return self.add(op_type, kernel_shape=[k, k], strides=[stride] * 2, pads=[pad] * 4)
+
+    def build(self) -> onnx.ModelProto:
+        """The model, its output `y` shaped by ONNX's shape inference."""
+        inferred = onnx.shape_inference.infer_shapes(super().build_unchecked(self.last))
+        (shape,) = [v for v in inferred.graph.value_info if v.name == self.last] or [None]
+        dims = [d.dim_value for d in shape.type.tensor_type.shape.dim] if shape is not None else None
+        self.output(self.last, "y", dims)
+        return super().build()
 
 
 # --------------------------------------------------------------------------

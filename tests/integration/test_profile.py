@@ -1,0 +1,73 @@
+"""`wasm-build profile`: each kernel's time per run, measured inside the module in wasmtime."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import build
+from wasm_build.compiler.target import TargetOptions
+from wasm_build.errors import WasmBuildError
+from wasm_build.frontends import load_model
+from wasm_build.wasm.profile import profile_artifact
+from wasm_build.testing import models
+from wasm_build.tuning import extract_tasks
+
+from tests.support import REPO  # noqa: E402
+
+
+def _tuning_names(model, tmp_path) -> set[str]:
+    loaded = load_model(str(models.save(model, tmp_path / "tasks.onnx")), {}, tmp_path)
+    return {task.task_name for task in extract_tasks(loaded.module, TargetOptions())}
+
+
+def test_every_kernel_call_is_timed_and_named_as_tuning_names_it(tmp_path):
+    model = models.cnn()
+    result = build(model, "pcnn", tmp_path / "out", smoke_test=False)
+    profile = profile_artifact(result.directory, runs=3)
+    names = [k.kernel for k in profile.kernels]
+    assert len(names) == len(set(names)), names
+    # What `tune --kernels` matches: every kernel the model calls is a tuning task.
+    assert set(names) <= _tuning_names(model, tmp_path), names
+    assert {"transpose", "softmax", "max_pool2d"} <= set(names), names
+    assert sum("conv2d" in name for name in names) == 3, names
+    assert all(k.calls == 1 and k.ms >= 0 for k in profile.kernels)
+    assert profile.total_ms > 0
+    assert [k.ms for k in profile.kernels] == sorted((k.ms for k in profile.kernels), reverse=True)
+
+
+def test_weights_in_a_file_are_loaded_for_profiling(tmp_path):
+    result = build(models.mlp(), "pmlp", tmp_path / "out", weights="file", smoke_test=False)
+    profile = profile_artifact(result.directory, runs=2)
+    assert profile.name == "pmlp" and profile.total_ms > 0
+
+
+def test_cli_prints_the_table(tmp_path):
+    result = build(models.mlp(), "cmlp", tmp_path / "out", smoke_test=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wasm_build", "profile", str(result.directory), "--runs", "2"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "cmlp: fastest of 2 runs in wasmtime, per kernel"
+    assert lines[1].split() == ["kernel", "calls", "ms/run", "share"]
+    assert lines[-1].startswith("all kernels")
+    assert any(line.startswith("fused_matmul") for line in lines[3:-1]), proc.stdout
+
+
+def test_a_directory_without_an_artifact_names_the_fix(tmp_path):
+    with pytest.raises(WasmBuildError, match="holds no wasm-build artifact") as info:
+        profile_artifact(tmp_path)
+    assert "wasm-build compile" in info.value.fix
+
+
+def test_a_kernel_called_several_times_a_run_adds_its_calls(tmp_path):
+    result = build(models.kws_cnn(blocks=2), "pkws", tmp_path / "out", smoke_test=False)
+    profile = profile_artifact(result.directory, runs=2)
+    repeated = [k for k in profile.kernels if k.calls == 2]
+    # The two separable blocks share their depthwise and their pointwise kernel.
+    assert len(repeated) == 2, profile.table()

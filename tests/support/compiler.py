@@ -1,0 +1,101 @@
+"""Looking inside the compiler: fused modules, their kernels, wasm disassembly, and native and
+onnxruntime references, for the tests of graph passes and schedule rules."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import onnxruntime as ort
+import tvm
+from tvm import relax
+from tvm.relax.frontend.onnx import from_onnx
+
+from wasm_build.compiler.passes import graph_passes as relax_passes
+from wasm_build.compiler.schedules import default_schedule_pass
+from wasm_build.compiler.schedules.analysis import all_blocks
+
+
+NATIVE = {"kind": "llvm"}
+
+
+WASM = {
+    "kind": "llvm",
+    "mtriple": "wasm32-unknown-unknown-wasm",
+    "mattr": ["+simd128"],
+    "num-cores": 1,
+}
+
+
+SCHEDULED = "tirx.is_scheduled"
+
+
+def fused_module(model, target, schedule=True, graph_passes=False, winograd_budget=0.0):
+    """The Relax module as the compile pipeline has it right after the schedule pass
+    (with ``graph_passes``, also after ``relax_passes`` as in the pipeline)."""
+    target = tvm.target.Target(target)
+    mod = from_onnx(model, keep_params_in_input=False)
+    # As in compile.lower, constants are folded before the graph passes.
+    graph = [relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant(), *relax_passes(target, winograd_budget)]
+    passes = [*(graph if graph_passes else []),
+        relax.backend.DispatchSampling(),
+        relax.backend.DispatchSortScan(),
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+    if schedule:
+        passes.append(default_schedule_pass(target))
+    with target:
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def prim_funcs(mod):
+    return {gv.name_hint: f for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)}
+
+
+def scheduled_names(mod):
+    return sorted(n for n, f in prim_funcs(mod).items() if f.attrs and f.attrs.get(SCHEDULED))
+
+
+def run_native(mod, feeds):
+    vm = relax.VirtualMachine(tvm.compile(mod, tvm.target.Target(NATIVE)), tvm.cpu())
+    return vm["main"](*[tvm.runtime.tensor(v) for v in feeds.values()]).numpy()
+
+
+def random_feeds(model, rng):
+    feeds = {}
+    for value in model.graph.input:
+        shape = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        feeds[value.name] = rng.standard_normal(shape).astype("float32")
+    return feeds
+
+
+def onnxruntime_output(model, feeds):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]
+
+
+OBJDUMP = shutil.which("llvm-objdump-19") or shutil.which("llvm-objdump")
+
+
+def wasm_disassembly(mod, kernel_substring, tmp_path, pipeline="default"):
+    funcs = {
+        name: func.with_attr("global_symbol", name)
+        for name, func in prim_funcs(mod).items()
+        if kernel_substring in name
+    }
+    assert funcs, prim_funcs(mod).keys()
+    lib = tvm.tirx.build(tvm.IRModule(funcs), target=tvm.target.Target(WASM), pipeline=pipeline)
+    obj = tmp_path / f"{kernel_substring}.o"
+    lib.write_to_file(str(obj))
+    result = subprocess.run([OBJDUMP, "-d", str(obj)], capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def blocks_writing(func, buffer):
+    sch = tvm.s_tir.Schedule(func)
+    blocks = [sch.get(block) for block in all_blocks(sch)]
+    return [stmt for stmt in blocks if any(region.source.same_as(buffer) for region in stmt.writes)]
