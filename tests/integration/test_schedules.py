@@ -27,7 +27,6 @@ from wasm_build.testing.models import Chain
 
 import numpy as np
 import pytest
-from onnx import numpy_helper
 
 tvm = pytest.importorskip("tvm")
 ort = pytest.importorskip("onnxruntime")
@@ -441,9 +440,7 @@ def test_relu6_is_fused_into_the_conv_in_nhwc():
     into: as Relax maximum/minimum it follows the conv's NHWC layout and fuses into it."""
     rng = np.random.default_rng(12)
     g = Chain(rng, [1, 16, 14, 14])
-    lo, hi = g.const([]), g.const([])
-    g.inits[-2] = numpy_helper.from_array(np.array(0.0, "float32"), lo)
-    g.inits[-1] = numpy_helper.from_array(np.array(6.0, "float32"), hi)
+    lo, hi = g.scalar(0.0), g.scalar(6.0)
     g.conv(16, 32, 1).add("Clip", lo, hi)
     g.conv(32, 32, 3, pad=1, group=32).add("Clip", lo, hi)
     model = g.build()
@@ -538,10 +535,9 @@ def test_shuffled_kernels_match_onnxruntime_in_wasmtime(tmp_path):
     from wasm_build import WasmModel
 
     g = Chain(np.random.default_rng(5), [1, 16, 2, 28])
-    g.inits.append(numpy_helper.from_array(np.array([1, 32, 4, 14], dtype=np.int64), "plane_14_wide"))
-    g.inits.append(numpy_helper.from_array(np.array([56, 32], dtype=np.int64), "rows_by_channels"))
-    g.conv(16, 32, 1).add("Relu").add("Reshape", "plane_14_wide").conv(32, 32, 1)
-    g.add("Transpose", perm=[0, 2, 3, 1]).add("Reshape", "rows_by_channels")
+    plane_14_wide, rows_by_channels = g.int64s([1, 32, 4, 14]), g.int64s([56, 32])
+    g.conv(16, 32, 1).add("Relu").add("Reshape", plane_14_wide).conv(32, 32, 1)
+    g.add("Transpose", perm=[0, 2, 3, 1]).add("Reshape", rows_by_channels)
     model = g.add("MatMul", g.const([32, 24])).build()
     mod = fused_module(model, WASM, graph_passes=True)
     # 28-wide conv (rows by column), 14-wide conv (rows by pixel), matmul (56 rows).

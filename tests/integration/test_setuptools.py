@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.pip import EXAMPLE_PROJECT, Venv, build_wasm_build_wheel, copy_project, make_venv, wheel_names
+from tests.support import EXAMPLE as EXAMPLE_PROJECT
+from tests.support.pip import Venv, build_wasm_build_wheel, copy_project, make_venv, wheel_names
 from wasm_build.testing.models import mlp, save
 
 MODEL_FILES = ("libkws.a", "kws.h", "kws.wasm", "kws.json")

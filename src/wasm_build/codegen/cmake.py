@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import __version__
+from . import templating
 
 
 def render_cmake_config(name: str, weights_mode: str) -> str:
     """The text of NAMEConfig.cmake: paths are relative to the file, so OUT/NAME can move."""
     init_call = f"{name}_init()" if weights_mode == "embed" else f"{name}_init_from_file()/{name}_init_from_buffer()"
-    from ..codegen import templating
-
     context = {"name": name, "weights_mode": weights_mode, "init_call": init_call, "version": __version__}
     return templating.render("cmake/Config.cmake.j2", context)
 

@@ -32,6 +32,8 @@ from typing import Any
 from setuptools import Command
 from setuptools.errors import ExecError, SetupError
 
+from ..codegen.rust import shared_files
+
 from ..errors import WasmBuildError
 from ..config.project import Project, load_project, read_table
 
@@ -160,8 +162,6 @@ class build_wasm_model(Command):
     @staticmethod
     def _shared_files() -> list[str]:
         """Files beside the model directories that they need, relative to out-dir."""
-        from ..codegen.rust import shared_files
-
         return shared_files()
 
     # -- the setuptools sub-command protocol ----------------------------------------------

@@ -21,6 +21,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..build import build_model
+from ..config.settings import ModelSettings, from_dict
+from ..errors import WasmBuildError
+from ..wasm.host import WasmModel
+from ..wasm.smoke import compare, format_failures
 
 SUITES = ("pytorch-converted", "pytorch-operator", "simple")
 STAGES = ("frontend", "compile", "codegen", "link", "run", "numerics")
@@ -32,7 +40,6 @@ ATOL = 1e-7
 
 
 def data_dir() -> Path:
-    import onnx
 
     return Path(onnx.__file__).parent / "backend" / "test" / "data"
 
@@ -58,7 +65,6 @@ class ConformanceCase:
 
     def load(self) -> tuple[Any, dict[str, Any], list[Any]]:
         """(model, inputs by name, expected outputs) from ``test_data_set_0``."""
-        import onnx
 
         model = onnx.load(str(self.model_path))
         initializers = {init.name for init in model.graph.initializer}
@@ -77,8 +83,6 @@ class ConformanceCase:
 
 def _load_value(path: Path, type_proto: Any) -> Any:
     """A TensorProto as numpy, or a SequenceProto/OptionalProto as its Python value."""
-    import onnx
-    from onnx import numpy_helper
 
     raw = path.read_bytes()
     kind = type_proto.WhichOneof("value")
@@ -168,8 +172,6 @@ BuildFn = Callable[..., Any]  # build(source, name, out_dir, **toml_options) -> 
 
 def default_build(source: Any, name: str, out_dir: Path, **options: Any) -> Any:
     """Same as tests/support's ``build``: TOML-spelled options into ``build_model``."""
-    from ..build import build_model
-    from ..config.settings import ModelSettings, from_dict
 
     out_dir.mkdir(parents=True, exist_ok=True)
     table = {"name": name, "source": str(source), **{k.replace("_", "-"): v for k, v in options.items()}}
@@ -185,9 +187,6 @@ def run_case(
     atol: float = ATOL,
 ) -> CaseResult:
     """Build, run in wasmtime and compare one case; failures are returned, not raised."""
-    from ..errors import WasmBuildError
-    from ..wasm.host import WasmModel
-    from ..wasm.smoke import compare, format_failures
 
     model, inputs, expected = case.load()
     timings: dict[str, float] = {}

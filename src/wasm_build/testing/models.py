@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
@@ -534,8 +535,6 @@ def reference_outputs(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) 
     Uses the CPU execution provider on one thread with graph optimisations
     off, so each node runs as written (no fusions changing the arithmetic).
     """
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

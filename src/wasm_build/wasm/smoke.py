@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
+from ..compiler.reference import native_reference
 from ..errors import SmokeTestError
+from .host import WasmModel
 
 SEED = 20240613
 
@@ -115,9 +118,6 @@ def smoke_test(
     wasm_path: Path, module: Any, onnx_model: Any, rtol: float, atol: float, log=print, torch_program: Any = None
 ) -> list[Comparison]:
     """Run the reactor and the references on the same inputs; raise on mismatch."""
-    from ..compiler.reference import native_reference
-    from .host import WasmModel
-
     model = WasmModel(wasm_path)
     inputs = random_inputs([(i.name, i.shape, i.dtype) for i in model.inputs])
     got = model.run(inputs)
@@ -148,10 +148,6 @@ def smoke_test(
 
 
 def _onnxruntime_reference(onnx_model: Any, names: list[str], inputs: list[np.ndarray]) -> list[np.ndarray] | None:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
