@@ -1,6 +1,7 @@
 """ONNX models through TVM's Relax frontend (`tvm.relax.frontend.onnx.from_onnx`), with
-wasm-build's checks first: every unsupported operator named at once, data-dependent output
-shapes refused by node, open dimensions pinned or named."""
+wasm-build's checks first: open dimensions pinned or named, operators TVM lacks rewritten
+into ones it has (`onnx_rewrites`), every remaining unsupported operator named at once,
+data-dependent output shapes refused by node."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..config.settings import InputSpec
 from ..config.sources import external_data_files
 from ..errors import ConfigError, WasmBuildError
 from .loaded import LoadedModel
+from .onnx_rewrites import apply_rewrites
 from .shapes import check_unknown_inputs, resolve_shape
 
 
@@ -63,8 +65,33 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
         raise WasmBuildError(f"'{path}' holds an empty ONNX graph", fix="check that the file is complete (re-export it)")
 
     _check_opsets_and_domains(model, path)
-    _check_supported_onnx_ops(model, path)
-    _check_static_output_shapes(model, path)
+    names, shape_dict, dtype_dict = _signature(model, pinned)
+    # Operators TVM lacks are rewritten into ones it has, for the pinned shapes; onnxruntime,
+    # the smoke test's reference, still runs the original model.
+    imported = apply_rewrites(model, shape_dict)
+    _check_supported_onnx_ops(imported, path)
+    _check_static_output_shapes(imported, path)
+
+    try:
+        module = from_onnx(imported, shape_dict=shape_dict, dtype_dict=dtype_dict)
+    except Exception as exc:
+        raise WasmBuildError(
+            f"TVM's ONNX frontend could not import '{path}': {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
+            fix="simplify or re-export the model (e.g. onnxsim, a different opset), or report the failing operator",
+        ) from exc
+    return LoadedModel(
+        kind="onnx",
+        module=module,
+        input_names=names,
+        output_names=[o.name for o in model.graph.output],
+        digest=digest,
+        onnx_model=model,
+    )
+
+
+def _signature(model: Any, pinned: dict[str, InputSpec]) -> tuple[list[str], dict[str, list[int]], dict[str, str]]:
+    """The model's inputs (initializers excluded), with static shapes (the model's dims merged
+    with the user's pins) and dtypes."""
     initializers = {init.name for init in model.graph.initializer}
     graph_inputs = [i for i in model.graph.input if i.name not in initializers]
     names = [i.name for i in graph_inputs]
@@ -84,22 +111,7 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
                 fix=f"drop the dtype or use {model_dtype}",
             )
         dtype_dict[value.name] = model_dtype or (spec.dtype if spec else None) or "float32"
-
-    try:
-        module = from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict)
-    except Exception as exc:
-        raise WasmBuildError(
-            f"TVM's ONNX frontend could not import '{path}': {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
-            fix="simplify or re-export the model (e.g. onnxsim, a different opset), or report the failing operator",
-        ) from exc
-    return LoadedModel(
-        kind="onnx",
-        module=module,
-        input_names=names,
-        output_names=[o.name for o in model.graph.output],
-        digest=digest,
-        onnx_model=model,
-    )
+    return names, shape_dict, dtype_dict
 
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
