@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from wasm_build.errors import WasmBuildError
 from wasm_build.frontends.onnx_rewrites import apply_rewrites
 
-from .conftest import build
+from tests.support import build
+from tests.support.onnx_rewrites import assert_rewrite_matches, run
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 STATES = {"LSTM": ("Y", "Y_h", "Y_c"), "GRU": ("Y", "Y_h"), "RNN": ("Y", "Y_h")}
@@ -105,12 +105,6 @@ def recurrent_model(
     return model, feeds
 
 
-def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
 
 
 def reference(op: str, config: dict[str, Any], model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -125,19 +119,6 @@ def reference(op: str, config: dict[str, Any], model: onnx.ModelProto, feeds: di
     return [value.transpose(2, 0, 1, 3) if value.ndim == 4 else value.transpose(1, 0, 2) for value in outputs]
 
 
-def assert_rewrite_matches(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected: list[np.ndarray]) -> onnx.ModelProto:
-    rewritten = apply_rewrites(model)
-    onnx.checker.check_model(rewritten, full_check=True)
-    assert not [n.op_type for n in rewritten.graph.node if n.op_type in GATES]
-    # Weights are read once, folded into a new layout: the originals are gone unless an input.
-    assert not {"W", "R", "B", "P"} & {n.output[0] for n in rewritten.graph.node if n.op_type == "Constant"}
-    assert not {"W", "R", "B", "P"} & {i.name for i in rewritten.graph.initializer}
-    got = run(rewritten, feeds)
-    assert [o.name for o in rewritten.graph.output] == [o.name for o in model.graph.output]
-    for want, have in zip(expected, got):
-        assert have.shape == want.shape
-        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-5)
-    return rewritten
 
 
 COMMON = {

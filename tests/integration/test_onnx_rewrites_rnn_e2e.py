@@ -15,8 +15,8 @@ import pytest
 
 from wasm_build import WasmModel
 
-from .conftest import build
-from .test_onnx_rewrites_rnn import assert_rewrite_matches, run
+from tests.support import build
+from tests.support.onnx_rewrites import assert_rewrite_matches, run
 
 torch = pytest.importorskip("torch")
 
