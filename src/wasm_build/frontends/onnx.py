@@ -1,6 +1,7 @@
 """ONNX models through TVM's Relax frontend (`tvm.relax.frontend.onnx.from_onnx`), with
 wasm-build's checks first: every unsupported operator named at once, data-dependent output
-shapes refused by node, open dimensions pinned or named."""
+shapes refused by node, open dimensions pinned or named. TVM imports the model as
+`onnx_rewrites` mends it; onnxruntime, the smoke test's reference, runs the original."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tvm.relax.frontend.onnx import from_onnx
 
 from ..config.settings import InputSpec
 from ..errors import ConfigError, WasmBuildError
+from . import onnx_rewrites
 from .loaded import LoadedModel
 from .shapes import check_unknown_inputs, resolve_shape
 
@@ -86,8 +88,10 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
         raise WasmBuildError(f"'{path}' holds an empty ONNX graph", fix="check that the file is complete (re-export it)")
 
     _check_opsets_and_domains(model, path)
-    _check_supported_onnx_ops(model, path)
-    _check_static_output_shapes(model, path)
+    _check_numeric_tensors(model, path)
+    rewritten = onnx_rewrites.apply(model)
+    _check_supported_onnx_ops(rewritten, path)
+    _check_static_output_shapes(rewritten, path)
     initializers = {init.name for init in model.graph.initializer}
     graph_inputs = [i for i in model.graph.input if i.name not in initializers]
     names = [i.name for i in graph_inputs]
@@ -109,7 +113,7 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
         dtype_dict[value.name] = model_dtype or (spec.dtype if spec else None) or "float32"
 
     try:
-        module = from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict)
+        module = from_onnx(rewritten, shape_dict=shape_dict, dtype_dict=dtype_dict)
     except Exception as exc:
         raise WasmBuildError(
             f"TVM's ONNX frontend could not import '{path}': {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
@@ -126,6 +130,7 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
 
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_TRAINING_DOMAIN = "ai.onnx.preview.training"
 # onnxruntime's contrib operators that TVM's frontend implements (it matches operators by name only).
 _MICROSOFT_OPS = {"BiasGelu", "FastGelu", "Gelu", "SkipLayerNormalization", "EmbedLayerNormalization"}
 
@@ -155,6 +160,12 @@ def _check_opsets_and_domains(model: Any, path: Path) -> None:
             if node.domain not in _DEFAULT_DOMAINS and not (node.domain == "com.microsoft" and node.op_type in _MICROSOFT_OPS)
         }
     )
+    training = [op for op in foreign if op.startswith(_TRAINING_DOMAIN + ":")]
+    if training:
+        raise WasmBuildError(
+            f"'{path.name}' uses training operator(s) {', '.join(training)}; wasm-build compiles inference graphs only",
+            fix="export the model for inference (e.g. model.eval() under torch.no_grad()), and compute gradients in the host",
+        )
     if foreign:
         raise WasmBuildError(
             f"'{path.name}' uses operator(s) from custom domains that wasm-build cannot compile: {', '.join(foreign)}",
@@ -194,6 +205,20 @@ def _check_static_output_shapes(model: Any, path: Path) -> None:
             "wasm-build plans every tensor's memory ahead of time, so it needs shapes known from the input shapes",
             fix="cut the model before those nodes (onnx.utils.extract_model) and run them in the host, "
             "or replace them by fixed-size forms (e.g. TopK with a constant k and a score threshold applied as a mask)",
+        )
+
+
+def _check_numeric_tensors(model: Any, path: Path) -> None:
+    """Refuse string tensors by name: the executor's tensors are numbers in linear memory."""
+    graph, string = model.graph, onnx.TensorProto.STRING
+    typed = [v for v in [*graph.input, *graph.output, *graph.value_info] if v.type.WhichOneof("value") == "tensor_type"]
+    strings = [v.name for v in typed if v.type.tensor_type.elem_type == string]
+    strings += [t.name for t in _tensors(graph) if t.data_type == string]
+    if strings:
+        raise WasmBuildError(
+            f"'{path.name}' has string tensors ({', '.join(repr(name) for name in sorted(set(strings)))}); "
+            "wasm-build compiles numeric tensors only",
+            fix="do the string processing (normalizing, tokenizing) in the host and pass the model token ids (int64)",
         )
 
 
