@@ -216,6 +216,30 @@ def test_data_dependent_output_shapes_are_refused_by_node(tmp_path, op_type):
     assert_nothing_left(tmp_path, "dd")
 
 
+def test_string_tensors_and_training_operators_are_refused_by_name(tmp_path):
+    from onnx import TensorProto, helper
+
+    strings = helper.make_graph(
+        [helper.make_node("StringNormalizer", ["text"], ["normalized"], case_change_action="LOWER")],
+        "g",
+        [helper.make_tensor_value_info("text", TensorProto.STRING, [3])],
+        [helper.make_tensor_value_info("normalized", TensorProto.STRING, [3])],
+    )
+    with pytest.raises(WasmBuildError) as info:
+        build(helper.make_model(strings, opset_imports=[helper.make_opsetid("", 17)]), "strings", tmp_path)
+    assert "string tensors ('normalized', 'text')" in str(info.value) and "token ids" in str(info.value)
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    gradient = helper.make_node("Gradient", ["x"], ["dx"], domain="ai.onnx.preview.training", xs=["x"], y="x")
+    training = helper.make_graph([gradient], "g", [x], [helper.make_tensor_value_info("dx", TensorProto.FLOAT, [2])])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.preview.training", 1)]
+    with pytest.raises(WasmBuildError) as info:
+        build(helper.make_model(training, opset_imports=opsets), "training", tmp_path)
+    assert "training operator(s) ai.onnx.preview.training:Gradient" in str(info.value) and info.value.fix
+    assert_nothing_left(tmp_path, "strings")
+    assert_nothing_left(tmp_path, "training")
+
+
 def test_artifact_directories_have_ordinary_permissions(mlp_build):
     """Staging directories come from mkdtemp (0700); the artifacts they turn into must not."""
     umask = os.umask(0)

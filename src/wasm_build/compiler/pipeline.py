@@ -3,7 +3,8 @@
 The pipeline is TVM's CPU pipeline (``relax/backend/cpu_generic/pipeline.py``) with
 three changes:
 
-1. `optimize_passes`: inference-only decompositions (batch norm) and constant folding first;
+1. `optimize_passes`: static shapes restored where the frontend lost them (`compiler.passes.
+   static_slices`), then inference-only decompositions (batch norm) and constant folding;
 2. `legalize_passes`: wasm-build's graph passes (`compiler.passes`) before TVM's
    legalization, so layouts and algorithms are chosen before kernels exist;
 3. `schedule_passes`: tuned schedules (a tuning database's pass, made by the caller) and
@@ -25,7 +26,7 @@ import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-from .passes import graph_passes
+from .passes import graph_passes, static_slices_pass
 from .schedules import default_schedule_pass
 from .target import TargetOptions
 
@@ -37,8 +38,9 @@ class LoweredModel:
 
 
 def optimize_passes() -> list[tvm.transform.Pass]:
-    """Inference-only decompositions (batch norm) and constant folding."""
-    return [relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant()]
+    """Static slices (FoldConstant stops at the first tensor of unknown shape), inference-only
+    decompositions (batch norm) and constant folding."""
+    return [static_slices_pass(), relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant()]
 
 
 def legalize_passes(target: tvm.target.Target, options: TargetOptions) -> list[tvm.transform.Pass]:

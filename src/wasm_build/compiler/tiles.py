@@ -19,6 +19,8 @@ PACKED_ROWS_ATTR = "wasm_build.packed_rows"
 WINOGRAD_STAGE_ATTR = "wasm_build.winograd"
 # PrimFunc parameters bound to constants (TVM's name, read by SplitLayoutRewritePreproc).
 LAYOUT_FREE_ATTR = "layout_free_buffers"
+# Block annotation of a weight-packing copy (TVM's name, moved out by SplitLayoutRewritePreproc).
+LAYOUT_REWRITE_PREPROC_ATTR = "meta_schedule.layout_rewrite_preproc"
 # The attribute meta-schedule, dlight and wasm-build's default schedules all read.
 SCHEDULED_ATTR = "tirx.is_scheduled"
 # Above this many bytes of streamed operand, a contraction loops over lane tiles outermost

@@ -118,14 +118,14 @@ def external_data_files(path: Path) -> list[Path]:
     except Exception:  # an unreadable model is reported when it is loaded
         return []
     files = set()
-    for tensor in _tensors(model.graph):
+    for tensor in tensors_of(model.graph):
         if onnx.external_data_helper.uses_external_data(tensor):
             info = {entry.key: entry.value for entry in tensor.external_data}
             files.add(path.parent / info.get("location", ""))
     return sorted(files)
 
 
-def _tensors(graph: Any):
+def tensors_of(graph: Any):
     """Every tensor a graph holds: initializers and attribute values, subgraphs included."""
     yield from graph.initializer
     for node in graph.node:
@@ -134,7 +134,7 @@ def _tensors(graph: Any):
                 yield attribute.t
             yield from attribute.tensors
             for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
-                yield from _tensors(subgraph)
+                yield from tensors_of(subgraph)
 
 
 def _importable(module: str, directory: Path) -> bool:

@@ -16,7 +16,7 @@ from tvm.relax.frontend.onnx import from_onnx
 from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
 from ..config.settings import InputSpec
-from ..config.sources import external_data_files
+from ..config.sources import external_data_files, tensors_of
 from ..errors import ConfigError, WasmBuildError
 from .loaded import LoadedModel
 from .onnx_rewrites import apply_rewrites
@@ -65,6 +65,7 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
         raise WasmBuildError(f"'{path}' holds an empty ONNX graph", fix="check that the file is complete (re-export it)")
 
     _check_opsets_and_domains(model, path)
+    _check_numeric_tensors(model, path)
     names, shape_dict, dtype_dict = _signature(model, pinned)
     # Operators TVM lacks are rewritten into ones it has, for the pinned shapes; onnxruntime,
     # the smoke test's reference, still runs the original model.
@@ -115,6 +116,7 @@ def _signature(model: Any, pinned: dict[str, InputSpec]) -> tuple[list[str], dic
 
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_TRAINING_DOMAIN = "ai.onnx.preview.training"
 # onnxruntime's contrib operators that TVM's frontend implements (it matches operators by name only).
 _MICROSOFT_OPS = {"BiasGelu", "FastGelu", "Gelu", "SkipLayerNormalization", "EmbedLayerNormalization"}
 
@@ -144,6 +146,12 @@ def _check_opsets_and_domains(model: Any, path: Path) -> None:
             if node.domain not in _DEFAULT_DOMAINS and not (node.domain == "com.microsoft" and node.op_type in _MICROSOFT_OPS)
         }
     )
+    training = [op for op in foreign if op.startswith(_TRAINING_DOMAIN + ":")]
+    if training:
+        raise WasmBuildError(
+            f"'{path.name}' uses training operator(s) {', '.join(training)}; wasm-build compiles inference graphs only",
+            fix="export the model for inference (e.g. model.eval() under torch.no_grad()), and compute gradients in the host",
+        )
     if foreign:
         raise WasmBuildError(
             f"'{path.name}' uses operator(s) from custom domains that wasm-build cannot compile: {', '.join(foreign)}",
@@ -183,6 +191,20 @@ def _check_static_output_shapes(model: Any, path: Path) -> None:
             "wasm-build plans every tensor's memory ahead of time, so it needs shapes known from the input shapes",
             fix="cut the model before those nodes (onnx.utils.extract_model) and run them in the host, "
             "or replace them by fixed-size forms (e.g. TopK with a constant k and a score threshold applied as a mask)",
+        )
+
+
+def _check_numeric_tensors(model: Any, path: Path) -> None:
+    """Refuse string tensors by name: the executor's tensors are numbers in linear memory."""
+    graph, string = model.graph, onnx.TensorProto.STRING
+    typed = [v for v in [*graph.input, *graph.output, *graph.value_info] if v.type.WhichOneof("value") == "tensor_type"]
+    strings = [v.name for v in typed if v.type.tensor_type.elem_type == string]
+    strings += [t.name for t in tensors_of(graph) if t.data_type == string]
+    if strings:
+        raise WasmBuildError(
+            f"'{path.name}' has string tensors ({', '.join(repr(name) for name in sorted(set(strings)))}); "
+            "wasm-build compiles numeric tensors only",
+            fix="do the string processing (normalizing, tokenizing) in the host and pass the model token ids (int64)",
         )
 
 

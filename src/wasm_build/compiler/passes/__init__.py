@@ -10,6 +10,10 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
 * `patch_rows`: other convs with a window or a stride, as products over their patches;
 * `vector_math`: exp/erf/log/sigmoid/tanh/softmax as vectorizable polynomial kernels.
 
+`static_slices` runs earlier, first of `compiler.pipeline.optimize_passes`: it gives dynamic
+slices with bounds known at build time (ShuffleNet's channel split) static shapes, which
+FoldConstant and legalization need; `shape_arith` evaluates those bounds.
+
 `conv_rewrite` holds what the three conv rewrites share; `analysis` small module queries.
 """
 
@@ -23,6 +27,7 @@ from .nhwc_conv import nhwc_conv_pass
 from .patch_rows import patch_rows_pass
 from .pixel_rows import pixel_rows_pass
 from .scalar_clamp import scalar_clamp_pass
+from .static_slices import static_slices_pass
 from .vector_math import vector_math_pass
 from .winograd import winograd_pass
 
@@ -49,4 +54,4 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
     ]
 
 
-__all__ = ["graph_passes"]
+__all__ = ["graph_passes", "static_slices_pass"]

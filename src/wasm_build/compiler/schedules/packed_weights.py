@@ -5,7 +5,11 @@ compile time (after scheduling)."""
 from __future__ import annotations
 
 import tvm
-from tvm import relax
+from tvm import relax, tirx
+from tvm.s_tir.stmt import SBlock
+
+from ..tiles import LAYOUT_REWRITE_PREPROC_ATTR
+from ..tir import walk
 
 
 def constant_params(mod: tvm.IRModule) -> dict[tvm.ir.GlobalVar, set[int]]:
@@ -27,14 +31,32 @@ def constant_params(mod: tvm.IRModule) -> dict[tvm.ir.GlobalVar, set[int]]:
     return found
 
 
+def _packs_weights(func: tirx.PrimFunc) -> bool:
+    """Whether a block of `func` is a weight-packing copy. Read by walking the body: a
+    `Schedule` would first check the function, and inlining can leave a kernel whose Let
+    bindings TIR's checker refuses though code generation handles them (a sigmoid used twice
+    in a GRU cell)."""
+    found: list[SBlock] = []
+
+    def visit(node) -> None:
+        if isinstance(node, SBlock) and LAYOUT_REWRITE_PREPROC_ATTR in node.annotations:
+            found.append(node)
+
+    walk.visit(func.body, visit)
+    return bool(found)
+
+
 def fold_packed_constants(mod: tvm.IRModule) -> tvm.IRModule:
     """Move the weight-packing copies that the contraction rule put in kernels
     (blocks marked as layout-rewrite preprocessing) into functions of their own,
-    and apply them to the constant weights now, at compile time."""
-    return tvm.transform.Sequential(
-        [
-            relax.transform.SplitLayoutRewritePreproc(),
-            relax.transform.FoldConstant(),
-            relax.transform.DeadCodeElimination(),
-        ]
-    )(mod)
+    and apply them to the constant weights now, at compile time.
+
+    SplitLayoutRewritePreproc sees only the kernels that pack: it has nothing to do in the
+    others, and it fails on kernels without compute blocks (TOPI's cumsum, in RoBERTa)."""
+    others = {gvar: func for gvar, func in mod.functions_items() if isinstance(func, tirx.PrimFunc) and not _packs_weights(func)}
+    packing = tvm.IRModule(
+        {gvar: func for gvar, func in mod.functions_items() if gvar not in others}, attrs=mod.attrs, global_infos=mod.global_infos
+    )
+    mod = relax.transform.SplitLayoutRewritePreproc()(packing)
+    mod.update(tvm.IRModule(others))
+    return tvm.transform.Sequential([relax.transform.FoldConstant(), relax.transform.DeadCodeElimination()])(mod)

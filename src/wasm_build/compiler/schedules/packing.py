@@ -11,7 +11,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import LoopRV, SBlockRV
 
-from ..tiles import COMPUTED_ROWS_ATTR, LAYOUT_FREE_ATTR, PACKED_ROWS, PACKED_ROWS_ATTR
+from ..tiles import COMPUTED_ROWS_ATTR, LAYOUT_FREE_ATTR, LAYOUT_REWRITE_PREPROC_ATTR, PACKED_ROWS, PACKED_ROWS_ATTR
 from .analysis import block_realize, is_one, is_zero, region_vars, uses
 
 
@@ -49,7 +49,7 @@ def pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, l
         if int(last) <= lane_tile or int(last) % lane_tile:
             continue
         rewrite = sch.cache_read(block, index, "global")
-        sch.annotate(rewrite, "meta_schedule.layout_rewrite_preproc", True)
+        sch.annotate(rewrite, LAYOUT_REWRITE_PREPROC_ATTR, True)
         sch.transform_layout(
             block, ("read", index), lambda *idx: (idx[-1] // lane_tile, *idx[:-1], idx[-1] % lane_tile)
         )

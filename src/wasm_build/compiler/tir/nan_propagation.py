@@ -38,6 +38,9 @@ def _clamp_keeping_nan(expr: tvm.ir.expr.Expr) -> tirx.PrimExpr | None:
         value, bound = bound, value
     if not _is_constant(bound) or _is_constant(value):
         return None
-    # max(x, c): x < c ? c : x      min(x, c): x > c ? c : x
-    beyond = value < bound if isinstance(expr, tirx.Max) else value > bound
-    return tirx.Select(beyond, bound, value)
+    # max(x, c): x < c ? c : x      min(x, c): x > c ? c : x. `x` is read twice: a computed one
+    # is bound once (duplicating it would also duplicate the Let bindings inside it).
+    shared = value if isinstance(value, (tirx.Var, tvm.ir.TensorLoad)) else tirx.Var("clamped", value.ty)
+    beyond = shared < bound if isinstance(expr, tirx.Max) else shared > bound
+    clamp = tirx.Select(beyond, bound, shared)
+    return clamp if shared is value else tirx.Let(shared, value, clamp)

@@ -1,15 +1,16 @@
 """ONNX-to-ONNX rewrites that mend gaps in TVM's Relax ONNX frontend before import.
 
 `from_onnx` has no hook for custom converters, so an operator TVM lacks (or imports wrongly)
-is replaced, before import, by standard operators TVM handles. Each rewrite is one module
-with a function `ModelProto -> ModelProto` that returns a new model (its argument is left
-unchanged: the original still serves as the onnxruntime reference of the smoke test) and
-raises `WasmBuildError`, naming the node, for a case it cannot handle.
+is replaced, before import, by standard operators TVM handles. Each rewrite is one module with
+a function `ModelProto -> ModelProto`; it raises `WasmBuildError`, naming the node, for a case
+it cannot handle. `apply_rewrites` works on a copy: the original model stays the reference
+onnxruntime runs in the smoke test. A model without any rewrite's operators is returned as it
+is, so the kernels of models that already build do not change.
 
-`REWRITES` lists them in the order `apply_rewrites` runs them; each runs only when the model
-(subgraphs included) holds one of its `op_types` from ONNX's default domain. To add one:
-write `onnx_rewrites/<name>.py` (the shared helpers are in `graph` and `emitter`), add a
-`Rewrite` line here, and test it against onnxruntime on the original model.
+`REWRITES` lists them in the order they run; each runs only when the model (subgraphs
+included) holds one of its `op_types` from ONNX's default domain. To add one: write
+`onnx_rewrites/<name>.py` (shared helpers in `graph` and `emitter`), add a line here, and test
+it against onnxruntime on the original model.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from dataclasses import dataclass
 
 import onnx
 
-from . import gru, lstm, rnn
+from . import (
+    constant_of_shape_scalar,
+    expand_declared_shape,
+    gru,
+    lstm,
+    prelu_channel_slope,
+    rnn,
+    slice_attributes,
+    static_sequences,
+)
 from .graph import graphs, is_standard, pin_inputs
 
 
@@ -31,6 +41,17 @@ class Rewrite:
 
 
 REWRITES: tuple[Rewrite, ...] = (
+    # ConstantOfShape of an empty shape (a scalar): TVM's broadcast_to refuses it (attention masks).
+    Rewrite("constant_of_shape_scalar", frozenset({"ConstantOfShape"}), constant_of_shape_scalar.rewrite),
+    # PRelu's opset-6 per-channel slope: TVM puts it on the last axis.
+    Rewrite("prelu_channel_slope", frozenset({"PRelu"}), prelu_channel_slope.rewrite),
+    # Slice-1 with starts/ends as attributes: TVM's converter fails.
+    Rewrite("slice_attributes", frozenset({"Slice"}), slice_attributes.rewrite),
+    # Sequences whose contents are known when the model is built.
+    Rewrite("static_sequences", frozenset(static_sequences.SEQUENCE_OPS), static_sequences.rewrite),
+    # Expand to a shape read from an input: the shape the model declares for the result.
+    Rewrite("expand_declared_shape", frozenset({"Expand"}), expand_declared_shape.rewrite),
+    # Recurrent layers, unrolled over the static sequence length.
     Rewrite("lstm", frozenset({"LSTM"}), lstm.rewrite),
     Rewrite("gru", frozenset({"GRU"}), gru.rewrite),
     Rewrite("rnn", frozenset({"RNN"}), rnn.rewrite),
@@ -43,12 +64,13 @@ def apply_rewrites(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[i
     `input_shapes` are the static shapes the build pins the graph inputs to; rewrites that
     unroll over a size (a sequence length) read it from shapes inferred from them.
     """
-    pinned = False
-    for rewrite in REWRITES:
-        if not _uses(model, rewrite.op_types):
-            continue
-        if input_shapes and not pinned:
-            model, pinned = pin_inputs(model, input_shapes), True
+    applicable = [rewrite for rewrite in REWRITES if _uses(model, rewrite.op_types)]
+    if not applicable:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)  # some rewrites edit in place: the caller's model stays the reference
+    model = pin_inputs(copy, input_shapes) if input_shapes else copy
+    for rewrite in applicable:
         model = rewrite.apply(model)
     return model
 

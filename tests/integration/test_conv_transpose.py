@@ -1,0 +1,92 @@
+"""Decoders with transposed convs (issue 18): U-Net-style models with ConvTranspose (strides,
+groups, output padding, dilation) and Resize build and match onnxruntime.
+
+The NHWC pass converted every conv-like op to NHWC, `conv2d_transpose` included, which TVM
+legalizes in NCHW/IOHW only: it reached the static executor un-lowered. The pass now keeps it
+in NCHW (`compiler.passes.nhwc_conv`).
+"""
+
+from __future__ import annotations
+
+import pytest
+import tvm
+from tvm import relax
+
+from wasm_build.compiler.passes import nhwc_conv
+
+from tests.support.export import build_and_compare, export_onnx
+
+torch = pytest.importorskip("torch")
+nn, F = torch.nn, torch.nn.functional
+
+# (in, out, kernel, stride, padding, output_padding, groups, dilation)
+DECONVS = {
+    "k2s2": (8, 4, 2, 2, 0, 0, 1, 1),
+    "k3s2-outpad-groups": (8, 4, 3, 2, 1, 1, 2, 1),
+    "k3-dilation-asymmetric-stride": (8, 6, 3, (1, 2), (2, 1), (0, 1), 1, 2),
+    "k4s2-depthwise": (8, 8, 4, 2, 1, 0, 8, 1),
+}
+
+
+class Decoder(nn.Module):
+    """conv -> transposed conv -> conv, so the NHWC pass runs around the transposed conv."""
+
+    def __init__(self, spec):
+        super().__init__()
+        cin, cout, kernel, stride, padding, output_padding, groups, dilation = spec
+        self.enc = nn.Conv2d(3, cin, 3, padding=1)
+        self.up = nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding, groups, dilation=dilation)
+        self.head = nn.Conv2d(cout, 2, 1)
+
+    def forward(self, x):
+        return self.head(F.relu(self.up(F.relu(self.enc(x)))))
+
+
+class UNet(nn.Module):
+    """Two levels, skip connections, a transposed conv and a bilinear Resize on the way up."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        self.e1 = nn.Conv2d(3, c, 3, padding=1)
+        self.e2 = nn.Conv2d(c, 2 * c, 3, padding=1, stride=2)
+        self.up = nn.ConvTranspose2d(2 * c, c, 2, stride=2)
+        self.d1 = nn.Conv2d(2 * c, c, 3, padding=1)
+        self.side = nn.Conv2d(2 * c, c, 1)
+        self.out = nn.Conv2d(2 * c, 2, 1)
+
+    def forward(self, x):
+        a = F.relu(self.e1(x))
+        b = F.relu(self.e2(a))
+        u = F.relu(self.d1(torch.cat([F.relu(self.up(b)), a], 1)))
+        s = F.interpolate(self.side(b), scale_factor=2, mode="bilinear", align_corners=False)
+        n = F.interpolate(self.side(b), scale_factor=2, mode="nearest")
+        return self.out(torch.cat([u + n, s], 1))
+
+
+def _model(module, size: int = 12):
+    torch.manual_seed(0)
+    return export_onnx(module, (torch.randn(1, 3, size, size),), ["image"])
+
+
+@pytest.mark.parametrize("name", list(DECONVS))
+def test_transposed_conv_after_conv_builds_and_matches(tmp_path, name):
+    build_and_compare(_model(Decoder(DECONVS[name])), "decoder", tmp_path)
+
+
+def test_unet_with_resize_builds_and_matches(tmp_path):
+    build_and_compare(_model(UNet(), size=16), "unet", tmp_path)
+
+
+def test_nhwc_pass_keeps_transposed_convs_in_nchw():
+    from tvm.relax.frontend.onnx import from_onnx
+
+    mod = from_onnx(_model(Decoder(DECONVS["k2s2"])))
+    mod = nhwc_conv.nhwc_conv_pass()(mod)
+    layouts = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name.startswith("relax.nn.conv2d"):
+            layouts.append((expr.op.name, str(expr.attrs.data_layout)))
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    assert sorted(layouts) == [("relax.nn.conv2d", "NHWC"), ("relax.nn.conv2d", "NHWC"), ("relax.nn.conv2d_transpose", "NCHW")]

@@ -1,0 +1,168 @@
+"""ONNX-to-ONNX rewrites before TVM's import (`frontends.onnx_rewrites`): each rewrites its
+pattern, leaves other models alone, and the rewritten models build and match onnxruntime
+(which runs the original). The ONNX backend conformance cases they mend are in
+tests/test_onnx_conformance.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from wasm_build import WasmModel
+from wasm_build.frontends import onnx_rewrites
+from wasm_build.frontends.onnx_rewrites import (
+    expand_declared_shape,
+    prelu_channel_slope,
+    slice_attributes,
+    static_sequences,
+)
+from wasm_build.testing import models
+
+from tests.support import build
+from tests.support.export import build_and_compare
+
+
+def _model(nodes, inputs, outputs, initializers=(), opset: int = 17) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _float(name: str, shape) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def _int64(name: str, shape) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.INT64, shape)
+
+
+def _array(name: str, values, dtype=np.float32) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+
+def _rewritten(rewrite: onnx_rewrites.Rewrite, model: onnx.ModelProto) -> onnx.ModelProto:
+    """One rewrite alone, on a copy (rewrites change the model they are given); what it
+    makes is a valid model of the same opset."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    result = rewrite(copy)
+    onnx.checker.check_model(result, full_check=True)
+    return result
+
+
+# -- the package ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "transformer_block", "two_in_two_out", "kws_cnn"])
+def test_models_without_a_pattern_are_left_alone(name):
+    model = models.MODELS[name]()
+    assert onnx_rewrites.apply_rewrites(model) == model
+
+
+def test_apply_leaves_its_argument_unchanged():
+    model = _prelu_model()
+    before = model.SerializeToString()
+    rewritten = onnx_rewrites.apply_rewrites(model)
+    assert model.SerializeToString() == before and rewritten != model
+
+
+def test_every_rewrite_module_is_registered():
+    package = Path(onnx_rewrites.__file__).parent
+    helpers = {"__init__", "graph", "emitter", "recurrent"}
+    modules = {p.stem for p in package.glob("*.py")} - helpers
+    assert {r.name for r in onnx_rewrites.REWRITES} == modules
+    assert {r.apply.__module__.rsplit(".", 1)[-1] for r in onnx_rewrites.REWRITES} == modules
+
+
+# -- PRelu (opset < 7): per-channel slope -------------------------------------------------------
+
+
+def _prelu_model(shape=(2, 3, 4, 5), opset: int = 6) -> onnx.ModelProto:
+    slope = _array("slope", np.linspace(0.1, 0.5, shape[1]))
+    return _model(
+        [helper.make_node("PRelu", ["x", "slope"], ["y"])], [_float("x", shape)], [_float("y", shape)], [slope], opset
+    )
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (2, 3, 4, 5), (1, 3, 2, 2, 3)], ids=["1d", "2d", "3d"])
+def test_opset6_prelu_slope_is_per_channel(tmp_path, shape):
+    model = _prelu_model(shape)
+    rewritten = _rewritten(prelu_channel_slope.rewrite, model)
+    unsqueeze = next(n for n in rewritten.graph.node if n.op_type == "Unsqueeze")
+    assert list(unsqueeze.attribute[0].ints) == list(range(1, len(shape) - 1))
+    # onnxruntime runs PRelu from opset 7 only: the reference is the opset-6 definition.
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    slope = np.linspace(0.1, 0.5, shape[1], dtype=np.float32).reshape((-1,) + (1,) * (len(shape) - 2))
+    want = np.where(x < 0, x * slope, x)
+    result = build(model, "prelu", tmp_path, smoke_test=False)
+    np.testing.assert_allclose(WasmModel(result.directory / "prelu.wasm").run([x])[0], want, rtol=1e-6)
+
+
+def test_opset7_prelu_is_left_alone():
+    model = _prelu_model((2, 5, 5), opset=7)  # numpy broadcasting: the last axis
+    assert _rewritten(prelu_channel_slope.rewrite, model) == model
+
+
+# -- Slice with attributes (opset < 10) ----------------------------------------------------------
+
+
+def test_opset9_slice_becomes_gathers(tmp_path):
+    node = helper.make_node("Slice", ["x"], ["y"], starts=[1, -3], ends=[3, 100], axes=[0, 2])
+    model = _model([node], [_float("x", [4, 3, 5])], [_float("y", [2, 3, 3])], opset=9)
+    rewritten = _rewritten(slice_attributes.rewrite, model)
+    assert [(n.op_type, n.attribute[0].i) for n in rewritten.graph.node] == [("Gather", 0), ("Gather", 2)]
+    build_and_compare(model, "slice9", tmp_path)
+
+
+# -- Expand to a runtime shape ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("requested, declared", [([3, 1], [1, 3, 1]), ([1, 3], [1, 3, 3]), ([2, 1, 3, 1], [2, 1, 3, 1])])
+def test_expand_to_a_runtime_shape_uses_the_declared_one(tmp_path, requested, declared):
+    nodes = [helper.make_node("Expand", ["x", "shape"], ["y"])]
+    model = _model(nodes, [_float("x", [1, 3, 1]), _int64("shape", [len(requested)])], [_float("y", declared)])
+    x = np.random.default_rng(1).standard_normal((1, 3, 1)).astype(np.float32)
+    # No smoke test: its random shape values are not shapes x expands to.
+    build_and_compare(model, "expand", tmp_path, [x, np.array(requested, np.int64)], smoke_test=False)
+
+
+def test_expand_without_a_static_result_is_left_alone():
+    nodes = [helper.make_node("Expand", ["x", "shape"], ["y"])]
+    model = _model(nodes, [_float("x", [1, 3, 1]), _int64("shape", [3])], [_float("y", ["d0", "d1", "d2"])])
+    assert _rewritten(expand_declared_shape.rewrite, model).graph.node[0].input[1] == "shape"
+
+
+# -- sequences known at build time ---------------------------------------------------------------
+
+
+def test_sequence_reads_become_tensors(tmp_path):
+    positions = [_array("minus_one", -1, np.int64), _array("zero", 0, np.int64)]
+    nodes = [
+        helper.make_node("SequenceConstruct", ["a", "b", "c"], ["s1"]),
+        helper.make_node("SequenceErase", ["s1", "zero"], ["s2"]),  # [b, c]
+        helper.make_node("SequenceInsert", ["s2", "a", "minus_one"], ["s3"]),  # [b, a, c]
+        helper.make_node("SequenceAt", ["s3", "minus_one"], ["last"]),
+        helper.make_node("SequenceAt", ["s3", "zero"], ["first"]),
+        helper.make_node("SequenceLength", ["s3"], ["length"]),
+        helper.make_node("SplitToSequence", ["a"], ["pieces"], axis=-1),
+        helper.make_node("SequenceLength", ["pieces"], ["count"]),
+    ]
+    inputs = [_float(n, [2, 3]) for n in "abc"]
+    outputs = [_float("last", [2, 3]), _float("first", [2, 3]), _int64("length", []), _int64("count", [])]
+    model = _model(nodes, inputs, outputs, positions, opset=12)
+    rewritten = _rewritten(static_sequences.rewrite, model)
+    assert [n.op_type for n in rewritten.graph.node] == ["Identity", "Identity", "Constant", "Constant"]
+    assert [n.input[0] for n in rewritten.graph.node[:2]] == ["c", "b"]
+    build_and_compare(model, "sequences", tmp_path)
+
+
+def test_sequences_with_runtime_positions_are_left_alone():
+    nodes = [
+        helper.make_node("SequenceConstruct", ["a", "b"], ["s"]),
+        helper.make_node("SequenceAt", ["s", "i"], ["y"]),
+    ]
+    model = _model(nodes, [_float("a", [2]), _float("b", [2]), _int64("i", [])], [_float("y", [2])], opset=12)
+    assert _rewritten(static_sequences.rewrite, model) == model

@@ -1,0 +1,83 @@
+"""Models exported from torch and compared with onnxruntime, for the coverage tests."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from wasm_build import WasmModel
+from wasm_build.testing import models
+
+from . import build
+
+
+@contextlib.contextmanager
+def _fake_kernels_optional() -> Iterator[None]:
+    import torch.library
+
+    register_fake = torch.library.register_fake
+
+    def tolerant(*args: Any, **kwargs: Any) -> Any:
+        def decorate(function: Any) -> Any:
+            try:
+                return register_fake(*args, **kwargs)(function)
+            except RuntimeError:  # "operator torchvision::nms does not exist"
+                return function
+
+        return decorate
+
+    torch.library.register_fake = tolerant
+    try:
+        yield
+    finally:
+        torch.library.register_fake = register_fake
+
+
+def import_torchvision() -> None:
+    """Import torchvision, if installed, on a CPU build of torch.
+
+    PyPI's torchvision 0.28 is built for CUDA torch: on torch+cpu its C operators (nms,
+    roi_align) do not exist and registering their fake kernels raises at import. transformers
+    imports torchvision for its image utilities, so no transformers model builds then. The
+    architectures used here need none of those operators: they are skipped."""
+    if "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is None:
+        return
+    with _fake_kernels_optional():
+        import torchvision  # noqa: F401
+
+
+def export_onnx(module: Any, example: tuple[Any, ...], input_names: Sequence[str], opset: int = 17) -> onnx.ModelProto:
+    """`module` exported by torch's TorchScript exporter with fixed shapes, as users do."""
+    import torch
+
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module.eval(), example, buffer, opset_version=opset, dynamo=False, input_names=list(input_names))
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def build_and_compare(
+    model: onnx.ModelProto, name: str, out_dir: Path, inputs: Sequence[np.ndarray] | None = None, **options: Any
+) -> None:
+    """Build (smoke test on: wasm vs TVM native and onnxruntime on seeded inputs), then run the
+    wasm module on `inputs` (seeded random ones by default) and compare with onnxruntime
+    within 1e-3 of each output's scale."""
+    result = build(model, name, out_dir, **options)
+    wasm = WasmModel(result.directory / f"{name}.wasm")
+    feeds = list(inputs) if inputs is not None else list(models.random_inputs(model, seed=11).values())
+    names = [i.name for i in wasm.inputs]
+    expected = models.reference_outputs(model, dict(zip(names, feeds)))
+    got = wasm.run(feeds)
+    assert len(got) == len(expected)
+    for have, want in zip(got, expected):
+        assert have.shape == want.shape and have.dtype == want.dtype
+        scale = float(np.max(np.abs(want))) if want.size and want.dtype.kind == "f" else 0.0
+        np.testing.assert_allclose(have, want, rtol=1e-3, atol=1e-3 * scale + 1e-6)
