@@ -28,6 +28,7 @@ import numpy as np
 
 from wasm_build.artifact.assemble import read_manifest
 from wasm_build.artifact.toolchain import find_toolchain
+from wasm_build.wasm import engine as wasm_engine
 from wasm_build.wasm.drivers import RUN_TIMER, link_with_model
 
 [HARNESS_EXPORT] = RUN_TIMER.exports  # the timing loop's export
@@ -136,15 +137,6 @@ class _Instance:
         raise RuntimeError(f"{self.name}_{function} returned {status}: {message}")
 
 
-def _engine():
-    import wasmtime
-
-    config = wasmtime.Config()
-    config.wasm_simd = True
-    config.wasm_relaxed_simd = True
-    return wasmtime.Engine(config)
-
-
 def _ms(start: int) -> float:
     return (time.perf_counter_ns() - start) / 1e6
 
@@ -161,7 +153,7 @@ def time_artifact(
     if manifest["weights"]["mode"] != "embed":
         raise ValueError(f"{artifact_dir}: the bench builds with embedded weights, not {manifest['weights']['mode']!r}")
     wasm_path = artifact_dir / f"{manifest['name']}.wasm"
-    engine = _engine()
+    engine = wasm_engine.engine()
 
     start = time.perf_counter_ns()
     precompiled = wasmtime.Module.from_file(engine, str(wasm_path)).serialize()

@@ -260,3 +260,37 @@ def test_a_read_only_cache_warns_and_builds(tmp_path, monkeypatch):
     assert (result.directory / "m.wasm").is_file()
     assert any("could not add the build to the cache" in line for line in lines)
     shutil.rmtree(tmp_path / "out")
+
+
+@pytest.mark.parametrize("ops", [["Relu"], ["Gemm", "Relu"], ["Conv", "Relu"], ["Clip"]])
+def test_nan_and_infinities_come_out_as_onnxruntime_returns_them(tmp_path, ops):
+    """TVM's ReLU (max(x, 0)) returned 0 for NaN; onnxruntime returns NaN."""
+    rng = np.random.default_rng(4)
+    if ops[0] == "Conv":
+        shape, w = [1, 2, 6, 6], numpy_helper.from_array(rng.standard_normal((3, 2, 1, 1)).astype(np.float32), "w")
+        out_shape = [1, 3, 6, 6]
+        nodes = [helper.make_node("Conv", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    elif ops[0] == "Gemm":
+        shape, w = [2, 8], numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), "w")
+        out_shape = [2, 4]
+        nodes = [helper.make_node("Gemm", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    elif ops[0] == "Clip":
+        shape, out_shape, w = [4, 8], [4, 8], None
+        lo, hi = numpy_helper.from_array(np.array(0, np.float32), "lo"), numpy_helper.from_array(np.array(6, np.float32), "hi")
+        nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["y"])]
+    else:
+        shape, out_shape, w = [4, 8], [4, 8], None
+        nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    initializers = [w] if w is not None else ([lo, hi] if ops[0] == "Clip" else [])
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    result = build(model, "nan", tmp_path / "out")  # the smoke test runs special values too
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[[0, 3, 5]] = [np.nan, np.inf, -np.inf]
+    (got,) = WasmModel(result.directory / "nan.wasm").run([x])
+    (want,) = models.reference_outputs(model, {"x": x})
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-4, atol=1e-5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import numpy as np
 import onnxruntime as ort
 import tvm
 from tvm import relax
@@ -99,3 +100,14 @@ def blocks_writing(func, buffer):
     sch = tvm.s_tir.Schedule(func)
     blocks = [sch.get(block) for block in all_blocks(sch)]
     return [stmt for stmt in blocks if any(region.source.same_as(buffer) for region in stmt.writes)]
+
+
+def assert_epilogue_writes_only_the_output(func) -> None:
+    """A kernel computing padded rows writes only the real output: its epilogue is not folded
+    into the tile write-back, which would store the padding rows past the output."""
+    output = func.params[-1]
+    writers = blocks_writing(func, output)
+    assert writers
+    for block in writers:
+        domain = int(np.prod([int(iv.dom.extent) for iv in block.iter_vars]))
+        assert domain == int(np.prod([int(d) for d in output.shape])), block.name_hint

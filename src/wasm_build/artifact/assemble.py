@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..codegen.abi import init_functions
 from ..codegen.plan import ExecutorPlan
 from ..codegen.c import WEIGHTS_BLOB, GeneratedSources
 from ..compiler.target import TargetOptions
@@ -38,7 +39,7 @@ MANIFEST_VERSION = 1
 
 def api_exports(name: str, weights_mode: str) -> list[str]:
     """Functions a reactor exports: the C API plus an allocator for the host."""
-    init = [f"{name}_init"] if weights_mode == "embed" else [f"{name}_init_from_file", f"{name}_init_from_buffer"]
+    init = init_functions(name, weights_mode)
     return [
         *init,
         f"{name}_run",

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..config.sources import ModelSource
 from ..errors import ConfigError, WasmBuildError
-from .compile import model_name
 from .options import add_model_options, model_settings
 
 # The keys that change which kernels a build makes: tuning must see the kernels builds compile.
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trials < 1:
         raise ConfigError(f"--trials {args.trials}: tuning needs at least one trial", fix="e.g. --trials 64")
-    name = model_name(args) if args.name or ":" not in args.source else "model"
+    # A Python source has no file name to take the model's name from: tuning does not need one.
+    name = args.name or ModelSource.parse(args.source, Path.cwd()).default_name or "model"
     tuning = {"trials": args.trials, "database": args.database, "kernels": args.kernels}
     if args.time_budget is not None:
         tuning["time-budget"] = args.time_budget

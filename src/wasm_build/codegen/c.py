@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .. import __version__
 from . import templating
-from .abi import ALIGNMENT
+from .abi import ALIGNMENT, init_functions
 from .plan import ExecutorPlan, FloatArg, IntArg, KernelArg, TensorArg
 
 WEIGHTS_BLOB = "weights.bin"
@@ -70,8 +70,8 @@ def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str)
         "outputs": [sig.describe() for sig, _ in plan.outputs],
         "signatures": {"input": [sig for sig, _ in plan.inputs], "output": [sig for sig, _ in plan.outputs]},
         "tensor_of": {"input": [i for _, i in plan.inputs], "output": [i for _, i in plan.outputs]},
-        "init_name": f"{name}_init()" if weights_mode == "embed" else f"{name}_init_from_file()",
-        "init_call": f"{name}_init()" if weights_mode == "embed" else f'{name}_init_from_file("{name}.weights")',
+        "init_name": f"{init_functions(name, weights_mode)[0]}()",
+        "init_call": f"{name}_init()" if weights_mode == "embed" else f'{name}_init_from_file("{name}.weights")',  # the header's example
     }
     header = templating.render("c/model.h.j2", context)
     source = templating.render("c/model.c.j2", context)

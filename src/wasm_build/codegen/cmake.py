@@ -7,11 +7,12 @@ from pathlib import Path
 
 from .. import __version__
 from . import templating
+from .abi import init_functions
 
 
 def render_cmake_config(name: str, weights_mode: str) -> str:
     """The text of NAMEConfig.cmake: paths are relative to the file, so OUT/NAME can move."""
-    init_call = f"{name}_init()" if weights_mode == "embed" else f"{name}_init_from_file()/{name}_init_from_buffer()"
+    init_call = "/".join(f"{function}()" for function in init_functions(name, weights_mode))
     context = {"name": name, "weights_mode": weights_mode, "init_call": init_call, "version": __version__}
     return templating.render("cmake/Config.cmake.j2", context)
 

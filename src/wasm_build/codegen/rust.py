@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 
 from . import templating
-from .abi import ALIGNMENT
+from .abi import ALIGNMENT, init_functions
 from .escape import rust_string
 from ..artifact.files import write_text_atomic
 
@@ -133,7 +133,6 @@ def shared_files() -> list[str]:
 def crate_context(inputs: PackageInputs) -> dict[str, Any]:
     name = inputs.name
     plan = inputs.plan
-    embed = inputs.weights_mode == "embed"
     return {
         "name": name,
         "NAME": name.upper(),
@@ -147,7 +146,7 @@ def crate_context(inputs: PackageInputs) -> dict[str, Any]:
         "runtime_path": f"../../../{RUNTIME_DIR}/{RUNTIME_FILE}",
         "runtime_file": f"{RUNTIME_DIR}/{RUNTIME_FILE}",
         "runtime_fingerprint": runtime_fingerprint(),
-        "init_doc": f"`{name}_init`" if embed else f"`{name}_init_from_file` or `{name}_init_from_buffer`",
+        "init_doc": " or ".join(f"`{function}`" for function in init_functions(name, inputs.weights_mode)),
         "inputs": [_describe(sig) for sig, _ in plan.inputs],
         "outputs": [_describe(sig) for sig, _ in plan.outputs],
     }

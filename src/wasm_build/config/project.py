@@ -159,7 +159,7 @@ class Override:
 
     def apply(self, table: dict[str, Any]) -> None:
         if self.path[0] != "models":
-            _set(table, self.path, self.value)
+            set_key(table, self.path, self.value)
             return
         models = table.get("models", [])
         if not isinstance(models, list):
@@ -168,18 +168,19 @@ class Override:
         if selector == "*":
             for model in models:
                 if isinstance(model, dict):
-                    _set(model, rest, self.value)
+                    set_key(model, rest, self.value)
             return
         names = [str(m.get("name")) for m in models if isinstance(m, dict)]
         for model in models:
             if isinstance(model, dict) and model.get("name") == selector:
-                _set(model, rest, self.value)
+                set_key(model, rest, self.value)
                 return
         hint = did_you_mean(selector, names, listing="declared models")
         raise ConfigError(f"{self.origin}: there is no model named '{selector}'", fix=hint)
 
 
-def _set(table: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+def set_key(table: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set `table[path[0]][path[1]]... = value`, making the tables on the way."""
     for key in path[:-1]:
         child = table.get(key)
         if not isinstance(child, dict):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..artifact.files import write_text_atomic
-from ..config.project import load_project, parse_override
+from ..config.project import load_project, parse_override, set_key
 from ..config.settings import InputSpec, ModelSettings, from_dict, parse_input_option, to_dict
 from ..config.settings_file import SettingsFile, dumps
 from ..config.sources import ModelSource
@@ -293,7 +293,7 @@ def add_model(arguments: list[str], source_dir: Path, binary_dir: Path) -> CMake
     for keyword, values in _split(rest, origin):
         where = f"{origin}: {keyword.name}"
         if keyword.key:
-            _put(table, keyword.key, _keyword_value(keyword, values, name, where, table))
+            set_key(table, keyword.key, _keyword_value(keyword, values, name, where, table))
         elif keyword.name == "SET":
             for text in values:
                 _set_key(table, name, text, where)
@@ -392,7 +392,7 @@ def _set_key(table: dict[str, Any], name: str, text: str, where: str) -> None:
     if key.strip().replace("_", "-") == "name":
         raise ConfigError(f"{where} name: the name is wasm_build_add_model()'s first argument", fix="drop it")
     override = parse_override(f"models.{name}.{key}", value, f"{where} {key}")
-    _put(table, override.path[2:], override.value)
+    set_key(table, override.path[2:], override.value)
 
 
 def _get(table: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -403,13 +403,6 @@ def _get(table: dict[str, Any], path: tuple[str, ...]) -> Any:
     return table
 
 
-def _put(table: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        child = table.get(key)
-        if not isinstance(child, dict):
-            child = table[key] = {}
-        table = child
-    table[path[-1]] = value
 
 
 # -- wasm_build_models_from_pyproject() ---------------------------------------------------------

@@ -32,6 +32,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from ..wasm.inputs import random_array
+
 OPSET = 17
 IR_VERSION = 8  # the IR version that introduced opset 17; widely loadable
 _INPUT_STREAM = 0x1A7E  # keeps random_inputs' stream apart from the weights'
@@ -502,8 +504,7 @@ def random_inputs(
 ) -> dict[str, np.ndarray]:
     """One random array per graph input, in graph order.
 
-    Float inputs are standard normal, integer inputs uniform in [0, 10).
-    Symbolic dimensions take their value from ``dims`` (default 1).
+    Drawn like every made-up input of wasm-build (`wasm.inputs.random_array`). Symbolic dimensions take their value from ``dims`` (default 1).
 
     The generator is seeded with ``(seed, _INPUT_STREAM)``, not ``seed``
     alone: with the same plain seed as the builder, the inputs would repeat
@@ -519,13 +520,7 @@ def random_inputs(
             dim.dim_value if dim.HasField("dim_value") else dims.get(dim.dim_param, 1)
             for dim in tensor_type.shape.dim
         )
-        dtype = helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-        if np.issubdtype(dtype, np.floating):
-            inputs[value.name] = rng.standard_normal(shape).astype(dtype)
-        elif np.issubdtype(dtype, np.integer):
-            inputs[value.name] = rng.integers(0, 10, shape).astype(dtype)
-        else:
-            raise TypeError(f"input {value.name!r}: no random generator for {dtype}")
+        inputs[value.name] = random_array(shape, helper.tensor_dtype_to_np_dtype(tensor_type.elem_type), rng)
     return inputs
 
 

@@ -21,6 +21,7 @@ from ..artifact.toolchain import find_toolchain
 from ..errors import WasmBuildError
 from .drivers import PROFILE, link_with_model
 from .host import WasmModel
+from .inputs import random_array
 
 # Suffix TVM gives kernels whose constant weights it repacked at compile time.
 _PREPACKED = "_prepacked"
@@ -84,7 +85,7 @@ def _tuning_name(kernel: str, model: str) -> str:
 class _ProfiledModel(WasmModel):
     def time_calls(self, runs: int, rng: np.random.Generator) -> list[tuple[str, float]]:
         """(kernel, fastest ms) for each kernel call of a run, in call order."""
-        inputs = [_random_input(info.dtype, info.shape, rng) for info in self.inputs]
+        inputs = [random_array(info.shape, info.dtype, rng).tobytes() for info in self.inputs]
         exports = self._exports
         for _ in range(runs):
             exports["wb_profile_begin_run"](self._store)
@@ -94,10 +95,3 @@ class _ProfiledModel(WasmModel):
             (self._c_string(exports["wb_profile_name"](self._store, i)), exports["wb_profile_ms"](self._store, i))
             for i in range(count)
         ]
-
-
-def _random_input(dtype: str, shape: tuple[int, ...], rng: np.random.Generator) -> bytes:
-    if np.issubdtype(np.dtype(dtype), np.floating):
-        return rng.standard_normal(shape).astype(dtype).tobytes()
-    # Indices and masks: zeros stay in range for gathers and embeddings.
-    return np.zeros(shape, dtype=dtype).tobytes()

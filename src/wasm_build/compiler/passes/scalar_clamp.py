@@ -1,5 +1,6 @@
 """ONNX ``Clip`` (ReLU6), which the frontend emits as TE kernels, back to Relax
-``maximum``/``minimum``, so it follows the conv's layout and fuses into the conv kernel."""
+``maximum``/``minimum``: it then follows the conv's layout and fuses into the conv kernel, and
+its bounds become constants in the kernel, which keeps NaN (`compiler.tir.nan_propagation`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import tvm
 from tvm import relax, s_tir, tirx
 
 from ..schedules.analysis import root_blocks
-from .analysis import calls_op
 from .vector_math import is_float32
 
 
@@ -63,8 +63,6 @@ class _ScalarClamp(relax.PyExprMutator):
 def scalar_clamp_pass() -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="WasmScalarClamp")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        if not calls_op(mod, "relax.nn.conv2d"):
-            return mod
         mutator = _ScalarClamp(mod)
         for gvar, func in mod.functions_items():
             if isinstance(func, relax.Function):
