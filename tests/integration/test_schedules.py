@@ -334,6 +334,24 @@ def test_activations_are_vectorized_and_accurate(name):
     np.testing.assert_allclose(got, reference(xs.astype("float64")), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("length", [197, 50, 37, 6])
+def test_ragged_rows_reduce_whole_vectors_and_match_onnxruntime(op, length):
+    """Rows whose length is not a multiple of 4 (ViT's 197 tokens) reduce their whole vectors
+    in a vectorized reduction and the one to fifteen values left apart; rows too short for
+    two vectors stay one reduction."""
+    rng = np.random.default_rng(8)
+    g = Chain(rng, [2, 3, length])
+    model = g.add("Mul", g.const([], scale=3.0)).add(op, axis=-1).build()
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    (script,) = [f.script() for n, f in prim_funcs(mod).items() if "softmax" in n]
+    assert ("_vectors" in script) == (length >= 8), length
+    if length >= 8:
+        assert "T.vectorized" in script
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-5, atol=1e-6)
+
+
 # --------------------------------------------------------------------------
 # Graph pass: batch norm and per-channel affine ops folded into conv weights
 # --------------------------------------------------------------------------
