@@ -4,7 +4,11 @@
 They reproduce the structure (layer types, shapes, FLOPs) of well-known
 networks with random but well-scaled weights; the outputs are logits or hidden
 states with no final Softmax, so comparisons between backends stay
-informative.
+informative. ViT-Tiny and DeiT-Tiny are exported from timm (`bench.exported`).
+
+A row of the bench is a name and a factory returning an `onnx.ModelProto` (seeded: every call
+the same model); a factory raising `exported.ModelUnavailable` leaves its row out with a note.
+Models of the zoo (`bench/zoo`) join as such factories.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 
 import onnx
 
+from bench.exported import deit_tiny, vit_tiny
 from wasm_build.testing.models import (
     GraphBuilder,
     classifier_head,
@@ -27,11 +32,13 @@ from wasm_build.testing.models import (
 
 __all__ = [
     "BENCH_MODELS",
+    "deit_tiny",
     "kws_cnn",
     "mlp_784",
     "mobilenet_v2",
     "resnet18",
     "transformer_encoder",
+    "vit_tiny",
 ]
 
 IMAGE = [1, 3, 224, 224]
@@ -148,4 +155,6 @@ BENCH_MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
     "resnet18": resnet18,
     "transformer_encoder": transformer_encoder,
     "kws_cnn": kws_cnn,
+    "vit_tiny": vit_tiny,
+    "deit_tiny": deit_tiny,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import tempfile
@@ -182,6 +183,85 @@ def goals(results: dict[str, Any], statistic: str = "median_ms") -> list[list[st
     return rows
 
 
+def ratio_summary(models: dict[str, Any], backend: str = "wasm-build", statistic: str = "median_ms"
+                  ) -> tuple[float, str, float] | None:
+    """(geometric mean, worst model, its ratio) of onnxruntime-web's time over `backend`'s, over
+    the models where both ran; None when none did."""
+    ratios = {m: _ratio(_timing(models, m, "onnxruntime-web", statistic), _timing(models, m, backend, statistic))
+              for m in models}
+    known = {m: r for m, r in ratios.items() if r is not None}
+    if not known:
+        return None
+    worst = min(known, key=known.get)
+    return float(math.exp(sum(math.log(r) for r in known.values()) / len(known))), worst, known[worst]
+
+
+def sweep_fraction(row: dict[str, Any], sweep: dict[str, Any]) -> float:
+    """A sweep shape's fastest run against the session's best measured peak."""
+    return row["macs"] / row["min_ms"] / 1e6 / sweep["peak_gmacs"]
+
+
+def goals_20(results: dict[str, Any], statistic: str = "median_ms") -> list[list[str]]:
+    """Issue 20's goals (default build): [goal, target, measured, verdict]."""
+    models, sweep = results["models"], results.get("sweep")
+
+    def verdict(value, ok) -> str:
+        return "not measured" if value is None else ("**met**" if ok(value) else "**missed**")
+
+    rows = []
+    if sweep:
+        for dense, name, floor in ((True, "dense matmuls and 1x1 convs", 0.85), (False, "attention products", 0.75)):
+            shapes = [r for r in sweep["shapes"] if r["dense"] == dense]
+            fractions = {r["name"]: sweep_fraction(r, sweep) for r in shapes}
+            worst = min(fractions, key=fractions.get) if fractions else None
+            rows.append([f"{name} at the measured SIMD128 peak", f"≥ {floor:.0%} for every shape",
+                         "—" if worst is None else f"{fractions[worst]:.0%} (worst: {worst})",
+                         verdict(fractions[worst] if worst else None, lambda v, f=floor: v >= f)])
+            if dense and fractions:
+                spread = min(fractions.values()) / max(fractions.values())
+                best = max(fractions, key=fractions.get)
+                rows.append(["worst dense shape against the best", "within 15%",
+                             f"{1 - spread:.0%} below ({best} {fractions[best]:.0%})", verdict(spread, lambda v: v >= 0.85)])
+    vits = {m: _ratio(_timing(models, m, "onnxruntime-web", statistic), _timing(models, m, "wasm-build", statistic))
+            for m in ("vit_tiny", "deit_tiny") if m in models}
+    known = {m: v for m, v in vits.items() if v is not None}
+    worst_vit = min(known, key=known.get) if known else None
+    rows.append(["ViT-Tiny / DeiT-Tiny against onnxruntime-web", "≥ 1.30x",
+                 "—" if worst_vit is None else f"{known[worst_vit]:.2f}x (worst: {worst_vit})",
+                 verdict(known.get(worst_vit), lambda v: v >= 1.3)])
+    summary = ratio_summary(models, "wasm-build", statistic)
+    rows.append(["every model at least as fast as onnxruntime-web", "≥ 1.00x",
+                 "—" if summary is None else f"{summary[2]:.2f}x (worst: {summary[1]})",
+                 verdict(summary and summary[2], lambda v: v >= 1.0)])
+    rows.append(["geometric mean over the models against onnxruntime-web", "≥ 1.80x",
+                 "—" if summary is None else f"{summary[0]:.2f}x over {len([m for m in models if _ratio(_timing(models, m, 'onnxruntime-web', statistic), _timing(models, m, 'wasm-build', statistic))])} models",
+                 verdict(summary and summary[0], lambda v: v >= 1.8)])
+    return rows
+
+
+def sweep_lines(sweep: dict[str, Any]) -> list[str]:
+    """The shape sweep's section of RESULTS.md."""
+    peak = sweep["peak_gmacs"]
+    lines = ["## Contraction shape sweep (default build, GMAC/s)", "",
+             f"Each shape is a model of its own (`bench/sweep.py`), built with default settings and timed inside wasm "
+             f"in {sweep['rounds']} rounds; the machine's SIMD128 peak, measured in wasmtime before each round "
+             f"(independent f32x4 multiplies and adds, `wasm_build.wasm.peak`), was at best **{peak:.1f} GMAC/s** "
+             f"(rounds: {', '.join(f'{p:.1f}' for p in sweep['peak_rounds_gmacs'])}) and "
+             f"{sweep['peak_gbytes']:.0f} GB/s in cache. \"of peak\" is a shape's fastest run against that best "
+             "peak; onnxruntime-web's times include a `session.run` call from JavaScript (tens of µs).", ""]
+    rows = []
+    for r in sweep["shapes"]:
+        gmacs = r["macs"] / r["min_ms"] / 1e6
+        web = r["macs"] / r["web_min_ms"] / 1e6 if "web_min_ms" in r else None
+        rows.append([r["name"], r["kind"], r["label"], f"{r['macs'] / 1e6:.1f}", _ms(r["min_ms"]), f"{gmacs:.1f}",
+                     f"{gmacs / peak:.0%}", f"{r['macs'] / r['median_ms'] / 1e6:.1f}",
+                     "—" if web is None else f"{web:.1f}", _x(_ratio(r.get("web_min_ms"), r["min_ms"]))])
+    lines += _table(["shape", "kind", "", "M MAC", "fastest ms", "GMAC/s", "of peak", "median GMAC/s",
+                     "onnxruntime-web GMAC/s", "vs onnxruntime-web"], rows, "lllrrrrrrr") + [""]
+    lines += [f"- {note}" for note in sweep.get("notes", [])]
+    return lines
+
+
 def render_markdown(results: dict[str, Any], chart: Path | None, results_path: Path) -> str:
     models = results["models"]
     names = list(models)
@@ -223,7 +303,22 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
             row += [_x(_ratio(_timing(models, m, "onnxruntime-web"), _timing(models, m, b))),
                     _x(_ratio(_timing(models, m, "onnxruntime"), _timing(models, m, b)))]
         rows.append(row)
+    for label, pick in (("geometric mean", 0), ("worst", 1)):
+        row = [f"*{label}*"]
+        for b in ["wasm-build", "wasm-build tuned"] if tuned else ["wasm-build"]:
+            summary = ratio_summary(models, b)
+            cell = "—" if summary is None else (_x(summary[0]) if pick == 0 else f"{_x(summary[2])} ({summary[1]})")
+            row += [cell, ""]
+        rows.append(row)
     lines += _table(header, rows) + [""]
+
+    lines += ["## Goals of issue 20 (default build, one thread)", ""]
+    lines += _table(["goal", "target", "measured", "verdict"], goals_20(results), "llll") + [""]
+    lines += ["The same on every backend's fastest run (the verdict above is on medians for the models; the sweep "
+              "always uses fastest runs):", ""]
+    lines += _table(["goal", "target", "measured", "verdict"], goals_20(results, "min_ms"), "llll") + [""]
+    if results.get("sweep"):
+        lines += sweep_lines(results["sweep"])
 
     lines += ["## Goals of issue 5", ""]
     lines += _table(["goal", "target", "measured", "verdict"], goals(results), "llll") + [""]

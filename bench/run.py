@@ -7,8 +7,10 @@ wasm artifact with default settings (default schedules, SIMD; and with
 --tuned, a build applying bench/tuning/NAME.json, tuned further first with
 --tune-trials), times it in wasmtime, runs onnxruntime native,
 onnxruntime-web's wasm backend in Node, tract and TVM native on the same
-model and inputs, and writes bench/RESULTS.md and bench/results.png.
-Work files (models, artifacts, raw results.json) go to bench/out/.
+model and inputs, then the contraction shape sweep of bench/sweep.py (GMAC/s
+against the machine's measured SIMD128 peak; --skip-sweep leaves it out), and
+writes bench/RESULTS.md and bench/results.png. Work files (models, artifacts,
+raw results.json) go to bench/out/.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ for _path in (HERE.parent, HERE.parent / "src"):
 
 import numpy as np  # noqa: E402
 
-from bench import peers, readme, report  # noqa: E402
+from bench import peers, readme, report, sweep  # noqa: E402
+from bench.exported import ModelUnavailable  # noqa: E402
 from bench.models import BENCH_MODELS  # noqa: E402
-from bench.wasm_timing import link_timing_harness, time_artifact  # noqa: E402
+from bench.wasm_timing import SteadyTimer, link_timing_harness, time_artifact  # noqa: E402
 
 PEERS = ["onnxruntime", "onnxruntime-web", "tract", "tvm"]
 
@@ -67,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="tune this many more meta-schedule trials into the databases first (implies --tuned)")
     parser.add_argument("--tune-time-budget", type=float, default=None, help="seconds of tuning per model (tuned build only)")
     parser.add_argument("--skip", nargs="+", default=[], choices=PEERS, metavar="PEER", help=f"peers not to run ({', '.join(PEERS)})")
+    parser.add_argument("--skip-sweep", action="store_true", help="leave out the contraction shape sweep (bench/sweep.py)")
+    parser.add_argument("--sweep-rounds", type=int, default=None,
+                        help="rounds of the shape sweep, the peak measured in each (default: --rounds)")
     parser.add_argument("--out", type=Path, default=HERE / "out", help="work directory (default bench/out)")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="report to write (default bench/RESULTS.md)")
     parser.add_argument("--chart", type=Path, default=HERE / "results.png", help="bar chart to write (default bench/results.png)")
@@ -241,9 +247,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     machine = report.machine_info()  # the load average before the run
     models: dict[str, dict[str, Any]] = {}
     prepared: dict[str, tuple[Path, dict[str, np.ndarray], dict[str, Any]]] = {}
-    for name in args.models:
+    for name in list(args.models):
         log(f"== {name}: build")
-        onnx_path, inputs = prepare_model(name, args.out)
+        try:
+            onnx_path, inputs = prepare_model(name, args.out)
+        except ModelUnavailable as exc:
+            log(f"{name}: skipped: {exc}")
+            notes.append(f"{name} left out: {exc}")
+            args.models.remove(name)
+            continue
         builds = {"wasm-build": guarded(f"{name}/wasm-build", build_entry, name, onnx_path, args, False)}
         if tuned:
             builds["wasm-build tuned"] = guarded(f"{name}/wasm-build tuned", build_entry, name, onnx_path, args, True)
@@ -303,6 +315,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if "median_ms" in result:
                 log(f"{name}/{backend}: median {result['median_ms']:.3f} ms over {result['runs']} runs")
 
+    shapes = None
+    if not args.skip_sweep:
+        log("== contraction shape sweep")
+        shapes = sweep.run_sweep(
+            args.out, args.sweep_rounds or args.rounds,
+            build=lambda name, path: build_wasm(name, path, args.out / "sweep")[0],
+            timer=lambda directory, inputs: SteadyTimer(
+                directory, inputs, link_timing_harness(directory, args.out / "sweep" / "harness" / f"{directory.name}.wasm")),
+            peers=peers, log=log, skip_web="onnxruntime-web" in args.skip,
+        )
+
     # Every backend's outputs against onnxruntime's: the same computation was timed.
     for entry in models.values():
         reference = entry["backends"].get("onnxruntime", {}).get("outputs")
@@ -321,6 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "node": node_info,
         "notes": notes,
         "models": models,
+        "sweep": shapes,
     }
 
 

@@ -137,6 +137,25 @@ class _Instance:
         raise RuntimeError(f"{self.name}_{function} returned {status}: {message}")
 
 
+class SteadyTimer:
+    """A model's timing harness instantiated once, its buffers placed once: `times(n)` runs it
+    `n` more times, timed inside wasm (for measurements taken in rounds, like the sweep's)."""
+
+    def __init__(self, artifact_dir: Path, inputs: list[np.ndarray], harness: Path) -> None:
+        import wasmtime
+
+        engine = wasm_engine.engine()
+        self._instance = _Instance(engine, wasmtime.Module.from_file(engine, str(harness)), read_manifest(artifact_dir),
+                                   inputs, {})
+        self._instance.run()  # warm, like the shipped module's first run
+
+    def times(self, n: int) -> list[float]:
+        return self._instance.loop(n)
+
+    def outputs(self) -> list[np.ndarray]:
+        return self._instance.read_outputs()
+
+
 def _ms(start: int) -> float:
     return (time.perf_counter_ns() - start) / 1e6
 

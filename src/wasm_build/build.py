@@ -29,7 +29,7 @@ from .codegen.c import render
 from .codegen.cmake import write_cmake_package
 from .codegen.plan import plan_executor
 from .codegen.rust import write_rust_crate, write_rust_runtime
-from .compiler.kernels import build_kernels
+from .compiler.kernels import build_kernels, kernel_work_table
 from .compiler.pipeline import lower
 from .compiler.target import TargetOptions
 from .config.project import Project
@@ -264,6 +264,7 @@ def _build_uncached(
                 tvm_version=tvm.__version__,
                 wasm_build_version=__version__,
                 kernel_count=kernel_count,
+                kernel_work=kernel_work_table(lowered),
             )
             # Unique per build: two builds of one model into one out-dir must not collide.
             destination.parent.mkdir(parents=True, exist_ok=True)

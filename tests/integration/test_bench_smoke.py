@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.report import goals, render_markdown
+from bench.report import goals, goals_20, render_markdown
 
 from tests.support import REPO  # noqa: E402
 
@@ -22,7 +22,7 @@ def test_bench_command_writes_a_row_for_the_smallest_model(tmp_path):
     results_md = tmp_path / "RESULTS.md"
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--models", "mlp_784", "--repeat", "4", "--rounds", "2",
-         "--max-seconds", "2", "--tuned", "--tuning-dir", str(tmp_path / "tuning"),
+         "--max-seconds", "2", "--tuned", "--skip-sweep", "--tuning-dir", str(tmp_path / "tuning"),
          "--out", str(tmp_path / "out"), "--results", str(results_md), "--chart", str(tmp_path / "results.png")],
         capture_output=True, text=True, timeout=600,
     )
@@ -106,6 +106,33 @@ def test_speed_goals_can_be_judged_on_the_fastest_runs():
     assert verdicts["default build at least as fast as onnxruntime-web"] == ("1.20x (worst: mobilenet_v2)", "**met**")
     text = render_markdown(results, None, Path("RESULTS.md"))
     assert "fastest run instead" in text and "1.20x (worst: mobilenet_v2)" in text
+
+
+def test_issue_20_verdicts_take_the_worst_shape_and_model():
+    results = _results(
+        mlp_784={"wasm-build": 0.1, "onnxruntime-web": 0.3},
+        mobilenet_v2={"wasm-build": 50.0, "onnxruntime-web": 40.0},
+        vit_tiny={"wasm-build": 60.0, "onnxruntime-web": 81.0},
+    )
+    shape = dict(kind="matmul", label="", dims=[], median_ms=1.0)
+    results["sweep"] = {
+        "peak_gmacs": 20.0, "peak_gbytes": 100.0, "peak_rounds_gmacs": [20.0], "rounds": 1, "notes": [],
+        "shapes": [
+            dict(shape, name="mm_best", macs=18_000_000, min_ms=1.0, dense=True),  # 18 GMAC/s: 90% of the peak
+            dict(shape, name="mm_ragged", macs=14_000_000, min_ms=1.0, dense=True),  # 70%
+            dict(shape, name="qk", macs=16_000_000, min_ms=1.0, dense=False),  # 80%
+        ],
+    }
+    verdicts = {row[0]: (row[2], row[3]) for row in goals_20(results)}
+    assert verdicts["dense matmuls and 1x1 convs at the measured SIMD128 peak"] == ("70% (worst: mm_ragged)", "**missed**")
+    assert verdicts["worst dense shape against the best"] == ("22% below (mm_best 90%)", "**missed**")
+    assert verdicts["attention products at the measured SIMD128 peak"] == ("80% (worst: qk)", "**met**")
+    assert verdicts["ViT-Tiny / DeiT-Tiny against onnxruntime-web"] == ("1.35x (worst: vit_tiny)", "**met**")
+    assert verdicts["every model at least as fast as onnxruntime-web"] == ("0.80x (worst: mobilenet_v2)", "**missed**")
+    # (3 * 0.8 * 1.35) ** (1/3) = 1.48
+    assert verdicts["geometric mean over the models against onnxruntime-web"] == ("1.48x over 3 models", "**missed**")
+    text = render_markdown(results, None, Path("RESULTS.md"))
+    assert "## Contraction shape sweep" in text and "| mm_ragged |" in text
 
 
 def test_start_up_is_the_median_of_the_rounds():

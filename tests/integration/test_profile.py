@@ -12,6 +12,7 @@ from tests.support import build
 from wasm_build.compiler.target import TargetOptions
 from wasm_build.errors import WasmBuildError
 from wasm_build.frontends import load_model
+from wasm_build.wasm.peak import Peak
 from wasm_build.wasm.profile import profile_artifact
 from wasm_build.testing import models
 from wasm_build.tuning import extract_tasks
@@ -54,9 +55,35 @@ def test_cli_prints_the_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "cmlp: fastest of 2 runs in wasmtime, per kernel"
-    assert lines[1].split() == ["kernel", "calls", "ms/run", "share"]
-    assert lines[-1].startswith("all kernels")
-    assert any(line.startswith("fused_matmul") for line in lines[3:-1]), proc.stdout
+    assert lines[1].split() == ["kernel", "calls", "ms/run", "share", "rate", "roof"]
+    assert lines[-2].startswith("all kernels")
+    assert lines[-1].startswith("SIMD128 peak measured in wasmtime: "), proc.stdout
+    # At batch 1 a matmul reads each weight once: bound by memory, its rate in GB/s.
+    assert any(line.startswith("fused_matmul") and line.split()[-2] in ("GB/s", "GMAC/s") for line in lines[3:-2])
+
+
+def test_the_build_records_each_kernels_work_as_fused(tmp_path):
+    """The manifest's kernel_work: multiply-adds of the contractions (64x128 and 128x10 for
+    the MLP, at batch 1) and the bytes of each kernel's arguments."""
+    result = build(models.mlp(), "wmlp", tmp_path / "out", smoke_test=False)
+    work = result.manifest["kernel_work"]
+    assert sum(w["macs"] for w in work.values()) == 64 * 128 + 128 * 10
+    (matmul,) = [w for name, w in work.items() if "relu" in name]
+    # Input, weights, bias and output of the first layer (MatMul, Add, Relu), float32.
+    assert matmul["bytes"] == 4 * (64 + 64 * 128 + 128 + 128)
+
+
+def test_the_roofline_holds_each_kernel_against_the_peak(tmp_path):
+    """With a peak given, each kernel's bound is its work at that peak (multiply-adds or bytes,
+    whichever takes longer) and the table reports how close its time comes."""
+    result = build(models.mlp(sizes=(256, 512, 10)), "rmlp", tmp_path / "out", smoke_test=False)
+    peak = Peak(gmacs=20.0, gbytes=80.0)
+    profile = profile_artifact(result.directory, runs=2, peak=peak)
+    matmul = next(k for k in profile.kernels if "matmul" in k.kernel)
+    assert matmul.macs == 256 * 512
+    assert matmul.bound_ms(peak) == pytest.approx(max(256 * 512 / 20e6, matmul.nbytes / 80e6))
+    assert not matmul.memory_bound(peak) or matmul.nbytes / 80 > matmul.macs / 20
+    assert f"{100 * matmul.bound_ms(peak) / matmul.ms:4.0f}%" in profile.table()
 
 
 def test_a_directory_without_an_artifact_names_the_fix(tmp_path):

@@ -14,6 +14,7 @@ from tests.support.compiler import (
     OBJDUMP,
     WASM,
     fused_module,
+    innermost_loops,
     onnxruntime_output,
     prim_funcs,
     random_feeds,
@@ -34,7 +35,7 @@ ort = pytest.importorskip("onnxruntime")
 from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
-from wasm_build.compiler.tir import lane_shuffle
+from wasm_build.compiler.tir import lane_shuffle, presplat_rows
 from wasm_build.compiler.tir.pipeline import tir_pipeline
 
 from wasm_build.compiler.tir import walk as tir_walk  # noqa: E402
@@ -333,6 +334,24 @@ def test_activations_are_vectorized_and_accurate(name):
     np.testing.assert_allclose(got, reference(xs.astype("float64")), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("length", [197, 50, 37, 6])
+def test_ragged_rows_reduce_whole_vectors_and_match_onnxruntime(op, length):
+    """Rows whose length is not a multiple of 4 (ViT's 197 tokens) reduce their whole vectors
+    in a vectorized reduction and the one to fifteen values left apart; rows too short for
+    two vectors stay one reduction."""
+    rng = np.random.default_rng(8)
+    g = Chain(rng, [2, 3, length])
+    model = g.add("Mul", g.const([], scale=3.0)).add(op, axis=-1).build()
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    (script,) = [f.script() for n, f in prim_funcs(mod).items() if "softmax" in n]
+    assert ("_vectors" in script) == (length >= 8), length
+    if length >= 8:
+        assert "T.vectorized" in script
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-5, atol=1e-6)
+
+
 # --------------------------------------------------------------------------
 # Graph pass: batch norm and per-channel affine ops folded into conv weights
 # --------------------------------------------------------------------------
@@ -456,7 +475,7 @@ def test_relu6_is_fused_into_the_conv_in_nhwc():
 def test_depthwise_tiles_leave_registers_for_the_weights():
     """A depthwise conv has no operand splat across lanes: each tap's weights are vectors
     too, so its tile keeps 4 accumulators (4 rows x 4 lanes) where a 1x1 conv keeps 8
-    (4 rows x 8 lanes, its rows packed: see test_packed_rows_are_splat_by_lane_shuffles)."""
+    (4 rows x 8 lanes, its rows packed: see test_packed_rows_are_loaded_presplat)."""
     g = Chain(np.random.default_rng(13), [1, 64, 25, 20])
     model = g.conv(64, 64, 3, pad=1, group=64).add("Relu").conv(64, 64, 1).add("Relu").build()
     mod = fused_module(model, NATIVE, graph_passes=True)
@@ -507,24 +526,32 @@ def test_rows_are_not_packed_when_they_do_not_come_in_fours():
     ("pointwise_conv", lambda: _pointwise_model(20), "conv2d"),
     ("matmul", lambda: dense(np.random.default_rng(2), 8, 64, 32), "matmul"),
 ])
-def test_packed_rows_are_splat_by_lane_shuffles(name, build, kernel, tmp_path):
-    """With wasm-build's TIR pipeline the four rows of a reduction step share one v128.load
-    and each is splat by an i8x16.shuffle; TVM's own pipeline splats each from memory."""
+def test_packed_rows_are_loaded_presplat(name, build, kernel, tmp_path):
+    """With wasm-build's TIR pipeline each packed value is stored four times, and a reduction
+    step loads its four rows' splats as vectors at offsets 0-48 from one address; TVM's own
+    pipeline splats each from memory."""
     mod = fused_module(build(), WASM, graph_passes=True)
-    shuffled = wasm_disassembly(mod, kernel, tmp_path, pipeline=tir_pipeline())
-    plain = wasm_disassembly(mod, kernel, tmp_path, pipeline="default")
-    assert shuffled.count("i8x16.shuffle") >= 4, name
-    assert "v128.load32_splat" not in shuffled, name
-    assert plain.count("v128.load32_splat") >= 4 and "i8x16.shuffle" not in plain, name
+    (step,) = [_reduction_step(wasm_disassembly(mod, kernel, tmp_path, pipeline=tir_pipeline()))]
+    (plain,) = [_reduction_step(wasm_disassembly(mod, kernel, tmp_path, pipeline="default"))]
+    assert not any(i.startswith(("v128.load32_splat", "i8x16.shuffle")) for i in step), name
+    assert all(any(i.startswith(f"v128.load {offset}") for i in step) for offset in (16, 32, 48)), name
+    assert sum(i.startswith("v128.load32_splat") for i in plain) == 4, name
 
 
-def test_lane_shuffle_pass_rewrites_only_packed_buffers():
-    """The pass is a no-op on kernels without packed rows, and the rewrite keeps every other
-    node: running it on a module without the attribute returns the very same functions."""
+def _reduction_step(disassembly):
+    """The innermost loop with the most multiplies: the register tile's reduction step."""
+    return max(innermost_loops(disassembly), key=lambda body: sum(i.startswith("f32x4.mul") for i in body))
+
+
+@pytest.mark.parametrize("step", [lane_shuffle.shuffle_packed_rows, presplat_rows.presplat_packed_rows])
+def test_packed_row_steps_rewrite_only_packed_buffers(step):
+    """The lowering steps are no-ops on kernels without packed rows, and their rewrites keep
+    every other node: running them on a module without the attribute returns the very same
+    functions."""
     mod = fused_module(_pointwise_model(7, height=3), WASM, graph_passes=True)
     funcs = {n: f.with_attr("global_symbol", n) for n, f in prim_funcs(mod).items()}
     lowered = tvm.tirx.transform.BindTarget(tvm.target.Target(WASM))(tvm.IRModule(funcs))
-    after = lane_shuffle.shuffle_packed_rows()(lowered)
+    after = step()(lowered)
     for gvar, func in lowered.functions_items():
         assert after[gvar].same_as(func)
 

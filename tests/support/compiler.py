@@ -96,6 +96,22 @@ def wasm_disassembly(mod, kernel_substring, tmp_path, pipeline="default"):
     return result.stdout
 
 
+def innermost_loops(disassembly):
+    """The bodies (instruction lines) of the loops in an objdump of wasm code that hold no loop."""
+    loops, stack = [], []
+    for line in disassembly.splitlines():
+        instruction = " ".join(part.strip() for part in line.split("\t")[1:]).strip()
+        for body in stack:
+            body[1].append(instruction)
+        if instruction.split(" ")[0] in ("block", "loop", "if"):
+            stack.append((instruction.split()[0], []))
+        elif instruction == "end" and stack:
+            kind, body = stack.pop()
+            if kind == "loop" and not any(i.startswith("loop") for i in body):
+                loops.append(body)
+    return loops
+
+
 def blocks_writing(func, buffer):
     sch = tvm.s_tir.Schedule(func)
     blocks = [sch.get(block) for block in all_blocks(sch)]

@@ -145,6 +145,8 @@ def test_bench_mobilenet_v2_is_valid():
         "resnet18",
         "transformer_encoder",
         "kws_cnn",
+        "vit_tiny",
+        "deit_tiny",
     }
     model = bench.mobilenet_v2()
     onnx.checker.check_model(model, full_check=True)
@@ -159,3 +161,21 @@ def test_bench_mobilenet_v2_is_valid():
     assert sum(g > 1 for g in groups) == 17  # one depthwise Conv per inverted-residual block
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
     assert 3.4e6 < params < 3.6e6
+
+
+def test_bench_sweep_shapes_are_valid_models_of_their_multiply_adds():
+    from bench import sweep
+
+    assert len({shape.name for shape in sweep.SHAPES}) == len(sweep.SHAPES)
+    for shape in sweep.SHAPES:
+        model = shape.model()
+        onnx.checker.check_model(model, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        (node,) = inferred.graph.node
+        dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+                for v in [*inferred.graph.input, *inferred.graph.output, *inferred.graph.value_info]}
+        dims.update({t.name: list(t.dims) for t in inferred.graph.initializer})
+        a, b = (dims[name] for name in node.input)
+        out = dims[node.output[0]]
+        reduction = a[1] if node.op_type == "Conv" else a[-1]
+        assert int(np.prod(out)) * reduction == shape.macs, shape.name

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,8 @@ class PackageInputs:
     tvm_version: str
     wasm_build_version: str
     kernel_count: int
+    # Multiply-adds and argument bytes per kernel, by call name (for `wasm-build profile`).
+    kernel_work: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def build_archive(inputs: PackageInputs, work: Path, destination: Path) -> Path:
@@ -171,6 +173,7 @@ def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
         "weights": {"mode": inputs.weights_mode, "nbytes": len(plan.weights)},
         "arena_nbytes": plan.arena_size,
         "kernels": inputs.kernel_count,
+        "kernel_work": inputs.kernel_work,
         "exports": api_exports(inputs.name, inputs.weights_mode),
         "target": {"triple": "wasm32-wasi", "features": inputs.options.features},
         "build_options": inputs.build_options,

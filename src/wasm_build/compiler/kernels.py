@@ -13,12 +13,23 @@ from ..errors import WasmBuildError
 from .pipeline import LoweredModel
 from .target import TargetOptions
 from .tir.pipeline import tir_pipeline
+from .work import work_of
 
 
 def kernel_module(lowered: LoweredModel) -> Any:
     """The PrimFuncs of a lowered module, as an IRModule carrying the system-lib prefix."""
     funcs = {gv: f for gv, f in lowered.module.functions.items() if isinstance(f, tvm.tirx.PrimFunc)}
     return tvm.IRModule(funcs).with_attr("system_lib_prefix", lowered.prefix)
+
+
+def kernel_work_table(lowered: LoweredModel) -> dict[str, dict[str, int]]:
+    """Each kernel's work as fused (`compiler.work`), by the name the executor calls it by."""
+    table = {}
+    for gvar, func in lowered.module.functions.items():
+        work = work_of(func) if isinstance(func, tvm.tirx.PrimFunc) else None
+        if work is not None:
+            table[gvar.name_hint] = {"macs": work.macs, "bytes": work.bytes}
+    return dict(sorted(table.items()))
 
 
 def kernel_build_context() -> Any:

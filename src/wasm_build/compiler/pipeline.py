@@ -7,8 +7,9 @@ three changes:
    static_slices`), then inference-only decompositions (batch norm) and constant folding;
 2. `legalize_passes`: wasm-build's graph passes (`compiler.passes`) before TVM's
    legalization, so layouts and algorithms are chosen before kernels exist;
-3. `schedule_passes`: tuned schedules (a tuning database's pass, made by the caller) and
-   wasm-build's SIMD schedules (`compiler.schedules`) after fusion.
+3. `schedule_passes`: each kernel's work recorded (`compiler.work`), then tuned schedules (a
+   tuning database's pass, made by the caller) and wasm-build's SIMD schedules
+   (`compiler.schedules`) after fusion.
 
 The module attribute `system_lib_prefix` is set before `AttachGlobalSymbol`, so every
 kernel symbol carries the model's prefix and two models link together. `lower` stops
@@ -29,6 +30,7 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu
 from .passes import graph_passes, static_slices_pass
 from .schedules import default_schedule_pass
 from .target import TargetOptions
+from .work import annotate_work_pass
 
 
 @dataclass
@@ -55,9 +57,10 @@ def legalize_passes(target: tvm.target.Target, options: TargetOptions) -> list[t
 def schedule_passes(
     target: tvm.target.Target, *, default_schedules: bool, tuned: tvm.transform.Pass | None = None
 ) -> list[tvm.transform.Pass]:
-    """Tuned schedules first (`tuned`, e.g. `tuning.apply_database_pass`); wasm-build's rules
-    cover the kernels left unscheduled."""
-    passes = [tuned] if tuned is not None else []
+    """Each kernel's work recorded as fused (for `wasm-build profile`), then tuned schedules
+    (`tuned`, e.g. `tuning.apply_database_pass`); wasm-build's rules cover the kernels left
+    unscheduled."""
+    passes = [annotate_work_pass(), *([tuned] if tuned is not None else [])]
     if default_schedules:
         passes.append(default_schedule_pass(target))
     return passes

@@ -12,6 +12,9 @@ from __future__ import annotations
 PACKED_ROWS = 4
 # Block annotation of a tile's row operand computed in the kernel, to compute in its packed copy.
 COMPUTED_ROWS_ATTR = "wasm_build.computed_rows"
+# Block annotation of an operand's copy padded with zeros to whole tiles (`edge_padding`): for
+# constant weights it becomes part of their packing, done at compile time.
+PADDED_COPY_ATTR = "wasm_build.padded_copy"
 # PrimFunc attribute listing the buffers the contraction rule packed (read by lane_shuffle).
 PACKED_ROWS_ATTR = "wasm_build.packed_rows"
 # Block annotation naming a Winograd transform stage: "pad" (padded input), "rows" (first

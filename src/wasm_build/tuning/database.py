@@ -23,6 +23,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from ..artifact.files import write_text_atomic
 from ..compiler.schedules import SCHEDULES_REVISION
+from ..compiler.work import WORK_ATTR, work_of
 from ..errors import WasmBuildError
 
 logger = logging.getLogger(__name__)
@@ -198,7 +199,10 @@ def apply_database_pass(database_path: str, target: Any) -> tvm.transform.Pass:
         for gvar, func in tuned.functions_items():
             if isinstance(func, tvm.tirx.PrimFunc) and not func.same_as(before.get(gvar)):
                 if not (func.attrs and func.attrs.get(SCHEDULED_ATTR, False)):
-                    tuned[gvar] = func.with_attr(SCHEDULED_ATTR, True)
+                    func = tuned[gvar] = func.with_attr(SCHEDULED_ATTR, True)
+                work = work_of(before[gvar]) if gvar in before else None
+                if work is not None and work_of(func) is None:
+                    tuned[gvar] = func.with_attr(WORK_ATTR, list(work))
         return tuned
 
     return _pass

@@ -11,6 +11,7 @@ all of them) around the calls and is linked into a WASI reactor.
   every kernel call of a model's run; linked with the model's ``libNAME.a`` (`link_with_model`).
 - `RUN_TIMER` (``bench/``): ``wbbench_loop`` calls ``NAME_run`` n times and times each run;
   linked with the model's ``libNAME.a`` (`link_with_model`).
+- `PEAK` (`wasm.peak`): the machine's SIMD128 multiply-add rate and in-cache bandwidth, alone.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Driver:
 KERNEL_TIMER = Driver("kernel_timer.c.j2", ("wbt_time", "wbt_error", "malloc", "free"))
 PROFILE = Driver("profile.c.j2", ("wb_profile_begin_run", "wb_profile_count", "wb_profile_name", "wb_profile_ms"))
 RUN_TIMER = Driver("run_timer.c.j2", ("wbbench_loop",))
+PEAK = Driver("peak.c.j2", ("wb_peak_macs", "wb_peak_copy"))
 
 
 def compile_kernel_timer(toolchain: Toolchain, work: Path, kernel: str, flags: Sequence[str] = ()) -> list[Path]:

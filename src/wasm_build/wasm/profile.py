@@ -6,6 +6,12 @@ runtime's weak one and times every kernel call with the WASI monotonic clock, in
 module. The model then runs a number of times in wasmtime; each call position keeps its
 fastest time, so the report is the least disturbed run of every kernel. Kernels are named
 as `wasm-build tune` names them, ready for ``--kernels``.
+
+Each kernel is also held against a roofline: its work as fused (multiply-adds and argument
+bytes, recorded by the build in the manifest's ``kernel_work``, see `compiler.work`) against
+the machine's SIMD128 peaks measured in the same session (`wasm.peak`). Its bound is the
+longer of the two ideal times, multiply-adds at the peak rate or bytes at the in-cache
+bandwidth; ``roof`` is that bound over its time, so slow kernels point at themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from ..errors import WasmBuildError
 from .drivers import PROFILE, link_with_model
 from .host import WasmModel
 from .inputs import random_array
+from .peak import Peak, measure_peak
 
 # Suffix TVM gives kernels whose constant weights it repacked at compile time.
 _PREPACKED = "_prepacked"
@@ -32,6 +39,18 @@ class KernelTime:
     kernel: str  # as `wasm-build tune` names it (and `--kernels` matches it)
     calls: int  # calls per run
     ms: float  # per run: the sum of its calls' fastest times
+    macs: int | None = None  # multiply-adds per run, when the build recorded the kernel's work
+    nbytes: int | None = None  # argument bytes per run, likewise
+
+    def bound_ms(self, peak: Peak) -> float | None:
+        """The roofline's time for this work: multiply-adds at the peak rate or bytes at the
+        in-cache bandwidth, whichever takes longer."""
+        if self.macs is None or self.nbytes is None:
+            return None
+        return max(self.macs / peak.gmacs, self.nbytes / peak.gbytes) / 1e6
+
+    def memory_bound(self, peak: Peak) -> bool:
+        return self.nbytes / peak.gbytes > self.macs / peak.gmacs
 
 
 @dataclass(frozen=True)
@@ -39,40 +58,81 @@ class Profile:
     name: str
     runs: int
     kernels: tuple[KernelTime, ...]  # slowest first
+    peak: Peak | None = None  # the machine's, measured with the profile (None: no roofline)
 
     @property
     def total_ms(self) -> float:
         return sum(k.ms for k in self.kernels)
 
+    @property
+    def roofline(self) -> bool:
+        return self.peak is not None and any(k.macs is not None for k in self.kernels)
+
     def table(self) -> str:
         total = self.total_ms
         width = max([len("kernel"), *(len(k.kernel) for k in self.kernels)])
-        lines = [f"{'kernel':<{width}}  calls   ms/run   share", f"{'-' * width}  -----  -------  ------"]
+        head, rule = f"{'kernel':<{width}}  calls   ms/run   share", f"{'-' * width}  -----  -------  ------"
+        if self.roofline:
+            head, rule = head + "         rate   roof", rule + "  -----------  -----"
+        lines = [head, rule]
         for k in self.kernels:
             share = 100 * k.ms / total if total else 0.0
-            lines.append(f"{k.kernel:<{width}}  {k.calls:5d}  {k.ms:7.3f}  {share:5.1f}%")
+            line = f"{k.kernel:<{width}}  {k.calls:5d}  {k.ms:7.3f}  {share:5.1f}%"
+            if self.roofline:
+                line += _roof_columns(k, self.peak)
+            lines.append(line)
         lines.append(f"{'all kernels':<{width}}  {sum(k.calls for k in self.kernels):5d}  {total:7.3f}")
+        if self.roofline:
+            lines.append(
+                f"{self.peak.describe()}; rate: GMAC/s, or GB/s for kernels bound by memory; "
+                "roof: their bound's time (work at those peaks) over their time"
+            )
         return "\n".join(lines)
 
 
-def profile_artifact(directory: str | Path, runs: int = 20, seed: int = 0) -> Profile:
+def _roof_columns(kernel: KernelTime, peak: Peak) -> str:
+    bound = kernel.bound_ms(peak)
+    if bound is None or kernel.ms <= 0:
+        return ""
+    if kernel.memory_bound(peak):
+        rate = f"{kernel.nbytes / kernel.ms / 1e6:5.1f} GB/s"
+    else:
+        rate = f"{kernel.macs / kernel.ms / 1e6:5.1f} GMAC/s"
+    return f"  {rate:>11}  {100 * bound / kernel.ms:4.0f}%"
+
+
+def profile_artifact(directory: str | Path, runs: int = 20, seed: int = 0, peak: Peak | None = None) -> Profile:
     """Time every kernel of the model built into `directory` (``OUT/NAME/``) over `runs`
-    runs on random inputs; the fastest time of each call counts."""
+    runs on random inputs; the fastest time of each call counts. The roofline's peak is
+    measured now unless given (none for a build that recorded no kernel work)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     name = manifest["name"]
     if runs < 1:
         raise WasmBuildError(f"--runs {runs}: profiling needs at least one run", fix="e.g. --runs 20")
+    toolchain = find_toolchain()
     with tempfile.TemporaryDirectory(prefix="wasm-build-profile-") as tmp:
-        reactor = link_with_model(find_toolchain(), PROFILE, directory, manifest, Path(tmp) / f"{name}_profile.wasm")
+        reactor = link_with_model(toolchain, PROFILE, directory, manifest, Path(tmp) / f"{name}_profile.wasm")
         weights = directory / f"{name}.weights" if manifest["weights"]["mode"] == "file" else None
         model = _ProfiledModel(reactor, weights=weights, name=name)
         positions = model.time_calls(runs, np.random.default_rng(seed))
-    totals: dict[str, list[float]] = {}
+    work = manifest.get("kernel_work", {})
+    if work and peak is None:
+        peak = measure_peak(toolchain)
+    calls: dict[str, list[tuple[str, float]]] = {}
     for kernel, ms in positions:
-        totals.setdefault(_tuning_name(kernel, name), []).append(ms)
-    kernels = sorted((KernelTime(k, len(v), sum(v)) for k, v in totals.items()), key=lambda k: -k.ms)
-    return Profile(name, runs, tuple(kernels))
+        calls.setdefault(_tuning_name(kernel, name), []).append((kernel, ms))
+    kernels = sorted((_kernel_time(k, v, work) for k, v in calls.items()), key=lambda k: -k.ms)
+    return Profile(name, runs, tuple(kernels), peak if work else None)
+
+
+def _kernel_time(kernel: str, calls: list[tuple[str, float]], work: dict) -> KernelTime:
+    """One kernel's calls in a run, its work summed over them (if the build recorded it)."""
+    known = [work.get(symbol) for symbol, _ in calls]
+    macs = nbytes = None
+    if all(known):
+        macs, nbytes = sum(w["macs"] for w in known), sum(w["bytes"] for w in known)
+    return KernelTime(kernel, len(calls), sum(ms for _, ms in calls), macs, nbytes)
 
 
 def _tuning_name(kernel: str, model: str) -> str:

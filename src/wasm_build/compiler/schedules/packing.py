@@ -1,5 +1,6 @@
 """Operand layouts of the contraction rule's register tile: constant weights stored per
-lane tile, and the rows' broadcast operand copied four rows side by side."""
+lane tile (padded to whole tiles at compile time when `edge_padding` padded them), and the
+rows' broadcast operand copied four rows side by side."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import LoopRV, SBlockRV
 
-from ..tiles import COMPUTED_ROWS_ATTR, LAYOUT_FREE_ATTR, LAYOUT_REWRITE_PREPROC_ATTR, PACKED_ROWS, PACKED_ROWS_ATTR
+from ..tiles import (
+    COMPUTED_ROWS_ATTR,
+    LAYOUT_FREE_ATTR,
+    LAYOUT_REWRITE_PREPROC_ATTR,
+    PACKED_ROWS,
+    PACKED_ROWS_ATTR,
+    PADDED_COPY_ATTR,
+)
 from .analysis import block_realize, is_one, is_zero, region_vars, uses
 
 
@@ -39,16 +47,19 @@ def pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, l
         return
     constant_buffers = [func.params[int(i)] for i in layout_free]
     stmt = sch.get(block)
+    padded = {sch.get(p).writes[0].source: p for p in sch.get_producers(block) if _pads(sch, p, constant_buffers)}
     for index, region in enumerate(stmt.reads):
         buffer = region.source
-        if not any(buffer.same_as(b) for b in constant_buffers):
+        pad = next((p for b, p in padded.items() if b.same_as(buffer)), None)
+        if pad is None and not any(buffer.same_as(b) for b in constant_buffers):
             continue
         last = buffer.shape[-1]
         if not region.region[-1].min.same_as(var) or not isinstance(last, tirx.IntImm):
             continue
         if int(last) <= lane_tile or int(last) % lane_tile:
             continue
-        rewrite = sch.cache_read(block, index, "global")
+        # The copy that packs (or pads and packs, see `edge_padding`) the weights.
+        rewrite = pad if pad is not None else sch.cache_read(block, index, "global")
         sch.annotate(rewrite, LAYOUT_REWRITE_PREPROC_ATTR, True)
         sch.transform_layout(
             block, ("read", index), lambda *idx: (idx[-1] // lane_tile, *idx[:-1], idx[-1] % lane_tile)
@@ -56,22 +67,14 @@ def pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, l
         return
 
 
-def row_operand(
-    sch: s_tir.Schedule, block: SBlockRV, row: tirx.Var, lane: tirx.Var, lane_tiles_outermost: bool
-) -> RowOperand | None:
-    """The input of a tile of `PACKED_ROWS` rows that `pack_row_operand` would pack, or None."""
-    operand = _rows_side_by_side(sch.get(block), row, lane)
-    # With lane tiles outermost a copy per row tile would be made again for every lane
-    # tile: rows computed in the kernel (pixel_rows) are packed once per call instead.
-    # Packing other small operands once per call would gain too (a 1x1 conv of 320 -> 1280
-    # channels on a 4x13 plane: 1.88 -> 1.51 ms), but changes kernels that tuning databases
-    # were compared with, so it waits for the next SCHEDULES_REVISION.
-    if operand is not None and lane_tiles_outermost and not _computed_rows(sch, block, operand.buffer):
-        return None
-    return operand
+def _pads(sch: s_tir.Schedule, block: SBlockRV, constants: list) -> bool:
+    """Whether ``block`` is `edge_padding`'s zero-padded copy of a constant."""
+    stmt = sch.get(block)
+    padded_copy = stmt.annotations.get(PADDED_COPY_ATTR)
+    return bool(padded_copy) and len(stmt.reads) == 1 and any(stmt.reads[0].source.same_as(c) for c in constants)
 
 
-def _rows_side_by_side(stmt: tirx.SBlock, row: tirx.Var, lane: tirx.Var) -> RowOperand | None:
+def row_operand(stmt: tirx.SBlock, row: tirx.Var, lane: tirx.Var) -> RowOperand | None:
     """The input broadcast across lanes that the tile rows read side by side: (buffer,
     dimensions) when exactly one input is indexed by the row iterator in consecutive
     dimensions whose row-major position is the row itself: one dimension (a matmul's rows,
@@ -100,21 +103,14 @@ def _rows_side_by_side(stmt: tirx.SBlock, row: tirx.Var, lane: tirx.Var) -> RowO
     return found[0] if len(found) == 1 else None
 
 
-def _computed_rows(sch: s_tir.Schedule, block: SBlockRV, buffer: tirx.Buffer) -> bool:
-    """Whether ``buffer`` is written in the kernel by a block marked COMPUTED_ROWS_ATTR."""
-    return any(
-        sch.get(producer).annotations.get(COMPUTED_ROWS_ATTR) and sch.get(producer).writes[0].source.same_as(buffer)
-        for producer in sch.get_producers(block)
-    )
-
-
 def pack_row_operand(sch: s_tir.Schedule, block: SBlockRV, operand: RowOperand, row_loop: LoopRV | None) -> None:
     """Copy the tile rows' broadcast operand into a buffer with the rows innermost:
     ``A[..., r, ..., k]`` becomes ``A[..., r // 4, ..., k, r % 4]``.
 
-    Each reduction step then reads the four rows' values from one 16-byte vector, and
-    ``compiler.tir.lane_shuffle`` splats each lane with a shuffle, instead of four
-    ``v128.load32_splat`` (a scalar load, a move and a shuffle each in Cranelift's x86 code).
+    Each reduction step then reads the four rows' values from one place: lowering stores each
+    value four times (``compiler.tir.presplat_rows``, else ``lane_shuffle`` splats lanes of one
+    vector), instead of four ``v128.load32_splat`` (a scalar load, a move and a shuffle each
+    in Cranelift's x86 code).
     Rows in one dimension are copied once per row tile (the copy vectorized across the four
     rows, reused by every lane tile); rows spread over two (pixels of an image whose width
     is not a multiple of 4) are copied once per call, as a row tile's four pixels can straddle

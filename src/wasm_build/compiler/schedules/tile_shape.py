@@ -83,7 +83,7 @@ def choose_tile_shape(sch: s_tir.Schedule, block: SBlockRV) -> TileShape | None:
     outermost = _streamed_bytes(stmt, lane_var) > CACHE_BYTES
     operand = None
     if row is not None and rows == PACKED_ROWS:
-        operand = row_operand(sch, block, stmt.iter_vars[row].var, lane_var, outermost)
+        operand = row_operand(stmt, stmt.iter_vars[row].var, lane_var)
         if operand is not None:
             budget = _ACC_ELEMS_PACKED_ROWS
     lane_extent = extent(sch, loops[vec])

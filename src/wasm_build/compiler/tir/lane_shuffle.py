@@ -32,7 +32,7 @@ def shuffle_packed_rows() -> tvm.transform.Pass:
         if not packed:
             return func
         groups = packed | _allocations_of_groups(func.body)
-        body = rewrite(func.body, _lane_splats(groups, _integer_lets(func.body)))
+        body = rewrite(func.body, _lane_splats(groups, integer_lets(func.body)))
         return func if body.same_as(func.body) else func.with_body(body)
 
     return _pass
@@ -76,7 +76,7 @@ def _lane_splats(groups: set[str], analyzer: tvm.sym.Analyzer):
     return splat
 
 
-def _integer_lets(body: tirx.Stmt) -> tvm.sym.Analyzer:
+def integer_lets(body: tirx.Stmt) -> tvm.sym.Analyzer:
     """An analyzer that knows the integer ``LetStmt`` bindings (TVM's CSE names index parts)."""
     analyzer = tvm.sym.Analyzer()
 

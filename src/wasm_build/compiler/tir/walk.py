@@ -3,7 +3,7 @@
 TVM 0.27's Python API has no TIR visitor or mutator (``tvm.tirx.stmt_functor`` is not
 in the wheel).  Every TIR node type reflects its fields, though, so :func:`visit`
 walks a tree through them and :func:`rewrite` rebuilds changed nodes with
-``tvm.ir.make_node``.  Used by the lane-shuffle lowering step and by the schedules
+``tvm.ir.make_node``.  Used by the lowering steps of `compiler.tir` and by the schedules
 (to price an epilogue).
 """
 
@@ -57,8 +57,8 @@ def visit(node: Any, callback: Callable[[Any], None]) -> None:
 
 
 def rewrite(node: Any, replace: Callable[[Any], Any]) -> Any:
-    """``node`` with every expression ``e`` for which ``replace(e)`` is not None replaced
-    (children first); unchanged subtrees are returned as they are."""
+    """``node`` with every expression or statement ``e`` for which ``replace(e)`` is not None
+    replaced (children first); unchanged subtrees are returned as they are."""
     if isinstance(node, tvm_ffi.Array):
         items = [rewrite(item, replace) for item in node]
         return items if any(new is not old for new, old in zip(items, node)) else node
@@ -68,8 +68,5 @@ def rewrite(node: Any, replace: Callable[[Any], Any]) -> Any:
     if changed:
         fields = {name: getattr(node, name) for name in _fields(node)}
         node = tvm.ir.make_node(type(node).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
-    if isinstance(node, tvm.ir.expr.Expr):
-        new = replace(node)
-        if new is not None:
-            return new
-    return node
+    new = replace(node)
+    return node if new is None else new
