@@ -80,6 +80,6 @@ def link_with_model(
     name = manifest["name"]
     with tempfile.TemporaryDirectory(prefix="wasm-build-driver-") as tmp:
         driver_object = driver.compile(toolchain, Path(tmp) / f"{name}_driver.o", flags, name=name)
-        exports = [*api_exports(name, manifest["weights"]["mode"]), *driver.exports]
+        exports = [*api_exports(name, manifest["weights"]["mode"], bool(manifest.get("dims"))), *driver.exports]
         toolchain.link_reactor([driver_object, directory / f"lib{name}.a"], output, exports)
     return output
