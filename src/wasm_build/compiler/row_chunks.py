@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import tvm
 import tvm_ffi
 from tvm import tirx
+from tvm.script import tirx as T
 
 # Rows per chunk: the contraction rule's row tile (a multiple of it keeps its tiles whole),
 # small enough that a padded last chunk wastes at most 3 rows.
@@ -218,8 +219,6 @@ def _with_rows(func: tirx.PrimFunc, n: tirx.Var, rows: int) -> tirx.PrimFunc | N
     if "metadata[" in text or len(declared) != 1 or declared[0][1] != n.name:
         return None
     printed = declared[0][0]
-    from tvm.script import tirx as T
-
     try:
         return tvm.script.from_source(
             _TYPE_VAR.sub("", text), extra_vars={"T": T, printed: tirx.IntImm("int64", rows)}
