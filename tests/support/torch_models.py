@@ -80,21 +80,33 @@ class Speech(nn.Module):
         return self.classify(y.transpose(1, 2))
 
 
-def export_encoder(path: Path, max_len: int = 64) -> Path:
+def seeded_encoder(max_len: int = 64) -> Encoder:
+    """The encoder `export_encoder` exports: the same weights for the same `max_len`."""
     torch.manual_seed(0)
+    return Encoder(max_len=max_len).eval()
+
+
+def seeded_decoder(max_len: int = 64) -> Decoder:
+    """The decoder `export_decoder` exports."""
+    torch.manual_seed(1)
+    return Decoder(max_len=max_len).eval()
+
+
+def export_encoder(path: Path, max_len: int = 64) -> Path:
+    module = seeded_encoder(max_len)
     seq = torch.export.Dim("seq", min=1, max=max_len)
     example = (torch.randint(0, 100, (1, 8)), torch.ones(1, 8, dtype=torch.int64))
     program = torch.export.export(
-        Encoder(max_len=max_len).eval(), example, dynamic_shapes={"input_ids": {1: seq}, "attention_mask": {1: seq}}
+        module, example, dynamic_shapes={"input_ids": {1: seq}, "attention_mask": {1: seq}}
     )
     torch.export.save(program, str(path))
     return path
 
 
 def export_decoder(path: Path, max_len: int = 64) -> Path:
-    torch.manual_seed(1)
+    module = seeded_decoder(max_len)
     seq = torch.export.Dim("seq", min=1, max=max_len)
-    program = torch.export.export(Decoder(max_len=max_len).eval(), (torch.randint(0, 50, (1, 8)),), dynamic_shapes={"ids": {1: seq}})
+    program = torch.export.export(module, (torch.randint(0, 50, (1, 8)),), dynamic_shapes={"ids": {1: seq}})
     torch.export.save(program, str(path))
     return path
 
