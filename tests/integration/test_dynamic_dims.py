@@ -253,6 +253,29 @@ def test_row_wise_kernels_are_chunked_and_attention_is_not():
     assert any("softmax" in k for k in symbolic)
 
 
+def test_attention_products_over_seq_walk_the_output_with_the_head_dimension_unrolled():
+    import tvm
+
+    from wasm_build.compiler.pipeline import legalize_passes, optimize_passes, plan_for_bounds
+    from wasm_build.compiler.symbolic_loops import symbolic_loop_pass
+    from wasm_build.compiler.target import TargetOptions
+    from wasm_build.frontends.onnx import load_onnx
+
+    path = models.save(models.sequence_encoder(), Path(__import__("tempfile").mkdtemp()) / "enc.onnx")
+    options = TargetOptions()
+    with options.tvm_target(), tvm.transform.PassContext(opt_level=3):
+        module = tvm.transform.Sequential(
+            [*optimize_passes(), *legalize_passes(options.tvm_target(), options), symbolic_loop_pass()]
+        )(plan_for_bounds(load_onnx(path, {}, {"seq": DimSpec(max=32)}).module))
+    scripts = {
+        gvar.name_hint: func.script()
+        for gvar, func in module.functions_items()
+        if isinstance(func, tvm.tirx.PrimFunc) and "matmul" in gvar.name_hint and row_axes(func) is None
+    }
+    # q k^T reduces over the static head dimension (16): four steps unrolled inside the loop over seq.
+    assert any("in T.unroll(T.int64(4))" in text for text in scripts.values()), list(scripts)
+
+
 # -- C ------------------------------------------------------------------------------------------------
 
 C_PROGRAM = r"""
