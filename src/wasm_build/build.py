@@ -155,7 +155,7 @@ def build_model(
     if not digest and source.kind == "callable":
         # A Python source is known only once loaded: its printed IRModule keys the cache.
         with progress.stage("frontend"):
-            loaded = load_model(source, model.inputs, project_dir)
+            loaded = load_model(source, model.inputs, project_dir, model.dims)
         digest = loaded.digest
     cache = BuildCache(cache_dir) if cache_dir is not None and digest else None
     key = cache_key(model, digest, toolchain.identity, tvm.__version__, _database(model, project_dir)) if cache else None
@@ -224,8 +224,9 @@ def _build_uncached(
 ) -> dict[str, Any]:
     if loaded is None:
         with progress.stage("frontend"):
-            loaded = load_model(source, model.inputs, project_dir)
-    progress.detail(f"{loaded.kind} model, inputs {loaded.input_names}")
+            loaded = load_model(source, model.inputs, project_dir, model.dims)
+    bounds = "".join(f", {d.name} in {d.min}..{d.max}" for d in loaded.dims)
+    progress.detail(f"{loaded.kind} model, inputs {loaded.input_names}{bounds}")
 
     options = TargetOptions.for_model(model)
     prefix = f"{model.name}_"

@@ -64,6 +64,8 @@ def _non_default(path: tuple[str, ...], field: dataclasses.Field, ft: FieldType,
         return str(project / "models" / "m.onnx")
     if ft.kind == "table" and ft.item.kind == "settings" and ft.item.python.__name__ == "InputSpec":
         return {"x": {"shape": [1, 64], "dtype": "float32"}}
+    if ft.kind == "table" and ft.item.kind == "settings" and ft.item.python.__name__ == "DimSpec":
+        return {"seq": {"min": 2, "max": 64}}
     if ft.kind == "literal":
         return next(c for c in ft.choices if c != default)
     if ft.kind == "list" and ft.item.kind == "scalar" and ft.item.python is str:
@@ -99,10 +101,10 @@ def _scenarios(project: Path) -> dict[str, dict[str, Any]]:
 
 
 def _flat(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    """Leaf values by key path; `inputs` is one leaf (its value a table)."""
+    """Leaf values by key path; `inputs` and `dims` are one leaf each (their values tables)."""
     result = {}
     for key, value in table.items():
-        if isinstance(value, dict) and key != "inputs":
+        if isinstance(value, dict) and key not in ("inputs", "dims"):
             result.update(_flat(value, (*prefix, key)))
         else:
             result[(*prefix, key)] = value
@@ -156,6 +158,10 @@ def _cli_argv(table: dict[str, Any]) -> list[str]:
             for name, spec in value.items():
                 argv += ["--input", f"{name}={'x'.join(map(str, spec['shape']))}:{spec['dtype']}"]
             continue
+        if path == ("dims",):
+            for name, dim in value.items():
+                argv += ["--dim", f"{name}={dim['min']}..{dim['max']}"]
+            continue
         cls = ModelSettings
         for key in path[:-1]:
             cls = fields_of(cls)[key][1].python
@@ -184,6 +190,8 @@ def _keyword_arguments(table: dict[str, Any]) -> list[str]:
             args.append(keyword.name)
         elif keyword.key == ("inputs",):
             args += [keyword.name, *(f"{n}={'x'.join(map(str, s['shape']))}:{s['dtype']}" for n, s in value.items())]
+        elif keyword.key == ("dims",):
+            args += [keyword.name, *(f"{n}={d['min']}..{d['max']}" for n, d in value.items())]
         elif keyword.kind == "list":
             args += [keyword.name, *map(_text, value)]
         else:

@@ -200,7 +200,7 @@ def _objects(node):
 def test_schema_closes_every_table():
     generated = schema.generate()
     objects = list(_objects(generated))
-    assert len(objects) == 4  # project, model, input, tuning
+    assert len(objects) == 5  # project, model, input, dim, tuning
     assert all(obj["additionalProperties"] is False for obj in objects)
     model = generated["properties"]["models"]["items"]
     assert model["required"] == ["name", "source"]

@@ -110,5 +110,8 @@ def test_parse_input_option():
     assert parse_input_option("tokens=1x128") == ("tokens", InputSpec(shape=(1, 128)))
     with pytest.raises(ConfigError, match="is not NAME=SHAPE"):
         parse_input_option("1x3")
-    with pytest.raises(ConfigError, match="is not a list of integers"):
-        parse_input_option("x=1xN")
+    # A name for a size is a symbolic dimension (bounded with --dim); commas separate names with an x.
+    assert parse_input_option("ids=1xseq:int64") == ("ids", InputSpec(shape=(1, "seq"), dtype="int64"))
+    assert parse_input_option("ids=1,max_len") == ("ids", InputSpec(shape=(1, "max_len")))
+    with pytest.raises(ConfigError, match="neither a size nor the name of a dimension"):
+        parse_input_option("x=1x-3")

@@ -37,12 +37,15 @@ RUNTIME_SOURCES = ("wasm_build_runtime.c", "wasm_build_runtime.h")
 MANIFEST_VERSION = 1
 
 
-def api_exports(name: str, weights_mode: str) -> list[str]:
-    """Functions a reactor exports: the C API plus an allocator for the host."""
+def api_exports(name: str, weights_mode: str, dynamic: bool = False) -> list[str]:
+    """Functions a reactor exports: the C API plus an allocator for the host (`dynamic`:
+    the model has symbolic dimensions, and the functions that take and describe them)."""
     init = init_functions(name, weights_mode)
+    dims = [f"{name}_run_dims", f"{name}_num_dims", f"{name}_dim_info", f"{name}_input_dim"] if dynamic else []
     return [
         *init,
         f"{name}_run",
+        *dims,
         f"{name}_num_inputs",
         f"{name}_num_outputs",
         f"{name}_input_info",
@@ -153,7 +156,7 @@ def build_archive(inputs: PackageInputs, work: Path, destination: Path) -> Path:
 
 def build_reactor(inputs: PackageInputs, archive: Path, destination: Path) -> Path:
     module = destination / f"{inputs.name}.wasm"
-    inputs.toolchain.link_reactor([archive], module, api_exports(inputs.name, inputs.weights_mode))
+    inputs.toolchain.link_reactor([archive], module, api_exports(inputs.name, inputs.weights_mode, inputs.plan.dynamic))
     return module
 
 
@@ -165,16 +168,20 @@ def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
         for path in sorted(artifact_dir.rglob("*"))
         if path.is_file() and path.name != f"{inputs.name}.json"
     }
+    # Symbolic dimensions (only models that have them list them): inputs and outputs then
+    # give "shape" with names and expressions, "max_shape" and "max_nbytes" at the bounds.
+    dims = {"dims": [{"name": d.name, "min": d.min, "max": d.max} for d in plan.heap.dims]} if plan.dynamic else {}
     return {
         "manifest_version": MANIFEST_VERSION,
         "name": inputs.name,
+        **dims,
         "inputs": [sig.describe() for sig, _ in plan.inputs],
         "outputs": [sig.describe() for sig, _ in plan.outputs],
         "weights": {"mode": inputs.weights_mode, "nbytes": len(plan.weights)},
         "arena_nbytes": plan.arena_size,
         "kernels": inputs.kernel_count,
         "kernel_work": inputs.kernel_work,
-        "exports": api_exports(inputs.name, inputs.weights_mode),
+        "exports": api_exports(inputs.name, inputs.weights_mode, plan.dynamic),
         "target": {"triple": "wasm32-wasi", "features": inputs.options.features},
         "build_options": inputs.build_options,
         "versions": {"wasm-build": inputs.wasm_build_version, "tvm": inputs.tvm_version},

@@ -13,11 +13,11 @@ import argparse
 import dataclasses
 from typing import Any
 
-from ..config.settings import ModelSettings, TuningSettings, from_dict, parse_input_option
+from ..config.settings import ModelSettings, TuningSettings, from_dict, parse_dim_option, parse_input_option
 from ..config.types import FieldType, fields_of
 
-# Keys that are arguments of their own (name, source) or have a syntax of their own (inputs).
-_NOT_OPTIONS = {"name", "source", "inputs", "tuning"}
+# Keys that are arguments of their own (name, source) or have a syntax of their own (inputs, dims).
+_NOT_OPTIONS = {"name", "source", "inputs", "dims", "tuning"}
 _TYPES = {int: int, float: float, str: str}
 
 
@@ -54,7 +54,17 @@ def add_model_options(parser: argparse.ArgumentParser, *, only: tuple[str, ...] 
         action="append",
         default=[],
         metavar="NAME=SHAPE[:DTYPE]",
-        help="pin an input the model leaves open, e.g. x=1x1x49x40:float32 (repeatable)",
+        help="pin an input the model leaves open, e.g. x=1x1x49x40:float32; a name for a size is a symbolic "
+        "dimension, e.g. ids=1xseq:int64 (repeatable)",
+    )
+    parser.add_argument(
+        "--dim",
+        dest="wb_dims",
+        action="append",
+        default=[],
+        metavar="NAME=MIN..MAX",
+        help="bound a symbolic dimension (an ONNX dim_param, a torch.export Dim, or a name given in --input), "
+        "e.g. seq=1..128: the artifact runs every size within the bounds (repeatable)",
     )
     for option in _options():
         if only is not None and ".".join(option.path) not in only:
@@ -89,6 +99,9 @@ def model_table(args: argparse.Namespace) -> dict[str, Any]:
         table["inputs"] = {
             name: {k: v for k, v in dataclasses.asdict(spec).items() if v is not None} for name, spec in inputs.items()
         }
+    dims = dict(parse_dim_option(text) for text in getattr(args, "wb_dims", []))
+    if dims:
+        table["dims"] = {name: dataclasses.asdict(spec) for name, spec in dims.items()}
     for option in _options():
         if hasattr(args, option.dest):
             target = table

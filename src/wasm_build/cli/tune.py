@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     project_dir = Path.cwd()
     try:
-        loaded = load_model(model.source, model.inputs, project_dir)
+        loaded = load_model(model.source, model.inputs, project_dir, model.dims)
         tune_model(loaded.module, TargetOptions.for_model(model), str(project_dir / args.database), model.tuning, log=log)
     except WasmBuildError as exc:
         raise exc.with_context(model=model.name, stage="tune")

@@ -7,6 +7,11 @@ bindings and turns them into an `ExecutorPlan`: every tensor gets a fixed place
 (an offset in one static arena, or in the weights blob), and every kernel call
 becomes an entry in a list. `codegen` renders the plan as C.
 
+A model with bounded symbolic dimensions plans the same way, at the bounds: every
+tensor gets the place its largest shape needs, and tensors whose shape depends on the
+symbolic dimensions carry it as slots of the shape heap (`shape_heap`), which the
+executor fills once per run from the input shapes.
+
 Anything the plan cannot express statically (control flow, data-dependent
 shapes, builtins not listed in `_IGNORED_BUILTINS` / `_BUILTIN_HANDLERS`) is a
 build error naming what was found; nothing is silently skipped.
@@ -14,6 +19,7 @@ build error naming what was found; nothing is silently skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,8 +29,20 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from ..compiler.row_chunks import ROW_CHUNK_ATTR
 from ..errors import WasmBuildError
 from .abi import ALIGNMENT
+from .shape_heap import (
+    MAKE_LOAD,
+    MATCH_ASSERT_IMM,
+    MATCH_ASSERT_LOAD,
+    MATCH_NO_OP,
+    MATCH_STORE,
+    Dim,
+    HeapDim,
+    InputAxis,
+    ShapeHeap,
+)
 
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -68,10 +86,11 @@ class Place:
 @dataclass
 class PlannedTensor:
     index: int
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # with symbolic dimensions: the largest shape, which its place holds
     dtype: DType
     place: Place
     label: str  # for comments in the generated C
+    dims: tuple[Dim, ...] | None = None  # the shape at run time, when it depends on symbolic dimensions
 
     @property
     def nbytes(self) -> int:
@@ -93,7 +112,33 @@ class FloatArg:
     value: float
 
 
-KernelArg = Union[TensorArg, IntArg, FloatArg]
+@dataclass(frozen=True)
+class HeapArg:
+    """An integer argument read from the shape heap at run time (a symbolic dimension)."""
+
+    slot: int
+
+
+KernelArg = Union[TensorArg, IntArg, FloatArg, HeapArg]
+
+
+@dataclass(frozen=True)
+class ChunkArg:
+    """A tensor argument of a chunked call: its shape in one chunk, and the bytes of one row."""
+
+    arg: int  # position in the call's arguments
+    shape: tuple[int, ...]
+    row_bytes: int
+
+
+@dataclass(frozen=True)
+class RowChunks:
+    """A kernel compiled for `rows` rows (`compiler.row_chunks`), called once per chunk of the
+    `count` rows of its row-wise tensors, each chunk's tensors `rows` rows further."""
+
+    rows: int
+    count: Dim
+    args: tuple[ChunkArg, ...]
 
 
 @dataclass(frozen=True)
@@ -101,13 +146,15 @@ class KernelCall:
     kernel: str  # Relax global name, e.g. "fused_matmul_add_relu"
     symbol: str  # C symbol, e.g. "__tvm_ffi_kws_fused_matmul_add_relu"
     args: tuple[KernelArg, ...]
+    chunks: RowChunks | None = None
 
 
 @dataclass(frozen=True)
 class Signature:
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # with symbolic dimensions: the largest shape
     dtype: DType
+    dims: tuple[int | str, ...] | None = None  # sizes and symbolic dimensions ("seq", "(frames - 1) // 2")
 
     @property
     def nbytes(self) -> int:
@@ -115,7 +162,15 @@ class Signature:
 
     def describe(self) -> dict[str, Any]:
         """The JSON-style description used by the manifest and the templates."""
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name, "nbytes": self.nbytes}
+        if self.dims is None:
+            return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name, "nbytes": self.nbytes}
+        return {
+            "name": self.name,
+            "shape": list(self.dims),
+            "max_shape": list(self.shape),
+            "dtype": self.dtype.name,
+            "max_nbytes": self.nbytes,
+        }
 
 
 @dataclass
@@ -126,12 +181,21 @@ class ExecutorPlan:
     outputs: list[tuple[Signature, int]] = field(default_factory=list)
     arena_size: int = 0
     weights: bytearray = field(default_factory=bytearray)
+    # Symbolic dimensions: the shape heap, and the shape functions that fill its derived
+    # slots (called once per new set of input shapes, before the kernels).
+    heap: ShapeHeap | None = None
+    heap_tensor: int | None = None
+    shape_functions: list[KernelCall] = field(default_factory=list)
+
+    @property
+    def dynamic(self) -> bool:
+        return self.heap is not None and bool(self.heap.dims)
 
     @property
     def kernels(self) -> list[tuple[str, str]]:
         """Distinct (kernel, symbol) pairs, in first-call order."""
         seen: dict[str, str] = {}
-        for call in self.calls:
+        for call in [*self.shape_functions, *self.calls]:
             seen.setdefault(call.kernel, call.symbol)
         return list(seen.items())
 
@@ -165,7 +229,14 @@ class _Tuple:
 
 @dataclass(frozen=True)
 class _Shape:
-    dims: tuple[int, ...]
+    dims: tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class _HeapValue:
+    """An integer read from the shape heap (`vm.builtin.make_prim_value`)."""
+
+    slot: int
 
 
 class _Nothing:
@@ -174,12 +245,13 @@ class _Nothing:
 
 _NOTHING = _Nothing()
 
-# Builtins that only check arguments the C API already checks (shapes are static).
-_IGNORED_BUILTINS = {"vm.builtin.check_tensor_info", "vm.builtin.match_shape", "vm.builtin.check_shape_info",
+# Builtins that only check arguments the C API already checks (`match_shape` is planned:
+# it stores symbolic dimensions).
+_IGNORED_BUILTINS = {"vm.builtin.check_tensor_info", "vm.builtin.check_shape_info",
                      "vm.builtin.check_tuple_info", "vm.builtin.check_prim_value_info"}
 _IGNORED_OPS = {"relax.vm.kill_object", "relax.null_value"}
 # Builtins that only appear when a shape is known at run time alone.
-_DATA_DEPENDENT_BUILTINS = {"vm.builtin.alloc_shape_heap", "vm.builtin.tensor_to_shape"}
+_DATA_DEPENDENT_BUILTINS = {"vm.builtin.tensor_to_shape"}
 
 
 def _static_int(value: Any, what: str) -> int:
@@ -199,14 +271,9 @@ def _shape_of(expr: Any, what: str) -> tuple[int, ...]:
     raise UnsupportedProgram(f"{what}: expected a static shape, found {type(expr).__name__}")
 
 
-def tensor_type_signature(name: str, ty: Any, what: str) -> Signature:
-    """Signature of a Relax tensor type with a fully static shape."""
-    if not isinstance(ty, relax.TensorType) or ty.shape is None or not isinstance(ty.shape, relax.ShapeExpr):
-        raise UnsupportedProgram(
-            f"{what} '{name}' has no static tensor shape ({ty})",
-            fix="pin every dynamic dimension with --input NAME=SHAPE (or `inputs` in pyproject)",
-        )
-    return Signature(name, _shape_of(ty.shape, f"{what} '{name}'"), DType.parse(ty.dtype))
+def _int(value: Any) -> int:
+    """A plain integer argument of a builtin."""
+    return _static_int(value, "builtin argument")
 
 
 class _Planner:
@@ -218,6 +285,8 @@ class _Planner:
         self.constants: dict[Any, int] = {}
         self.storages: list[_Storage] = []
         self.step = 0  # index of the binding being planned
+        self.bounds: dict[str, tuple[int, int]] = {}  # symbolic dimension -> (min, max)
+        self.input_of: dict[int, int] = {}  # tensor index -> input index
 
     # -- allocation ----------------------------------------------------------
 
@@ -233,10 +302,41 @@ class _Planner:
             storage = self.storages[place.storage]
             storage.last = max(storage.last, step)
 
-    def _tensor(self, shape: tuple[int, ...], dtype: DType, place: Place, label: str) -> _Tensor:
-        planned = PlannedTensor(len(self.plan.tensors), shape, dtype, place, label)
+    def _tensor(self, dims: tuple[Any, ...], dtype: DType, place: Place, label: str) -> _Tensor:
+        """A tensor of shape `dims`: sizes, or (symbolic dimensions) heap slots and, for
+        inputs until `match_shape` stores them, the dimensions' variables."""
+        shape = tuple(self._largest(d) for d in dims)
+        symbolic = tuple(dims) if any(not isinstance(d, int) for d in dims) else None
+        planned = PlannedTensor(len(self.plan.tensors), shape, dtype, place, label, symbolic)
         self.plan.tensors.append(planned)
         return _Tensor(planned.index)
+
+    def _largest(self, dim: Any) -> int:
+        if isinstance(dim, int):
+            return dim
+        if isinstance(dim, HeapDim):
+            high = self._heap().slot_bounds(dim.slot)[1]
+            if high >= 1 << 40:
+                raise UnsupportedProgram(
+                    f"a tensor dimension ({self._heap().slot_text(dim.slot)}) has no upper bound",
+                    fix="bound every symbolic dimension of the inputs (--dim NAME=MIN..MAX)",
+                )
+            return max(high, 1)
+        return self.bounds[dim.name][1]  # an input's dimension, before match_shape stores it
+
+    def _heap(self) -> ShapeHeap:
+        if self.plan.heap is None:
+            raise UnsupportedProgram("the program reads the shape heap before allocating it")
+        return self.plan.heap
+
+    def _dims(self, value: Any, what: str) -> tuple[Dim, ...]:
+        """A shape argument: a static `R.shape`, or a shape made from the heap."""
+        if isinstance(value, relax.ShapeExpr):
+            return _shape_of(value, what)
+        resolved = self._resolve(value)
+        if isinstance(resolved, _Shape):
+            return resolved.dims
+        raise UnsupportedProgram(f"{what}: expected a shape, found {type(resolved).__name__}")
 
     def _constant(self, const: Any) -> _Tensor:
         key = const.same_as
@@ -295,18 +395,20 @@ class _Planner:
         if name == "relax.vm.alloc_tensor":
             storage = self._resolve(call.args[0])
             offset = _static_int(call.args[1], "tensor offset")
-            shape = _shape_of(call.args[2], f"shape of '{label}'")
+            dims = self._dims(call.args[2], f"shape of '{label}'")
             dtype = DType.parse(str(call.args[3].value))
             if not isinstance(storage, _Storage):
                 raise UnsupportedProgram("vm.alloc_tensor on something that is not a storage")
-            nbytes = dtype.itemsize * math.prod(shape)
-            if offset + nbytes > storage.size:
+            tensor = self._tensor(dims, dtype, Place("arena", 0), label)
+            planned = self.plan.tensors[tensor.index]
+            # (With symbolic dimensions, TVM sized the storage for the bounds with its own analysis.)
+            if planned.dims is None and offset + planned.nbytes > storage.size:
                 raise UnsupportedProgram(f"tensor '{label}' does not fit in its storage")
             # Planned on its own, from this binding to its last use: Relax hoists its storages
             # to the top of main and shares each among tensors of one size, so a storage lives
             # as long as all its tensors together (MobileNetV2's arena was 8.4 MB, not 6).
-            own = self._storage(nbytes)
-            return self._tensor(shape, dtype, Place("arena", 0, own.index), label)
+            planned.place = Place("arena", 0, self._storage(planned.nbytes).index)
+            return tensor
         if name == "relax.call_builtin_with_ctx":
             builtin = str(call.args[0].global_symbol)
             return self._builtin(builtin, list(call.args[1].fields), label)
@@ -332,13 +434,59 @@ class _Planner:
                 planned.append(IntArg(int(value.value)))
             elif isinstance(value, tvm.tirx.FloatImm):
                 planned.append(FloatArg(float(value.value)))
+            elif isinstance(value, _HeapValue):
+                planned.append(HeapArg(value.slot))
             else:
                 raise UnsupportedProgram(
                     f"kernel '{gvar.name_hint}' takes an argument of kind {type(value).__name__}, "
                     "which the static executor cannot pass"
                 )
-        self.plan.calls.append(KernelCall(gvar.name_hint, f"__tvm_ffi_{symbol}", tuple(planned)))
+        chunks = func.attrs.get(ROW_CHUNK_ATTR) if func.attrs else None
+        if chunks is None:
+            _check_static_params(gvar.name_hint, func, planned, self.plan.tensors)
+        call = KernelCall(
+            gvar.name_hint,
+            f"__tvm_ffi_{symbol}",
+            tuple(planned),
+            self._row_chunks(gvar.name_hint, chunks, planned) if chunks is not None else None,
+        )
+        if self.plan.heap_tensor is not None and TensorArg(self.plan.heap_tensor) in planned:
+            # A shape function: it computes symbolic values from the heap alone, so the
+            # executor calls it once per new set of input shapes, before any kernel.
+            self._heap().add_shape_function(func, gvar.name_hint)
+            self.plan.shape_functions.append(call)
+        else:
+            self.plan.calls.append(call)
         return _NOTHING
+
+    def _row_chunks(self, kernel: str, attr: Any, args: list[KernelArg]) -> RowChunks:
+        """How to call a kernel compiled for a chunk of rows; the row-wise tensors' places get
+        room for whole chunks (the last one may run past the actual rows)."""
+        rows = int(attr["rows"])
+        axes = [int(a) for a in attr["axes"]]
+        if len(axes) != len(args):
+            raise UnsupportedProgram(f"kernel '{kernel}' takes {len(args)} arguments but was chunked for {len(axes)}")
+        counts: list[Dim] = []
+        chunk_args = []
+        for position, (arg, axis) in enumerate(zip(args, axes)):
+            if axis < 0:
+                continue
+            if not isinstance(arg, TensorArg):
+                raise UnsupportedProgram(f"kernel '{kernel}' has rows in an argument that is not a tensor")
+            tensor = self.plan.tensors[arg.tensor]
+            dims = tensor.dims or tensor.shape
+            counts.append(dims[axis])
+            row_bytes = math.prod(tensor.shape[axis + 1 :]) * tensor.dtype.itemsize
+            chunk_args.append(ChunkArg(position, (*tensor.shape[:axis], rows, *tensor.shape[axis + 1 :]), row_bytes))
+            whole = -(-tensor.shape[axis] // rows) * rows * row_bytes * math.prod(tensor.shape[:axis])
+            if tensor.place.storage is not None:
+                storage = self.storages[tensor.place.storage]
+                storage.size = max(storage.size, whole)
+            elif tensor.place.region == "arena":
+                raise UnsupportedProgram(f"kernel '{kernel}': a chunked tensor has no storage to widen")
+        if not counts or any(c != counts[0] for c in counts):
+            raise UnsupportedProgram(f"kernel '{kernel}' was chunked, but its tensors disagree on the number of rows")
+        return RowChunks(rows, counts[0], tuple(chunk_args))
 
     def _builtin(self, name: str, args: list[Any], label: str) -> Any:
         if name in _IGNORED_BUILTINS:
@@ -367,13 +515,15 @@ class _Planner:
         if not isinstance(source, _Tensor) or not isinstance(shape, _Shape):
             raise UnsupportedProgram("vm.builtin.reshape with non-static arguments")
         original = self.plan.tensors[source.index]
-        if math.prod(shape.dims) != math.prod(original.shape):
+        static = all(isinstance(d, int) for d in shape.dims) and original.dims is None
+        if static and math.prod(shape.dims) != math.prod(original.shape):
             raise UnsupportedProgram(f"reshape of {original.shape} to {shape.dims} changes the element count")
         return self._tensor(shape.dims, original.dtype, original.place, label)
 
     def _shape_of_builtin(self, args: list[Any], label: str) -> Any:
         (source,) = args
-        return _Shape(self.plan.tensors[source.index].shape)
+        tensor = self.plan.tensors[source.index]
+        return _Shape(tensor.dims or tensor.shape)
 
     def _identity(self, args: list[Any], label: str) -> Any:
         return args[0]
@@ -382,7 +532,61 @@ class _Planner:
         return _Tuple(tuple(args))
 
     def _make_shape(self, args: list[Any], label: str) -> Any:
-        return _Shape(tuple(_static_int(a, "make_shape dimension") for a in args))
+        if not args or not isinstance(args[0], _Tensor):  # sizes only
+            return _Shape(tuple(_int(a) for a in args))
+        # (heap, ndim, code, value, code, value, ...): a size, or a heap slot to load.
+        ndim = _int(args[1])
+        dims: list[Dim] = []
+        for code, value in zip(args[2 : 2 + 2 * ndim : 2], args[3 : 3 + 2 * ndim : 2]):
+            dims.append(HeapDim(_int(value)) if _int(code) == MAKE_LOAD else _int(value))
+        return _Shape(tuple(dims))
+
+    def _make_prim_value(self, args: list[Any], label: str) -> Any:
+        _heap, code, value = args
+        if _int(code) == MAKE_LOAD:
+            return _HeapValue(_int(value))
+        return tvm.tirx.IntImm("int64", _int(value))
+
+    def _alloc_shape_heap(self, args: list[Any], label: str) -> Any:
+        (size,) = args
+        self.plan.heap = ShapeHeap(size=_int(size))
+        heap = self._tensor((self.plan.heap.size,), DType.parse("int64"), Place("heap", 0), "shape heap")
+        self.plan.heap_tensor = heap.index
+        return heap
+
+    def _match_shape(self, args: list[Any], label: str) -> Any:
+        """Input shapes: symbolic dimensions stored into the heap, the others checked (by the
+        C API). Checks of computed values (the return value's shape) hold by construction."""
+        value = args[0]
+        if not isinstance(value, _Tensor) or len(args) < 3 or not isinstance(args[1], _Tensor):
+            return _NOTHING
+        ndim = _int(args[2])
+        codes = [(_int(c), _int(v)) for c, v in zip(args[3 : 3 + 2 * ndim : 2], args[4 : 4 + 2 * ndim : 2])]
+        input_index = self.input_of.get(value.index)
+        if input_index is None:
+            if any(code == MATCH_STORE for code, _ in codes):
+                raise UnsupportedProgram(
+                    "the model computes a tensor whose shape depends on input values (a data-dependent shape); "
+                    "the executor plans every tensor's memory ahead of time",
+                    fix="make the shape a constant in the model, or run that part of the model in the host",
+                )
+            return _NOTHING
+        tensor = self.plan.tensors[value.index]
+        dims = list(tensor.dims or tensor.shape)
+        for axis, (code, slot) in enumerate(codes):
+            if code in (MATCH_ASSERT_IMM, MATCH_NO_OP):
+                continue
+            var = dims[axis]
+            if code == MATCH_STORE:
+                if not isinstance(var, tvm.tirx.Var) or var.name not in self.bounds:
+                    raise UnsupportedProgram(f"input {input_index} dimension {axis} is not a bounded symbolic dimension")
+                self._heap().store_input_dim(var.name, self.bounds[var.name], slot)
+            elif code != MATCH_ASSERT_LOAD:
+                raise UnsupportedProgram(f"vm.builtin.match_shape with an unknown code {code}")
+            self._heap().input_axes.append(InputAxis(input_index, axis, slot, code == MATCH_STORE))
+            dims[axis] = HeapDim(slot)
+        tensor.dims = tuple(dims)
+        return _NOTHING
 
     # -- driver --------------------------------------------------------------
 
@@ -394,12 +598,19 @@ class _Planner:
                 fix="bind the weights as constants (frontends do this by default; avoid keep_params_in_input)",
             )
         names = input_names or [p.name for p in main.params]
-        for param, name in zip(main.params, names):
-            sig = tensor_type_signature(name, param.ty, "input")
-            slot = self._storage(sig.nbytes)
-            tensor = self._tensor(sig.shape, sig.dtype, Place("arena", 0, slot.index), f"input '{name}'")
+        attrs = main.attrs or {}
+        lower = {str(k): int(v) for k, v in (attrs.get("tir_var_lower_bound") or {}).items()}
+        upper = {str(k): int(v) for k, v in (attrs.get("tir_var_upper_bound") or {}).items()}
+        self.bounds = {name: (max(lower.get(name, 1), 1), high) for name, high in upper.items()}
+        for index, (param, name) in enumerate(zip(main.params, names)):
+            dims = self._input_dims(name, param.ty)
+            tensor = self._tensor(dims, DType.parse(param.ty.dtype), Place("arena", 0), f"input '{name}'")
+            planned = self.plan.tensors[tensor.index]
+            planned.place = Place("arena", 0, self._storage(planned.nbytes).index)
+            shown = None if planned.dims is None else tuple(d if isinstance(d, int) else d.name for d in dims)
             self.values[param] = tensor
-            self.plan.inputs.append((sig, tensor.index))
+            self.input_of[tensor.index] = index
+            self.plan.inputs.append((Signature(name, planned.shape, planned.dtype, shown), tensor.index))
 
         body = main.body
         if not isinstance(body, relax.SeqExpr):
@@ -426,9 +637,33 @@ class _Planner:
                 raise UnsupportedProgram(f"output {i} is a {type(item).__name__}, not a tensor")
             self._touch(item, self.step + 1)  # outputs are copied out after the last kernel
             tensor = self.plan.tensors[item.index]
-            self.plan.outputs.append((Signature(f"output{i}", tensor.shape, tensor.dtype), item.index))
+            self.plan.outputs.append((Signature(f"output{i}", tensor.shape, tensor.dtype, self._shown(tensor)), item.index))
+        for tensor in self.plan.tensors:
+            if tensor.dims is not None and any(isinstance(d, tvm.tirx.Var) for d in tensor.dims):
+                raise UnsupportedProgram(f"{tensor.label} has a symbolic dimension the program never reads")
         self._assign_storage_offsets()
         return self.plan
+
+    def _input_dims(self, name: str, ty: Any) -> tuple[Any, ...]:
+        """An input's dims: sizes, and the bounded symbolic dimensions' variables."""
+        if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+            raise UnsupportedProgram(
+                f"input '{name}' has no static tensor shape ({ty})",
+                fix="pin or bound every dynamic dimension (--input NAME=SHAPE, --dim NAME=MIN..MAX)",
+            )
+        dims = []
+        for value in ty.shape.values:
+            if isinstance(value, tvm.tirx.Var) and value.name in self.bounds:
+                dims.append(value)
+            else:
+                dims.append(_static_int(value, f"input '{name}'"))
+        return tuple(dims)
+
+    def _shown(self, tensor: PlannedTensor) -> tuple[int | str, ...] | None:
+        """A tensor's shape for people: sizes, and what the symbolic ones compute."""
+        if tensor.dims is None:
+            return None
+        return tuple(d if isinstance(d, int) else self._heap().slot_text(d.slot) for d in tensor.dims)
 
     def _assign_storage_offsets(self) -> None:
         """Place storages in one arena; storages whose lives do not overlap share bytes.
@@ -457,6 +692,19 @@ class _Planner:
                 tensor.place = Place("arena", offsets[tensor.place.storage] + tensor.place.offset)
 
 
+def _check_static_params(kernel: str, func: Any, args: list[KernelArg], tensors: list[PlannedTensor]) -> None:
+    """A kernel compiled for static shapes must not get tensors whose shape varies: that is a
+    chunked kernel whose `ROW_CHUNK_ATTR` was lost, and calling it once would be wrong."""
+    for param, arg in zip(func.params, args):
+        if not isinstance(arg, TensorArg) or not isinstance(param.ty, tvm.tirx.BufferType):
+            continue
+        static = all(isinstance(d, tvm.tirx.IntImm) for d in param.ty.shape)
+        if static and tensors[arg.tensor].dims is not None:
+            raise UnsupportedProgram(
+                f"kernel '{kernel}' has static shapes but is passed {tensors[arg.tensor].label}, whose shape varies"
+            )
+
+
 def _flatten(value: Any):
     if isinstance(value, _Tuple):
         for item in value.items:
@@ -471,6 +719,9 @@ _BUILTIN_HANDLERS: dict[str, Callable[[_Planner, list[Any], str], Any]] = {
     "vm.builtin.copy": _Planner._identity,
     "vm.builtin.make_tuple": _Planner._make_tuple,
     "vm.builtin.make_shape": _Planner._make_shape,
+    "vm.builtin.make_prim_value": _Planner._make_prim_value,
+    "vm.builtin.alloc_shape_heap": _Planner._alloc_shape_heap,
+    "vm.builtin.match_shape": _Planner._match_shape,
 }
 
 
@@ -488,9 +739,7 @@ def plan_executor(
             raise UnsupportedProgram(
                 f"the program returns {len(plan.outputs)} outputs but the model declares {len(output_names)}"
             )
-        plan.outputs = [
-            (Signature(name, sig.shape, sig.dtype), index) for name, (sig, index) in zip(output_names, plan.outputs)
-        ]
+        plan.outputs = [(dataclasses.replace(sig, name=name), index) for name, (sig, index) in zip(output_names, plan.outputs)]
     return plan
 
 

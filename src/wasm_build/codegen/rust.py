@@ -79,6 +79,10 @@ def _describe(sig) -> dict[str, Any]:
     variant, primitive = _DTYPES.get(dtype, (None, None))
     return {
         **sig.describe(),
+        "shape": list(sig.dims or sig.shape),  # for docs: symbolic dimensions by name
+        "spec_shape": [d if isinstance(d, int) else -1 for d in (sig.dims or sig.shape)],  # TensorSpec's: -1 symbolic
+        "nbytes": sig.nbytes,  # at the upper bounds
+        "dynamic": sig.dims is not None,
         "variant": variant or f"Other({rust_string(dtype)})",
         "primitive": primitive is not None,
         "zero": f"0{primitive}" if primitive else "0u8",
@@ -149,6 +153,7 @@ def crate_context(inputs: PackageInputs) -> dict[str, Any]:
         "init_doc": " or ".join(f"`{function}`" for function in init_functions(name, inputs.weights_mode)),
         "inputs": [_describe(sig) for sig, _ in plan.inputs],
         "outputs": [_describe(sig) for sig, _ in plan.outputs],
+        "dims": [{"name": d.name, "min": d.min, "max": d.max} for d in plan.heap.dims] if plan.dynamic else [],
     }
 
 

@@ -6,13 +6,16 @@ three changes:
 1. `optimize_passes`: static shapes restored where the frontend lost them (`compiler.passes.
    static_slices`), then inference-only decompositions (batch norm) and constant folding;
 2. `legalize_passes`: wasm-build's graph passes (`compiler.passes`) before TVM's
-   legalization, so layouts and algorithms are chosen before kernels exist;
+   legalization, so layouts and algorithms are chosen before kernels exist (and, for
+   bounded symbolic dimensions, `row_chunks` after it);
 3. `schedule_passes`: each kernel's work recorded (`compiler.work`), then tuned schedules (a
    tuning database's pass, made by the caller) and wasm-build's SIMD schedules
    (`compiler.schedules`) after fusion.
 
 The module attribute `system_lib_prefix` is set before `AttachGlobalSymbol`, so every
-kernel symbol carries the model's prefix and two models link together. `lower` stops
+kernel symbol carries the model's prefix and two models link together. A model with
+bounded symbolic dimensions (`tir_var_upper_bound` on `main`, set by the frontends) has
+its storage planned for the bounds, the outputs' included (`plan_for_bounds`). `lower` stops
 before `VMCodeGen`: `codegen.plan` reads the lowered `main`, and `compiler.kernels`
 compiles the PrimFuncs. Tuning runs the same phases (up to fusion) to extract the
 kernels it searches, so it sees exactly the kernels a build makes.
@@ -28,7 +31,9 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu
 
 from .passes import graph_passes, static_slices_pass
+from .row_chunks import row_chunk_pass
 from .schedules import default_schedule_pass
+from .symbolic_loops import symbolic_loop_pass
 from .target import TargetOptions
 from .work import annotate_work_pass
 
@@ -46,11 +51,13 @@ def optimize_passes() -> list[tvm.transform.Pass]:
 
 
 def legalize_passes(target: tvm.target.Target, options: TargetOptions) -> list[tvm.transform.Pass]:
-    """wasm-build's graph passes, then TVM's library dispatch and legalization to TIR."""
+    """wasm-build's graph passes, then TVM's library dispatch and legalization to TIR; row-wise
+    kernels over a symbolic number of rows are then compiled for chunks of rows (`row_chunks`)."""
     return [
         *graph_passes(target, winograd_budget=options.winograd_budget),
         *cpu.library_dispatch_passes(target),
         *cpu.legalize_passes(target),
+        row_chunk_pass(),
     ]
 
 
@@ -59,16 +66,32 @@ def schedule_passes(
 ) -> list[tvm.transform.Pass]:
     """Each kernel's work recorded as fused (for `wasm-build profile`), then tuned schedules
     (`tuned`, e.g. `tuning.apply_database_pass`); wasm-build's rules cover the kernels left
-    unscheduled."""
+    unscheduled (those with symbolic extents: `symbolic_loops`)."""
     passes = [annotate_work_pass(), *([tuned] if tuned is not None else [])]
     if default_schedules:
-        passes.append(default_schedule_pass(target))
+        passes += [symbolic_loop_pass(), default_schedule_pass(target)]
     return passes
 
 
 def lower_passes(target: tvm.target.Target) -> list[tvm.transform.Pass]:
     """TVM's dataflow lowering and finalization, up to (not including) VM code generation."""
     return [*cpu.dataflow_lower_passes(target), *cpu.finalize_passes(target)]
+
+
+# Read by StaticPlanBlockMemory (a function attribute, which it removes): plan the storage of
+# tensors with symbolic shapes, the function's outputs too, at the upper bounds, so the
+# executor's one static arena holds every run.
+_PLAN_DYNAMIC_OUTPUT = "relax.memory_plan_dynamic_func_output"
+
+
+def plan_for_bounds(module: tvm.IRModule) -> tvm.IRModule:
+    """`module` with `main` marked for static planning at its bounds, if it has any."""
+    main = module["main"]
+    if not (main.attrs and "tir_var_upper_bound" in main.attrs):
+        return module
+    module = module.clone()
+    module["main"] = main.with_attr(_PLAN_DYNAMIC_OUTPUT, True)
+    return module
 
 
 def lower(
@@ -81,7 +104,7 @@ def lower(
 ) -> LoweredModel:
     """Run every phase, up to (not including) VM code generation."""
     target = options.tvm_target()
-    module = module.with_attr("system_lib_prefix", prefix)
+    module = plan_for_bounds(module).with_attr("system_lib_prefix", prefix)
     seq = tvm.transform.Sequential(
         [
             *optimize_passes(),

@@ -15,12 +15,22 @@ from tvm import relax
 from .passes import static_slices_pass
 
 
+class NativeReference:
+    """The model compiled once by TVM's own pipeline for the host CPU, run by its VM: the
+    smoke-test reference (for every size of a model with symbolic dimensions)."""
+
+    def __init__(self, module: Any) -> None:
+        executable = tvm.compile(static_slices_pass()(module), tvm.target.Target({"kind": "llvm"}))
+        self._vm = relax.VirtualMachine(executable, tvm.cpu())
+
+    def __call__(self, inputs: list[Any]) -> list[Any]:
+        result = self._vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(x)) for x in inputs])
+        return [np.asarray(r.numpy()) for r in _flatten(result)]
+
+
 def native_reference(module: Any, inputs: list[Any]) -> list[Any]:
-    """Run the model with TVM's own pipeline and VM on the host CPU: the smoke-test reference."""
-    executable = tvm.compile(static_slices_pass()(module), tvm.target.Target({"kind": "llvm"}))
-    vm = relax.VirtualMachine(executable, tvm.cpu())
-    result = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(x)) for x in inputs])
-    return [np.asarray(r.numpy()) for r in _flatten(result)]
+    """Run the model with TVM's own pipeline and VM on the host CPU, once."""
+    return NativeReference(module)(inputs)
 
 
 def _flatten(value: Any):

@@ -44,7 +44,7 @@ def annotate_work_pass() -> tvm.transform.Pass:
         updates = {
             gvar: func.with_attr(WORK_ATTR, list(kernel_work(func)))
             for gvar, func in mod.functions_items()
-            if isinstance(func, tirx.PrimFunc) and work_of(func) is None
+            if isinstance(func, tirx.PrimFunc) and work_of(func) is None and not _symbolic(func)
         }
         if not updates:
             return mod
@@ -53,6 +53,14 @@ def annotate_work_pass() -> tvm.transform.Pass:
         return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
 
     return _pass
+
+
+def _symbolic(func: tirx.PrimFunc) -> bool:
+    """Whether a buffer has a symbolic dimension: its work depends on the run's sizes, so none
+    is recorded (the profile then shows no roofline for it)."""
+    return any(
+        not isinstance(d, tirx.IntImm) for p in func.params if isinstance(p.ty, tirx.BufferType) for d in p.ty.shape
+    )
 
 
 def _macs(stmt, times: int) -> int:

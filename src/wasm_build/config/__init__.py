@@ -3,6 +3,6 @@ config-settings and in the environment, merged and checked before any work is do
 
 from __future__ import annotations
 
-from .settings import InputSpec, ModelSettings, ProjectSettings, TuningSettings, from_dict, to_dict
+from .settings import DimSpec, InputSpec, ModelSettings, ProjectSettings, TuningSettings, from_dict, to_dict
 
-__all__ = ["InputSpec", "ModelSettings", "ProjectSettings", "TuningSettings", "from_dict", "to_dict"]
+__all__ = ["DimSpec", "InputSpec", "ModelSettings", "ProjectSettings", "TuningSettings", "from_dict", "to_dict"]

@@ -33,6 +33,8 @@ def _type_schema(ft: FieldType) -> dict[str, Any]:
         return {"type": "array", "items": _type_schema(ft.item)}
     if ft.kind == "table":
         return {"type": "object", "additionalProperties": _type_schema(ft.item)}
+    if ft.kind == "either":
+        return {"type": [SCALARS[option.python] for option in ft.options]}
     return {"type": SCALARS[ft.python]}
 
 

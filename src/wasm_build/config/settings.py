@@ -34,8 +34,21 @@ def _doc(text: str, **extra: Any) -> dict[str, Any]:
 class InputSpec:
     """Shape and dtype of one model input, for models that leave them open."""
 
-    shape: tuple[int, ...] | None = field(default=None, metadata=_doc("Static shape, e.g. [1, 1, 49, 40]."))
+    shape: tuple[int | str, ...] | None = field(
+        default=None,
+        metadata=_doc(
+            'Shape, e.g. [1, 1, 49, 40]; a name instead of a size is a symbolic dimension bounded in `dims`, e.g. [1, "seq"].'
+        ),
+    )
     dtype: str | None = field(default=None, metadata=_doc("Element type.", enum=SUPPORTED_DTYPES))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DimSpec:
+    """Bounds of a symbolic dimension: one artifact runs every size from `min` to `max`."""
+
+    min: int = field(default=1, metadata=_doc("Smallest size."))
+    max: int = field(metadata=_doc("Largest size: memory is planned for it."))
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,15 @@ class ModelSettings:
     source: str = field(metadata=_doc('A .onnx file, a .pt2 file (torch.export.save), or "pkg.module:function" returning a Relax IRModule.'))
     inputs: dict[str, InputSpec] = field(
         default_factory=dict, metadata=_doc("Shapes and dtypes for inputs the model leaves open, by input name.")
+    )
+    dims: dict[str, DimSpec] = field(
+        default_factory=dict,
+        metadata=_doc(
+            "Bounds of symbolic dimensions by name (an ONNX dim_param, a torch.export Dim, or a name used in "
+            "`inputs`): the artifact accepts every size within them.",
+            cli="--dim",
+            metavar="NAME=MIN..MAX",
+        ),
     )
     simd: bool = field(default=True, metadata=_doc("Use WebAssembly SIMD128."))
     relaxed_simd: bool = field(
@@ -137,6 +159,12 @@ def _convert(ft: FieldType, value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{path} must be a table, got {type(value).__name__}")
         return {str(k): _convert(ft.item, v, f"{path}.{k}") for k, v in value.items()}
+    if ft.kind == "either":
+        for option in ft.options:
+            if isinstance(value, option.python) and not (option.python is int and isinstance(value, bool)):
+                return value
+        kinds = " or ".join(option.python.__name__ for option in ft.options)
+        raise ConfigError(f"{path} must be {kinds}, got {type(value).__name__} {value!r}")
     tp = ft.python
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -200,13 +228,21 @@ def _validate_model(model: ModelSettings, path: str) -> None:
             fix="use letters, digits and underscores, starting with a letter, e.g. 'kws'",
         )
     for input_name, spec in model.inputs.items():
-        if spec.shape is not None and any(d <= 0 for d in spec.shape):
-            raise ConfigError(f"{path}.inputs.{input_name}.shape has a non-positive dimension: {list(spec.shape)}")
+        for dim in spec.shape or ():
+            if isinstance(dim, int) and dim <= 0:
+                raise ConfigError(f"{path}.inputs.{input_name}.shape has a non-positive dimension: {list(spec.shape)}")
+            if isinstance(dim, str) and not _IDENTIFIER.match(dim):
+                raise ConfigError(
+                    f"{path}.inputs.{input_name}.shape names a dimension {dim!r}, which is not an identifier",
+                    fix='name symbolic dimensions with letters, digits and underscores, e.g. "seq"',
+                )
         if spec.dtype is not None and spec.dtype not in SUPPORTED_DTYPES:
             raise ConfigError(
                 f"{path}.inputs.{input_name}.dtype = {spec.dtype!r} is not supported",
                 fix=f"use one of {', '.join(SUPPORTED_DTYPES)}",
             )
+    for dim_name, dim in model.dims.items():
+        _validate_dim(dim_name, dim, f"{path}.dims.{dim_name}")
     if model.tuning.trials < 0:
         raise ConfigError(f"{path}.tuning.trials must be >= 0")
     if model.tuning.trials > 0 and not model.tuning.database:
@@ -229,6 +265,23 @@ def _validate_model(model: ModelSettings, path: str) -> None:
         )
 
 
+# Bounds fit the C API's int64 shapes and a wasm32 memory many times over.
+MAX_DIM = 1 << 31
+
+
+def _validate_dim(name: str, dim: DimSpec, path: str) -> None:
+    if not _IDENTIFIER.match(name):
+        raise ConfigError(
+            f"{path}: the dimension name {name!r} is not an identifier (it names C and Rust constants)",
+            fix="name it with letters, digits and underscores; rename a model's own name with --input NAME=1xseq",
+        )
+    if not 1 <= dim.min <= dim.max <= MAX_DIM:
+        raise ConfigError(
+            f"{path} = {dim.min}..{dim.max} is not a range 1 <= min <= max <= {MAX_DIM}",
+            fix=f"e.g. --dim {name}=1..128 (dims = {{ {name} = {{ min = 1, max = 128 }} }})",
+        )
+
+
 def _validate_project(project: ProjectSettings, path: str) -> None:
     if project.wheel_dir is not None:
         wheel_dir = PurePosixPath(project.wheel_dir.replace("\\", "/"))
@@ -248,21 +301,40 @@ _VALIDATORS = {ModelSettings: _validate_model, ProjectSettings: _validate_projec
 
 
 def parse_input_option(text: str, option: str = "--input") -> tuple[str, InputSpec]:
-    """Parse `NAME=1x3x224x224:float32` (dtype optional), given as `option` (the CLI's
-    `--input`, CMake's `INPUTS`)."""
+    """Parse `NAME=1x3x224x224:float32` (dtype optional; a name for a size is a symbolic
+    dimension, `ids=1xseq:int64`; commas separate names that contain an x, `ids=1,max_len`),
+    given as `option` (the CLI's `--input`, CMake's `INPUTS`)."""
     name, sep, rest = text.partition("=")
     if not sep or not name:
         raise ConfigError(f"{option} {text!r} is not NAME=SHAPE[:DTYPE]", fix=f"write it like {option} x=1x1x49x40:float32")
     shape_text, _, dtype = rest.partition(":")
-    try:
-        shape = tuple(int(d) for d in shape_text.lower().split("x")) if shape_text else None
-    except ValueError:
-        raise ConfigError(
-            f"{option} {text!r}: shape {shape_text!r} is not a list of integers separated by 'x'",
-            fix=f"write it like {option} x=1x1x49x40:float32",
-        ) from None
-    spec = {"shape": list(shape) if shape else None, "dtype": dtype or None}
+    parts = shape_text.split(",") if "," in shape_text else re.split("[xX]", shape_text)
+    shape = [_dim_text(d.strip(), text, option) for d in parts] if shape_text else None
+    spec = {"shape": shape, "dtype": dtype or None}
     return name, from_dict(InputSpec, {k: v for k, v in spec.items() if v is not None}, f"{option} {name}")
+
+
+def _dim_text(text: str, option_text: str, option: str) -> int | str:
+    """One dimension of a SHAPE: a size, or the name of a symbolic dimension."""
+    if text.isdigit():
+        return int(text)
+    if _IDENTIFIER.match(text):
+        return text
+    raise ConfigError(
+        f"{option} {option_text!r}: {text!r} is neither a size nor the name of a dimension",
+        fix=f"write it like {option} x=1x1x49x40:float32, or {option} ids=1xseq:int64 with --dim seq=1..128",
+    )
+
+
+def parse_dim_option(text: str, option: str = "--dim") -> tuple[str, DimSpec]:
+    """Parse `NAME=MIN..MAX` (or `NAME=..MAX`, MIN 1), given as `option` (the CLI's `--dim`,
+    CMake's `DIMS`)."""
+    name, sep, rest = text.partition("=")
+    low, dots, high = rest.partition("..")
+    if not sep or not name or not dots or not high.strip().isdigit() or (low.strip() and not low.strip().isdigit()):
+        raise ConfigError(f"{option} {text!r} is not NAME=MIN..MAX", fix=f"write it like {option} seq=1..128")
+    table = {"max": int(high), **({"min": int(low)} if low.strip() else {})}
+    return name, from_dict(DimSpec, table, f"{option} {name}")
 
 
 def replace_model(model: ModelSettings, **changes: Any) -> ModelSettings:

@@ -20,21 +20,27 @@ class FieldType:
 
     kind: "scalar" (`python` is str/bool/int/float), "literal" (one of `choices`),
     "settings" (`python` is a settings dataclass), "list" (of `item`), "table"
-    (string keys to `item`). `optional` when None is allowed (TOML leaves the key out).
+    (string keys to `item`), "either" (one of the scalar types in `options`, e.g. a
+    dimension that is a size or a name). `optional` when None is allowed (TOML leaves
+    the key out).
     """
 
-    kind: Literal["scalar", "literal", "settings", "list", "table"]
+    kind: Literal["scalar", "literal", "settings", "list", "table", "either"]
     python: Any = None
     choices: tuple[Any, ...] = ()
     item: FieldType | None = None
     optional: bool = False
+    options: tuple[FieldType, ...] = ()
 
 
 def field_type(tp: Any) -> FieldType:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (Union, types.UnionType):
-        (inner,) = [a for a in args if a is not type(None)]
-        return dataclasses.replace(field_type(inner), optional=type(None) in args)
+        inner = [a for a in args if a is not type(None)]
+        optional = type(None) in args
+        if len(inner) == 1:
+            return dataclasses.replace(field_type(inner[0]), optional=optional)
+        return FieldType("either", options=tuple(field_type(a) for a in inner), optional=optional)
     if origin is Literal:
         return FieldType("literal", choices=args)
     if dataclasses.is_dataclass(tp):

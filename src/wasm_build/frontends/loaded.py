@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class BoundDim:
+    """A symbolic dimension of the model's inputs and the sizes it may take."""
+
+    name: str
+    min: int
+    max: int
 
 
 @dataclass
@@ -15,3 +24,4 @@ class LoadedModel:
     digest: str  # sha256 of the source bytes (or of the printed IRModule)
     onnx_model: Any = None  # for the onnxruntime reference
     torch_program: Any = None  # for the PyTorch reference (.pt2)
+    dims: list[BoundDim] = field(default_factory=list)  # bounded symbolic dimensions of the inputs

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import onnx
+import tvm
 from tvm.relax.frontend.onnx import from_onnx
 # TVM's table of converters: private, but the only way to name every missing operator at once
 # (apache-tvm is pinned; a rename fails here, loudly, instead of dropping the check).
 from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
-from ..config.settings import InputSpec
+from ..config.settings import DimSpec, InputSpec
 from ..config.sources import external_data_files, tensors_of
 from ..errors import ConfigError, WasmBuildError
 from .loaded import LoadedModel
 from .onnx_rewrites import apply_rewrites
-from .shapes import check_unknown_inputs, resolve_shape
+from .shapes import bound_dims, check_unknown_inputs, resolve_shape, with_bounds
 
 
 def _onnx_dtype(elem_type: int) -> str:
@@ -59,22 +60,29 @@ def _read(path: Path) -> tuple[Any, str]:
     return model, digest.hexdigest()
 
 
-def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
+def load_onnx(path: Path, pinned: dict[str, InputSpec], dims: Mapping[str, DimSpec] | None = None) -> LoadedModel:
     model, digest = _read(path)
     if not model.graph.node and not model.graph.output:
         raise WasmBuildError(f"'{path}' holds an empty ONNX graph", fix="check that the file is complete (re-export it)")
 
     _check_opsets_and_domains(model, path)
     _check_numeric_tensors(model, path)
-    names, shape_dict, dtype_dict = _signature(model, pinned)
+    names, shapes, dtype_dict = _signature(model, pinned)
+    bound = bound_dims(_symbols(shapes), dict(dims or {}))
     # Operators TVM lacks are rewritten into ones it has, for the pinned shapes; onnxruntime,
     # the smoke test's reference, still runs the original model.
-    imported = apply_rewrites(model, shape_dict)
+    imported = apply_rewrites(model, shapes)
     _check_supported_onnx_ops(imported, path)
     _check_static_output_shapes(imported, path)
 
+    # One variable per symbolic dimension, shared by the inputs that have it.
+    variables: dict[str, Any] = {}
+    shape_dict = {
+        name: [variables.setdefault(d, tvm.tirx.Var(d, "int64")) if isinstance(d, str) else d for d in shape]
+        for name, shape in shapes.items()
+    }
     try:
-        module = from_onnx(imported, shape_dict=shape_dict, dtype_dict=dtype_dict)
+        module = with_bounds(from_onnx(imported, shape_dict=shape_dict, dtype_dict=dtype_dict), bound)
     except Exception as exc:
         raise WasmBuildError(
             f"TVM's ONNX frontend could not import '{path}': {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
@@ -87,18 +95,19 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
         output_names=[o.name for o in model.graph.output],
         digest=digest,
         onnx_model=model,
+        dims=bound,
     )
 
 
-def _signature(model: Any, pinned: dict[str, InputSpec]) -> tuple[list[str], dict[str, list[int]], dict[str, str]]:
-    """The model's inputs (initializers excluded), with static shapes (the model's dims merged
-    with the user's pins) and dtypes."""
+def _signature(model: Any, pinned: dict[str, InputSpec]) -> tuple[list[str], dict[str, list[int | str]], dict[str, str]]:
+    """The model's inputs (initializers excluded), with their shapes (the model's dims merged
+    with the user's: sizes, and names of symbolic dimensions) and dtypes."""
     initializers = {init.name for init in model.graph.initializer}
     graph_inputs = [i for i in model.graph.input if i.name not in initializers]
     names = [i.name for i in graph_inputs]
     check_unknown_inputs(names, pinned)
 
-    shape_dict: dict[str, list[int]] = {}
+    shape_dict: dict[str, list[int | str]] = {}
     dtype_dict: dict[str, str] = {}
     for value in graph_inputs:
         tensor_type = value.type.tensor_type
@@ -113,6 +122,16 @@ def _signature(model: Any, pinned: dict[str, InputSpec]) -> tuple[list[str], dic
             )
         dtype_dict[value.name] = model_dtype or (spec.dtype if spec else None) or "float32"
     return names, shape_dict, dtype_dict
+
+
+def _symbols(shapes: dict[str, list[int | str]]) -> dict[str, tuple[str, list[int | str]]]:
+    """Each symbolic dimension, with the first input that has it (for messages)."""
+    symbols: dict[str, tuple[str, list[int | str]]] = {}
+    for name, shape in shapes.items():
+        for dim in shape:
+            if isinstance(dim, str):
+                symbols.setdefault(dim, (name, shape))
+    return symbols
 
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")

@@ -6,16 +6,19 @@ import hashlib
 import importlib
 import sys
 from pathlib import Path
+from typing import Mapping
 
 import tvm
 
-from ..config.settings import InputSpec
+from ..config.settings import DimSpec, InputSpec
 from ..errors import WasmBuildError
 from .loaded import LoadedModel
 from .shapes import pin_relax_inputs
 
 
-def load_callable(reference: str, pinned: dict[str, InputSpec], project_dir: Path) -> LoadedModel:
+def load_callable(
+    reference: str, pinned: dict[str, InputSpec], project_dir: Path, dims: Mapping[str, DimSpec] | None = None
+) -> LoadedModel:
     module_name, _, attr = reference.partition(":")
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
@@ -32,4 +35,4 @@ def load_callable(reference: str, pinned: dict[str, InputSpec], project_dir: Pat
     if not isinstance(module, tvm.IRModule):
         raise WasmBuildError(f"'{reference}' returned {type(module).__name__}, not a tvm.IRModule with a Relax 'main'")
     digest = hashlib.sha256(module.script(show_meta=True).encode()).hexdigest()
-    return pin_relax_inputs("relax", module, pinned, digest)
+    return pin_relax_inputs("relax", module, pinned, digest, dims)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Mapping
 
-from ..config.settings import InputSpec
+from ..config.settings import DimSpec, InputSpec
 from ..errors import WasmBuildError
 from .loaded import LoadedModel
 from .shapes import pin_relax_inputs
 
 
-def load_pt2(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
+def load_pt2(path: Path, pinned: dict[str, InputSpec], dims: Mapping[str, DimSpec] | None = None) -> LoadedModel:
     try:
         import torch
     except ImportError:
@@ -29,6 +30,6 @@ def load_pt2(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
             fix="save the program with torch.export.save(torch.export.export(model, example_inputs), 'model.pt2')",
         ) from None
     module = from_exported_program(program)
-    loaded = pin_relax_inputs("pt2", module, pinned, hashlib.sha256(path.read_bytes()).hexdigest())
+    loaded = pin_relax_inputs("pt2", module, pinned, hashlib.sha256(path.read_bytes()).hexdigest(), dims)
     loaded.torch_program = program
     return loaded

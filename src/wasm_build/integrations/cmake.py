@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from ..artifact.files import write_text_atomic
 from ..config.project import load_project, parse_override, set_key
-from ..config.settings import InputSpec, ModelSettings, from_dict, parse_input_option, to_dict
+from ..config.settings import DimSpec, InputSpec, ModelSettings, from_dict, parse_dim_option, parse_input_option, to_dict
 from ..config.settings_file import SettingsFile, dumps
 from ..config.sources import ModelSource
 from ..config.suggest import closest, did_you_mean
@@ -113,6 +113,8 @@ def _model_keywords(cls: type = ModelSettings, prefix: tuple[str, ...] = ()) -> 
             metavar = "|".join(map(str, ft.choices))
         elif ft.kind == "table" and ft.item is not None and ft.item.python is InputSpec:
             metavar = "NAME=SHAPE[:DTYPE]"
+        elif ft.kind == "table" and ft.item is not None and ft.item.python is DimSpec:
+            metavar = "NAME=MIN..MAX"
         elif ft.kind == "table":
             metavar = "KEY=VALUE"
         else:
@@ -371,6 +373,9 @@ def _keyword_value(keyword: Keyword, values: list[str], name: str, where: str, t
             if ft.item.kind == "settings" and ft.item.python is InputSpec:
                 input_name, spec = parse_input_option(text, keyword.name)
                 current[input_name] = to_dict(spec)
+            elif ft.item.kind == "settings" and ft.item.python is DimSpec:
+                dim_name, dim = parse_dim_option(text, keyword.name)
+                current[dim_name] = to_dict(dim)
             else:
                 entry, sep, value = text.partition("=")
                 if not sep:

@@ -50,6 +50,7 @@ __all__ = [
     "random_inputs",
     "reference_outputs",
     "save",
+    "sequence_encoder",
     "transformer_block",
     "two_in_two_out",
     "unsupported_op_model",
@@ -323,14 +324,15 @@ def layer_norm(g: GraphBuilder, x: str, d: int) -> str:
     return g.op("LayerNormalization", [x, gamma, beta], axis=-1, epsilon=1e-5)
 
 
-def self_attention(g: GraphBuilder, x: str, seq: int, d: int, heads: int) -> str:
+def self_attention(g: GraphBuilder, x: str, seq: int | str, d: int, heads: int) -> str:
     """Multi-head scaled dot-product self-attention on ``x`` [1, seq, d].
 
     Q/K/V MatMul projections, Reshape/Transpose into [1, heads, seq, d/heads],
     ``Softmax(Q K^T / sqrt(d/heads)) V`` with MatMul, merge heads, output
-    projection.
+    projection. A symbolic ``seq`` (a dim_param) reshapes with -1.
     """
     head_dim = d // heads
+    seq = -1 if isinstance(seq, str) else seq
     split = g.int64s([1, seq, heads, head_dim])
     q, k, v = (g.op("Reshape", [linear(g, x, d, d), split]) for _ in range(3))
     q = g.op("Transpose", [q], perm=[0, 2, 1, 3])  # [1, h, s, dh]
@@ -343,7 +345,7 @@ def self_attention(g: GraphBuilder, x: str, seq: int, d: int, heads: int) -> str
     return linear(g, merged, d, d)
 
 
-def transformer_layer(g: GraphBuilder, x: str, seq: int, d: int, heads: int, ffn: int) -> str:
+def transformer_layer(g: GraphBuilder, x: str, seq: int | str, d: int, heads: int, ffn: int) -> str:
     """Pre-norm encoder layer: x + Attn(LN(x)), then y + MLP(LN(y)) with GELU."""
     y = g.op("Add", [x, self_attention(g, layer_norm(g, x, d), seq, d, heads)])
     hidden = gelu(g, linear(g, layer_norm(g, y, d), d, ffn))
@@ -423,6 +425,21 @@ def transformer_block(seed: int = 0, seq: int = 16, d: int = 32, heads: int = 2)
     g = GraphBuilder("transformer_block", seed)
     x = g.input("tokens", [1, seq, d])
     g.output(transformer_layer(g, x, seq, d, heads, 4 * d), "hidden", [1, seq, d])
+    return g.build()
+
+
+def sequence_encoder(seed: int = 0, d: int = 32, heads: int = 2, layers: int = 1) -> onnx.ModelProto:
+    """:func:`transformer_block` over any number of tokens: "tokens" [1, "seq", d] -> "hidden"
+    [1, "seq", d], ``seq`` a ``dim_param`` (Reshapes into heads use -1).
+
+    Exercises symbolic dimensions: row-wise kernels (projections, layer norms, GELU) and
+    the attention products over ``seq x seq``.
+    """
+    g = GraphBuilder("sequence_encoder", seed)
+    x = g.input("tokens", [1, "seq", d])
+    for _ in range(layers):
+        x = transformer_layer(g, x, "seq", d, heads, 4 * d)
+    g.output(x, "hidden", [1, "seq", d])
     return g.build()
 
 

@@ -11,6 +11,8 @@ all of them) around the calls and is linked into a WASI reactor.
   every kernel call of a model's run; linked with the model's ``libNAME.a`` (`link_with_model`).
 - `RUN_TIMER` (``bench/``): ``wbbench_loop`` calls ``NAME_run`` n times and times each run;
   linked with the model's ``libNAME.a`` (`link_with_model`).
+- `RUN_DIMS_TIMER` (``bench/dims.py``): ``wbbench_loop_dims``, the same loop over
+  ``NAME_run_dims`` for a model with symbolic dimensions.
 - `PEAK` (`wasm.peak`): the machine's SIMD128 multiply-add rate and in-cache bandwidth, alone.
 """
 
@@ -48,6 +50,7 @@ class Driver:
 KERNEL_TIMER = Driver("kernel_timer.c.j2", ("wbt_time", "wbt_error", "malloc", "free"))
 PROFILE = Driver("profile.c.j2", ("wb_profile_begin_run", "wb_profile_count", "wb_profile_name", "wb_profile_ms"))
 RUN_TIMER = Driver("run_timer.c.j2", ("wbbench_loop",))
+RUN_DIMS_TIMER = Driver("run_dims_timer.c.j2", ("wbbench_loop_dims",))
 PEAK = Driver("peak.c.j2", ("wb_peak_macs", "wb_peak_copy"))
 
 
@@ -80,6 +83,6 @@ def link_with_model(
     name = manifest["name"]
     with tempfile.TemporaryDirectory(prefix="wasm-build-driver-") as tmp:
         driver_object = driver.compile(toolchain, Path(tmp) / f"{name}_driver.o", flags, name=name)
-        exports = [*api_exports(name, manifest["weights"]["mode"]), *driver.exports]
+        exports = [*api_exports(name, manifest["weights"]["mode"], bool(manifest.get("dims"))), *driver.exports]
         toolchain.link_reactor([driver_object, directory / f"lib{name}.a"], output, exports)
     return output

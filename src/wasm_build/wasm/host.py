@@ -12,6 +12,13 @@ The host protocol, which any wasmtime host (Rust, Go, ...) can follow:
    {name: u32 ptr, dtype: u32 ptr, ndim: i32, shape: u32 ptr to i64[ndim], nbytes: u32};
 4. `malloc` buffers, write inputs, pass arrays of pointers and sizes (u32 each)
    to `NAME_run`; a non-zero status means `NAME_last_error()` holds a C string.
+
+A model with symbolic dimensions also exports `NAME_run_dims`, `NAME_num_dims`,
+`NAME_dim_info` (a 24-byte struct {name: u32 ptr, pad, min: i64, max: i64}) and
+`NAME_input_dim`; its tensor infos give -1 for a symbolic dimension and the byte size
+at the upper bounds. `NAME_run_dims(inputs, input_shapes, input_sizes, outputs,
+output_shapes, output_capacities)` takes every input's dimensions as one i64 array and
+fills another with every output's.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from . import engine
 
 _RUN_EXPORT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)_run$")
 _INFO_STRUCT = struct.Struct("<IIiII")  # name, dtype, ndim, shape, nbytes on wasm32
+_DIM_STRUCT = struct.Struct("<I4xqq")  # name, min, max on wasm32
 
 
 class WasmModelError(RuntimeError):
@@ -43,10 +51,22 @@ class WasmModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """An input or output. With symbolic dimensions, `shape` names them in inputs ("seq") and
+    has None in outputs (known after a run); `nbytes` is then the size at the upper bounds."""
+
     name: str
     dtype: str
-    shape: tuple[int, ...]
+    shape: tuple[int | str | None, ...]
     nbytes: int
+
+
+@dataclass(frozen=True)
+class DimInfo:
+    """A symbolic dimension and its bounds."""
+
+    name: str
+    min: int
+    max: int
 
 
 class WasmModel:
@@ -62,6 +82,8 @@ class WasmModel:
         self._run_buffers: _RunBuffers | None = None
         self._view_key: tuple[int, int] | None = None
         self._init(weights)
+        self.dynamic = f"{self.name}_run_dims" in self._exports
+        self.dims = [self._dim_info(i) for i in range(self._call("num_dims"))] if self.dynamic else []
         self.inputs = [self._info("input", i) for i in range(self._call("num_inputs"))]
         self.outputs = [self._info("output", i) for i in range(self._call("num_outputs"))]
 
@@ -127,8 +149,28 @@ class WasmModel:
             name, dtype, ndim, shape, nbytes = _INFO_STRUCT.unpack(self._read(address, _INFO_STRUCT.size))
         finally:
             self._free(address)
-        dims = struct.unpack(f"<{ndim}q", self._read(shape, 8 * ndim)) if ndim else ()
+        dims: list[int | str | None] = list(struct.unpack(f"<{ndim}q", self._read(shape, 8 * ndim)) if ndim else ())
+        for axis, dim in enumerate(dims):
+            if dim == -1:  # symbolic: named in inputs, known after a run in outputs
+                dims[axis] = self.dims[self._input_dim(index, axis)].name if group == "input" else None
         return TensorInfo(self._c_string(name), self._c_string(dtype), tuple(dims), nbytes)
+
+    def _dim_info(self, index: int) -> DimInfo:
+        address = self._malloc(_DIM_STRUCT.size)
+        try:
+            self._checked("dim_info", index, address)
+            name, low, high = _DIM_STRUCT.unpack(self._read(address, _DIM_STRUCT.size))
+        finally:
+            self._free(address)
+        return DimInfo(self._c_string(name), low, high)
+
+    def _input_dim(self, index: int, axis: int) -> int:
+        address = self._malloc(4)
+        try:
+            self._checked("input_dim", index, axis, address)
+            return struct.unpack("<i", self._read(address, 4))[0]
+        finally:
+            self._free(address)
 
     # -- running -----------------------------------------------------------------
 
@@ -143,11 +185,16 @@ class WasmModel:
         return self._view
 
     def _buffers(self) -> _RunBuffers:
-        """Input and output buffers and the pointer/size arrays of `NAME_run`, allocated once,
-        with the call of `NAME_run` on them bound once."""
+        """Input and output buffers (for the largest shapes) and the pointer/size arrays of
+        `NAME_run` (`NAME_run_dims`, with shape arrays), allocated once, with the call on
+        them bound once."""
         if self._run_buffers is None:
-            self._run_buffers = _RunBuffers.allocate(self, [t.nbytes for t in self.inputs], [t.nbytes for t in self.outputs])
-            self._run_call = engine.BoundCall(self._instance, f"{self.name}_run", *self._run_buffers.arrays)
+            shapes = (sum(len(t.shape) for t in self.inputs), sum(len(t.shape) for t in self.outputs)) if self.dynamic else None
+            self._run_buffers = _RunBuffers.allocate(
+                self, [t.nbytes for t in self.inputs], [t.nbytes for t in self.outputs], shapes
+            )
+            function = "run_dims" if self.dynamic else "run"
+            self._run_call = engine.BoundCall(self._instance, f"{self.name}_{function}", *self._run_buffers.arguments)
         return self._run_buffers
 
     def run_bytes(self, inputs: Sequence[bytes], output_sizes: Sequence[int] | None = None) -> list[bytes]:
@@ -186,7 +233,11 @@ class WasmModel:
         buffers = self._buffers()
         memory = self._memory_view()
         for address, info, array in zip(buffers.inputs, self.inputs, arrays):
-            memory[address : address + info.nbytes] = array.reshape(-1).view(np.uint8)
+            # Larger than the bounds allow: not copied; the module refuses its shape (ERROR_SHAPE).
+            if array.nbytes <= info.nbytes:
+                memory[address : address + array.nbytes] = array.reshape(-1).view(np.uint8)
+        if self.dynamic:
+            return self._run_dims(buffers, arrays)
         status = self._run_call()
         if status != 0:
             raise WasmModelError(f"{self.name}_run", status, self.last_error())
@@ -196,17 +247,43 @@ class WasmModel:
             for address, info in zip(buffers.outputs, self.outputs)
         ]
 
+    def _run_dims(self, buffers: _RunBuffers, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """`NAME_run_dims` on inputs already in the buffers: their shapes and sizes go in the
+        arrays the bound call points at, the outputs' shapes come back the same way."""
+        assert buffers.shapes is not None
+        input_shapes, output_shapes = buffers.shapes
+        memory = self._memory_view()
+        shapes = np.array([d for array in arrays for d in array.shape], dtype="<i8")
+        memory[input_shapes : input_shapes + shapes.nbytes] = shapes.view(np.uint8)
+        sizes = np.array([array.nbytes for array in arrays], dtype="<u4")
+        memory[buffers.arrays[1] : buffers.arrays[1] + sizes.nbytes] = sizes.view(np.uint8)
+        status = self._run_call()
+        if status != 0:
+            raise WasmModelError(f"{self.name}_run_dims", status, self.last_error())
+        memory = self._memory_view()
+        count = sum(len(info.shape) for info in self.outputs)
+        flat = memory[output_shapes : output_shapes + 8 * count].view("<i8").tolist()
+        results = []
+        for address, info in zip(buffers.outputs, self.outputs):
+            shape, flat = tuple(flat[: len(info.shape)]), flat[len(info.shape) :]
+            nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(info.dtype).itemsize
+            results.append(memory[address : address + nbytes].view(info.dtype).reshape(shape).copy())
+        return results
+
 
 @dataclass
 class _RunBuffers:
-    """Buffers in the module's memory for one `NAME_run` call."""
+    """Buffers in the module's memory for one `NAME_run` (or `NAME_run_dims`) call."""
 
     inputs: list[int]
     outputs: list[int]
     arrays: tuple[int, int, int, int]  # input pointers, input sizes, output pointers, output sizes
+    shapes: tuple[int, int] | None = None  # input shapes, output shapes (i64 arrays), for NAME_run_dims
 
     @classmethod
-    def allocate(cls, model: WasmModel, input_sizes: list[int], output_sizes: list[int]) -> _RunBuffers:
+    def allocate(
+        cls, model: WasmModel, input_sizes: list[int], output_sizes: list[int], shape_lengths: tuple[int, int] | None = None
+    ) -> _RunBuffers:
         inputs = [model._malloc(size) for size in input_sizes]
         outputs = [model._malloc(size) for size in output_sizes]
         arrays = []
@@ -214,18 +291,33 @@ class _RunBuffers:
             address = model._malloc(4 * max(1, len(values)))
             model._write(address, struct.pack(f"<{len(values)}I", *values))
             arrays.append(address)
-        return cls(inputs, outputs, tuple(arrays))  # type: ignore[arg-type]
+        shapes = None
+        if shape_lengths is not None:
+            shapes = (model._malloc(8 * max(1, shape_lengths[0])), model._malloc(8 * max(1, shape_lengths[1])))
+        return cls(inputs, outputs, tuple(arrays), shapes)  # type: ignore[arg-type]
+
+    @property
+    def arguments(self) -> tuple[int, ...]:
+        """The arguments of `NAME_run`, or of `NAME_run_dims` when there are shape arrays."""
+        if self.shapes is None:
+            return self.arrays
+        inputs, sizes, outputs, capacities = self.arrays
+        return (inputs, self.shapes[0], sizes, outputs, self.shapes[1], capacities)
 
     def free(self, model: WasmModel) -> None:
-        for address in (*self.inputs, *self.outputs, *self.arrays):
+        for address in (*self.inputs, *self.outputs, *self.arrays, *(self.shapes or ())):
             model._free(address)
 
 
 def _as_input(model: str, info: TensorInfo, value: Any) -> np.ndarray:
     """`value` as a C-contiguous array of the input's shape and dtype, converted only when
-    no value changes."""
+    no value changes. Symbolic dimensions take any size here: the module checks their
+    bounds, and that inputs agree on them."""
     array = np.asarray(value)
-    if tuple(array.shape) != info.shape:
+    fits = array.ndim == len(info.shape) and all(
+        not isinstance(want, int) or want == got for want, got in zip(info.shape, array.shape)
+    )
+    if not fits:
         raise ValueError(f"{model}: input '{info.name}' must have shape {info.shape}, got {array.shape}")
     dtype = np.dtype(info.dtype)
     if array.dtype != dtype:

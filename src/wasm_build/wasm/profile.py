@@ -101,10 +101,13 @@ def _roof_columns(kernel: KernelTime, peak: Peak) -> str:
     return f"  {rate:>11}  {100 * bound / kernel.ms:4.0f}%"
 
 
-def profile_artifact(directory: str | Path, runs: int = 20, seed: int = 0, peak: Peak | None = None) -> Profile:
+def profile_artifact(
+    directory: str | Path, runs: int = 20, seed: int = 0, peak: Peak | None = None, sizes: dict[str, int] | None = None
+) -> Profile:
     """Time every kernel of the model built into `directory` (``OUT/NAME/``) over `runs`
     runs on random inputs; the fastest time of each call counts. The roofline's peak is
-    measured now unless given (none for a build that recorded no kernel work)."""
+    measured now unless given (none for a build that recorded no kernel work). A model with
+    symbolic dimensions runs with them at `sizes` (name -> size; others at their upper bounds)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     name = manifest["name"]
@@ -115,7 +118,7 @@ def profile_artifact(directory: str | Path, runs: int = 20, seed: int = 0, peak:
         reactor = link_with_model(toolchain, PROFILE, directory, manifest, Path(tmp) / f"{name}_profile.wasm")
         weights = directory / f"{name}.weights" if manifest["weights"]["mode"] == "file" else None
         model = _ProfiledModel(reactor, weights=weights, name=name)
-        positions = model.time_calls(runs, np.random.default_rng(seed))
+        positions = model.time_calls(runs, np.random.default_rng(seed), sizes or {})
     work = manifest.get("kernel_work", {})
     if work and peak is None:
         peak = measure_peak(toolchain)
@@ -143,13 +146,25 @@ def _tuning_name(kernel: str, model: str) -> str:
 
 
 class _ProfiledModel(WasmModel):
-    def time_calls(self, runs: int, rng: np.random.Generator) -> list[tuple[str, float]]:
+    def time_calls(self, runs: int, rng: np.random.Generator, sizes: dict[str, int]) -> list[tuple[str, float]]:
         """(kernel, fastest ms) for each kernel call of a run, in call order."""
-        inputs = [random_array(info.shape, info.dtype, rng).tobytes() for info in self.inputs]
+        unknown = set(sizes) - {d.name for d in self.dims}
+        if unknown:
+            raise WasmBuildError(
+                f"{self.name} has no symbolic dimension {', '.join(sorted(unknown))}",
+                fix=f"its symbolic dimensions are: {', '.join(d.name for d in self.dims) or 'none'}",
+            )
+        sizes = {d.name: sizes.get(d.name, d.max) for d in self.dims}
+        shapes = [tuple(d if isinstance(d, int) else sizes[d] for d in info.shape) for info in self.inputs]
+        arrays = [random_array(shape, info.dtype, rng) for info, shape in zip(self.inputs, shapes)]
+        inputs = [array.tobytes() for array in arrays]
         exports = self._exports
         for _ in range(runs):
             exports["wb_profile_begin_run"](self._store)
-            self.run_bytes(inputs)
+            if self.dynamic:
+                self.run(arrays)
+            else:
+                self.run_bytes(inputs)
         count = exports["wb_profile_count"](self._store)
         return [
             (self._c_string(exports["wb_profile_name"](self._store, i)), exports["wb_profile_ms"](self._store, i))

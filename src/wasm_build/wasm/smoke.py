@@ -2,7 +2,8 @@
 
 References: the same Relax module compiled for the host CPU by TVM's own
 pipeline and run by its VM, and, for ONNX models, onnxruntime. Inputs are
-seeded random values, so a failure is reproducible.
+seeded random values, so a failure is reproducible. A model with symbolic
+dimensions runs at their lower bounds, at their upper bounds and in between.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from ..compiler.reference import native_reference
+from ..compiler.reference import NativeReference
 from ..errors import SmokeTestError
 from .host import WasmModel
 from .inputs import random_array
@@ -114,28 +115,45 @@ def format_failures(comparisons: list[Comparison], rtol: float, atol: float) -> 
     return "\n".join(lines)
 
 
+def dim_sizes(dims: list[Any]) -> list[dict[str, int]]:
+    """The sizes a smoke test runs symbolic dimensions at: all at their lower bounds, in
+    between, at their upper bounds ([{}] for a model without any)."""
+    if not dims:
+        return [{}]
+    picks = [{d.name: d.min for d in dims}, {d.name: (d.min + d.max + 1) // 2 for d in dims}, {d.name: d.max for d in dims}]
+    return [p for i, p in enumerate(picks) if p not in picks[:i]]
+
+
+def concrete_shape(shape: tuple[Any, ...], sizes: dict[str, int]) -> tuple[int, ...]:
+    """An input shape with its symbolic dimensions at `sizes`."""
+    return tuple(d if isinstance(d, int) else sizes[d] for d in shape)
+
+
 def smoke_test(
     wasm_path: Path, module: Any, onnx_model: Any, rtol: float, atol: float, log=print, torch_program: Any = None
 ) -> list[Comparison]:
     """Run the reactor and the references on the same inputs; raise on mismatch."""
     model = WasmModel(wasm_path)
-    inputs = random_inputs([(i.name, i.shape, i.dtype) for i in model.inputs])
-    got = model.run(inputs)
+    native = NativeReference(module)
     names = [o.name for o in model.outputs]
-
-    comparisons = compare("tvm-native", names, native_reference(module, inputs), got, rtol, atol)
-    if onnx_model is not None:
-        input_names = [i.name for i in model.inputs]
-        reference = _onnxruntime_reference(onnx_model, input_names, inputs)
-        if reference is not None:
-            comparisons += compare("onnxruntime", names, reference, got, rtol, atol)
-            # The same inputs with NaN and infinities: onnxruntime's NaN semantics must hold.
-            special = with_special_values(inputs)
-            comparisons += compare_non_finite(
-                "onnxruntime", names, _onnxruntime_reference(onnx_model, input_names, special), model.run(special)
-            )
-    if torch_program is not None:
-        comparisons += compare("torch", names, _torch_reference(torch_program, inputs), got, rtol, atol)
+    comparisons: list[Comparison] = []
+    for sizes in dim_sizes(model.dims):
+        at = f" @ {', '.join(f'{k}={v}' for k, v in sizes.items())}" if sizes else ""
+        inputs = random_inputs([(i.name, concrete_shape(i.shape, sizes), i.dtype) for i in model.inputs])
+        got = model.run(inputs)
+        comparisons += compare(f"tvm-native{at}", names, native(inputs), got, rtol, atol)
+        if onnx_model is not None:
+            input_names = [i.name for i in model.inputs]
+            reference = _onnxruntime_reference(onnx_model, input_names, inputs)
+            if reference is not None:
+                comparisons += compare(f"onnxruntime{at}", names, reference, got, rtol, atol)
+                # The same inputs with NaN and infinities: onnxruntime's NaN semantics must hold.
+                special = with_special_values(inputs)
+                comparisons += compare_non_finite(
+                    f"onnxruntime{at}", names, _onnxruntime_reference(onnx_model, input_names, special), model.run(special)
+                )
+        if torch_program is not None:
+            comparisons += compare(f"torch{at}", names, _torch_reference(torch_program, inputs), got, rtol, atol)
     for c in comparisons:
         log(f"  {c.reference:<12} {c.output}: max |error| {c.max_abs_error:.3g} {'ok' if c.ok else 'MISMATCH'}")
     if not all(c.ok for c in comparisons):

@@ -47,6 +47,8 @@ def _row_reduce(x: te.Tensor, axis: int, reduce_name: str) -> te.Tensor:
     a scalar loop: float reductions are never reordered, so LLVM does not vectorize them
     either (ViT-Tiny's softmax: 9 cycles a value)."""
     topi_reduce, reducer = _REDUCTIONS[reduce_name]
+    if not isinstance(x.shape[axis], tvm.tirx.IntImm):  # a symbolic row (seq): in one piece
+        return topi_reduce(x, axis=axis, keepdims=True)
     length = int(x.shape[axis])
     whole = length - length % (_LANES_APART if length >= 2 * _LANES_APART else _LANES)
     if length % _LANES == 0 or whole < 2 * _LANES:

@@ -93,9 +93,9 @@ def _dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
     return dim.dim_param or None
 
 
-def pin_inputs(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
-    """A copy of `model` whose graph inputs have the given static shapes (what the user pinned
-    and the model declared), so shape inference sees them."""
+def pin_inputs(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int | str]]) -> onnx.ModelProto:
+    """A copy of `model` whose graph inputs have the given shapes (what the user pinned and the
+    model declared; a name is a bounded symbolic dimension), so shape inference sees them."""
     pinned = onnx.ModelProto()
     pinned.CopyFrom(model)
     for value in pinned.graph.input:
@@ -103,7 +103,10 @@ def pin_inputs(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> o
             shape = value.type.tensor_type.shape
             shape.ClearField("dim")
             for size in shapes[value.name]:
-                shape.dim.add().dim_value = int(size)
+                if isinstance(size, str):
+                    shape.dim.add().dim_param = size
+                else:
+                    shape.dim.add().dim_value = int(size)
     return pinned
 
 
