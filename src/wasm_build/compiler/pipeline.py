@@ -4,7 +4,8 @@ The pipeline is TVM's CPU pipeline (``relax/backend/cpu_generic/pipeline.py``) w
 three changes:
 
 1. `optimize_passes`: static shapes restored where the frontend lost them (`compiler.passes.
-   static_slices`), then inference-only decompositions (batch norm) and constant folding;
+   static_slices`), quantized operators as integer kernels (`compiler.passes.quantized_passes`),
+   then inference-only decompositions (batch norm) and constant folding;
 2. `legalize_passes`: wasm-build's graph passes (`compiler.passes`) before TVM's
    legalization, so layouts and algorithms are chosen before kernels exist (and, for
    bounded symbolic dimensions, `row_chunks` after it);
@@ -30,7 +31,7 @@ import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-from .passes import graph_passes, static_slices_pass
+from .passes import graph_passes, quantized_passes, static_slices_pass
 from .row_chunks import row_chunk_pass
 from .schedules import default_schedule_pass
 from .symbolic_loops import symbolic_loop_pass
@@ -45,9 +46,15 @@ class LoweredModel:
 
 
 def optimize_passes() -> list[tvm.transform.Pass]:
-    """Static slices (FoldConstant stops at the first tensor of unknown shape), inference-only
-    decompositions (batch norm) and constant folding."""
-    return [static_slices_pass(), relax.transform.DecomposeOpsForInference(), relax.transform.FoldConstant()]
+    """Static slices (FoldConstant stops at the first tensor of unknown shape), quantized
+    operators as integer kernels (before constant folding turns int8 weights into float32
+    ones), inference-only decompositions (batch norm) and constant folding."""
+    return [
+        static_slices_pass(),
+        quantized_passes(),
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.FoldConstant(),
+    ]
 
 
 def legalize_passes(target: tvm.target.Target, options: TargetOptions) -> list[tvm.transform.Pass]:

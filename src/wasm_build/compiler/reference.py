@@ -1,8 +1,9 @@
 """The smoke test's native reference: the same Relax module through TVM's own pipeline and VM.
 
-Only `static_slices` runs first: TVM's own pipeline cannot lower slices whose shape it left
-unknown (its VM codegen stops at the `R.concat` after them), and the pass changes no
-arithmetic; onnxruntime and torch, the other references, check it."""
+Only `static_slices` (and, for quantized models, the integer rewrite) runs first: TVM's own
+pipeline cannot lower slices whose shape it left unknown (its VM codegen stops at the
+`R.concat` after them), and the pass changes no arithmetic; onnxruntime and torch, the other
+references, check it."""
 
 from __future__ import annotations
 
@@ -12,15 +13,21 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .passes import static_slices_pass
+from .passes import quantized_passes, static_slices_pass
 
 
 class NativeReference:
     """The model compiled once by TVM's own pipeline for the host CPU, run by its VM: the
-    smoke-test reference (for every size of a model with symbolic dimensions)."""
+    smoke-test reference (for every size of a model with symbolic dimensions).
+
+    A quantized model gets wasm-build's integer rewrite first (a no-op for float models): TVM
+    alone would run its QDQ graph in float32, rounding each layer's output on its own, which
+    drifts a step per few layers from onnxruntime's integer kernels (onnxruntime is the
+    reference for the rewrite; this one checks the wasm kernels, which must agree exactly)."""
 
     def __init__(self, module: Any) -> None:
-        executable = tvm.compile(static_slices_pass()(module), tvm.target.Target({"kind": "llvm"}))
+        module = quantized_passes()(static_slices_pass()(module))
+        executable = tvm.compile(module, tvm.target.Target({"kind": "llvm"}))
         self._vm = relax.VirtualMachine(executable, tvm.cpu())
 
     def __call__(self, inputs: list[Any]) -> list[Any]:

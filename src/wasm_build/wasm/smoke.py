@@ -19,6 +19,7 @@ from ..compiler.reference import NativeReference
 from ..errors import SmokeTestError
 from .host import WasmModel
 from .inputs import random_array
+from .steps import MAX_STEPS, output_steps
 
 SEED = 20240613
 
@@ -72,10 +73,33 @@ class Comparison:
     max_abs_error: float
     worst: list[tuple[tuple[int, ...], float, float]]  # index, expected, got
     ok: bool
+    step: float | None = None  # a quantized output's step: compared in steps, not tolerances
+
+    @property
+    def steps(self) -> float | None:
+        """The largest difference in quantization steps (quantized outputs only)."""
+        return None if self.step is None else self.max_abs_error / self.step
+
+    def describe(self) -> str:
+        error = f"max |error| {self.max_abs_error:.3g}"
+        if self.steps is not None and np.isfinite(self.steps):
+            error += f" ({self.steps:.3g} quantization steps)"
+        return f"{self.reference:<12} {self.output}: {error} {'ok' if self.ok else 'MISMATCH'}"
 
 
-def compare(reference: str, names: list[str], expected: list[np.ndarray], got: list[np.ndarray], rtol: float, atol: float) -> list[Comparison]:
+def compare(
+    reference: str,
+    names: list[str],
+    expected: list[np.ndarray],
+    got: list[np.ndarray],
+    rtol: float,
+    atol: float,
+    steps: dict[str, float] | None = None,
+) -> list[Comparison]:
+    """Outputs compared within `rtol`/`atol`, or, for quantized outputs (`steps` gives their
+    step), within `MAX_STEPS` quantization steps."""
     results = []
+    steps = steps or {}
     for name, want, have in zip(names, expected, got):
         want = np.asarray(want)
         have = np.asarray(have)
@@ -87,7 +111,10 @@ def compare(reference: str, names: list[str], expected: list[np.ndarray], got: l
             finite = np.isfinite(want64) & np.isfinite(have64)
             with np.errstate(invalid="ignore"):
                 error = np.where(finite, np.abs(have64 - want64), 0.0)
-            bad = finite & (error > atol + rtol * np.abs(np.where(finite, want64, 0.0)))
+            if name in steps:  # a rounding apart, and a float32 rounding of the dequantized value
+                bad = finite & (error > steps[name] * (MAX_STEPS + 1e-3))
+            else:
+                bad = finite & (error > atol + rtol * np.abs(np.where(finite, want64, 0.0)))
             # Non-finite values compare exactly: NaN with NaN, an infinity with the same infinity.
             exact = np.isnan(want64) & np.isnan(have64) | (want64 == have64)
             bad |= ~finite & ~exact
@@ -98,12 +125,14 @@ def compare(reference: str, names: list[str], expected: list[np.ndarray], got: l
         error = np.nan_to_num(error, nan=np.inf)
         order = np.argsort(error, axis=None)[::-1][:5]
         worst = [(tuple(int(i) for i in np.unravel_index(k, want.shape)), float(want.flat[k]), float(have.flat[k])) for k in order]
-        results.append(Comparison(reference, name, float(error.max()) if error.size else 0.0, worst, not bool(bad.any())))
+        results.append(Comparison(reference, name, float(error.max()) if error.size else 0.0, worst, not bool(bad.any()),
+                                  steps.get(name)))
     return results
 
 
 def format_failures(comparisons: list[Comparison], rtol: float, atol: float) -> str:
-    lines = [f"wasm output differs from the reference beyond rtol={rtol:g}, atol={atol:g}:",
+    quantized = " (quantized outputs: beyond one quantization step)" if any(c.step and not c.ok for c in comparisons) else ""
+    lines = [f"wasm output differs from the reference beyond rtol={rtol:g}, atol={atol:g}{quantized}:",
              f"  {'reference':<12} {'output':<16} {'index':<18} {'expected':>14} {'wasm':>14}"]
     for c in comparisons:
         if c.ok:
@@ -136,17 +165,18 @@ def smoke_test(
     model = WasmModel(wasm_path)
     native = NativeReference(module)
     names = [o.name for o in model.outputs]
+    steps = output_steps(onnx_model)
     comparisons: list[Comparison] = []
     for sizes in dim_sizes(model.dims):
         at = f" @ {', '.join(f'{k}={v}' for k, v in sizes.items())}" if sizes else ""
         inputs = random_inputs([(i.name, concrete_shape(i.shape, sizes), i.dtype) for i in model.inputs])
         got = model.run(inputs)
-        comparisons += compare(f"tvm-native{at}", names, native(inputs), got, rtol, atol)
+        comparisons += compare(f"tvm-native{at}", names, native(inputs), got, rtol, atol, steps)
         if onnx_model is not None:
             input_names = [i.name for i in model.inputs]
             reference = _onnxruntime_reference(onnx_model, input_names, inputs)
             if reference is not None:
-                comparisons += compare(f"onnxruntime{at}", names, reference, got, rtol, atol)
+                comparisons += compare(f"onnxruntime{at}", names, reference, got, rtol, atol, steps)
                 # The same inputs with NaN and infinities: onnxruntime's NaN semantics must hold.
                 special = with_special_values(inputs)
                 comparisons += compare_non_finite(
@@ -155,7 +185,7 @@ def smoke_test(
         if torch_program is not None:
             comparisons += compare(f"torch{at}", names, _torch_reference(torch_program, inputs), got, rtol, atol)
     for c in comparisons:
-        log(f"  {c.reference:<12} {c.output}: max |error| {c.max_abs_error:.3g} {'ok' if c.ok else 'MISMATCH'}")
+        log(f"  {c.describe()}")
     if not all(c.ok for c in comparisons):
         raise SmokeTestError(
             format_failures(comparisons, rtol, atol),

@@ -14,7 +14,18 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
 slices with bounds known at build time (ShuffleNet's channel split) static shapes, which
 FoldConstant and legalization need; `shape_arith` evaluates those bounds.
 
-`conv_rewrite` holds what the three conv rewrites share; `analysis` small module queries.
+Quantized models first go through `quantized_passes` (before the first ``FoldConstant``, which
+would fold dequantized weights into float32 constants):
+
+* `requant_identities`: ``quantize(op(dequantize(x)))`` with equal parameters -> ``op(x)`` for
+  reshapes, transposes, max pooling and concatenations;
+* `integer_contractions`: QDQ convs, matmuls and Gemms, and ``MatMulInteger``, as int8 x int8
+  -> int32 products with a requantize epilogue;
+* `qdq_arithmetic`: the remaining quantize/dequantize calls as elementwise arithmetic that
+  follows the convs' layout.
+
+`conv_rewrite` holds what the three conv rewrites share, `qdq` what the quantization passes
+share; `analysis` small module queries.
 """
 
 from __future__ import annotations
@@ -22,10 +33,14 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from .analysis import calls_op
 from .fold_conv_affine import fold_conv_affine_pass
+from .integer_contractions import integer_contractions_pass
 from .nhwc_conv import nhwc_conv_pass
 from .patch_rows import patch_rows_pass
 from .pixel_rows import pixel_rows_pass
+from .qdq_arithmetic import qdq_arithmetic_pass
+from .requant_identities import requant_identities_pass
 from .scalar_clamp import scalar_clamp_pass
 from .static_slices import static_slices_pass
 from .vector_math import vector_math_pass
@@ -54,4 +69,40 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
     ]
 
 
-__all__ = ["graph_passes", "static_slices_pass"]
+def quantized_passes() -> tvm.transform.Pass:
+    """The quantization passes, as one pass that leaves modules without quantized operators
+    untouched (the very same object: float models compile exactly as before)."""
+    steps = tvm.transform.Sequential(
+        [
+            requant_identities_pass(),
+            integer_contractions_pass(),
+            relax.transform.DeadCodeElimination(),  # float reconstructions nothing reads
+            qdq_arithmetic_pass(),
+        ]
+    )
+
+    @tvm.transform.module_pass(opt_level=0, name="WasmQuantized")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        if not any(calls_op(mod, op) for op in ("relax.quantize", "relax.dequantize")) and not _integer_matmuls(mod):
+            return mod
+        return steps(mod)
+
+    return _pass
+
+
+def _integer_matmuls(mod: tvm.IRModule) -> bool:
+    """Whether ``mod`` has an int32 matmul (ONNX MatMulInteger's import)."""
+    found = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.matmul":
+            if str(expr.attrs.out_dtype) == "int32":
+                found.append(expr)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return bool(found)
+
+
+__all__ = ["graph_passes", "quantized_passes", "static_slices_pass"]

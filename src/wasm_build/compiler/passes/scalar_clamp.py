@@ -11,7 +11,7 @@ from ..schedules.analysis import root_blocks
 from .vector_math import is_float32
 
 
-def _scalar_clamp_op(func: tirx.PrimFunc):  # -> relax.op.maximum | relax.op.minimum | None
+def scalar_clamp_op(func: tirx.PrimFunc):  # -> relax.op.maximum | relax.op.minimum | None
     """relax.op.maximum / minimum when ``func`` is one block computing
     ``out[i] = max|min(x[i], c[()])`` (what the ONNX frontend emits for Clip), else None."""
     if len(func.params) != 3:
@@ -56,7 +56,7 @@ class _ScalarClamp(relax.PyExprMutator):
                 and c.value.dtype == "float32"):
             return call
         func = self.mod[callee] if callee in self.mod.functions else None
-        op = _scalar_clamp_op(func) if isinstance(func, tirx.PrimFunc) else None
+        op = scalar_clamp_op(func) if isinstance(func, tirx.PrimFunc) else None
         return call if op is None else op(x, c)
 
 

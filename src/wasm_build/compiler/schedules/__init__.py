@@ -7,6 +7,8 @@ The default Relax pipeline leaves every kernel a naive loop nest. The pass made 
 * ``winograd_transforms`` -- Winograd's input and output transforms, per tile position
   and channel vector, coefficients unrolled to constants;
 * ``inline_producers`` -- a spatial producer inlined into its only consumer;
+* ``integer_contraction`` -- integer products (int8 convs and matmuls) on dot-product
+  intrinsics (`dot_products`), depthwise ones on the contraction's lane-wise tile;
 * ``contraction`` -- a reduction whose output's innermost index is spatial (matmuls,
   convs, pooling windows): a register tile of ``rows x lanes`` accumulators, reduction
   loops outside it, epilogues fused into its write-back (`tile_shape` picks the tile,
@@ -30,7 +32,9 @@ from tvm import s_tir, tirx
 from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, SCHEDULED_ATTR
 from .analysis import all_blocks, root_blocks
 from .contraction import Contraction
+from .dot_products import tensorize_marked
 from .inline_producers import InlineProducers
+from .integer_contraction import IntegerContraction
 from .packed_weights import constant_params, fold_packed_constants
 from .row_reduction import RowReduction
 from .rule import Rule, attempt
@@ -45,6 +49,7 @@ SCHEDULES_REVISION = 9
 RULES: tuple[Rule, ...] = (
     WinogradTransforms(),
     InlineProducers(),
+    IntegerContraction(),
     Contraction(),
     RowReduction(),
     VectorizeSpatial(),
@@ -94,6 +99,7 @@ def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
                 sch, changed = result, True
     if not changed:
         return None
+    tensorize_marked(sch)  # after every rule: a tensorized schedule cannot be copied
     func = sch.mod["main"].with_attr(SCHEDULED_ATTR, True)
     annotations = [sch.get(block).annotations for block in all_blocks(sch)]
     packed = [a[PACKED_ROWS_ATTR] for a in annotations if PACKED_ROWS_ATTR in a]

@@ -45,12 +45,21 @@ class Contraction(Rule):
 
     name = "contraction"
 
+    def accepts(self, sch: s_tir.Schedule, block: SBlockRV) -> bool:
+        """Float32 reductions (`integer_contraction` reuses this tile for lane-wise integer ones)."""
+        return is_plain_reduction(sch, block)
+
+    def adjust(self, shape: TileShape) -> TileShape | None:
+        return shape
+
     def apply(self, sch: s_tir.Schedule, block: SBlockRV) -> bool:
-        if not is_plain_reduction(sch, block):
+        if not self.accepts(sch, block):
             return False
         width = fuse_pixel_axes(sch, block)
         padding = None if width else pad_to_tiles(sch, block)
         shape = choose_tile_shape(sch, block)
+        if shape is not None:
+            shape = self.adjust(shape)
         if shape is None:
             return False
         loops = _split_into_tiles(sch, block, shape)
@@ -179,3 +188,8 @@ def _vectorize_tile(sch: s_tir.Schedule, block: SBlockRV, depth: int) -> None:
     for loop in inner[:-1]:
         sch.unroll(loop)
     sch.vectorize(inner[-1])
+
+
+# Shared with `integer_contraction`'s dot-product tiles.
+fuse_epilogues = _fuse_epilogues
+vectorize_tile = _vectorize_tile

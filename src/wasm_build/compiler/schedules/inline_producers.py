@@ -7,7 +7,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
 
 from . import winograd_transforms
-from .analysis import has_broadcast_operand, is_output, is_spatial, iter_kinds
+from .analysis import has_broadcast_operand, is_float32_block, is_output, is_spatial, iter_kinds
 from .rule import Rule
 
 
@@ -38,10 +38,17 @@ class InlineProducers(Rule):
 
 
 def _is_lanewise_reduction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
-    """A reduction whose every input moves with the output's innermost index (depthwise conv)."""
+    """A float reduction whose every input moves with the output's innermost index (depthwise
+    conv). Integer ones keep their padded input: `integer_contraction` copies the rows a row of
+    outputs reads, a quarter of the bytes, and its taps then need no bounds checks."""
     stmt = sch.get(block)
     lane = stmt.writes[0].region[-1].min if stmt.writes and stmt.writes[0].region else None
-    return "R" in iter_kinds(sch, block) and isinstance(lane, tirx.Var) and not has_broadcast_operand(stmt, lane)
+    return (
+        "R" in iter_kinds(sch, block)
+        and is_float32_block(sch, block)
+        and isinstance(lane, tirx.Var)
+        and not has_broadcast_operand(stmt, lane)
+    )
 
 
 def _is_plain_copy(stmt: tirx.SBlock) -> bool:

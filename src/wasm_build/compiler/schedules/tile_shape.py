@@ -80,7 +80,7 @@ def choose_tile_shape(sch: s_tir.Schedule, block: SBlockRV) -> TileShape | None:
         budget = max(_ACC_ELEMS, rows * _LONG_ROW_LANES)
     else:
         budget = _ACC_ELEMS_ELEMENTWISE
-    outermost = _streamed_bytes(stmt, lane_var) > CACHE_BYTES
+    outermost = streamed_bytes(stmt, lane_var) > CACHE_BYTES
     operand = None
     if row is not None and rows == PACKED_ROWS:
         operand = row_operand(stmt, stmt.iter_vars[row].var, lane_var)
@@ -157,7 +157,7 @@ def _lane_tile(lane_extent: int, vector: int, rows: int, budget: int) -> int:
     return tile or vector
 
 
-def _streamed_bytes(stmt: tirx.SBlock, var: tirx.Var) -> int:
+def streamed_bytes(stmt: tirx.SBlock, var: tirx.Var) -> int:
     """Size of the largest input whose innermost index moves with ``var`` and that some
     outputs share (conv weights across pixels, matmul columns across rows, Winograd weights
     across tiles), per batch: the dimensions other output axes index are outer loops, so a

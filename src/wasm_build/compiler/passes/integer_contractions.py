@@ -1,0 +1,363 @@
+"""Quantized convs and matmuls as integer products with a fused requantize epilogue.
+
+TVM's ONNX frontend imports a QDQ conv as ``quantize(conv2d(dequantize(x), dequantize(W)) +
+dequantize(bias))``: a float32 conv whose weights ``FoldConstant`` would turn into float32
+constants. This pass rewrites it as onnxruntime's ``QLinearConv`` computes it::
+
+    acc = conv2d(x, W, out_dtype=int32)                  # int8/uint8 x int8, exact
+    q   = saturate(round(float(acc + offset) * m) + zy)  # offset: bias - zx * sum(W), per channel
+                                                         # m = sx * sw / sy, per channel
+
+``m`` is computed in float32 in onnxruntime's order, so results match it exactly (and stay
+within one quantization step of the float graph TVM imports). The epilogue is elementwise
+Relax arithmetic, which FuseOps fuses into the product's kernel. ``MatMulInteger``
+(``quantize_dynamic``'s form, imported as an int32 matmul of widened operands) keeps its int8
+operands the same way, its activation zero point (a run-time value) corrected in the epilogue.
+
+Rules, applied in one walk over each function (a float reconstruction of every integer
+product is emitted too, so anything no rule matches still computes the same value, and dead
+code elimination removes what nothing reads):
+
+* ``conv2d`` / ``matmul`` of a per-tensor dequantized activation and constant int8 weights
+  with zero points 0 (symmetric, per tensor or per output channel) becomes the integer
+  product, tracked as an `Accumulation`;
+* ``add`` of a tracked accumulation and a dequantized int32 constant bias at its scale joins
+  the bias to the offset;
+* ReLU / Clip / maximum / minimum by constants on a tracked accumulation narrow its clamp;
+* ``quantize`` of a tracked accumulation becomes the requantize epilogue.
+
+Zero padding of an activation whose zero point is not 0 would add the wrong value: such
+activations are read as the other 8-bit type when that makes the zero point 0 (uint8 zero
+point 0 is int8 -128: the usual case after a ReLU), else widened to int16 minus the zero point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import tvm
+from tvm import relax, tirx
+
+from .qdq import (
+    INT_RANGES,
+    QUANTIZE,
+    Dequantized,
+    as_dequantize,
+    bound,
+    channel_shape,
+    constant,
+    dtype_of,
+    op_name,
+    saturate,
+    static_shape,
+)
+from .scalar_clamp import scalar_clamp_op
+
+_ACTIVATIONS = ("int8", "uint8")
+
+
+@dataclass(frozen=True)
+class Accumulation:
+    """An integer product whose real value is ``(product + offset) * scale``, clamped to
+    [low, high] by the activations met between the product and its quantize."""
+
+    product: relax.Var  # int32
+    offset: np.ndarray  # int32 per output channel, or one value
+    scale: np.ndarray  # float32 per output channel, or one value
+    axis: int  # output channel axis
+    ndim: int
+    low: float = -math.inf
+    high: float = math.inf
+
+
+@dataclass(frozen=True)
+class _Weights:
+    values: np.ndarray  # int8, in the layout the call reads
+    scale: np.ndarray  # float32 per output channel, or one value
+    channel_axis: int  # output channel axis of `values`
+
+    def along(self, axis: int) -> bool:
+        """Whether the scales are per tensor or per channel along ``axis`` (TVM imports a
+        per-tensor dequantize with axis 1, whatever the operator's channel axis)."""
+        return self.scale.size == 1 or self.channel_axis == axis
+
+
+@relax.expr_functor.mutator
+class _IntegerContractions(relax.PyExprMutator):
+    def __init__(self, mod: tvm.IRModule) -> None:
+        super().__init__(mod)
+        self.mod = mod
+        self.accumulations: dict[relax.Var, Accumulation] = {}
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        name = op_name(call)
+        rewritten = None
+        if name in ("relax.nn.conv2d", "relax.matmul"):
+            rewritten = self._product(call)
+            if rewritten is None:
+                rewritten = self._matmul_integer(call)
+        elif name == "relax.add":
+            rewritten = self._bias(call)
+        elif name == QUANTIZE:
+            rewritten = self._requantize(call)
+        else:
+            rewritten = self._clamp(call)
+        return call if rewritten is None else rewritten
+
+    def _tracked(self, expr: relax.Expr) -> Accumulation | None:
+        for _ in range(64):
+            if not isinstance(expr, relax.Var):
+                return None
+            if expr in self.accumulations:
+                return self.accumulations[expr]
+            expr = self.lookup_binding(expr)
+        return None
+
+    def _track(self, acc: Accumulation) -> relax.Var:
+        """Emit the float value of ``acc`` (what the float graph computed) and track it."""
+        total = acc.product
+        if np.any(acc.offset):
+            total = relax.op.add(total, self._channel_const(acc.offset, acc, "int32"))
+        value = relax.op.multiply(relax.op.astype(total, "float32"), self._channel_const(acc.scale, acc, "float32"))
+        var = self.builder_.emit(value)
+        self.accumulations[var] = acc
+        return var
+
+    @staticmethod
+    def _channel_const(values: np.ndarray, acc: Accumulation, dtype: str) -> relax.Expr:
+        flat = np.asarray(values).reshape(-1).astype(dtype)
+        if flat.size == 1:
+            return relax.const(flat[0], dtype)
+        return relax.const(flat.reshape(channel_shape(acc.ndim, acc.axis, flat.size)), dtype)
+
+    # -- products ------------------------------------------------------------------------
+
+    def _product(self, call: relax.Call) -> relax.Expr | None:
+        """``conv2d``/``matmul`` of a dequantized activation and dequantized constant weights."""
+        if str(call.attrs.out_dtype) not in ("", "None", "void", "float32"):
+            return None
+        data = as_dequantize(call.args[0], self.lookup_binding)
+        weights = self._weights(call.args[1])
+        out_shape = static_shape(call)
+        if data is None or weights is None or out_shape is None or not data.per_tensor:
+            return None
+        if dtype_of(data.tensor) not in _ACTIVATIONS:
+            return None
+        if op_name(call) == "relax.nn.conv2d":
+            attrs = call.attrs
+            layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout))
+            if layouts != ("NCHW", "OIHW", "NCHW") or not weights.along(0):
+                return None
+            activation, zero_point = self._activation(data, padded=any(int(p) for p in attrs.padding))
+            product = relax.op.nn.conv2d(activation, relax.const(weights.values), attrs.strides, attrs.padding,
+                                         attrs.dilation, int(attrs.groups), "NCHW", "OIHW", "NCHW", "int32")
+            sums = weights.values.astype(np.int64).sum(axis=(1, 2, 3))
+            axis = 1
+        else:
+            if weights.values.ndim != 2 or not weights.along(1) or len(out_shape) < 1:
+                return None
+            activation, zero_point = data.tensor, int(data.zero_point.reshape(-1)[0])
+            product = relax.op.matmul(activation, relax.const(weights.values), out_dtype="int32")
+            sums = weights.values.astype(np.int64).sum(axis=0)
+            axis = len(out_shape) - 1
+        scale = np.float32(data.scale.reshape(-1)[0]) * weights.scale
+        acc = Accumulation(
+            product=self.builder_.emit(product),
+            offset=(-zero_point * sums).astype(np.int32),
+            scale=scale.astype(np.float32),
+            axis=axis,
+            ndim=len(out_shape),
+        )
+        return self._track(acc)
+
+    def _weights(self, expr: relax.Expr) -> _Weights | None:
+        """Dequantized constant int8 (or uint8) weights with zero points 0 (symmetric), maybe
+        transposed (Gemm's transB): their values, scales and output channel axis."""
+        expr = bound(expr, self.lookup_binding)
+        if op_name(expr) == "relax.permute_dims":
+            inner = self._weights(expr.args[0])
+            if inner is None:
+                return None
+            axes = [int(a) for a in expr.attrs.axes] if expr.attrs.axes is not None else None
+            axes = axes or list(reversed(range(inner.values.ndim)))
+            return _Weights(np.transpose(inner.values, axes), inner.scale, axes.index(inner.channel_axis))
+        dq = as_dequantize(expr, self.lookup_binding)
+        if dq is None or not dq.static:
+            return None
+        values = constant(dq.tensor, self.lookup_binding)
+        if values is None or values.dtype not in (np.int8, np.uint8):
+            return None
+        zero_point = dq.zero_point.reshape(-1)
+        if values.dtype == np.uint8:  # the same weights as int8, zero points shifted with them
+            values, zero_point = (values.astype(np.int16) - 128).astype(np.int8), zero_point - 128
+        if np.any(zero_point):
+            return None  # asymmetric weights would need the activations' window sums
+        scale = dq.scale.reshape(-1)
+        axis = dq.axis % values.ndim
+        if scale.size not in (1, values.shape[axis]):
+            return None
+        return _Weights(values, scale.astype(np.float32), axis)
+
+    def _activation(self, data: Dequantized, padded: bool) -> tuple[relax.Expr, int]:
+        """The activation as the product reads it and its zero point. Padding adds zeros,
+        which must be the zero point's value: an int8 tensor with zero point -128 is read as
+        uint8 with 0, a uint8 one with 128 as int8 with 0, others widened to int16 minus it."""
+        tensor, zero_point = data.tensor, int(data.zero_point.reshape(-1)[0])
+        if not padded or zero_point == 0:
+            return tensor, zero_point
+        dtype = dtype_of(tensor)
+        widened = relax.op.astype(tensor, "int16")
+        if (dtype, zero_point) in (("int8", -128), ("uint8", 128)):
+            shift = 128 if dtype == "int8" else -128
+            other = "uint8" if dtype == "int8" else "int8"
+            return self.builder_.emit(relax.op.astype(relax.op.add(widened, relax.const(shift, "int16")), other)), 0
+        return self.builder_.emit(relax.op.subtract(widened, relax.const(zero_point, "int16"))), 0
+
+    def _matmul_integer(self, call: relax.Call) -> relax.Expr | None:
+        """``MatMulInteger`` as imported: ``matmul(int32(x) - zx, int32(W) - zw, int32)``, with
+        W a constant int8 matrix, zw = 0 and zx a run-time value (DynamicQuantizeLinear's)."""
+        if op_name(call) != "relax.matmul" or str(call.attrs.out_dtype) != "int32":
+            return None
+        lhs, rhs = self._widened(call.args[0]), self._widened(call.args[1])
+        if lhs is None or rhs is None or dtype_of(lhs[0]) not in _ACTIVATIONS:
+            return None
+        weights = constant(rhs[0], self.lookup_binding)
+        weight_zero = np.zeros(1) if rhs[1] is None else constant(rhs[1], self.lookup_binding)
+        if weights is None or weights.ndim != 2 or weight_zero is None:
+            return None
+        weight_zero = weight_zero.astype(np.int64).reshape(-1)
+        if weights.dtype == np.uint8:
+            weights, weight_zero = (weights.astype(np.int16) - 128).astype(np.int8), weight_zero - 128
+        if weights.dtype != np.int8 or np.any(weight_zero):
+            return None
+        product = self.builder_.emit(relax.op.matmul(lhs[0], relax.const(weights), out_dtype="int32"))
+        if lhs[1] is None:
+            return product
+        # sum((x - zx) W) = x W - zx sum(W): one multiply-add per output.
+        sums = relax.const(weights.astype(np.int64).sum(axis=0).astype(np.int32))
+        zero_point = lhs[1] if dtype_of(lhs[1]) == "int32" else relax.op.astype(lhs[1], "int32")
+        return relax.op.subtract(product, relax.op.multiply(zero_point, sums))
+
+    def _widened(self, expr: relax.Expr) -> tuple[relax.Expr, relax.Expr | None] | None:
+        """``int32(q) - int32(zp)`` or ``int32(q)``: (q, zp or None)."""
+        expr = bound(expr, self.lookup_binding)
+        zero_point = None
+        if op_name(expr) == "relax.subtract":
+            expr, zero_point = bound(expr.args[0], self.lookup_binding), expr.args[1]
+            narrow = bound(zero_point, self.lookup_binding)
+            if op_name(narrow) == "relax.astype" and dtype_of(narrow.args[0]) in (*_ACTIVATIONS, "int32"):
+                zero_point = narrow.args[0]
+            if constant(zero_point, self.lookup_binding) is not None:
+                zero_point = relax.const(constant(zero_point, self.lookup_binding))
+            if static_shape(zero_point) not in ((), (1,)):
+                return None
+        if op_name(expr) != "relax.astype" or str(expr.attrs.dtype) != "int32":
+            return None
+        return expr.args[0], zero_point
+
+    # -- epilogue ------------------------------------------------------------------------
+
+    def _bias(self, call: relax.Call) -> relax.Expr | None:
+        """``acc + dequantize(bias)``: an int32 bias quantized at the product's scale."""
+        for tracked, other in ((call.args[0], call.args[1]), (call.args[1], call.args[0])):
+            acc = self._tracked(tracked)
+            if acc is None:
+                continue
+            bias = self._bias_values(other, acc)
+            if bias is not None:
+                return self._track(replace(acc, offset=(acc.offset.astype(np.int64) + bias).astype(np.int32)))
+        return None
+
+    def _bias_values(self, expr: relax.Expr, acc: Accumulation) -> np.ndarray | None:
+        shape = static_shape(expr)
+        channels = acc.scale.size if acc.scale.size > 1 else None
+        expr = bound(expr, self.lookup_binding)
+        if op_name(expr) == "relax.reshape":
+            expr = expr.args[0]
+        dq = as_dequantize(expr, self.lookup_binding)
+        values = None if dq is None or not dq.static else constant(dq.tensor, self.lookup_binding)
+        if values is None or values.dtype != np.int32 or np.any(dq.zero_point) or shape is None:
+            return None
+        if len(shape) > acc.ndim or any(s != 1 for i, s in enumerate(shape) if i != len(shape) - acc.ndim + acc.axis):
+            return None
+        size = values.size
+        if channels is not None and size not in (1, channels):
+            return None
+        scale = np.broadcast_to(dq.scale.reshape(-1), (size,)).astype(np.float32)
+        if not np.allclose(scale, np.broadcast_to(acc.scale, (size,)), rtol=1e-6, atol=0):
+            return None  # not quantized at the product's scale: stays a float add
+        return values.reshape(-1).astype(np.int64)
+
+    def _clamp(self, call: relax.Call) -> relax.Expr | None:
+        """ReLU, Clip, or maximum/minimum by a scalar constant, on a tracked accumulation."""
+        name = op_name(call)
+        low, high = -math.inf, math.inf
+        if name == "relax.nn.relu":
+            source, low = call.args[0], 0.0
+        elif name == "relax.clip":
+            source, low, high = call.args[0], float(call.args[1].value), float(call.args[2].value)
+        elif name in ("relax.maximum", "relax.minimum", "relax.call_tir"):
+            if name == "relax.call_tir":
+                func = self.mod[call.args[0]] if call.args[0] in self.mod.functions else None
+                op = scalar_clamp_op(func) if isinstance(func, tirx.PrimFunc) else None
+                if op is None:
+                    return None
+                source, bound_value = call.args[1].fields
+                name = "relax.maximum" if op is relax.op.maximum else "relax.minimum"
+            else:
+                source, bound_value = call.args
+            value = constant(bound_value, self.lookup_binding)
+            if value is None or value.size != 1:
+                return None
+            low, high = (float(value.reshape(-1)[0]), math.inf) if name == "relax.maximum" else (-math.inf, float(value.reshape(-1)[0]))
+        else:
+            return None
+        acc = self._tracked(source)
+        if acc is None:
+            return None
+        var = self.builder_.emit(call)
+        self.accumulations[var] = replace(acc, low=max(acc.low, low), high=min(acc.high, high))
+        return var
+
+    def _requantize(self, call: relax.Call) -> relax.Expr | None:
+        """``quantize(acc)`` as onnxruntime's requantization: round(float(acc + offset) * m) + zy,
+        m = (sx * sw) / sy in float32, saturated to the output type and the activations' clamps."""
+        acc = self._tracked(call.args[0])
+        out_dtype = str(call.attrs.out_dtype)
+        scale, zero_point = constant(call.args[1], self.lookup_binding), constant(call.args[2], self.lookup_binding)
+        if acc is None or out_dtype not in INT_RANGES or scale is None or zero_point is None:
+            return None
+        if scale.size != 1 or zero_point.size != 1:
+            return None
+        out_scale, out_zero = np.float32(scale.reshape(-1)[0]), int(zero_point.reshape(-1)[0])
+        low, high = INT_RANGES[out_dtype]
+        if acc.low > -math.inf:
+            low = max(low, out_zero + int(np.round(np.float32(acc.low) / out_scale)))
+        if acc.high < math.inf:
+            high = min(high, out_zero + int(np.round(np.float32(acc.high) / out_scale)))
+        multiplier = (acc.scale / out_scale).astype(np.float32)
+        total = acc.product
+        if np.any(acc.offset):
+            total = relax.op.add(total, self._channel_const(acc.offset, acc, "int32"))
+        scaled = relax.op.multiply(relax.op.astype(total, "float32"), self._channel_const(multiplier, acc, "float32"))
+        rounded = relax.op.add(relax.op.round(scaled), relax.const(float(out_zero), "float32"))
+        return saturate(rounded, float(low), float(high), out_dtype)
+
+
+def integer_contractions_pass() -> tvm.transform.Pass:
+    """Rewrite quantized convs and matmuls as integer products (module doc)."""
+
+    @tvm.transform.module_pass(opt_level=0, name="WasmIntegerContractions")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        mutator = _IntegerContractions(mod)
+        for gvar, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
+        return mutator.builder_.get()
+
+    return _pass

@@ -1,0 +1,125 @@
+"""What the quantization passes share: reading ``R.quantize`` / ``R.dequantize`` calls (and
+the integer arithmetic ONNX's ``MatMulInteger`` imports as) through variable bindings, and
+the elementwise arithmetic they lower to.
+
+TVM's ONNX frontend imports QDQ models as ``dequantize -> float op -> quantize`` and
+``MatMulInteger`` as an int32 ``matmul`` of widened operands. The passes that turn them into
+integer kernels (`integer_contractions`, `requant_identities`, `qdq_arithmetic`) run before
+the first ``FoldConstant``, which would otherwise fold every dequantized weight into a float32
+constant (4x the bytes), and they leave only operators ``ConvertLayout`` sees through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+
+Lookup = Callable[[relax.Var], relax.Expr | None]
+
+QUANTIZE = "relax.quantize"
+DEQUANTIZE = "relax.dequantize"
+INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+def op_name(expr: relax.Expr) -> str | None:
+    return expr.op.name if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) else None
+
+
+def bound(expr: relax.Expr, lookup: Lookup) -> relax.Expr:
+    """``expr`` with variables replaced by the values they are bound to (aliases followed)."""
+    seen = 0
+    while isinstance(expr, relax.Var) and seen < 64:
+        value = lookup(expr)
+        if value is None:
+            break
+        expr, seen = value, seen + 1
+    return expr
+
+
+def constant(expr: relax.Expr, lookup: Lookup) -> np.ndarray | None:
+    """The value of a constant expression (through bindings), else None."""
+    expr = bound(expr, lookup)
+    return expr.value.numpy() if isinstance(expr, tvm.ir.expr.Constant) else None
+
+
+def dtype_of(expr: relax.Expr) -> str | None:
+    ty = expr.ty
+    return str(ty.dtype) if isinstance(ty, relax.TensorType) else None
+
+
+def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or ty.shape is None or not hasattr(ty.shape, "values"):
+        return None
+    dims = list(ty.shape.values)
+    if not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
+
+
+@dataclass(frozen=True)
+class Dequantized:
+    """``dequantize(tensor, scale, zero_point, axis)``: scale and zero point are numpy arrays
+    when constant (scalars have shape ``()``), else the Relax expressions computing them."""
+
+    tensor: relax.Expr
+    scale: np.ndarray | relax.Expr
+    zero_point: np.ndarray | relax.Expr
+    axis: int
+
+    @property
+    def static(self) -> bool:
+        return isinstance(self.scale, np.ndarray) and isinstance(self.zero_point, np.ndarray)
+
+    @property
+    def per_tensor(self) -> bool:
+        return self.static and self.scale.size == 1 and self.zero_point.size == 1
+
+
+def as_dequantize(expr: relax.Expr, lookup: Lookup) -> Dequantized | None:
+    call = bound(expr, lookup)
+    if op_name(call) != DEQUANTIZE or str(call.attrs.out_dtype) != "float32":
+        return None
+    tensor, scale, zero_point = call.args
+    scale_value, zero_value = constant(scale, lookup), constant(zero_point, lookup)
+    return Dequantized(
+        tensor,
+        scale if scale_value is None else scale_value.astype(np.float32),
+        zero_point if zero_value is None else zero_value.astype(np.int64),
+        int(call.attrs.axis),
+    )
+
+
+def channel_shape(ndim: int, axis: int, size: int) -> list[int]:
+    """The shape that broadcasts a length-``size`` vector along ``axis`` of a rank-``ndim`` tensor."""
+    shape = [1] * ndim
+    shape[axis % ndim] = size
+    return shape
+
+
+def parameter(value: np.ndarray | relax.Expr, ndim: int, axis: int, dtype: str) -> relax.Expr:
+    """A scale or zero point as an operand broadcasting over a rank-``ndim`` tensor along ``axis``."""
+    if not isinstance(value, np.ndarray):
+        return value if dtype_of(value) == dtype else relax.op.astype(value, dtype)
+    flat = value.reshape(-1).astype(dtype)
+    if flat.size == 1:
+        return relax.const(flat[0], dtype)
+    return relax.const(flat.reshape(channel_shape(ndim, axis, flat.size)), dtype)
+
+
+def dequantize_arithmetic(tensor: relax.Expr, scale, zero_point, axis: int, ndim: int) -> relax.Expr:
+    """``(float(tensor - zero_point)) * scale``, as TVM's legalization of ``dequantize``
+    computes it (the difference in int32, then the product in float32)."""
+    shifted = relax.op.subtract(relax.op.astype(tensor, "int32"), parameter(zero_point, ndim, axis, "int32"))
+    return relax.op.multiply(relax.op.astype(shifted, "float32"), parameter(scale, ndim, axis, "float32"))
+
+
+def saturate(value: relax.Expr, low: float, high: float, dtype: str) -> relax.Expr:
+    """``value`` (float32, integral) clamped to [low, high] and converted to ``dtype``.
+    maximum/minimum, not clip: ``ConvertLayout`` sees through them."""
+    clamped = relax.op.minimum(relax.op.maximum(value, relax.const(low, "float32")), relax.const(high, "float32"))
+    return relax.op.astype(clamped, dtype)

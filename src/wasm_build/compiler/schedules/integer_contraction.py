@@ -1,0 +1,276 @@
+"""Rule: integer products (int8, uint8 or int16 activations x constant int8 weights -> int32:
+the convs and matmuls of `compiler.passes.integer_contractions`) on dot-product intrinsics.
+
+The float contraction's register tile, with the reduction's innermost ``depth`` steps inside
+each intrinsic: a tile of ``rows x 4 * vectors`` int32 accumulators, where every step of the
+reduction splats ``depth`` consecutive activations of a row (its innermost, contiguous axis)
+and loads ``depth`` weights of 4 channels at once. The weights are repacked at compile time,
+lane tile by lane tile, as ``W[channel // tile, ..., k // depth, channel % tile, k % depth]``:
+one contiguous stream per tile. Requantize epilogues are fused into the tile's write-back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
+from tvm.s_tir.schedule import SBlockRV
+
+from ..tiles import CACHE_BYTES, LAYOUT_FREE_ATTR
+from .analysis import has_broadcast_operand, has_trivial_binding, iter_index, iter_kinds, uses
+from .contraction import Contraction, fuse_epilogues, vectorize_tile
+from .dot_products import LANES, TENSORIZE_ATTR, DotProduct, dot_product
+from .rule import Rule
+from .tile_shape import TileShape, streamed_bytes
+
+# Registers a tile may hold (x86 has 16 xmm registers for wasm's v128): the accumulators, one
+# weight vector per lane vector and the row's splat activations.
+_REGISTERS = 14
+_ROWS = (1, 2, 3, 4, 5, 6, 7)
+# Output pixels of a lane-wise (depthwise) tile.
+_LANEWISE_ROWS = 2
+_VECTORS = (1, 2, 3, 4, 6, 8)
+
+
+@dataclass(frozen=True)
+class IntegerProduct:
+    """``C[...] += int32(A[..., k]) * int32(W[..., k, ..., n])`` with W a constant parameter."""
+
+    activation: tirx.Buffer
+    weight: tirx.Buffer  # a constant parameter
+    lane: int  # block iterator of the output channel n (the output's innermost index)
+    depth: int  # block iterator of k (the activation's innermost index)
+    activation_dtype: str
+
+
+@dataclass(frozen=True)
+class _Tile:
+    rows: int
+    row_axis: int | None
+    vectors: int  # lane vectors of 4 channels
+    intrinsic: DotProduct
+
+    @property
+    def lanes(self) -> int:
+        return LANES * self.vectors
+
+
+class IntegerContraction(Rule):
+    """Register-tiled integer products, the innermost reduction steps in one instruction.
+
+    Loop order: outer spatial, row tile, lane tile (lane tiles outermost above
+    `tiles.CACHE_BYTES` of weights), other reduction loops, reduction steps of ``depth``,
+    rows, lane vectors, then the intrinsic's 4 lanes x ``depth`` products.
+    """
+
+    name = "integer_contraction"
+
+    def apply(self, sch: s_tir.Schedule, block: SBlockRV) -> bool:
+        product = integer_product(sch, block)
+        if product is None:
+            # Depthwise convs: every operand moves with the channels, no dot product to take;
+            # the float contraction's lane-wise tile, its products widened by LLVM.
+            return _LanewiseTile().apply(sch, block)
+        tile = _choose_tile(sch, block, product)
+        if tile is None:
+            return False
+        stmt = sch.get(block)
+        kinds = iter_kinds(sch, block)
+        loops = sch.get_loops(block)
+        lane_o, lane_v, lane_i = sch.split(loops[product.lane], [None, tile.vectors, LANES])
+        k_o, k_i = sch.split(loops[product.depth], [None, tile.intrinsic.depth])
+        row_o, row_i = [], []
+        if tile.row_axis is not None:
+            outer_row, inner_row = sch.split(loops[tile.row_axis], [None, tile.rows])
+            row_o, row_i = [outer_row], [inner_row]
+        spatial = [loops[i] for i, k in enumerate(kinds) if k == "S" and i not in (product.lane, tile.row_axis)]
+        reductions = [loops[i] for i, k in enumerate(kinds) if k == "R" and i != product.depth]
+        lane_var = stmt.iter_vars[product.lane].var
+        if streamed_bytes(stmt, lane_var) > CACHE_BYTES:
+            tile_loops = [lane_o, *spatial, *row_o]
+        else:
+            tile_loops = [*spatial, *row_o, lane_o]
+        sch.reorder(*tile_loops, *reductions, k_o, *row_i, lane_v, lane_i, k_i)
+
+        write_back = sch.cache_write(block, 0, "global")
+        fuse_epilogues(sch, write_back)
+        sch.reverse_compute_at(write_back, tile_loops[-1])
+        init = sch.decompose_reduction(block, (reductions or [k_o])[0])
+        vectorize_tile(sch, init, len(tile_loops))
+        vectorize_tile(sch, write_back, len(tile_loops))
+        _pack_weights(sch, block, product, tile)
+        # Tensorized once every rule has run (`dot_products.tensorize_marked`): a schedule
+        # cannot be copied after `tensorize`, and each rule works on a copy.
+        sch.annotate(sch.blockize(lane_i), TENSORIZE_ATTR, tile.intrinsic.name)
+        for loop in (*row_i, lane_v):
+            sch.unroll(loop)
+        return True
+
+
+def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | None:
+    """The block as an `IntegerProduct`, or None when it is not one."""
+    stmt = sch.get(block)
+    kinds = iter_kinds(sch, block)
+    spatial = len(kinds) - len(kinds.lstrip("S"))
+    if kinds[spatial:] != "R" * (len(kinds) - spatial) or spatial in (0, len(kinds)) or not has_trivial_binding(sch, block):
+        return None
+    if len(stmt.writes) != 1 or stmt.writes[0].source.dtype != "int32" or len(stmt.reads) < 2:
+        return None
+    loads = _product_loads(stmt)
+    if loads is None:
+        return None
+    func = sch.mod["main"]
+    constant = _param_buffers(func, LAYOUT_FREE_ATTR)
+    lane = stmt.writes[0].region[-1].min
+    lane_index = iter_index(stmt, lane) if isinstance(lane, tirx.Var) else None
+    if lane_index is None or kinds[lane_index] != "S":
+        return None
+    for weight, activation in (loads, loads[::-1]):
+        if weight.source.dtype != "int8" or not any(weight.source.same_as(b) for b in constant):
+            continue
+        if activation.source.dtype not in ("int8", "uint8", "int16"):
+            continue
+        if not (len(weight.indices) >= 2 and weight.indices[-1].same_as(lane)):
+            continue
+        depth_var = activation.indices[-1]
+        depth_index = iter_index(stmt, depth_var) if isinstance(depth_var, tirx.Var) else None
+        if depth_index is None or kinds[depth_index] != "R" or _uses(activation.indices, lane):
+            continue
+        if not any(index.same_as(depth_var) for index in weight.indices[:-1]):
+            continue
+        return IntegerProduct(
+            activation=activation.source,
+            weight=weight.source,
+            lane=lane_index,
+            depth=depth_index,
+            activation_dtype=str(activation.source.dtype),
+        )
+    return None
+
+
+class _LanewiseTile(Contraction):
+    """The float contraction's tile on lane-wise integer reductions, 16 channels wide."""
+
+    name = "integer_contraction"
+
+    def accepts(self, sch: s_tir.Schedule, block: SBlockRV) -> bool:
+        return _is_lanewise_integer_reduction(sch, block)
+
+    def adjust(self, shape: TileShape) -> TileShape | None:
+        return _lanewise_tile(shape)
+
+
+def _is_lanewise_integer_reduction(sch: s_tir.Schedule, block: SBlockRV) -> bool:
+    stmt = sch.get(block)
+    kinds = iter_kinds(sch, block)
+    spatial = len(kinds) - len(kinds.lstrip("S"))
+    if kinds[spatial:] != "R" * (len(kinds) - spatial) or spatial in (0, len(kinds)) or not has_trivial_binding(sch, block):
+        return False
+    body = stmt.body
+    if len(stmt.writes) != 1 or stmt.writes[0].source.dtype != "int32" or not isinstance(body, tirx.BufferStore):
+        return False
+    if not (isinstance(body.value, tirx.Add) and isinstance(body.value.a, tvm.ir.TensorLoad) and body.value.a.source.same_as(body.buffer)):
+        return False
+    lane = stmt.writes[0].region[-1].min
+    return isinstance(lane, tirx.Var) and not has_broadcast_operand(stmt, lane)
+
+
+def _lanewise_tile(shape: TileShape) -> TileShape | None:
+    """A lane-wise integer tile spans 16 channels, one 16-byte load of 8-bit activations and
+    weights per tap (the float tile's 4 lanes would load 4 bytes at a time), over
+    `_LANEWISE_ROWS` output pixels sharing each tap's weights."""
+    lanes = next((n for n in (16, 8) if shape.lane_extent % n == 0), None)
+    if lanes is None:
+        return None
+    if shape.row_axis is not None and shape.rows % _LANEWISE_ROWS == 0:
+        return replace(shape, lane_tile=lanes, rows=_LANEWISE_ROWS, row_operand=None)
+    return replace(shape, lane_tile=lanes, rows=1, row_axis=None, row_operand=None)
+
+
+def _product_loads(stmt: tirx.SBlock):
+    """The two loads of a body ``C[i] = C[i] + int32(X[...]) * int32(Y[...])``, else None."""
+    body = stmt.body
+    if not isinstance(body, tirx.BufferStore) or not isinstance(body.value, tirx.Add):
+        return None
+    total, term = body.value.a, body.value.b
+    if not (isinstance(total, tvm.ir.TensorLoad) and total.source.same_as(body.buffer) and isinstance(term, tirx.Mul)):
+        return None
+    loads = []
+    for factor in (term.a, term.b):
+        if not (isinstance(factor, tirx.Cast) and str(factor.ty) == "int32" and isinstance(factor.value, tvm.ir.TensorLoad)):
+            return None
+        loads.append(factor.value)
+    return loads[0], loads[1]
+
+
+def _param_buffers(func: tirx.PrimFunc, attr: str) -> list[tirx.Buffer]:
+    indices = func.attrs.get(attr) if func.attrs is not None else None
+    return [func.params[int(i)] for i in indices or []]
+
+
+def _read_index(stmt: tirx.SBlock, buffer: tirx.Buffer) -> int:
+    """Where ``buffer`` is among the block's reads now (decomposing the reduction adds one)."""
+    return next(i for i, region in enumerate(stmt.reads) if region.source.same_as(buffer))
+
+
+def _uses(indices, var) -> bool:
+    return uses([collect_vars_used_in_prim_expr(index) for index in indices], var)
+
+
+def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) -> _Tile | None:
+    """Rows and lane vectors giving the most multiply-adds per instruction within the registers.
+
+    Per reduction step: a splat per row (two instructions for 8-bit pairs, one otherwise),
+    a weight load per lane vector and an intrinsic per accumulator (plus an add for dot_i16x8).
+    """
+    stmt = sch.get(block)
+    loops = sch.get_loops(block)
+    extents = [int(sch.get(loop).extent) for loop in loops]
+    intrinsic = dot_product(product.activation_dtype)
+    if intrinsic is None or extents[product.lane] % LANES or extents[product.depth] % intrinsic.depth:
+        return None
+    kinds = iter_kinds(sch, block)
+    weight = stmt.reads[_read_index(stmt, product.weight)]
+    candidates = [
+        i for i, kind in enumerate(kinds)
+        if kind == "S" and i != product.lane and not any(_uses([r.min], stmt.iter_vars[i].var) for r in weight.region)
+    ]
+    row_axis = max(candidates, default=None)  # the innermost: a conv's output columns, a matmul's rows
+    splat = 1 if product.activation_dtype == "int16" or intrinsic.depth == 4 else 2
+    per_product = 1 if intrinsic.depth == 4 else 2
+    best = None
+    for rows in _ROWS:
+        if row_axis is None and rows > 1 or row_axis is not None and extents[row_axis] % rows:
+            continue
+        for vectors in _VECTORS:
+            if (extents[product.lane] // LANES) % vectors or rows * vectors + vectors + 1 > _REGISTERS:
+                continue
+            instructions = rows * splat + vectors + per_product * rows * vectors
+            rate = rows * vectors / instructions
+            if best is None or rate > best[0]:
+                best = (rate, rows, vectors)
+    if best is None:
+        return None
+    _, rows, vectors = best
+    return _Tile(rows, row_axis if rows > 1 else None, vectors, intrinsic)
+
+
+def _pack_weights(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct, tile: _Tile) -> None:
+    """``W[..., k, ..., n]`` -> ``W[n // tile, ..., k // depth, n % tile, k % depth]`` at compile time
+    (a layout-rewrite block that `packed_weights.fold_packed_constants` applies to the constant)."""
+    stmt = sch.get(block)
+    index = _read_index(stmt, product.weight)
+    depth_var = stmt.iter_vars[product.depth].var
+    k_dim = next(d for d, r in enumerate(stmt.reads[index].region) if r.min.same_as(depth_var))
+    lanes, depth = tile.lanes, tile.intrinsic.depth
+    rewrite = sch.cache_read(block, index, "global")
+    sch.annotate(rewrite, "meta_schedule.layout_rewrite_preproc", True)
+
+    def packed(*idx):
+        others = [idx[d] for d in range(len(idx) - 1) if d != k_dim]
+        n, k = idx[-1], idx[k_dim]
+        return (n // lanes, *others, k // depth, n % lanes, k % depth)
+
+    sch.transform_layout(block, ("read", index), packed)

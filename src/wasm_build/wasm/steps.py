@@ -1,0 +1,42 @@
+"""Quantization steps of a quantized model's outputs: the unit the smoke test compares them in.
+
+A quantized output (``DequantizeLinear`` of an int8 tensor, maybe reshaped) takes values
+``(q - zero_point) * scale``: two correct implementations of the model may round one value
+to neighbouring integers (a product exactly halfway between two steps, float sums in another
+order), never further. Such outputs are compared in steps of ``scale``, not by tolerances.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from onnx import numpy_helper
+
+# Operators that pass quantized values through unchanged.
+_VALUE_PRESERVING = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
+# The largest difference, in steps, between two correct integer implementations.
+MAX_STEPS = 1.0
+
+
+def output_steps(onnx_model: Any) -> dict[str, float]:
+    """``{output name: step}`` for each graph output that is a per-tensor dequantized tensor."""
+    if onnx_model is None:
+        return {}
+    graph = onnx_model.graph
+    constants = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = node.attribute[0].t
+    producers = {output: node for node in graph.node for output in node.output}
+    steps = {}
+    for output in graph.output:
+        node = producers.get(output.name)
+        while node is not None and node.op_type in _VALUE_PRESERVING and node.domain in ("", "ai.onnx"):
+            node = producers.get(node.input[0])
+        if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in constants:
+            continue
+        scale = numpy_helper.to_array(constants[node.input[1]])
+        if scale.size == 1:
+            steps[output.name] = float(np.float32(scale.reshape(-1)[0]))
+    return steps

@@ -1,0 +1,129 @@
+"""Quantized models (issue 19): onnxruntime's quantizer makes them inside the tests (seeded
+calibration), wasm-build compiles them to integer kernels, and the wasm outputs are matched
+against onnxruntime running the same quantized model.
+
+QDQ outputs are compared in quantization steps (two correct integer implementations may round
+a value to neighbouring steps, no further); dynamically quantized models have float outputs
+whose integer products are exact, so they are compared with float tolerances.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from wasm_build import WasmModel
+from wasm_build.testing import models, quantized
+from wasm_build.wasm.steps import output_steps
+
+from tests.support import build
+from tests.support.compiler import OBJDUMP
+
+# name -> (float model, quantizer): activations uint8 asymmetric per-channel weights (the
+# quantizer's defaults), int8 symmetric per-tensor, and quantize_dynamic's MatMulInteger.
+CASES = {
+    "cnn_qdq": (models.cnn, lambda m: quantized.qdq(m)),
+    "cnn_qdq_s8": (models.cnn, lambda m: quantized.qdq(m, activations="int8", per_channel=False, symmetric_activations=True)),
+    "mlp_dynamic": (models.mlp, lambda m: quantized.dynamic(m)),
+}
+# Integer multiply instructions of SIMD128: `i32x4.dot_i16x8_s` on widened pairs (the
+# dot-product tiles), 16-bit products of widened bytes (depthwise), 32-bit ones (a conv whose
+# reduction has no pairs: 3 input channels).
+INTEGER_PRODUCTS = ("i32x4.dot_i16x8_s", "i16x8.mul", "i16x8.extmul", "i32x4.mul", "i32x4.relaxed_dot")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    cache = {}
+
+    def _get(name: str):
+        if name not in cache:
+            factory, quantize = CASES[name]
+            model = quantize(factory())
+            cache[name] = (model, build(model, name, root).directory)
+        return cache[name]
+
+    return _get
+
+
+def _worst_steps(model: onnx.ModelProto, wasm: WasmModel, seeds) -> dict[str, float]:
+    steps = output_steps(model)
+    worst = dict.fromkeys(steps, 0.0)
+    for seed in seeds:
+        inputs = models.random_inputs(model, seed=seed)
+        for output, got, want in zip(model.graph.output, wasm.run(inputs), models.reference_outputs(model, inputs)):
+            error = float(np.abs(got.astype(np.float64) - want).max())
+            worst[output.name] = max(worst[output.name], error / steps[output.name])
+    return worst
+
+
+@pytest.mark.parametrize("name", ["cnn_qdq", "cnn_qdq_s8"])
+def test_qdq_model_within_one_step_of_onnxruntime(built, name):
+    model, directory = built(name)
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm"} <= {n.op_type for n in model.graph.node}
+    assert output_steps(model), "the quantizer left the output unquantized: nothing to compare in steps"
+    worst = _worst_steps(model, WasmModel(directory / f"{name}.wasm"), seeds=range(20, 26))
+    assert max(worst.values()) <= 1.0 + 1e-3, worst
+
+
+def test_dynamic_model_matches_onnxruntime(built):
+    model, directory = built("mlp_dynamic")
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= {n.op_type for n in model.graph.node}
+    wasm = WasmModel(directory / "mlp_dynamic.wasm")
+    for seed in range(20, 26):
+        inputs = models.random_inputs(model, seed=seed)
+        for got, want in zip(wasm.run(inputs), models.reference_outputs(model, inputs)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_weights_stay_int8(built, name):
+    """The artifact holds the int8 weights, not float32 copies (3 more bytes per weight): its
+    weight bytes are the quantized model's initializers' plus at most a kilobyte (per-channel
+    requantize constants, packing and alignment padding)."""
+    model, directory = built(name)
+    manifest = json.loads((directory / f"{name}.json").read_text())
+    arrays = [numpy_helper.to_array(init) for init in model.graph.initializer]
+    int8_bytes = sum(a.nbytes for a in arrays if a.dtype == np.int8)
+    assert int8_bytes > 1000
+    assert manifest["weights"]["nbytes"] <= sum(a.nbytes for a in arrays) + 1024, manifest["weights"]
+
+
+def _kernel_instructions(wasm_path) -> dict[str, Counter]:
+    """Per kernel (function name) of a linked module: how often each SIMD instruction occurs."""
+    text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
+    kernels: dict[str, Counter] = {}
+    current = None
+    for line in text.splitlines():
+        header = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
+        if header:
+            current = kernels.setdefault(header.group(1), Counter())
+        elif current is not None:
+            current.update(re.findall(r"\b([if](?:8x16|16x8|32x4|64x2)\.[a-z0-9_]+)", line))
+    return kernels
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+@pytest.mark.parametrize(
+    "name, kernel, every",
+    [("cnn_qdq", "conv2d", True), ("cnn_qdq_s8", "conv2d", True), ("mlp_dynamic", "matmul", False)],
+)
+def test_integer_kernels_multiply_integers(built, name, kernel, every):
+    """Conv/matmul kernels of a quantized model multiply with integer SIMD instructions. Every
+    conv here has 16 output channels; of the MLP's matmuls only the 128-wide one does (a
+    product with fewer than 4 or a non-multiple of 4 output channels, the 10 classes, keeps
+    scalar integer code)."""
+    _, directory = built(name)
+    kernels = {k: c for k, c in _kernel_instructions(directory / f"{name}.wasm").items()
+               if kernel in k and not k.startswith("__tvm_ffi")}
+    assert kernels, name
+    integer = {k: sum(n for op, n in c.items() if op.startswith(INTEGER_PRODUCTS)) for k, c in kernels.items()}
+    assert (all if every else any)(n > 0 for n in integer.values()), integer
