@@ -30,3 +30,16 @@ def test_special_values_are_placed_in_float_inputs_only():
     assert np.isnan(special_floats).sum() == 1 and np.isposinf(special_floats).sum() == 1
     assert np.isneginf(special_floats).sum() == 1
     assert np.array_equal(special_ints, ints) and np.array_equal(floats, np.zeros((4, 4)))
+
+
+def test_quantized_outputs_compare_in_steps_or_the_users_tolerance():
+    step = 0.25
+    want = np.arange(8, dtype=np.float32) * step
+    one_step, two_steps = want + step, want + 2 * step
+    assert compare("r", ["y"], [want], [one_step], 1e-3, 1e-4, {"y": step})[0].ok
+    result = compare("r", ["y"], [want], [two_steps], 1e-3, 1e-4, {"y": step})[0]
+    assert not result.ok and result.steps == 2.0
+    # A larger atol accepts a deep network's drift.
+    assert compare("r", ["y"], [want], [two_steps], 1e-3, 0.6, {"y": step})[0].ok
+    # Without a step, the tolerances alone decide.
+    assert not compare("r", ["y"], [want], [one_step], 1e-3, 1e-4)[0].ok

@@ -111,10 +111,12 @@ def compare(
             finite = np.isfinite(want64) & np.isfinite(have64)
             with np.errstate(invalid="ignore"):
                 error = np.where(finite, np.abs(have64 - want64), 0.0)
-            if name in steps:  # a rounding apart, and a float32 rounding of the dequantized value
-                bad = finite & (error > steps[name] * (MAX_STEPS + 1e-3))
-            else:
-                bad = finite & (error > atol + rtol * np.abs(np.where(finite, want64, 0.0)))
+            allowed = atol + rtol * np.abs(np.where(finite, want64, 0.0))
+            if name in steps:
+                # A rounding apart (plus a float32 rounding of the dequantized value), or within the
+                # user's tolerances: deep quantized nets may drift further, and --atol accepts that.
+                allowed = np.maximum(allowed, steps[name] * (MAX_STEPS + 1e-3))
+            bad = finite & (error > allowed)
             # Non-finite values compare exactly: NaN with NaN, an infinity with the same infinity.
             exact = np.isnan(want64) & np.isnan(have64) | (want64 == have64)
             bad |= ~finite & ~exact
@@ -131,7 +133,8 @@ def compare(
 
 
 def format_failures(comparisons: list[Comparison], rtol: float, atol: float) -> str:
-    quantized = " (quantized outputs: beyond one quantization step)" if any(c.step and not c.ok for c in comparisons) else ""
+    quantized = (" (quantized outputs: beyond one quantization step; a larger --atol accepts more)"
+                 if any(c.step and not c.ok for c in comparisons) else "")
     lines = [f"wasm output differs from the reference beyond rtol={rtol:g}, atol={atol:g}{quantized}:",
              f"  {'reference':<12} {'output':<16} {'index':<18} {'expected':>14} {'wasm':>14}"]
     for c in comparisons:
