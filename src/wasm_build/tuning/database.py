@@ -192,17 +192,31 @@ def apply_database_pass(database_path: str, target: Any) -> tvm.transform.Pass:
         database = memory_database(entries, improving_only=True)
         if len(database) == 0:
             return mod
-        before = dict(mod.functions_items())
+        # Records are keyed by the kernel as tuning saw it: structural equality counts attributes,
+        # so the recorded work comes off for the look-up and goes back on afterwards.
+        works = {gvar: work_of(func) for gvar, func in mod.functions_items() if isinstance(func, tvm.tirx.PrimFunc)}
+        plain = _without_work(mod)
+        before = dict(plain.functions_items())
         with target, database:
-            tuned = relax.transform.MetaScheduleApplyDatabase()(mod)
-        # Mark what changed, whether or not this TVM version marks it already.
+            tuned = relax.transform.MetaScheduleApplyDatabase()(plain)
         for gvar, func in tuned.functions_items():
-            if isinstance(func, tvm.tirx.PrimFunc) and not func.same_as(before.get(gvar)):
-                if not (func.attrs and func.attrs.get(SCHEDULED_ATTR, False)):
-                    func = tuned[gvar] = func.with_attr(SCHEDULED_ATTR, True)
-                work = work_of(before[gvar]) if gvar in before else None
-                if work is not None and work_of(func) is None:
-                    tuned[gvar] = func.with_attr(WORK_ATTR, list(work))
+            if not isinstance(func, tvm.tirx.PrimFunc):
+                continue
+            # Mark what changed, whether or not this TVM version marks it already.
+            if not func.same_as(before.get(gvar)) and not (func.attrs and func.attrs.get(SCHEDULED_ATTR, False)):
+                func = func.with_attr(SCHEDULED_ATTR, True)
+            if works.get(gvar) is not None and work_of(func) is None:
+                func = func.with_attr(WORK_ATTR, list(works[gvar]))
+            tuned[gvar] = func
         return tuned
 
     return _pass
+
+
+def _without_work(mod: tvm.IRModule) -> tvm.IRModule:
+    """``mod`` with `WORK_ATTR` taken off every kernel."""
+    functions = {
+        gvar: func.without_attr(WORK_ATTR) if isinstance(func, tvm.tirx.PrimFunc) and work_of(func) is not None else func
+        for gvar, func in mod.functions_items()
+    }
+    return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
