@@ -101,7 +101,9 @@ def _build(case: Case, source: Path, work_dir: Path, result: CaseResult) -> Path
     try:
         built = build_model(settings, out_dir, project_dir=out_dir, cache_dir=None, log=lambda _message: None)
     except WasmBuildError as exc:
-        result.fail(exc.stage or "frontend", _reason(exc), _full_message(exc))
+        # The export cache's path says nothing about the failure: name the file only.
+        reason, message = (text.replace(str(source), source.name) for text in (_reason(exc), _full_message(exc)))
+        result.fail(exc.stage or "frontend", reason, message)
         return None
     result.compile_s = round(time.perf_counter() - start, 3)
     result.build_timings = {stage: round(seconds, 3) for stage, seconds in built.timings.items()}

@@ -13,7 +13,7 @@ from .compare import RTOL
 from .evaluate import TIMED_RUNS, CaseResult
 from .libraries import versions
 from .models import all_cases
-from .triage import CLASSES
+from .triage import CLASSES, classify
 
 
 def load_rows(path: Path) -> dict[str, CaseResult]:
@@ -30,8 +30,13 @@ def merge(previous: Mapping[str, CaseResult], new: Mapping[str, CaseResult]) -> 
     merged = []
     for case in all_cases():
         row = new.get(case.id) or previous.get(case.id)
-        if row is not None:
-            merged.append(row)
+        if row is None:
+            continue
+        # What the zoo says now, not when the row was measured: its tier, and the triage rules.
+        row.fast, row.library, row.task = case.model.fast, case.model.library, case.model.task
+        if not row.passed and row.stage is not None:
+            row.failure_class = classify(row.stage, row.message)
+        merged.append(row)
     return merged
 
 
@@ -74,11 +79,17 @@ def render_markdown(rows: list[CaseResult], meta: Mapping[str, object]) -> str:
             lines.append(f"| {name} | {len(members)} | `{example.id}`, {example.stage}: {_cell(example.reason)} |")
     if not any(by_class.values()):
         lines.append("| (none) | 0 | |")
-    lines += ["", "Every failing case by class (the whole messages are in results.json):", ""]
+    lines += ["", "Every failing case by class, cases with the same message together (whole messages in results.json):", ""]
     for name, members in by_class.items():
-        if members:
-            lines.append(f"- **{name}**")
-            lines += [f"  - `{r.id}` ({r.stage}): {_cell(r.reason)}" for r in members]
+        if not members:
+            continue
+        lines.append(f"- **{name}**")
+        by_reason: dict[tuple[str | None, str], list[CaseResult]] = {}
+        for r in members:
+            by_reason.setdefault((r.stage, r.reason), []).append(r)
+        for (stage, reason), same in by_reason.items():
+            cases = ", ".join(f"`{r.id}`" for r in same)
+            lines.append(f"  - {stage}: {_cell(reason)} — {cases}")
     lines += [
         "",
         "## Results",

@@ -17,7 +17,7 @@ TIMEOUT = "timeout or crash"
 CLASSES = (EXPORT, FRONTEND, UNSUPPORTED_OP, EXECUTOR, LOWERING, RUN, NUMERICS, TIMEOUT)
 
 _UNSUPPORTED = re.compile(
-    r"not supported by TVM|unsupported (ONNX )?operator|OpNotImplemented|is not (yet )?(supported|implemented)|"
+    r"not supported by TVM|frontend does not support|unsupported (ONNX )?operator|OpNotImplemented|is not (yet )?(supported|implemented)|"
     r"Unsupported function type|No converter|not in the convert map",
     re.IGNORECASE,
 )

@@ -27,10 +27,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from .evaluate import evaluate
     from .export import ExportCache
-    from .models import select
+    from .models import case
 
-    [case] = select([args.case])
-    result = evaluate(case, args.work, ExportCache(args.exports))
+    result = evaluate(case(args.case), args.work, ExportCache(args.exports))
     args.result.write_text(json.dumps(asdict(result), indent=1))
     return 0
 

@@ -22,6 +22,14 @@ def fast_cases() -> list[Case]:
     return [Case(model, "onnx") for model in MODELS.values() if model.fast]
 
 
+def case(case_id: str) -> Case:
+    """One case by its id (`NAME`, `NAME@dynamo`, `NAME@pt2`)."""
+    for candidate in all_cases():
+        if candidate.id == case_id:
+            return candidate
+    raise KeyError(f"no zoo case {case_id!r}")
+
+
 def select(names: list[str] | None = None, *, fast: bool = False) -> list[Case]:
     """Cases by model name (every format) or case id (`NAME@pt2`); all, or the fast tier."""
     cases = fast_cases() if fast else all_cases()
@@ -30,7 +38,7 @@ def select(names: list[str] | None = None, *, fast: bool = False) -> list[Case]:
     by_id = {case.id: case for case in all_cases()}
     chosen: list[Case] = []
     for name in names:
-        matches = [by_id[name]] if name in by_id else [c for c in cases if c.model.name == name]
+        matches = [c for c in cases if c.model.name == name] or ([by_id[name]] if name in by_id else [])
         if not matches:
             raise KeyError(f"no zoo model or case {name!r}; see `python bench/zoo/run.py --list`")
         chosen += [c for c in matches if c not in chosen]

@@ -86,7 +86,7 @@ MODELS = [
              (Tensor.floats("input_values", 1, 1600),), ("last_hidden_state", "extract_features")),
     ZooModel("kws_gru", "torch", "audio", partial(RecurrentSpotter, "GRU"), MFCC_FRAMES, ("scores",), fast=True,
              formats=("onnx", "onnx-dynamo", "pt2")),
-    ZooModel("kws_lstm", "torch", "audio", partial(RecurrentSpotter, "LSTM"), MFCC_FRAMES, ("scores",), fast=True,
+    ZooModel("kws_lstm", "torch", "audio", partial(RecurrentSpotter, "LSTM"), MFCC_FRAMES, ("scores",),
              formats=("onnx", "onnx-dynamo", "pt2")),
     ZooModel("kws_bilstm", "torch", "audio", partial(RecurrentSpotter, "LSTM", layers=2, bidirectional=True), MFCC_FRAMES, ("scores",)),
     ZooModel("kws_gru_2layer_bidir", "torch", "audio", partial(RecurrentSpotter, "GRU", layers=2, bidirectional=True), MFCC_FRAMES, ("scores",)),

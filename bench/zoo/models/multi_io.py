@@ -77,7 +77,7 @@ MODELS = [
     ZooModel("detection_heads", "torch", "multi-io", DetectionHeads, (Tensor.floats("image", 1, 3, 32, 32),),
              ("logits", "boxes", "classes"), fast=True),
     ZooModel("gru_stateful", "torch", "multi-io", StatefulGRU,
-             (Tensor.floats("mfcc", 1, 8, MFCC), Tensor.floats("state", 2, 1, 32)), ("scores", "next_state"), fast=True),
+             (Tensor.floats("mfcc", 1, 8, MFCC), Tensor.floats("state", 2, 1, 32)), ("scores", "next_state")),
     ZooModel("masked_pooling", "torch", "multi-io", MaskedPooling,
              (Tensor.floats("features", 1, 12, 16), Tensor.ints("label", 1, high=8), Tensor.ints("mask", 1, 12, high=2, dtype="bool")),
              ("embedding",)),

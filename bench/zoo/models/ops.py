@@ -80,11 +80,18 @@ class Activations(nn.Module):
         super().__init__()
         self.prelu = nn.PReLU(8)
         self.fns = [F.relu, F.relu6, torch.sigmoid, torch.tanh, F.silu, F.hardswish, F.hardsigmoid, F.mish, F.softplus,
-                    F.elu, F.selu, F.celu, lambda t: F.leaky_relu(t, 0.1), F.gelu, lambda t: F.gelu(t, approximate="tanh"),
+                    F.elu, F.selu, lambda t: F.leaky_relu(t, 0.1), F.gelu, lambda t: F.gelu(t, approximate="tanh"),
                     F.softsign]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sum((fn(x) for fn in self.fns), self.prelu(x))
+
+
+class RareActivations(nn.Module):
+    """CELU, kept apart from `Activations` so that its missing converter does not hide the rest."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.celu(x, alpha=0.5)
 
 
 class Elementwise(nn.Module):
@@ -134,16 +141,23 @@ class Indexing(nn.Module):
         return torch.cat([reordered, picked, one_hot], dim=2)
 
 
+class Padding(nn.Module):
+    """Pad: constant, reflect and edge (replicate) modes, uneven on each side."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = (1, 2, 0, 1)
+        return F.pad(x, pads) + F.pad(x, pads, mode="reflect") + F.pad(x, pads, mode="replicate")
+
+
 class Layout(nn.Module):
-    """Pad (constant, reflect, replicate), strided/negative slicing, Concat, Split, Transpose,
-    PixelShuffle (DepthToSpace), PixelUnshuffle (SpaceToDepth), Tile, Expand, Flatten."""
+    """Strided and negative slicing, Concat, Split, Transpose, PixelShuffle (DepthToSpace),
+    PixelUnshuffle (SpaceToDepth), Tile, Expand, Flatten."""
 
     def forward(self, x: torch.Tensor):
-        a = F.pad(x, (1, 2, 0, 1)) + F.pad(x, (1, 2, 0, 1), mode="reflect") + F.pad(x, (1, 2, 0, 1), mode="replicate")
         head, tail = torch.split(x, [3, 5], dim=1)
-        b = torch.cat([tail.flip(2), head[:, :, ::2].repeat(1, 1, 2, 1)], dim=1).permute(0, 2, 3, 1)
-        c = F.pixel_unshuffle(F.pixel_shuffle(x, 2), 2) + x[:, :1].expand(1, 8, 16, 16)
-        return a, b, c.flatten(2).transpose(1, 2)
+        a = torch.cat([tail.flip(2), head[:, :, ::2].repeat(1, 1, 2, 1)], dim=1).permute(0, 2, 3, 1)
+        b = F.pixel_unshuffle(F.pixel_shuffle(x, 2), 2) + x[:, :1].expand(1, 8, 16, 16)
+        return a, b.flatten(2).transpose(1, 2)
 
 
 class Resizing(nn.Module):
@@ -190,13 +204,15 @@ MODELS = [
     ZooModel("ops_conv", "torch", "ops", Convolutions, X, fast=True, formats=("onnx", "onnx-dynamo", "pt2")),
     ZooModel("ops_conv_transpose", "torch", "ops", TransposedConvolutions, X, fast=True),
     ZooModel("ops_pool", "torch", "ops", Pooling, X, ("pooled", "adaptive", "global"), fast=True, formats=("onnx", "pt2")),
-    ZooModel("ops_norm", "torch", "ops", Normalizations, X, fast=True),
+    ZooModel("ops_norm", "torch", "ops", Normalizations, X),
     ZooModel("ops_activation", "torch", "ops", Activations, X, fast=True, formats=("onnx", "onnx-dynamo", "pt2")),
+    ZooModel("ops_activation_rare", "torch", "ops", RareActivations, X),
     ZooModel("ops_elementwise", "torch", "ops", Elementwise, _XY),
     ZooModel("ops_reduce", "torch", "ops", Reductions, X, ("values", "cumsum", "argmax", "argmin"), fast=True),
     ZooModel("ops_softmax_topk", "torch", "ops", Softmaxes, X, ("probs", "top_values", "top_indices")),
     ZooModel("ops_gather", "torch", "ops", Indexing, (Tensor.ints("ids", 1, 8, high=32), Tensor.floats("x", 1, 8, 16)), fast=True),
-    ZooModel("ops_layout", "torch", "ops", Layout, X, ("padded", "shuffled", "pixels"), fast=True, formats=("onnx", "pt2")),
+    ZooModel("ops_pad", "torch", "ops", Padding, X, ("padded",), fast=True),
+    ZooModel("ops_layout", "torch", "ops", Layout, X, ("shuffled", "pixels"), fast=True, formats=("onnx", "pt2")),
     ZooModel("ops_resize", "torch", "ops", Resizing, X, ("bilinear", "bicubic", "nearest"), fast=True, formats=("onnx", "onnx-dynamo", "pt2")),
     ZooModel("ops_matmul", "torch", "ops", MatrixProducts, (Tensor.floats("a", 1, 2, 12, 16), Tensor.floats("b", 1, 2, 12, 16)),
              ("mixed", "scores")),
