@@ -1,6 +1,6 @@
 """bench/zoo/expected_failures.txt: the fast tier's cases that fail today, and where.
 
-One line per case, `case_id  stage: reason`; `#` starts a comment. tests/test_zoo.py marks a
+One line per case, `case_id  stage: reason`; `#` starts a comment. tests/integration/test_zoo.py marks a
 listed case xfail(strict): a fix shows up as XPASS (delete the line), a failure that moved to
 another stage as a plain failure (update the line).
 """

@@ -99,7 +99,7 @@ def render_markdown(rows: list[CaseResult], meta: Mapping[str, object]) -> str:
         f"wasm-build (frontend, compile, codegen, link), uncached. run ms: median of {TIMED_RUNS} calls of "
         "`WasmModel.run` from Python in wasmtime (copies in and out included), one thread. onnxruntime-web ms: "
         "left for the onnxruntime-web harness. Formats: `onnx` TorchScript exporter (opset 17), `@dynamo` the "
-        "dynamo exporter (opset 18), `@pt2` torch.export; `fast` models are the CI tier (tests/test_zoo.py).",
+        "dynamo exporter (opset 18), `@pt2` torch.export; `fast` models are the CI tier (tests/integration/test_zoo.py).",
         "",
         "| model | format | library | op families | status | max error | compile s | run ms | onnxruntime-web ms | reason |",
         "|---|---|---|---|---|---:|---:|---:|---:|---|",

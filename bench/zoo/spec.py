@@ -75,7 +75,7 @@ class ZooModel:
     make: Callable[[], torch.nn.Module]
     inputs: tuple[Tensor, ...]
     outputs: tuple[str, ...] = ("output",)
-    fast: bool = False  # in the CI tier (tests/test_zoo.py)
+    fast: bool = False  # in the CI tier (tests/integration/test_zoo.py)
     formats: tuple[Format, ...] = ("onnx",)
     note: str = ""
 

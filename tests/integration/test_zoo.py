@@ -25,7 +25,7 @@ from bench.zoo.families import families  # noqa: E402
 from bench.zoo.models import MODELS, all_cases, fast_cases  # noqa: E402
 from bench.zoo.spec import Case, Tensor, ZooModel  # noqa: E402
 
-ZOO = Path(__file__).resolve().parents[1] / "bench" / "zoo"
+ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo"
 EXPECTED_FAILURES = expected.read_expected_failures()
 LIBRARIES = {"torchvision": "torchvision", "timm": "timm", "transformers": "transformers"}
 
