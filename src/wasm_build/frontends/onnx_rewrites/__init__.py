@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import onnx
 
 from . import (
+    celu,
+    computed_pads,
     constant_of_shape_scalar,
     expand_declared_shape,
     gru,
@@ -41,8 +43,13 @@ class Rewrite:
 
 
 REWRITES: tuple[Rewrite, ...] = (
+    # Pad with pads computed from static shapes: TVM refuses non-constant pads; folded first so
+    # the rewrites after it see the constants.
+    Rewrite("computed_pads", frozenset({"Pad"}), computed_pads.rewrite),
     # ConstantOfShape of an empty shape (a scalar): TVM's broadcast_to refuses it (attention masks).
     Rewrite("constant_of_shape_scalar", frozenset({"ConstantOfShape"}), constant_of_shape_scalar.rewrite),
+    # Celu: no converter in TVM; alpha * Elu(x / alpha).
+    Rewrite("celu", frozenset({"Celu"}), celu.rewrite),
     # PRelu's opset-6 per-channel slope: TVM puts it on the last axis.
     Rewrite("prelu_channel_slope", frozenset({"PRelu"}), prelu_channel_slope.rewrite),
     # Slice-1 with starts/ends as attributes: TVM's converter fails.
