@@ -1,11 +1,13 @@
 """ONNX rewrites for what the zoo found (issue 18), without TVM: pads computed from static
-shapes folded into constants (`computed_pads`), and `Celu` as `Elu` (`celu`). Each rewritten
+shapes folded into constants (`computed_pads`), `Celu` as `Elu` (`celu`), `TopK` as rounds
+of arg-max (`topk`). Each rewritten
 model, run in onnxruntime, gives what the original gives there; builds of exported models
 that use them are in the zoo (tests/integration/test_zoo.py)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -105,3 +107,27 @@ def test_celu_becomes_elu_and_matches():
     assert "Celu" not in [n.op_type for n in rewritten.graph.node]
     [want], [have] = run(model, {"x": x}), run(rewritten, {"x": x})
     np.testing.assert_allclose(have, want, rtol=1e-6, atol=1e-6)
+
+
+def _topk_model(k: int, axis: int, largest: int, opset: int) -> onnx.ModelProto:
+    nodes = [_ints("k", [k]), helper.make_node("TopK", ["x", "k"], ["values", "indices"], axis=axis, largest=largest)]
+    shape = [2, 3, 7]
+    out_shape = list(shape)
+    out_shape[axis] = k
+    outputs = [helper.make_tensor_value_info("values", TensorProto.FLOAT, out_shape),
+               helper.make_tensor_value_info("indices", TensorProto.INT64, out_shape)]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)], outputs, opset=opset)
+
+
+@pytest.mark.parametrize("k,axis,largest,opset", [(3, -1, 1, 17), (7, 2, 1, 18), (2, 1, 0, 17), (1, 0, 1, 18)])
+def test_topk_becomes_rounds_of_arg_max_and_matches(k, axis, largest, opset):
+    model = _topk_model(k, axis, largest, opset)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-4, 4, size=(2, 3, 7)).astype(np.float32)  # many ties: the order of equal values counts
+    rewritten = apply_rewrites(model)
+    onnx.checker.check_model(rewritten, full_check=True)
+    assert "TopK" not in [n.op_type for n in rewritten.graph.node]
+    want, have = run(model, {"x": x}), run(rewritten, {"x": x})
+    for w, h in zip(want, have):
+        assert h.dtype == w.dtype
+        np.testing.assert_array_equal(h, w)

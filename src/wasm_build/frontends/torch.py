@@ -10,7 +10,7 @@ from ..config.settings import InputSpec
 from ..errors import WasmBuildError
 from .loaded import LoadedModel
 from .shapes import pin_relax_inputs
-from .torch_rewrites import apply_edits
+from .torch_rewrites import CONVERTERS, apply_edits
 
 
 def load_pt2(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
@@ -30,7 +30,7 @@ def load_pt2(path: Path, pinned: dict[str, InputSpec]) -> LoadedModel:
             fix="save the program with torch.export.save(torch.export.export(model, example_inputs), 'model.pt2')",
         ) from None
     # Edits keep the program's meaning: it stays the smoke test's reference.
-    module = from_exported_program(apply_edits(program))
+    module = from_exported_program(apply_edits(program), custom_convert_map=CONVERTERS)
     loaded = pin_relax_inputs("pt2", module, pinned, hashlib.sha256(path.read_bytes()).hexdigest())
     loaded.torch_program = program
     return loaded

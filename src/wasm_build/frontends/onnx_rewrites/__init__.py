@@ -31,6 +31,7 @@ from . import (
     rnn,
     slice_attributes,
     static_sequences,
+    topk,
 )
 from .graph import graphs, is_standard, pin_inputs
 
@@ -58,6 +59,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("static_sequences", frozenset(static_sequences.SEQUENCE_OPS), static_sequences.rewrite),
     # Expand to a shape read from an input: the shape the model declares for the result.
     Rewrite("expand_declared_shape", frozenset({"Expand"}), expand_declared_shape.rewrite),
+    # TopK: TVM calls a sort function of its C++ runtime; k rounds of arg-max for a small k.
+    Rewrite("topk", frozenset({"TopK"}), topk.rewrite),
     # Recurrent layers, unrolled over the static sequence length.
     Rewrite("lstm", frozenset({"LSTM"}), lstm.rewrite),
     Rewrite("gru", frozenset({"GRU"}), gru.rewrite),
