@@ -46,6 +46,11 @@ class Nearest(nn.Module):
         return F.interpolate(x, size=(12, 12), mode="nearest"), F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
+class Elus(nn.Module):
+    def forward(self, x):
+        return F.selu(x), F.elu(x, alpha=0.7), F.celu(x, alpha=0.5)
+
+
 class AdaptiveMax(nn.Module):
     def forward(self, x):
         return F.adaptive_max_pool2d(x, 1), F.adaptive_max_pool2d(x, (4, 2))
@@ -63,6 +68,10 @@ def test_negative_select_counts_from_the_end():
 
 def test_nearest_resize_picks_pytorch_pixels():
     _check(Nearest(), torch.randn(1, 3, 16, 16))
+
+
+def test_elu_keeps_its_scales():
+    _check(Elus(), torch.randn(2, 3, 8) * 3)
 
 
 def test_adaptive_max_pool_to_a_dividing_size():

@@ -105,7 +105,31 @@ def adaptive_max_pool2d(node: Any, importer: Any) -> Any:
     return (pooled, None)  # TVM's getitem indexes a Python tuple; [1] is refused above
 
 
+def elu(node: Any, importer: Any) -> Any:
+    """`aten.elu(x, alpha, scale, input_scale)`: scale * (x if x > 0 else alpha * (exp(x *
+    input_scale) - 1)). SELU reaches TVM as an `elu` with scale and input_scale set, which
+    TVM's converter drops (the zoo's SELU was off by 0.5)."""
+    from tvm import relax
+
+    x = importer.env[node.args[0]]
+    alpha, scale, input_scale = (
+        float(node.args[i]) if len(node.args) > i else float(node.kwargs.get(key, 1.0))
+        for i, key in ((1, "alpha"), (2, "scale"), (3, "input_scale"))
+    )
+    dtype = x.ty.dtype
+
+    def const(value: float) -> Any:
+        return relax.const(value, dtype)
+
+    op = relax.op
+    negative = op.minimum(x, const(0.0))
+    expm1 = op.subtract(op.exp(op.multiply(negative, const(input_scale))), const(1.0))
+    body = op.add(op.nn.relu(x), op.multiply(const(alpha), expm1))
+    return importer.block_builder.emit(op.multiply(const(scale), body) if scale != 1.0 else body)
+
+
 CONVERTERS: dict[str, Callable[[Any, Any], Any]] = {
+    "elu.default": elu,
     "upsample_nearest2d.vec": upsample_nearest2d,
     "adaptive_max_pool2d.default": adaptive_max_pool2d,
 }
