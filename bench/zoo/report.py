@@ -50,8 +50,22 @@ def write(rows: list[CaseResult], directory: Path, *, command: str, seconds: flo
         "versions": versions(),
         "tolerance": RTOL,
     }
-    (directory / "results.json").write_text(json.dumps({**meta, "cases": [asdict(r) for r in rows]}, indent=1) + "\n")
+    # One row a line, messages cut to their end (a TVM error can print whole modules): the file is
+    # committed and stays small and diffable.
+    head = json.dumps(meta, indent=1)[:-2]
+    cases = ",\n".join(json.dumps(_compact(asdict(r))) for r in rows)
+    (directory / "results.json").write_text(f'{head},\n "cases": [\n{cases}\n ]\n}}\n')
     (directory / "RESULTS.md").write_text(render_markdown(rows, meta))
+
+
+MESSAGE_CHARS = 1500  # the end of a failure's message: where Python and TVM put the error
+
+
+def _compact(row: dict) -> dict:
+    message = row.get("message") or ""
+    if len(message) > MESSAGE_CHARS:
+        row["message"] = "..." + message[-MESSAGE_CHARS:]
+    return row
 
 
 def render_markdown(rows: list[CaseResult], meta: Mapping[str, object]) -> str:

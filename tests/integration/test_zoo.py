@@ -46,7 +46,7 @@ def exports(tmp_path_factory) -> ExportCache:
     return ExportCache(tmp_path_factory.mktemp("zoo-exports"))
 
 
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", list(_params()))
 def test_fast_model_matches_onnxruntime(case: Case, exports: ExportCache, tmp_path: Path) -> None:
     library = LIBRARIES.get(case.model.library)
     if library:
