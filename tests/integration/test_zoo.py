@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("torch", reason="the zoo exports PyTorch models (bash scripts/setup.sh --tests installs torch)")
 
-from bench.zoo import expected, triage  # noqa: E402
+from bench.zoo import expected, libraries, triage  # noqa: E402
 from bench.zoo.compare import compare_outputs  # noqa: E402
 from bench.zoo.evaluate import evaluate  # noqa: E402
 from bench.zoo.export import ExportCache, digest  # noqa: E402
@@ -41,6 +41,14 @@ def _params():
         yield pytest.param(case, id=case.id, marks=marks)
 
 
+def _import_or_skip(library: str) -> None:
+    """Through bench.zoo.libraries: a plain import of torchvision fails on CPU torch."""
+    try:
+        libraries.import_library(library)
+    except ImportError:
+        pytest.skip(f"{library} is missing: pip install -r bench/zoo/requirements.txt")
+
+
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory) -> ExportCache:
     return ExportCache(tmp_path_factory.mktemp("zoo-exports"))
@@ -50,7 +58,7 @@ def exports(tmp_path_factory) -> ExportCache:
 def test_fast_model_matches_onnxruntime(case: Case, exports: ExportCache, tmp_path: Path) -> None:
     library = LIBRARIES.get(case.model.library)
     if library:
-        pytest.importorskip(library, reason="pip install -r bench/zoo/requirements.txt")
+        _import_or_skip(library)
     result = evaluate(case, tmp_path, exports, timed_runs=1)
     if result.passed:
         return
