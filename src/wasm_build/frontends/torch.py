@@ -11,6 +11,7 @@ from ..config.settings import DimSpec, InputSpec
 from ..errors import WasmBuildError
 from .loaded import LoadedModel
 from .shapes import pin_relax_inputs
+from .torch_rewrites import CONVERTERS, apply_edits
 
 
 def load_pt2(path: Path, pinned: dict[str, InputSpec], dims: Mapping[str, DimSpec] | None = None) -> LoadedModel:
@@ -29,7 +30,8 @@ def load_pt2(path: Path, pinned: dict[str, InputSpec], dims: Mapping[str, DimSpe
             f"'{path}' could not be loaded with torch.export.load ({type(exc).__name__}: {exc})",
             fix="save the program with torch.export.save(torch.export.export(model, example_inputs), 'model.pt2')",
         ) from None
-    module = from_exported_program(program)
+    # Edits keep the program's meaning: it stays the smoke test's reference.
+    module = from_exported_program(apply_edits(program), custom_convert_map=CONVERTERS)
     loaded = pin_relax_inputs("pt2", module, pinned, hashlib.sha256(path.read_bytes()).hexdigest(), dims)
     loaded.torch_program = program
     return loaded

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import onnx
 
 from . import (
+    celu,
+    computed_pads,
     constant_of_shape_scalar,
     expand_declared_shape,
     gru,
@@ -29,6 +31,7 @@ from . import (
     rnn,
     slice_attributes,
     static_sequences,
+    topk,
 )
 from .graph import graphs, is_standard, pin_inputs
 
@@ -41,8 +44,13 @@ class Rewrite:
 
 
 REWRITES: tuple[Rewrite, ...] = (
+    # Pad with pads computed from static shapes: TVM refuses non-constant pads; folded first so
+    # the rewrites after it see the constants.
+    Rewrite("computed_pads", frozenset({"Pad"}), computed_pads.rewrite),
     # ConstantOfShape of an empty shape (a scalar): TVM's broadcast_to refuses it (attention masks).
     Rewrite("constant_of_shape_scalar", frozenset({"ConstantOfShape"}), constant_of_shape_scalar.rewrite),
+    # Celu: no converter in TVM; alpha * Elu(x / alpha).
+    Rewrite("celu", frozenset({"Celu"}), celu.rewrite),
     # PRelu's opset-6 per-channel slope: TVM puts it on the last axis.
     Rewrite("prelu_channel_slope", frozenset({"PRelu"}), prelu_channel_slope.rewrite),
     # Slice-1 with starts/ends as attributes: TVM's converter fails.
@@ -51,6 +59,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("static_sequences", frozenset(static_sequences.SEQUENCE_OPS), static_sequences.rewrite),
     # Expand to a shape read from an input: the shape the model declares for the result.
     Rewrite("expand_declared_shape", frozenset({"Expand"}), expand_declared_shape.rewrite),
+    # TopK: TVM calls a sort function of its C++ runtime; k rounds of arg-max for a small k.
+    Rewrite("topk", frozenset({"TopK"}), topk.rewrite),
     # Recurrent layers, unrolled over the static sequence length.
     Rewrite("lstm", frozenset({"LSTM"}), lstm.rewrite),
     Rewrite("gru", frozenset({"GRU"}), gru.rewrite),

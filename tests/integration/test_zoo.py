@@ -1,0 +1,163 @@
+"""The model zoo's fast tier (bench/zoo): small models that together cover every op family of
+the zoo, each exported from PyTorch, built with wasm-build, run in wasmtime and compared with
+onnxruntime on seeded inputs (never with stored outputs).
+
+Cases that fail today are listed in bench/zoo/expected_failures.txt and are xfail(strict): a fix
+shows up as XPASS (delete the line), a failure that moved to another stage as a plain failure.
+The whole zoo runs with `python bench/zoo/run.py`; its table is bench/zoo/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the zoo exports PyTorch models (bash scripts/setup.sh --tests installs torch)")
+
+from bench.zoo import expected, libraries, triage  # noqa: E402
+from bench.zoo.compare import compare_outputs  # noqa: E402
+from bench.zoo.evaluate import evaluate  # noqa: E402
+from bench.zoo.export import ExportCache, digest  # noqa: E402
+from bench.zoo.families import families  # noqa: E402
+from bench.zoo.models import MODELS, all_cases, fast_cases  # noqa: E402
+from bench.zoo.spec import Case, Tensor, ZooModel  # noqa: E402
+
+ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo"
+EXPECTED_FAILURES = expected.read_expected_failures()
+LIBRARIES = {"torchvision": "torchvision", "timm": "timm", "transformers": "transformers"}
+
+
+class ZooFailure(AssertionError):
+    """The case failed where expected_failures.txt says it does (the only failure an xfail accepts)."""
+
+
+def _params():
+    for case in fast_cases():
+        listed = EXPECTED_FAILURES.get(case.id)
+        marks = [pytest.mark.xfail(raises=ZooFailure, strict=True, reason=str(listed))] if listed else []
+        yield pytest.param(case, id=case.id, marks=marks)
+
+
+def _import_or_skip(library: str) -> None:
+    """Through bench.zoo.libraries: a plain import of torchvision fails on CPU torch."""
+    try:
+        libraries.import_library(library)
+    except ImportError:
+        pytest.skip(f"{library} is missing: pip install -r bench/zoo/requirements.txt")
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory) -> ExportCache:
+    return ExportCache(tmp_path_factory.mktemp("zoo-exports"))
+
+
+@pytest.mark.parametrize("case", list(_params()))
+def test_fast_model_matches_onnxruntime(case: Case, exports: ExportCache, tmp_path: Path) -> None:
+    library = LIBRARIES.get(case.model.library)
+    if library:
+        _import_or_skip(library)
+    result = evaluate(case, tmp_path, exports, timed_runs=1)
+    if result.passed:
+        return
+    listed = EXPECTED_FAILURES.get(case.id)
+    if listed is not None and listed.stage != result.stage:
+        raise AssertionError(
+            f"{case.id} is listed as failing at {listed.stage} ({listed.reason}), but now fails at "
+            f"{result.stage}: {result.reason}\nupdate its line in bench/zoo/expected_failures.txt"
+        )
+    raise ZooFailure(f"{case.id} fails at {result.stage} ({result.failure_class}): {result.reason}\n{result.message}")
+
+
+# -- the zoo's own promises, checked without building ---------------------------------------
+
+
+def test_zoo_covers_the_required_architectures() -> None:
+    assert len(MODELS) >= 45
+    tasks = {model.task for model in MODELS.values()}
+    assert tasks == {"vision", "dense", "nlp", "audio", "multi-io", "ops"}
+    assert {model.library for model in MODELS.values()} == {"torchvision", "timm", "transformers", "torch"}
+    formats = {case.format for case in all_cases()}
+    assert formats == {"onnx", "onnx-dynamo", "pt2"}
+    assert 10 <= len(fast_cases()) <= 16, "the fast tier is about a dozen models"
+
+
+def _committed_rows() -> list[dict]:
+    return json.loads((ZOO / "results.json").read_text())["cases"]
+
+
+def test_committed_table_has_a_row_for_every_case() -> None:
+    rows = {row["id"] for row in _committed_rows()}
+    missing = sorted({case.id for case in all_cases()} - rows)
+    assert not missing, f"bench/zoo/results.json has no row for {missing}: run `python bench/zoo/run.py --models ...`"
+    text = (ZOO / "RESULTS.md").read_text()
+    assert all(f"| {case.model.name}" in text for case in all_cases())
+
+
+def test_fast_tier_covers_every_op_family_of_the_zoo() -> None:
+    rows = _committed_rows()
+    fast_ids = {case.id for case in fast_cases()}
+    everywhere = {f for row in rows for f in row["op_families"]}
+    in_fast_tier = {f for row in rows if row["id"] in fast_ids for f in row["op_families"]}
+    assert everywhere - in_fast_tier == set(), "op families only slow models use: add a fast model that has them"
+
+
+def test_expected_failures_name_fast_cases() -> None:
+    stale = sorted(set(EXPECTED_FAILURES) - {case.id for case in fast_cases()})
+    assert not stale, f"bench/zoo/expected_failures.txt lists cases outside the fast tier: {stale}"
+
+
+def test_expected_failures_file_is_validated(tmp_path: Path) -> None:
+    bad = tmp_path / "expected_failures.txt"
+    bad.write_text("unet  linking: a typo in the stage\n")
+    with pytest.raises(ValueError, match="stage in"):
+        expected.read_expected_failures(bad)
+    bad.write_text("unet  frontend: a\nunet  compile: b\n")
+    with pytest.raises(ValueError, match="listed twice"):
+        expected.read_expected_failures(bad)
+
+
+def test_comparison_is_relative_to_the_output_scale_and_exact_for_integers() -> None:
+    want = np.array([100.0, -50.0, 1.0], np.float32)
+    assert compare_outputs([want], [want + np.float32(0.09)]).ok  # 0.09 / 100 < 1e-3
+    assert not compare_outputs([want], [want + np.float32(0.2)]).ok
+    ints = np.array([3, 1, 2], np.int64)
+    assert compare_outputs([ints], [ints.copy()]).ok
+    assert not compare_outputs([ints], [ints + np.array([0, 0, 1])]).ok
+    assert "shape" in compare_outputs([want], [want[:2]]).summary
+    assert "outputs" in compare_outputs([want], [want, want]).summary
+
+
+def test_failure_classes() -> None:
+    assert triage.classify("export", "anything") == triage.EXPORT
+    assert triage.classify("frontend", "TVM's ONNX frontend could not import: OpNotImplemented: GRU") == triage.UNSUPPORTED_OP
+    assert triage.classify("frontend", "broadcast_to expects the input shape to have ...") == triage.FRONTEND
+    assert triage.classify("compile", "relax.nn.conv2d_transpose is not supported by the static executor") in (
+        triage.UNSUPPORTED_OP, triage.EXECUTOR)
+    assert triage.classify("compile", "AssertionError: emit_te now only supports Tensor that has ShapeExpr shape") == triage.LOWERING
+    assert triage.classify("numerics", "does not match") == triage.NUMERICS
+    assert triage.classify("timeout", "") == triage.TIMEOUT
+
+
+def test_export_cache_key_follows_the_definition() -> None:
+    def make():  # pragma: no cover - never called: only its source is hashed
+        raise AssertionError
+
+    a = ZooModel("probe", "torch", "ops", make, (Tensor.floats("x", 1, 4),))
+    b = ZooModel("probe", "torch", "ops", make, (Tensor.floats("x", 1, 5),))
+    assert digest(a) == digest(ZooModel("probe", "torch", "ops", make, (Tensor.floats("x", 1, 4),), fast=True))
+    assert digest(a) != digest(b)
+
+
+def test_op_families_group_operator_types() -> None:
+    assert families(["Conv", "Relu", "Constant", "GRU", "Conv"]) == ["conv", "activation", "recurrent"]
+    assert families(["SomethingNew"]) == ["SomethingNew"]
+
+
+def test_seeded_inputs_are_reproducible_and_typed() -> None:
+    model = MODELS["bert"]
+    first, second = model.sample_inputs(), model.sample_inputs()
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    assert first["input_ids"].dtype == np.int64 and first["attention_mask"][0, -1] == 0

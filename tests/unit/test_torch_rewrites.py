@@ -1,0 +1,83 @@
+"""Mends of TVM's exported-program frontend (`frontends.torch_rewrites`), found by the zoo
+(issue 18): each small program, translated with them and run by TVM natively, gives what
+PyTorch gives. The wasm builds of such programs are the zoo's `@pt2` cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wasm_build.errors import WasmBuildError
+from wasm_build.frontends.torch_rewrites import CONVERTERS, apply_edits
+
+torch = pytest.importorskip("torch")
+nn, F = torch.nn, torch.nn.functional
+
+
+def _tvm_run(module: nn.Module, *inputs: torch.Tensor) -> list[np.ndarray]:
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.torch import from_exported_program
+
+    program = apply_edits(torch.export.export(module, inputs))
+    mod = from_exported_program(program, keep_params_as_input=False, custom_convert_map=CONVERTERS)
+    vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    out = vm["main"](*(tvm.runtime.tensor(i.numpy()) for i in inputs))
+    return [out.numpy()] if hasattr(out, "numpy") else [o.numpy() for o in out]  # one tensor or a tuple
+
+
+def _check(module: nn.Module, *inputs: torch.Tensor) -> None:
+    want = module(*inputs)
+    want = [w.detach().numpy() for w in (want if isinstance(want, tuple) else (want,))]
+    got = _tvm_run(module, *inputs)
+    assert len(got) == len(want)
+    for w, g in zip(want, got):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+class LastFrame(nn.Module):
+    def forward(self, x):
+        return x[:, -1] * 2, x.select(2, -3)
+
+
+class Nearest(nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, size=(12, 12), mode="nearest"), F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+class Elus(nn.Module):
+    def forward(self, x):
+        return F.selu(x), F.elu(x, alpha=0.7), F.celu(x, alpha=0.5)
+
+
+class AdaptiveMax(nn.Module):
+    def forward(self, x):
+        return F.adaptive_max_pool2d(x, 1), F.adaptive_max_pool2d(x, (4, 2))
+
+
+class AdaptiveMaxIndices(nn.Module):
+    def forward(self, x):
+        values, indices = F.adaptive_max_pool2d(x, 2, return_indices=True)
+        return values + indices.float()
+
+
+def test_negative_select_counts_from_the_end():
+    _check(LastFrame(), torch.randn(2, 5, 4))
+
+
+def test_nearest_resize_picks_pytorch_pixels():
+    _check(Nearest(), torch.randn(1, 3, 16, 16))
+
+
+def test_elu_keeps_its_scales():
+    _check(Elus(), torch.randn(2, 3, 8) * 3)
+
+
+def test_adaptive_max_pool_to_a_dividing_size():
+    _check(AdaptiveMax(), torch.randn(1, 3, 8, 8))
+
+
+def test_adaptive_max_pool_indices_are_refused_by_name():
+    with pytest.raises(WasmBuildError, match="indices"):
+        _tvm_run(AdaptiveMaxIndices(), torch.randn(1, 3, 8, 8))
