@@ -13,10 +13,11 @@ import contextlib
 import importlib
 import io
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
+
+from wasm_build.testing.torchvision import import_torchvision
 
 IMAGE = (1, 3, 224, 224)
 
@@ -60,25 +61,5 @@ def _import_timm():
     """timm, importing torchvision first even where its C operators did not load (PyPI's
     torchvision is built for CUDA torch; on CPU torch its fake-kernel registrations raise at
     import, and no model here uses those operators)."""
-    with _tolerate_missing_torchvision_ops():
-        with contextlib.suppress(ImportError):
-            importlib.import_module("torchvision")
+    import_torchvision()
     return _import("timm")
-
-
-@contextlib.contextmanager
-def _tolerate_missing_torchvision_ops() -> Iterator[None]:
-    torch = _import("torch")
-    register_fake = torch.library.register_fake
-
-    def tolerant(op, func=None, /, **kwargs):
-        namespace, _, name = op.partition("::") if isinstance(op, str) else ("", "", "")
-        if namespace == "torchvision" and not hasattr(torch.ops.torchvision, name):
-            return func if func is not None else (lambda fn: fn)
-        return register_fake(op, func, **kwargs)
-
-    torch.library.register_fake = tolerant
-    try:
-        yield
-    finally:
-        torch.library.register_fake = register_fake

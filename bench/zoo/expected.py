@@ -7,33 +7,17 @@ another stage as a plain failure (update the line).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+from wasm_build.testing.conformance import ExpectedFailure
+from wasm_build.testing.conformance import (
+    read_expected_failures as read_conformance_format,
+)
 
 PATH = Path(__file__).with_name("expected_failures.txt")
 STAGES = ("export", "frontend", "compile", "codegen", "link", "run", "numerics")
 
 
-@dataclass(frozen=True)
-class ExpectedFailure:
-    stage: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.stage}: {self.reason}"
-
-
 def read_expected_failures(path: Path = PATH) -> dict[str, ExpectedFailure]:
-    failures: dict[str, ExpectedFailure] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        case_id, _, text = line.partition(" ")
-        stage, colon, reason = text.strip().partition(":")
-        if not colon or stage not in STAGES or not reason.strip():
-            raise ValueError(f"{path}:{number}: expected 'case_id  stage: reason' with stage in {STAGES}, got {line!r}")
-        if case_id in failures:
-            raise ValueError(f"{path}:{number}: {case_id} is listed twice")
-        failures[case_id] = ExpectedFailure(stage, reason.strip())
-    return failures
+    """The listed cases, by case id (the conformance suite's format, with an export stage)."""
+    return read_conformance_format(path, STAGES)

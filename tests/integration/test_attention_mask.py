@@ -14,8 +14,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from wasm_build.frontends.onnx_rewrites import apply_rewrites as apply
+from wasm_build.testing.torchvision import import_torchvision
 
-from tests.support.export import build_and_compare, export_onnx, import_torchvision
+from tests.support.export import build_and_compare, export_onnx
 
 SEQ, VOCAB = 8, 100
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import io
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,41 +14,6 @@ from wasm_build import WasmModel
 from wasm_build.testing import models
 
 from . import build
-
-
-@contextlib.contextmanager
-def _fake_kernels_optional() -> Iterator[None]:
-    import torch.library
-
-    register_fake = torch.library.register_fake
-
-    def tolerant(*args: Any, **kwargs: Any) -> Any:
-        def decorate(function: Any) -> Any:
-            try:
-                return register_fake(*args, **kwargs)(function)
-            except RuntimeError:  # "operator torchvision::nms does not exist"
-                return function
-
-        return decorate
-
-    torch.library.register_fake = tolerant
-    try:
-        yield
-    finally:
-        torch.library.register_fake = register_fake
-
-
-def import_torchvision() -> None:
-    """Import torchvision, if installed, on a CPU build of torch.
-
-    PyPI's torchvision 0.28 is built for CUDA torch: on torch+cpu its C operators (nms,
-    roi_align) do not exist and registering their fake kernels raises at import. transformers
-    imports torchvision for its image utilities, so no transformers model builds then. The
-    architectures used here need none of those operators: they are skipped."""
-    if "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is None:
-        return
-    with _fake_kernels_optional():
-        import torchvision  # noqa: F401
 
 
 def export_onnx(module: Any, example: tuple[Any, ...], input_names: Sequence[str], opset: int = 17) -> onnx.ModelProto:

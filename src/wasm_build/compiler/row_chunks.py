@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import tvm
 import tvm_ffi
 from tvm import tirx
 from tvm.script import tirx as T
+
+from .irmodule import with_functions
+from .tir.walk import field_names
 
 # Rows per chunk: the contraction rule's row tile (a multiple of it keeps its tiles whole),
 # small enough that a padded last chunk wastes at most 3 rows.
@@ -56,11 +60,7 @@ def row_chunk_pass(rows: int = ROWS) -> tvm.transform.Pass:
                 chunked = _with_rows(func, found.var, rows) if found is not None else None
                 if chunked is not None:
                     updates[gvar] = chunked.with_attr(ROW_CHUNK_ATTR, {"rows": rows, "axes": list(found.axes)})
-        if not updates:
-            return mod
-        functions = dict(mod.functions_items())
-        functions.update(updates)
-        return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
+        return with_functions(mod, updates)
 
     return _pass
 
@@ -180,18 +180,9 @@ def _nodes(root: Any, seen: Counter[int]) -> Iterator[Any]:
     if info is None or isinstance(root, (tvm.ir.Type, tirx.IntImm, tirx.FloatImm)):
         return
     yield root
-    for name in _field_names(type(root)):
+    for name in field_names(type(root)):
         if name not in ("span", "ty"):
             yield from _nodes(getattr(root, name), seen)
-
-
-def _field_names(node_type: type) -> tuple[str, ...]:
-    names: list[str] = []
-    info = node_type.__tvm_ffi_type_info__
-    while info is not None:
-        names = [field.name for field in info.fields] + names
-        info = info.parent_type_info
-    return tuple(names)
 
 
 def _key(node: Any) -> int:

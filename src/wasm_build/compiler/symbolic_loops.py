@@ -16,6 +16,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
 
+from .irmodule import with_functions
 from .schedules.analysis import iter_kinds, root_blocks
 from .schedules.rule import Rule, attempt
 from .tiles import SCHEDULED_ATTR
@@ -106,10 +107,6 @@ def symbolic_loop_pass() -> tvm.transform.Pass:
                     sch, changed = result, True
             if changed:
                 updates[gvar] = sch.mod["main"].with_attr(SCHEDULED_ATTR, True)
-        if not updates:
-            return mod
-        functions = dict(mod.functions_items())
-        functions.update(updates)
-        return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
+        return with_functions(mod, updates)
 
     return _pass

@@ -16,6 +16,8 @@ import numpy as np
 import tvm
 from tvm import s_tir, tirx
 
+from .irmodule import with_functions
+
 # PrimFunc attribute: [multiply-adds, bytes of arguments], set by `annotate_work_pass`.
 WORK_ATTR = "wasm_build.work"
 
@@ -46,11 +48,7 @@ def annotate_work_pass() -> tvm.transform.Pass:
             for gvar, func in mod.functions_items()
             if isinstance(func, tirx.PrimFunc) and work_of(func) is None and not _symbolic(func)
         }
-        if not updates:
-            return mod
-        functions = dict(mod.functions_items())
-        functions.update(updates)
-        return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
+        return with_functions(mod, updates)
 
     return _pass
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -129,8 +130,8 @@ class ExpectedFailure:
         return f"{self.stage}: {self.reason}"
 
 
-def read_expected_failures(path: Path) -> dict[str, ExpectedFailure]:
-    """Parse ``suite/test_name  stage: reason`` lines; ``#`` starts a comment."""
+def read_expected_failures(path: Path, stages: tuple[str, ...] = STAGES) -> dict[str, ExpectedFailure]:
+    """Parse ``case_id  stage: reason`` lines (a stage of `stages`); ``#`` starts a comment."""
     failures: dict[str, ExpectedFailure] = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -138,8 +139,8 @@ def read_expected_failures(path: Path) -> dict[str, ExpectedFailure]:
             continue
         case_id, _, text = line.partition(" ")
         stage, sep, reason = text.strip().partition(":")
-        if not sep or stage not in STAGES or not reason.strip():
-            raise ValueError(f"{path}:{number}: expected 'suite/test_name  stage: reason' with stage in {STAGES}, got {line!r}")
+        if not sep or stage not in stages or not reason.strip():
+            raise ValueError(f"{path}:{number}: expected 'case_id  stage: reason' with stage in {stages}, got {line!r}")
         if case_id in failures:
             raise ValueError(f"{path}:{number}: {case_id} is listed twice")
         failures[case_id] = ExpectedFailure(stage, reason.strip())

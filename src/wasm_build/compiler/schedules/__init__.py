@@ -29,6 +29,7 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
+from ..irmodule import with_functions
 from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, SCHEDULED_ATTR
 from .analysis import all_blocks, root_blocks
 from .contraction import Contraction
@@ -79,11 +80,7 @@ def default_schedule_pass(target: tvm.target.Target) -> tvm.transform.Pass:
                 updates[gvar] = scheduled
         if not updates:
             return mod
-        # A new module: passes must not change their input (tuning reuses it to extract tasks).
-        functions = dict(mod.functions_items())
-        functions.update(updates)
-        mod = tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
-        return fold_packed_constants(mod)
+        return fold_packed_constants(with_functions(mod, updates))
 
     return _pass
 

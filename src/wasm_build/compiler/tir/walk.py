@@ -23,7 +23,7 @@ _NODES = (tirx.Stmt, tvm.ir.expr.Expr)
 
 
 @functools.cache
-def _field_names(node_type: type) -> tuple[str, ...]:
+def field_names(node_type: type) -> tuple[str, ...]:
     """Reflected fields of a node type, its ancestors' first (read once per type: a walk
     visits every node of every kernel it is given)."""
     names: list[str] = []
@@ -35,7 +35,7 @@ def _field_names(node_type: type) -> tuple[str, ...]:
 
 
 def _fields(node) -> tuple[str, ...]:
-    return _field_names(type(node))
+    return field_names(type(node))
 
 
 def _children(node):
