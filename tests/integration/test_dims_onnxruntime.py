@@ -27,14 +27,6 @@ ERROR_SHAPE = 8
 
 
 @pytest.fixture(scope="module")
-def torch_models():
-    pytest.importorskip("torch")
-    from tests.support import torch_models
-
-    return torch_models
-
-
-@pytest.fixture(scope="module")
 def encoder(tmp_path_factory, torch_models):
     out = tmp_path_factory.mktemp("bert128")
     source = torch_models.export_encoder(out / "bert.pt2", max_len=MAX_LEN)

@@ -40,14 +40,6 @@ def encoder_onnx(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def torch_models():
-    pytest.importorskip("torch")
-    from tests.support import torch_models
-
-    return torch_models
-
-
-@pytest.fixture(scope="module")
 def bert(tmp_path_factory, torch_models):
     """The BERT-style encoder: `input_ids` and `attention_mask` [1, seq], seq in 1..64, the bounds
     of its export's Dim."""
