@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import which_or_skip
+from tests.support.c import CLANG
+from tests.support.rust import CARGO, RUSTC, WASI_STD, Cargo
+
 
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -18,3 +22,17 @@ def torch_models():
     from tests.support import torch_models
 
     return torch_models
+
+
+@pytest.fixture(scope="session")
+def clang() -> str:
+    return which_or_skip(CLANG)
+
+
+@pytest.fixture(scope="session")
+def cargo(tmp_path_factory) -> Cargo:
+    which_or_skip(CARGO)
+    which_or_skip(RUSTC)
+    if not WASI_STD.is_dir():
+        pytest.skip("the wasm32-wasi Rust standard library is not installed (apt-get install libstd-rust-dev-wasm32)")
+    return Cargo(tmp_path_factory.mktemp("cargo-home"), tmp_path_factory.mktemp("cargo-target"))

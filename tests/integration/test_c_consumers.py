@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from wasm_build.testing import models
 
 from tests.support import REPO
 from tests.support import which_or_skip
 from tests.support import EXAMPLE
+from tests.support.c import WASI, compile_ok
 from tests.support.wasm import read_f32, run_command
-
-CLANG = "clang-19"
-WASI = ["--target=wasm32-wasi", "--sysroot=/usr"]
-
-
-@pytest.fixture(scope="module")
-def clang() -> str:
-    return which_or_skip(CLANG)
-
-
-def compile_ok(args: list[str], cwd: Path) -> None:
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, f"$ {' '.join(args)}\n{proc.stderr}"
-
 
 def parse_floats(line: str) -> np.ndarray:
     return np.array(line.split(), dtype=np.float32)

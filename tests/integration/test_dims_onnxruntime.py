@@ -17,8 +17,8 @@ import pytest
 from wasm_build.testing import models
 from wasm_build.wasm.host import WasmModel, WasmModelError
 
-from tests.integration.test_rust import CARGO, RUSTC, WASI_STD, Cargo, dependency, write_crate
-from tests.support import build, which_or_skip
+from tests.support.rust import dependency, write_crate
+from tests.support import build
 from tests.support.wasm import run_command
 
 MAX_LEN = 128
@@ -157,12 +157,7 @@ fn main() {
 """
 
 
-def test_rust_run_dims_runs_the_encoder_from_1_to_128(encoder, torch_models, tmp_path):
-    which_or_skip(CARGO)
-    which_or_skip(RUSTC)
-    if not WASI_STD.is_dir():
-        pytest.skip("the wasm32-wasi Rust standard library is not installed")
-    cargo = Cargo(tmp_path / "home", tmp_path / "target")
+def test_rust_run_dims_runs_the_encoder_from_1_to_128(cargo, encoder, torch_models, tmp_path):
     crate = write_crate(
         tmp_path / "app",
         f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{dependency(encoder)}\n',

@@ -21,9 +21,9 @@ from wasm_build.errors import ConfigError
 from wasm_build.testing import models
 from wasm_build.wasm.host import WasmModel, WasmModelError
 
-from tests.integration.test_c_consumers import CLANG, WASI, compile_ok
-from tests.integration.test_rust import CARGO, RUSTC, WASI_STD, Cargo, dependency, write_crate
-from tests.support import build, which_or_skip
+from tests.support.c import WASI, compile_ok
+from tests.support.rust import dependency, write_crate
+from tests.support import build
 from tests.support.wasm import run_command
 
 ERROR_SHAPE = 8
@@ -326,10 +326,9 @@ int main(void) {
 """
 
 
-def test_c_program_runs_every_length_and_gets_error_codes(bert, torch_models, tmp_path):
+def test_c_program_runs_every_length_and_gets_error_codes(clang, bert, torch_models, tmp_path):
     import torch
 
-    clang = which_or_skip(CLANG)
     for name in ("libbert.a", "bert.h"):
         shutil.copyfile(bert.directory / name, tmp_path / name)
     (tmp_path / "main.c").write_text(C_PROGRAM)
@@ -385,12 +384,7 @@ fn main() {
 """
 
 
-def test_rust_crate_runs_any_length_within_the_bounds(encoder_onnx, tmp_path):
-    which_or_skip(CARGO)
-    which_or_skip(RUSTC)
-    if not WASI_STD.is_dir():
-        pytest.skip("the wasm32-wasi Rust standard library is not installed")
-    cargo = Cargo(tmp_path / "home", tmp_path / "target")
+def test_rust_crate_runs_any_length_within_the_bounds(cargo, encoder_onnx, tmp_path):
     crate = write_crate(
         tmp_path / "app",
         f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{dependency(encoder_onnx)}\n',
