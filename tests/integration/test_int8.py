@@ -26,12 +26,21 @@ from wasm_build.wasm.steps import output_steps
 from tests.support import build
 from tests.support.compiler import OBJDUMP
 
-# name -> (float model, quantizer): activations uint8 asymmetric per-channel weights (the
-# quantizer's defaults), int8 symmetric per-tensor, and quantize_dynamic's MatMulInteger.
+# name -> (float model, quantizer[, build options]): activations uint8 asymmetric per-channel
+# weights (the quantizer's defaults), int8 symmetric per-tensor, quantize_dynamic's MatMulInteger
+# and ConvInteger, QOperator models (QLinearConv, QLinearMatMul and onnxruntime's QGemm,
+# QLinearAdd/Mul/Softmax/GlobalAveragePool), and a QDQ transformer block.
 CASES = {
     "cnn_qdq": (models.cnn, lambda m: quantized.qdq(m)),
     "cnn_qdq_s8": (models.cnn, lambda m: quantized.qdq(m, activations="int8", per_channel=False, symmetric_activations=True)),
     "mlp_dynamic": (models.mlp, lambda m: quantized.dynamic(m)),
+    "cnn_dynamic": (models.cnn, lambda m: quantized.dynamic(m)),
+    "cnn_qop": (models.cnn, lambda m: quantized.qoperator(m)),
+    "cnn_qop_pc": (models.cnn, lambda m: quantized.qoperator(m, per_channel=True)),
+    "block_qop": (models.transformer_block, lambda m: quantized.qoperator(m)),
+    # The smoke test's own seeded input ends up to 3 steps from onnxruntime at a few elements
+    # (its float Erf and ours round differently, LayerNorm passes that on): built with that atol.
+    "block_qdq": (models.transformer_block, lambda m: quantized.qdq(m), {"atol": 0.1}),
 }
 # Integer multiply instructions of SIMD128: `i32x4.dot_i16x8_s` on widened pairs (the
 # dot-product tiles), 16-bit products of widened bytes (depthwise), 32-bit ones (a conv whose
@@ -46,9 +55,9 @@ def built(tmp_path_factory):
 
     def _get(name: str):
         if name not in cache:
-            factory, quantize = CASES[name]
+            factory, quantize, *options = CASES[name]
             model = quantize(factory())
-            cache[name] = (model, build(model, name, root).directory)
+            cache[name] = (model, build(model, name, root, **(options[0] if options else {})).directory)
         return cache[name]
 
     return _get
@@ -74,10 +83,26 @@ def test_qdq_model_within_one_step_of_onnxruntime(built, name):
     assert max(worst.values()) <= 1.0 + 1e-3, worst
 
 
-def test_dynamic_model_matches_onnxruntime(built):
-    model, directory = built("mlp_dynamic")
-    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= {n.op_type for n in model.graph.node}
-    wasm = WasmModel(directory / "mlp_dynamic.wasm")
+@pytest.mark.parametrize("name, operators", [
+    ("cnn_qop", {"QLinearConv", "QGemm", "QLinearAdd", "QLinearGlobalAveragePool", "QLinearSoftmax"}),
+    ("cnn_qop_pc", {"QLinearConv", "QGemm"}),
+    ("block_qop", {"QGemm", "QLinearMatMul", "QLinearMul", "QLinearAdd", "QLinearSoftmax"}),
+    ("block_qdq", {"QuantizeLinear", "DequantizeLinear", "Gemm", "MatMul", "Softmax", "Erf"}),
+])
+def test_qoperator_and_transformer_models_within_one_step_of_onnxruntime(built, name, operators):
+    """QOperator models (TVM imports none of their operators) and a QDQ transformer block (its
+    vectorized requantize failed to build) match onnxruntime running the same model."""
+    model, directory = built(name)
+    assert operators <= {n.op_type for n in model.graph.node}, {n.op_type for n in model.graph.node}
+    worst = _worst_steps(model, WasmModel(directory / f"{name}.wasm"), seeds=range(20, 26))
+    assert max(worst.values()) <= 1.0 + 1e-3, worst
+
+
+@pytest.mark.parametrize("name, operators", [("mlp_dynamic", {"MatMulInteger"}), ("cnn_dynamic", {"ConvInteger", "MatMulInteger"})])
+def test_dynamic_model_matches_onnxruntime(built, name, operators):
+    model, directory = built(name)
+    assert {"DynamicQuantizeLinear", *operators} <= {n.op_type for n in model.graph.node}
+    wasm = WasmModel(directory / f"{name}.wasm")
     for seed in range(20, 26):
         inputs = models.random_inputs(model, seed=seed)
         for got, want in zip(wasm.run(inputs), models.reference_outputs(model, inputs)):
@@ -93,7 +118,7 @@ def test_weights_stay_int8(built, name):
     manifest = json.loads((directory / f"{name}.json").read_text())
     arrays = [numpy_helper.to_array(init) for init in model.graph.initializer]
     int8_bytes = sum(a.nbytes for a in arrays if a.dtype == np.int8)
-    assert int8_bytes > 1000
+    assert int8_bytes > 500  # the test CNN has under a thousand weights
     assert manifest["weights"]["nbytes"] <= sum(a.nbytes for a in arrays) + 1024, manifest["weights"]
 
 
@@ -114,7 +139,8 @@ def _kernel_instructions(wasm_path) -> dict[str, Counter]:
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
 @pytest.mark.parametrize(
     "name, kernel, every",
-    [("cnn_qdq", "conv2d", True), ("cnn_qdq_s8", "conv2d", True), ("mlp_dynamic", "matmul", False)],
+    [("cnn_qdq", "conv2d", True), ("cnn_qdq_s8", "conv2d", True), ("mlp_dynamic", "matmul", False),
+     ("cnn_qop", "conv2d", True), ("block_qop", "matmul", False)],
 )
 def test_integer_kernels_multiply_integers(built, name, kernel, every):
     """Conv/matmul kernels of a quantized model multiply with integer SIMD instructions. Every
@@ -127,3 +153,42 @@ def test_integer_kernels_multiply_integers(built, name, kernel, every):
     assert kernels, name
     integer = {k: sum(n for op, n in c.items() if op.startswith(INTEGER_PRODUCTS)) for k, c in kernels.items()}
     assert (all if every else any)(n > 0 for n in integer.values()), integer
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+@pytest.mark.parametrize("name, kernel", [("cnn_qdq", "conv2d"), ("block_qdq", "")])
+def test_requantize_rounds_whole_vectors(built, name, kernel):
+    """Requantize epilogues round whole vectors (`f32x4.nearest`), never lane by lane (see
+    `compiler.tir.rounding`). Every width here is a multiple of 4 (the CNN's 10-class head, not
+    checked, rounds its last two lanes as scalars)."""
+    _, directory = built(name)
+    kernels = {k: c for k, c in _kernel_instructions(directory / f"{name}.wasm").items()
+               if "round" in k and kernel in k and not k.startswith("__tvm_ffi")}
+    assert kernels, name
+    assert all(c["f32x4.nearest"] for c in kernels.values()), {k: c["f32x4.nearest"] for k, c in kernels.items()}
+    text = subprocess.run([OBJDUMP, "-d", str(directory / f"{name}.wasm")], capture_output=True, text=True).stdout
+    scalar = {header for header, body in re.findall(r"^[0-9a-f]+ <(.+)>:$((?:\n(?![0-9a-f]+ <).*)*)", text, re.M)
+              if header in kernels and re.search(r"\sf32\.nearest", body)}
+    assert not scalar, scalar
+
+
+def test_channels_last_quantized_pooling_is_refused(tmp_path):
+    """What the QOperator rewrite cannot import is named, with the node."""
+    from onnx import TensorProto, helper
+
+    from wasm_build.errors import WasmBuildError
+
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+        helper.make_node("QLinearGlobalAveragePool", ["q", "s", "z", "s", "z"], ["p"], domain="com.microsoft",
+                         name="pool_nhwc", channels_last=1),
+        helper.make_node("DequantizeLinear", ["p", "s", "z"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "nhwc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, 8])],
+        [numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(128, np.uint8), "z")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    with pytest.raises(WasmBuildError, match="pool_nhwc.*channels-last"):
+        build(model, "nhwc", tmp_path)

@@ -45,6 +45,9 @@ from .shape_heap import (
 )
 
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Constants of at most one vector: shared by value and aligned to a vector.
+SMALL_CONSTANT = 16
+SMALL_ALIGNMENT = 16
 
 
 def _align(value: int, alignment: int = ALIGNMENT) -> int:
@@ -283,6 +286,7 @@ class _Planner:
         self.plan = ExecutorPlan()
         self.values: dict[Any, Any] = {}
         self.constants: dict[Any, int] = {}
+        self.small_constants: dict[tuple[str, tuple[int, ...], bytes], int] = {}
         self.storages: list[_Storage] = []
         self.step = 0  # index of the binding being planned
         self.bounds: dict[str, tuple[int, int]] = {}  # symbolic dimension -> (min, max)
@@ -344,7 +348,14 @@ class _Planner:
             if key(seen):
                 return _Tensor(index)
         array = const.value.numpy()
-        offset = _align(len(self.plan.weights))
+        # Quantized models hold dozens of scalar scales and zero points, most of them equal:
+        # one copy of each, 16-byte aligned (a vector's alignment), not a cache line each.
+        small = array.nbytes <= SMALL_CONSTANT
+        content = (str(array.dtype), tuple(array.shape), np.ascontiguousarray(array).tobytes())
+        if small and content in self.small_constants:
+            self.constants[const] = self.small_constants[content]
+            return _Tensor(self.small_constants[content])
+        offset = _align(len(self.plan.weights), SMALL_ALIGNMENT if small else ALIGNMENT)
         self.plan.weights.extend(b"\0" * (offset - len(self.plan.weights)))
         self.plan.weights.extend(np.ascontiguousarray(array).tobytes())
         tensor = self._tensor(
@@ -354,6 +365,8 @@ class _Planner:
             f"weight{len(self.constants)}",
         )
         self.constants[const] = tensor.index
+        if small:
+            self.small_constants[content] = tensor.index
         return tensor
 
     # -- expressions ---------------------------------------------------------

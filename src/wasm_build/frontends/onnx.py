@@ -20,7 +20,7 @@ from ..config.settings import DimSpec, InputSpec
 from ..config.sources import external_data_files, tensors_of
 from ..errors import ConfigError, WasmBuildError
 from .loaded import LoadedModel
-from .onnx_rewrites import apply_rewrites
+from .onnx_rewrites import REWRITTEN_MICROSOFT_OPS, apply_rewrites
 from .shapes import bound_dims, check_unknown_inputs, resolve_shape, with_bounds
 
 
@@ -162,7 +162,8 @@ def _check_opsets_and_domains(model: Any, path: Path) -> None:
         {
             f"{node.domain}:{node.op_type}"
             for node in _nodes(model.graph)
-            if node.domain not in _DEFAULT_DOMAINS and not (node.domain == "com.microsoft" and node.op_type in _MICROSOFT_OPS)
+            if node.domain not in _DEFAULT_DOMAINS
+            and not (node.domain == "com.microsoft" and node.op_type in _MICROSOFT_OPS | REWRITTEN_MICROSOFT_OPS)
         }
     )
     training = [op for op in foreign if op.startswith(_TRAINING_DOMAIN + ":")]

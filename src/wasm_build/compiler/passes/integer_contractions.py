@@ -98,9 +98,10 @@ class _IntegerContractions(relax.PyExprMutator):
         name = op_name(call)
         rewritten = None
         if name in ("relax.nn.conv2d", "relax.matmul"):
-            rewritten = self._product(call)
-            if rewritten is None:
-                rewritten = self._matmul_integer(call)
+            for rule in (self._product, self._matmul_integer, self._conv_integer):
+                rewritten = rule(call)
+                if rewritten is not None:
+                    break
         elif name == "relax.add":
             rewritten = self._bias(call)
         elif name == QUANTIZE:
@@ -242,6 +243,39 @@ class _IntegerContractions(relax.PyExprMutator):
         sums = relax.const(weights.astype(np.int64).sum(axis=0).astype(np.int32))
         zero_point = lhs[1] if dtype_of(lhs[1]) == "int32" else relax.op.astype(lhs[1], "int32")
         return relax.op.subtract(product, relax.op.multiply(zero_point, sums))
+
+    def _conv_integer(self, call: relax.Call) -> relax.Expr | None:
+        """``ConvInteger`` as `frontends.onnx_rewrites.quantized_operators` writes it:
+        ``conv2d(dequantize(x, 1, zx), dequantize(W, 1, 0))`` (cast to int32 after) with W
+        constant int8 and zx a run-time value. The activation is widened to int16 minus its zero
+        point (zero padding then pads the zero point, as ConvInteger does) and multiplied by W
+        in int32; the float the graph reads is that sum's (exact, where float accumulation is
+        exact only below 2**24)."""
+        conv = call
+        if op_name(conv) != "relax.nn.conv2d" or str(conv.attrs.out_dtype) not in ("", "None", "void", "float32"):
+            return None
+        attrs = conv.attrs
+        if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout)) != ("NCHW", "OIHW", "NCHW"):
+            return None
+        data, weights = as_dequantize(conv.args[0], self.lookup_binding), self._weights(conv.args[1])
+        if data is None or weights is None or dtype_of(data.tensor) not in _ACTIVATIONS:
+            return None
+        unit = [np.asarray(v) for v in (data.scale, weights.scale) if isinstance(v, np.ndarray)]
+        if len(unit) != 2 or any(np.any(v != 1) for v in unit):
+            return None
+        zero_point = data.zero_point
+        if isinstance(zero_point, np.ndarray):
+            if zero_point.size != 1:
+                return None
+            zero_point = relax.const(int(zero_point.reshape(-1)[0]), "int16")
+        elif static_shape(zero_point) not in ((), (1,)):
+            return None
+        else:
+            zero_point = relax.op.astype(zero_point, "int16")
+        activation = self.builder_.emit(relax.op.subtract(relax.op.astype(data.tensor, "int16"), zero_point))
+        product = self.builder_.emit(relax.op.nn.conv2d(activation, relax.const(weights.values), attrs.strides, attrs.padding,
+                                                        attrs.dilation, int(attrs.groups), "NCHW", "OIHW", "NCHW", "int32"))
+        return relax.op.astype(product, "float32")
 
     def _widened(self, expr: relax.Expr) -> tuple[relax.Expr, relax.Expr | None] | None:
         """``int32(q) - int32(zp)`` or ``int32(q)``: (q, zp or None)."""

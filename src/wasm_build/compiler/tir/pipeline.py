@@ -10,6 +10,7 @@ from .nan_propagation import propagate_nan
 from .narrow_products import narrow_products
 from .presplat_rows import presplat_packed_rows
 from .registers import bind_through_registers
+from .rounding import vectorizable_rounding
 
 PIPELINE = "wasm_build"
 
@@ -20,7 +21,7 @@ def tir_pipeline() -> str:
     def factory():
         lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
         steps = tvm.transform.Sequential(
-            [lower, presplat_packed_rows(), shuffle_packed_rows(), propagate_nan(), narrow_products(), bind_through_registers()]
+            [vectorizable_rounding(), lower, presplat_packed_rows(), shuffle_packed_rows(), propagate_nan(), narrow_products(), bind_through_registers()]
         )
         return steps, finalize_host, finalize_device
 

@@ -28,12 +28,14 @@ from . import (
     gru,
     lstm,
     prelu_channel_slope,
+    quantized_operators,
     rnn,
     slice_attributes,
     static_sequences,
     topk,
 )
 from .graph import graphs, is_standard, pin_inputs
+from .quantized_operators import MICROSOFT
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Rewrite:
     name: str
     op_types: frozenset[str]  # the operators it replaces
     apply: Callable[[onnx.ModelProto], onnx.ModelProto]
+    microsoft_op_types: frozenset[str] = frozenset()  # onnxruntime's contrib operators it replaces
 
 
 REWRITES: tuple[Rewrite, ...] = (
@@ -65,7 +68,13 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("lstm", frozenset({"LSTM"}), lstm.rewrite),
     Rewrite("gru", frozenset({"GRU"}), gru.rewrite),
     Rewrite("rnn", frozenset({"RNN"}), rnn.rewrite),
+    # QOperator quantized operators (and ConvInteger): their float operator between dequantize
+    # and quantize nodes, the QDQ form the integer kernels are made from.
+    Rewrite("quantized_operators", quantized_operators.STANDARD_OP_TYPES, quantized_operators.rewrite,
+            quantized_operators.MICROSOFT_OP_TYPES),
 )
+# onnxruntime contrib operators the import accepts because a rewrite replaces them.
+REWRITTEN_MICROSOFT_OPS = frozenset().union(*(rewrite.microsoft_op_types for rewrite in REWRITES))
 
 
 def apply_rewrites(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None) -> onnx.ModelProto:
@@ -74,7 +83,7 @@ def apply_rewrites(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[i
     `input_shapes` are the static shapes the build pins the graph inputs to; rewrites that
     unroll over a size (a sequence length) read it from shapes inferred from them.
     """
-    applicable = [rewrite for rewrite in REWRITES if _uses(model, rewrite.op_types)]
+    applicable = [rewrite for rewrite in REWRITES if _uses(model, rewrite)]
     if not applicable:
         return model
     copy = onnx.ModelProto()
@@ -85,8 +94,12 @@ def apply_rewrites(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[i
     return model
 
 
-def _uses(model: onnx.ModelProto, op_types: frozenset[str]) -> bool:
-    return any(is_standard(node, op_types) for graph in graphs(model.graph) for node in graph.node)
+def _uses(model: onnx.ModelProto, rewrite: Rewrite) -> bool:
+    return any(
+        is_standard(node, rewrite.op_types) or (node.domain == MICROSOFT and node.op_type in rewrite.microsoft_op_types)
+        for graph in graphs(model.graph)
+        for node in graph.node
+    )
 
 
-__all__ = ["REWRITES", "Rewrite", "apply_rewrites"]
+__all__ = ["REWRITES", "REWRITTEN_MICROSOFT_OPS", "Rewrite", "apply_rewrites"]

@@ -1,6 +1,7 @@
-"""The TIR step that binds a kernel's float and vector values through registers
-(`wasm_build.compiler.tir.registers`): nested vectorized math (Mish) builds, guarded bindings
-stay where they are, and the whole build matches onnxruntime."""
+"""TIR steps that work around TVM's lowering: float and vector values bound through registers
+(`compiler.tir.registers`: nested vectorized math such as Mish builds, guarded bindings stay
+where they are, the whole build matches onnxruntime), and rounding that stays vectorized
+(`compiler.tir.rounding`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tvm import tirx  # noqa: E402
 from wasm_build.compiler.tir import walk  # noqa: E402
 from wasm_build.compiler.tir.pipeline import tir_pipeline  # noqa: E402
 from wasm_build.compiler.tir.registers import bind_through_registers  # noqa: E402
+from wasm_build.compiler.tir.rounding import vectorizable_rounding  # noqa: E402
 
 
 def _mish_model(shape=(1, 8, 16, 16)):
@@ -112,3 +114,40 @@ def test_mish_matches_onnxruntime_in_wasmtime(tmp_path):
     want = onnxruntime_output(model, {"x": xs})
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _requantize_loop() -> tirx.PrimFunc:
+    """A vectorized requantize: uint8(clamp(nearbyint(a * 3), 0, 255)) over 64 values, the
+    value bound by a ``Let`` as the vector math binds its values."""
+    a = tirx.decl_buffer((64,), "float32", "a")
+    b = tirx.decl_buffer((64,), "uint8", "b")
+    outer, lane = tirx.Var("outer", "int32"), tirx.Var("lane", "int32")
+    index = outer * 16 + lane
+    scaled = tirx.Var("scaled", "float32")
+    value = tirx.Let(scaled, tirx.BufferLoad(a, [index]) * 3.0,
+                     tirx.Cast("uint8", tirx.min(tirx.max(tirx.nearbyint(scaled), 0.0), 255.0)))
+    inner = tirx.For(lane, 0, 16, tirx.ForKind.VECTORIZED, tirx.BufferStore(b, value, [index]))
+    return tirx.PrimFunc([a, b], tirx.For(outer, 0, 4, tirx.ForKind.SERIAL, inner)).with_attr("global_symbol", "requantize")
+
+
+def _vector_lanes_of_stores(mod) -> list[int]:
+    lanes = []
+    for func in mod.functions.values():
+        walk.visit(func.body, lambda n: lanes.append(int(tvm.DataType(str(n.value.ty)).lanes))
+                   if isinstance(n, tirx.BufferStore) and n.buffer.name == "b" else None)
+    return lanes
+
+
+@pytest.mark.parametrize("with_step", [False, True])
+def test_rounding_keeps_a_loop_vectorized(with_step):
+    """TVM's vectorizer scalarizes a loop that rounds with ``nearbyint`` (in a QDQ transformer's
+    requantize kernel that retry failed outright: "Let cannot bind the same var to two different
+    values", see test_int8's block_qdq); through the LLVM intrinsic, the loop stays 16 lanes wide."""
+    from tvm.tirx import compilation_pipeline
+
+    target = tvm.target.Target(WASM)
+    mod = tvm.tirx.transform.BindTarget(target.with_host(target))(tvm.IRModule({"requantize": _requantize_loop()}))
+    lower, _, _ = compilation_pipeline.get_tir_pipeline("default")
+    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+        lowered = lower(vectorizable_rounding()(mod) if with_step else mod)
+    assert _vector_lanes_of_stores(lowered) == ([16] if with_step else [1])
