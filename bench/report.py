@@ -417,12 +417,64 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
                 lines.append(f"- {m} / {BACKENDS.get(b, b)}: {'skipped' if 'skipped' in r else 'failed'}: "
                              f"{(r.get('skipped') or r.get('error')).splitlines()[0]}")
     lines += [f"- {note}" for note in results.get("notes", [])]
+    int8_json = Path(__file__).resolve().parent / "int8.json"
+    if int8_json.exists():  # written by bench/int8.py, kept when this file is rewritten
+        import json
+
+        lines += [""] + int8_lines(json.loads(int8_json.read_text()))
     lines += ["", "## Machine and versions", ""]
     lines += [f"- CPU: {machine['cpu']}, {machine['cores']} cores ({machine['vector']}), "
               f"{machine.get('memory_gib')} GiB, {machine['os']}"]
     lines += ["- " + ", ".join(f"{k} {v}" for k, v in results["versions"].items())]
     lines.append("")
     return "\n".join(_dedupe(lines))
+
+
+# -- the int8 section (bench/int8.py) -----------------------------------------------------------
+
+INT8_HEADING = "## Quantized models: int8 against float32"
+
+
+def int8_lines(results: dict[str, Any]) -> list[str]:
+    """The section of RESULTS.md on quantized models, from bench/int8.py's results."""
+    machine = results["machine"]
+    lines = [INT8_HEADING, "",
+             f"Written by `{results['command']}` on {results['date']} ({machine['cpu']}, {machine['cores']} cores; "
+             f"load average {', '.join(map(str, machine.get('load_average', [])))} at the start). Each model is built "
+             "twice by wasm-build with default settings (SIMD128, no relaxed SIMD): float32, and quantized by "
+             "onnxruntime's quantizer (seeded calibration). Both are timed inside wasm (the C driver around "
+             f"`NAME_run`, WASI clock) in {results['rounds']} alternating rounds of up to {results['repeat']} runs; "
+             "onnxruntime-web (one thread, Node `--no-liftoff`) runs the same two ONNX files in one process after "
+             "them. Speed-ups are ratios of medians (above 1: the second is faster). Accuracy: the int8 build "
+             "against onnxruntime running the same quantized model.", ""]
+    rows = []
+    for r in results["rows"]:
+        web_int8 = r.get("web_int8_ms")
+        rows.append([
+            r["model"], r["quantization"], _ms(r["float32_ms"]), _ms(r["int8_ms"]),
+            _x(_ratio(r["float32_ms"], r["int8_ms"])),
+            _ms(r.get("web_float32_ms")) if r.get("web_float32_ms") else "—",
+            _ms(web_int8) if web_int8 else r.get("web_int8_error", "—")[:60].replace("|", "/"),
+            _x(_ratio(web_int8, r["int8_ms"])),
+            f"{r['weights_float32'] / 1e6:.2f} → {r['weights_int8'] / 1e6:.2f} MB "
+            f"({r['weights_int8'] / max(r['int8_initializer_bytes'], 1) - 1:+.0%} of the int8 initializers)",
+            r["accuracy"],
+        ])
+    lines += _table(["model", "quantization", "float32 ms", "int8 ms", "int8 vs float32", "onnxruntime-web float32 ms",
+                     "onnxruntime-web int8 ms", "int8 vs onnxruntime-web int8", "weights", "accuracy"], rows,
+                    "llrrrrrrll")
+    return lines
+
+
+def with_int8_section(text: str, results: dict[str, Any]) -> str:
+    """RESULTS.md with its int8 section replaced (or added before the machine section)."""
+    section = "\n".join(int8_lines(results)) + "\n\n"
+    start = text.find(INT8_HEADING)
+    if start >= 0:
+        end = text.find("\n## ", start + len(INT8_HEADING))
+        return text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    anchor = text.find("## Machine and versions")
+    return text + "\n" + section if anchor < 0 else text[:anchor] + section + text[anchor:]
 
 
 def _span(values: list[float]) -> str:

@@ -23,7 +23,7 @@ WORK_ATTR = "wasm_build.work"
 
 
 class Work(NamedTuple):
-    macs: int  # multiply-adds accumulated into outputs (matmuls, convs, Winograd products)
+    macs: int  # multiply-adds accumulated into outputs (matmuls, convs, Winograd products; float or integer)
     bytes: int  # bytes of the kernel's arguments: what it reads and writes at the least
 
 
@@ -81,10 +81,11 @@ def _child_stmts(stmt):
 
 
 def _is_multiply_add(body) -> bool:
-    """``acc[i] = acc[i] + a * b`` (either order of the sum), in floats."""
+    """``acc[i] = acc[i] + a * b`` (either order of the sum), in floats or in integers (an int8
+    product accumulates in int32: one multiply-add, like a float one)."""
     if not (isinstance(body, tirx.BufferStore) and isinstance(body.value, tirx.Add)):
         return False
-    if not str(body.value.ty).startswith("float"):
+    if not str(body.value.ty).startswith(("float", "int")):
         return False
     terms = (body.value.a, body.value.b)
     accumulates = any(isinstance(t, tvm.ir.TensorLoad) and t.source.same_as(body.buffer) for t in terms)

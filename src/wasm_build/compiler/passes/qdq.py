@@ -104,7 +104,13 @@ def channel_shape(ndim: int, axis: int, size: int) -> list[int]:
 def parameter(value: np.ndarray | relax.Expr, ndim: int, axis: int, dtype: str) -> relax.Expr:
     """A scale or zero point as an operand broadcasting over a rank-``ndim`` tensor along ``axis``."""
     if not isinstance(value, np.ndarray):
-        return value if dtype_of(value) == dtype else relax.op.astype(value, dtype)
+        known = constant(value, lambda _var: None)
+        if known is None:
+            value = value if dtype_of(value) == dtype else relax.op.astype(value, dtype)
+            size = static_shape(value)
+            # A per-channel vector computed at run time lies along the last axis unless reshaped.
+            return relax.op.reshape(value, channel_shape(ndim, axis, size[0])) if size and size[0] > 1 and ndim else value
+        value = known
     flat = value.reshape(-1).astype(dtype)
     if flat.size == 1:
         return relax.const(flat[0], dtype)

@@ -12,16 +12,11 @@ from __future__ import annotations
 import tvm
 from tvm import tirx
 
-from .walk import rewrite
+from .walk import rewriting_pass
 
 
 def propagate_nan() -> tvm.transform.Pass:
-    @tirx.transform.prim_func_pass(opt_level=0, name="WasmPropagateNaN")
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        body = rewrite(func.body, _clamp_keeping_nan)
-        return func if body.same_as(func.body) else func.with_body(body)
-
-    return _pass
+    return rewriting_pass("WasmPropagateNaN", _clamp_keeping_nan)
 
 
 def _is_constant(expr: tirx.PrimExpr) -> bool:

@@ -13,16 +13,11 @@ from __future__ import annotations
 import tvm
 from tvm import tirx
 
-from .walk import rewrite
+from .walk import rewriting_pass
 
 
 def narrow_products() -> tvm.transform.Pass:
-    @tirx.transform.prim_func_pass(opt_level=0, name="WasmNarrowProducts")
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        body = rewrite(func.body, _narrowed)
-        return func if body.same_as(func.body) else func.with_body(body)
-
-    return _pass
+    return rewriting_pass("WasmNarrowProducts", _narrowed)
 
 
 def _byte(expr: tirx.PrimExpr) -> tuple[tirx.PrimExpr, bool] | None:

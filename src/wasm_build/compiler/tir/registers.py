@@ -19,19 +19,14 @@ import tvm
 import tvm_ffi
 from tvm import tirx
 
-from .walk import field_names, rewrite
+from .walk import field_names, rewriting_pass
 
 # The lazy conditional (its operator's registered name differs between TVM releases).
 _IF_THEN_ELSE = tirx.if_then_else(tirx.Var("guard", "bool"), tirx.const(0, "int32"), tirx.const(1, "int32")).op
 
 
 def bind_through_registers() -> tvm.transform.Pass:
-    @tirx.transform.prim_func_pass(opt_level=0, name="WasmBindThroughRegisters")
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        body = rewrite(func.body, _hoist_store_lets)
-        return func if body.same_as(func.body) else func.with_body(body)
-
-    return _pass
+    return rewriting_pass("WasmBindThroughRegisters", _hoist_store_lets)
 
 
 def _hoist_store_lets(node) -> tirx.Stmt | None:

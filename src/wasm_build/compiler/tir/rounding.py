@@ -13,18 +13,13 @@ from __future__ import annotations
 import tvm
 from tvm import tirx
 
-from .walk import rewrite
+from .walk import rewriting_pass
 
 _NEARBYINT = tirx.nearbyint(tirx.Var("x", "float32")).op
 
 
 def vectorizable_rounding() -> tvm.transform.Pass:
-    @tirx.transform.prim_func_pass(opt_level=0, name="WasmVectorizableRounding")
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        body = rewrite(func.body, _as_llvm_intrinsic)
-        return func if body.same_as(func.body) else func.with_body(body)
-
-    return _pass
+    return rewriting_pass("WasmVectorizableRounding", _as_llvm_intrinsic)
 
 
 def _as_llvm_intrinsic(expr) -> tirx.PrimExpr | None:

@@ -70,3 +70,15 @@ def rewrite(node: Any, replace: Callable[[Any], Any]) -> Any:
         node = tvm.ir.make_node(type(node).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
     new = replace(node)
     return node if new is None else new
+
+
+def rewriting_pass(name: str, replace: Callable[[Any], Any]) -> tvm.transform.Pass:
+    """A pass that applies :func:`rewrite` with ``replace`` to every PrimFunc's body (the
+    function itself returned where nothing changed)."""
+
+    @tirx.transform.prim_func_pass(opt_level=0, name=name)
+    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
+        body = rewrite(func.body, replace)
+        return func if body.same_as(func.body) else func.with_body(body)
+
+    return _pass
