@@ -45,9 +45,17 @@ class CaseResult:
     compile_s: float | None = None
     run_ms: float | None = None  # median of TIMED_RUNS calls of WasmModel.run from Python
     onnxruntime_ms: float | None = None  # native, one thread
-    onnxruntime_web_ms: float | None = None  # to be filled by the onnxruntime-web harness
     export_s: float | None = None
     build_timings: dict[str, float] = field(default_factory=dict)
+    # --speed (speed.py): steady-state medians, one thread each, and the session that measured them.
+    wasm_ms: float | None = None  # NAME_run timed inside the module
+    wasm_runs: int | None = None
+    wasm_timing_error: str = ""
+    onnxruntime_web_ms: float | None = None  # the model's TorchScript ONNX export, whatever this row's format
+    onnxruntime_web_runs: int | None = None
+    onnxruntime_web_error: str = ""
+    speed_ratio: float | None = None  # onnxruntime_web_ms / wasm_ms: above 1, wasm-build is faster
+    speed_session: str | None = None  # a key of results.json's "speed_sessions"
 
     @classmethod
     def for_case(cls, case: Case) -> CaseResult:
@@ -66,7 +74,9 @@ class CaseResult:
         return self.status == "pass"
 
 
-def evaluate(case: Case, work_dir: Path, exports: ExportCache, *, timed_runs: int = TIMED_RUNS) -> CaseResult:
+def evaluate(case: Case, work_dir: Path, exports: ExportCache, *, timed_runs: int = TIMED_RUNS,
+             speed: bool = False) -> CaseResult:
+    """The case's row; with `speed`, a passing case is also timed inside its module (speed.py)."""
     result = CaseResult.for_case(case)
     inputs = case.model.sample_inputs()
     try:
@@ -84,7 +94,9 @@ def evaluate(case: Case, work_dir: Path, exports: ExportCache, *, timed_runs: in
     wasm_path = _build(case, exported.path, work_dir, result)
     if wasm_path is None:
         return result
-    _run_and_compare(wasm_path, inputs, expected, result, timed_runs)
+    ran = _run_and_compare(wasm_path, inputs, expected, result, timed_runs)
+    if speed and result.passed and ran is not None:
+        _time_in_module(wasm_path, ran, work_dir, result)
     return result
 
 
@@ -110,9 +122,17 @@ def _build(case: Case, source: Path, work_dir: Path, result: CaseResult) -> Path
     return built.directory / f"{case.c_name}.wasm"
 
 
+@dataclass
+class _Ran:
+    """What the comparison ran the module on, and what it returned (the timing reuses both)."""
+
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+
+
 def _run_and_compare(
     wasm_path: Path, inputs: dict[str, np.ndarray], expected: list[np.ndarray], result: CaseResult, timed_runs: int
-) -> None:
+) -> _Ran | None:
     from wasm_build.wasm.host import WasmModel
 
     try:
@@ -122,13 +142,26 @@ def _run_and_compare(
         result.run_ms = round(median_ms(lambda: wasm.run(ordered), timed_runs), 4)
     except Exception as exc:  # traps, error statuses, signature mismatches
         result.fail("run", f"{type(exc).__name__}: {_last_line(str(exc))}", f"{type(exc).__name__}: {exc}")
-        return
+        return None
     verdict = compare_outputs(expected, got)
     result.max_error = verdict.max_error
     if verdict.ok:
         result.status = "pass"
     else:
         result.fail("numerics", f"does not match onnxruntime: {verdict.summary}")
+    return _Ran(ordered, got)
+
+
+def _time_in_module(wasm_path: Path, ran: _Ran, work_dir: Path, result: CaseResult) -> None:
+    """The row's wasm_ms; a failure to time is noted on the row, the case still passes."""
+    from .speed import time_in_module
+
+    try:
+        timing = time_in_module(wasm_path.parent, ran.inputs, ran.outputs, work_dir)
+    except Exception as exc:
+        result.wasm_timing_error = f"{type(exc).__name__}: {_last_line(str(exc))}"[:300]
+        return
+    result.wasm_ms, result.wasm_runs = round(timing.median_ms, 6), timing.runs
 
 
 def _ordered_inputs(wasm: Any, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -9,6 +9,7 @@ from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import speed
 from .compare import RTOL
 from .evaluate import TIMED_RUNS, CaseResult
 from .libraries import versions
@@ -23,6 +24,13 @@ def load_rows(path: Path) -> dict[str, CaseResult]:
     known = {f.name for f in fields(CaseResult)}
     rows = json.loads(path.read_text())["cases"]
     return {row["id"]: CaseResult(**{k: v for k, v in row.items() if k in known}) for row in rows}
+
+
+def load_sessions(path: Path) -> dict[str, dict]:
+    """The --speed sessions a results.json's rows refer to, by their start."""
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text()).get("speed_sessions", {})
 
 
 def merge(previous: Mapping[str, CaseResult], new: Mapping[str, CaseResult]) -> list[CaseResult]:
@@ -40,8 +48,10 @@ def merge(previous: Mapping[str, CaseResult], new: Mapping[str, CaseResult]) -> 
     return merged
 
 
-def write(rows: list[CaseResult], directory: Path, *, command: str, seconds: float) -> None:
+def write(rows: list[CaseResult], directory: Path, *, command: str, seconds: float,
+          sessions: Mapping[str, dict] | None = None) -> None:
     directory.mkdir(parents=True, exist_ok=True)
+    referenced = {r.speed_session for r in rows}
     meta = {
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
@@ -49,6 +59,8 @@ def write(rows: list[CaseResult], directory: Path, *, command: str, seconds: flo
         "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
         "versions": versions(),
         "tolerance": RTOL,
+        # Only the sessions rows still refer to: a row measured again drops its old one.
+        "speed_sessions": {k: v for k, v in (sessions or {}).items() if k in referenced},
     }
     # One row a line, messages cut to their end (a TVM error can print whole modules): the file is
     # committed and stays small and diffable.
@@ -76,11 +88,12 @@ def render_markdown(rows: list[CaseResult], meta: Mapping[str, object]) -> str:
         "# Model zoo: wasm-build against onnxruntime",
         "",
         f"Written by `{meta['command']}` ({meta['generated']}, {meta['machine']}; this run {meta['seconds']} s).",
-        "Regenerate with `python bench/zoo/run.py` (every case) — see bench/zoo/README.md.",
+        "Regenerate with `python bench/zoo/run.py --speed` (every case, timed) — see bench/zoo/README.md.",
         "",
         f"**{len(passed)} of {len(rows)} cases pass** — {len(architectures)} architectures; "
         f"their TorchScript ONNX exports: {sum(r.passed for r in onnx_rows)} of {len(onnx_rows)} pass.",
         "",
+        *_speed_summary(rows, meta["speed_sessions"]),  # type: ignore[arg-type]
         "## Failures by class",
         "",
         "| class | cases | example (case, stage: message) |",
@@ -111,24 +124,104 @@ def render_markdown(rows: list[CaseResult], meta: Mapping[str, object]) -> str:
         f"max error: for float outputs max |wasm − onnxruntime| / max |onnxruntime|, the worst output "
         f"(pass ≤ {meta['tolerance']:g}); integer and bool outputs must match exactly. compile s: the whole "
         f"wasm-build (frontend, compile, codegen, link), uncached. run ms: median of {TIMED_RUNS} calls of "
-        "`WasmModel.run` from Python in wasmtime (copies in and out included), one thread. onnxruntime-web ms: "
-        "left for the onnxruntime-web harness. Formats: `onnx` TorchScript exporter (opset 17), `@dynamo` the "
+        "`WasmModel.run` from Python in wasmtime (copies in and out and the Python-to-wasm call included), one "
+        "thread. The speed columns, from `--speed` runs (one thread each, steady state; see the speed section): "
+        "wasm ms, the median of `NAME_run` timed inside the module; onnxruntime-web ms, the median of "
+        "onnxruntime-web on the model's TorchScript ONNX export — the same time on the `@dynamo` and `@pt2` rows; "
+        "web / wasm, their ratio (above 1: wasm-build is faster). A cell that says `error` holds why there is "
+        "no time (whole in results.json). Formats: `onnx` TorchScript exporter (opset 17), `@dynamo` the "
         "dynamo exporter (opset 18), `@pt2` torch.export; `fast` models are the CI tier (tests/integration/test_zoo.py).",
         "",
-        "| model | format | library | op families | status | max error | compile s | run ms | onnxruntime-web ms | reason |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---|",
+        "| model | format | library | op families | status | max error | compile s | run ms | wasm ms "
+        "| onnxruntime-web ms | web / wasm | reason |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         name = f"{r.model} (fast)" if r.fast and r.format == "onnx" else r.model
         status = "pass" if r.passed else f"FAIL ({r.stage})"
         lines.append(
             f"| {name} | {r.format} | {r.library} | {' '.join(r.op_families)} | {status} | {_number(r.max_error, '.1e')} "
-            f"| {_number(r.compile_s, '.1f')} | {_number(r.run_ms, '.2f')} | {_number(r.onnxruntime_web_ms, '.2f')} "
-            f"| {_cell(r.reason)} |"
+            f"| {_number(r.compile_s, '.1f')} | {_ms(r.run_ms)} "
+            f"| {_timed(r.wasm_ms, r.wasm_timing_error)} | {_timed(r.onnxruntime_web_ms, r.onnxruntime_web_error)} "
+            f"| {_number(r.speed_ratio, '.2f')} | {_cell(r.reason)} |"
         )
     lines += ["", "## Versions", "", *[f"- {name} {version}" for name, version in meta["versions"].items()], ""]  # type: ignore[union-attr]
     lines += ["Model libraries are pinned in bench/zoo/requirements.txt.", ""]
     return "\n".join(lines)
+
+
+def _speed_summary(rows: list[CaseResult], sessions: Mapping[str, dict]) -> list[str]:
+    """The speed section: over models (each model's TorchScript ONNX row, the graph onnxruntime-web
+    ran), the geometric mean of onnxruntime-web ms / wasm ms, the worst models, those slower."""
+    if not sessions:
+        return []
+    lines = ["## Speed: wasm-build against onnxruntime-web", ""]
+    timed = sorted((r for r in rows if r.format == "onnx" and r.speed_ratio is not None), key=lambda r: r.speed_ratio)
+    if timed:
+        slower = [r for r in timed if r.speed_ratio < 1]
+        every = [r.speed_ratio for r in rows if r.speed_ratio is not None]
+        # The one-operator nets run in microseconds, where onnxruntime-web's cost per call dominates.
+        architectures = [r.speed_ratio for r in timed if r.task != "ops"]
+        lines += [
+            f"onnxruntime-web ms / wasm-build ms over **{len(timed)} models** (each model's TorchScript ONNX row; "
+            f"above 1: wasm-build is faster): geometric mean **{speed.geometric_mean(r.speed_ratio for r in timed):.2f}**; "
+            f"**{len(timed) - len(slower)} of {len(timed)}** models at least as fast as onnxruntime-web.",
+            "",
+            f"- without the one-operator nets (`ops_*`, microseconds a run): {len(architectures)} models, geometric "
+            f"mean {_geomean(architectures)}",
+            f"- every timed row (each format against the model's TorchScript export in onnxruntime-web): "
+            f"{len(every)} rows, geometric mean {_geomean(every)}",
+            f"- worst: {_ratios(timed[:3])}",
+            f"- slower than onnxruntime-web ({len(slower)}): {_ratios(slower) or 'none'}",
+        ]
+    untimed = [r for r in rows if r.passed and r.speed_session and r.speed_ratio is None]
+    for r in untimed:
+        lines.append(f"- `{r.id}` has no ratio: {_cell(r.wasm_timing_error or r.onnxruntime_web_error or 'not timed')}")
+    lines += [
+        "",
+        f"Method: wasm-build, `NAME_run` timed inside the module in wasmtime (bench/wasm_timing.py: the model's "
+        f"`libNAME.a` linked with a C loop reading the WASI monotonic clock around each call; no Python in the "
+        f"times); onnxruntime-web, its wasm backend on one thread in Node (`node --no-liftoff`: V8's optimizing "
+        f"tier from the first call, the steady state; bench/peers.py), all models in one Node process after every "
+        f"case ran. Both: the inputs of the comparison, {speed.WARMUP_RUNS} warm-up runs, then the median of up "
+        f"to {speed.TIMED_RUNS} runs (fewer after {speed.MAX_SECONDS:g} s, never fewer than 3).",
+        "",
+        f"Measured in {'one session' if len(sessions) == 1 else f'{len(sessions)} sessions'}, on a machine "
+        "shared with other jobs (load averages: 1, 5, 15 minutes):",
+        "",
+    ]
+    for started, s in sorted(sessions.items()):
+        lines.append(
+            f"- {started}: `{s['command']}`; {s['cpu']}, {s['cores']} cores; load {_load(s['load_start'])} at the start, "
+            f"{_load(s['load_web'])} when onnxruntime-web started, {_load(s['load_end'])} at the end; "
+            f"Node {s['node'] or '-'}, onnxruntime-web {s['onnxruntime_web'] or '-'}"
+        )
+    return [*lines, ""]
+
+
+def _geomean(ratios: list[float]) -> str:
+    return f"{speed.geometric_mean(ratios):.2f}" if ratios else "-"
+
+
+def _ratios(rows: list[CaseResult]) -> str:
+    return ", ".join(f"`{r.model}` {r.speed_ratio:.2f} ({_ms(r.onnxruntime_web_ms)} / {_ms(r.wasm_ms)} ms)" for r in rows)
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds to three significant digits below 1 ms (the one-operator nets run in microseconds)."""
+    if value is None:
+        return ""
+    return f"{value:.2f}" if value >= 1 else f"{value:.3g}"
+
+
+def _load(values: list[float]) -> str:
+    return " ".join(f"{v:.2f}" for v in values) if values else "-"
+
+
+def _timed(value: float | None, error: str) -> str:
+    if value is not None:
+        return _ms(value)
+    return f"error: {_cell(error)[:80]}" if error else ""
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -1,6 +1,6 @@
 """One case in its own process (run.py starts one per case, with a timeout):
 
-    python -m bench.zoo.worker CASE_ID --work DIR --exports DIR --result FILE.json
+    python -m bench.zoo.worker CASE_ID --work DIR --exports DIR --result FILE.json [--speed]
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="build directory")
     parser.add_argument("--exports", type=Path, required=True, help="export cache")
     parser.add_argument("--result", type=Path, required=True, help="where the case's result (JSON) goes")
+    parser.add_argument("--speed", action="store_true", help="time a passing case inside its module (speed.py)")
     args = parser.parse_args(argv)
 
     from .evaluate import evaluate
     from .export import ExportCache
     from .models import case
 
-    result = evaluate(case(args.case), args.work, ExportCache(args.exports))
+    result = evaluate(case(args.case), args.work, ExportCache(args.exports), speed=args.speed)
     args.result.write_text(json.dumps(asdict(result), indent=1))
     return 0
 

@@ -17,9 +17,9 @@ import pytest
 
 pytest.importorskip("torch", reason="the zoo exports PyTorch models (bash scripts/setup.sh --tests installs torch)")
 
-from bench.zoo import expected, libraries, triage  # noqa: E402
+from bench.zoo import expected, libraries, report, triage  # noqa: E402
 from bench.zoo.compare import compare_outputs  # noqa: E402
-from bench.zoo.evaluate import evaluate  # noqa: E402
+from bench.zoo.evaluate import CaseResult, evaluate  # noqa: E402
 from bench.zoo.export import ExportCache, digest  # noqa: E402
 from bench.zoo.families import families  # noqa: E402
 from bench.zoo.models import MODELS, all_cases, fast_cases  # noqa: E402
@@ -161,3 +161,28 @@ def test_seeded_inputs_are_reproducible_and_typed() -> None:
     first, second = model.sample_inputs(), model.sample_inputs()
     assert all(np.array_equal(first[k], second[k]) for k in first)
     assert first["input_ids"].dtype == np.int64 and first["attention_mask"][0, -1] == 0
+
+
+def test_speed_summary_is_over_models_and_names_the_slower_ones() -> None:
+    def row(case_id: str, fmt: str, wasm_ms: float | None, web_ms: float | None, web_error: str = "") -> CaseResult:
+        speedup = web_ms / wasm_ms if web_ms and wasm_ms else None
+        return CaseResult(case_id, case_id.split("@")[0], fmt, "torch", "vision", False, status="pass", wasm_ms=wasm_ms,
+                          onnxruntime_web_ms=web_ms, onnxruntime_web_error=web_error, speed_ratio=speedup,
+                          speed_session="s")
+
+    rows = [row("a", "onnx", 1.0, 4.0), row("a@pt2", "pt2", 2.0, 4.0), row("b", "onnx", 4.0, 1.0),
+            row("c", "onnx", 1.0, None, "Error: unsupported op")]
+    session = {"command": "run.py --speed", "cpu": "a CPU", "cores": 2, "load_start": [1.0, 1.0, 1.0],
+               "load_web": [], "load_end": [], "node": "v20", "onnxruntime_web": "1.30.0"}
+    meta = {"command": "run.py --speed", "generated": "now", "machine": "x86_64", "seconds": 1.0, "tolerance": 1e-3,
+            "versions": {}, "speed_sessions": {"s": session}}
+    text = report.render_markdown(rows, meta)
+    summary = text.split("## Speed", 1)[1].split("\n## ", 1)[0]
+    # Over models, the TorchScript ONNX rows only: sqrt(4 * 1/4); a@pt2 is in the every-row mean.
+    assert "over **2 models**" in summary and "geometric mean **1.00**" in summary
+    assert "**1 of 2** models at least as fast" in summary
+    assert "slower than onnxruntime-web (1): `b` 0.25" in summary
+    assert "`c` has no ratio: Error: unsupported op" in summary
+    assert "Measured in one session" in summary
+    table_row = next(line for line in text.splitlines() if line.startswith("| c | onnx |"))
+    assert "error: Error: unsupported op" in table_row
