@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-web";
 
-const TYPED = { float32: Float32Array, int64: BigInt64Array, int32: Int32Array, uint8: Uint8Array, int8: Int8Array };
+// numpy writes a bool as one byte, which is how onnxruntime-web holds a bool tensor too.
+const TYPED = { float32: Float32Array, int64: BigInt64Array, int32: Int32Array, uint8: Uint8Array, int8: Int8Array, bool: Uint8Array };
 
 // One thread and no proxy worker: the session runs on this thread, like wasmtime.
 ort.env.wasm.numThreads = 1;
