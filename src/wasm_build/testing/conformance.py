@@ -129,6 +129,14 @@ class ExpectedFailure:
     def __str__(self) -> str:
         return f"{self.stage}: {self.reason}"
 
+    def check_stage(self, case_id: str, stage: str, detail: str, listing: str) -> None:
+        """A listed case failing at another stage than its line says: the line is out of date."""
+        if stage != self.stage:
+            raise AssertionError(
+                f"{case_id} is listed as failing at {self.stage} ({self.reason}), but now fails at {stage}: {detail}\n"
+                f"update its line in {listing}"
+            )
+
 
 def read_expected_failures(path: Path, stages: tuple[str, ...] = STAGES) -> dict[str, ExpectedFailure]:
     """Parse ``case_id  stage: reason`` lines (a stage of `stages`); ``#`` starts a comment."""
