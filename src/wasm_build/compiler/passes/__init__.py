@@ -3,6 +3,8 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
 
 * `scalar_clamp`: Clip's TE kernels back to Relax ``maximum``/``minimum`` (they then follow
   the conv layout and fuse);
+* `conv1d_planes`: 1-D convs as 2-D convs over planes one row high;
+* `subpixel_convs`: transposed convs as one ordinary conv per output phase, interleaved;
 * `nhwc_conv`: convs in NHWC activations with HWIO weights;
 * `fold_conv_affine`: per-channel affine epilogues (batch norm) folded into conv weights and bias;
 * `winograd`: stride-1 3x3 convs as Winograd F(2x2, 3x3) / F(4x4, 3x3) within a weight budget;
@@ -34,6 +36,7 @@ import tvm
 from tvm import relax
 
 from .analysis import calls_op
+from .conv1d_planes import conv1d_planes_pass
 from .fold_conv_affine import fold_conv_affine_pass
 from .integer_contractions import integer_contractions_pass
 from .nhwc_conv import nhwc_conv_pass
@@ -43,6 +46,7 @@ from .qdq_arithmetic import qdq_arithmetic_pass
 from .requant_identities import requant_identities_pass
 from .scalar_clamp import scalar_clamp_pass
 from .static_slices import static_slices_pass
+from .subpixel_convs import subpixel_convs_pass
 from .vector_math import vector_math_pass
 from .winograd import winograd_pass
 
@@ -53,6 +57,8 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         return []
     return [
         scalar_clamp_pass(),
+        conv1d_planes_pass(),
+        subpixel_convs_pass(),
         nhwc_conv_pass(),
         # Folds the transposed weights and resolves the batch-norm tuple's `[0]`,
         # so the next pass sees conv -> add/mul chains and FuseOps conv -> add -> relu.
