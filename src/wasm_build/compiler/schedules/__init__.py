@@ -15,6 +15,7 @@ The default Relax pipeline leaves every kernel a naive loop nest. The pass made 
   `pixel_axes` lets 4 pixels be its rows, `packing` lays out its operands);
 * ``row_reduction`` -- a reduction over the innermost contiguous axis (softmax, layer
   norm, global pooling): vector partial sums via rfactor;
+* ``concat_segments`` -- a concatenation of many inputs as one vectorized copy loop per input;
 * ``spatial`` -- the remaining injective loop nests, innermost axis vectorized.
 
 A rule works on a copy of the schedule and is abandoned on any error (`rule.attempt`), so
@@ -32,6 +33,7 @@ from tvm import s_tir, tirx
 from ..irmodule import with_functions
 from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, SCHEDULED_ATTR
 from .analysis import all_blocks, root_blocks
+from .concat_segments import ConcatSegments
 from .contraction import Contraction
 from .dot_products import tensorize_marked
 from .inline_producers import InlineProducers
@@ -53,6 +55,7 @@ RULES: tuple[Rule, ...] = (
     IntegerContraction(),
     Contraction(),
     RowReduction(),
+    ConcatSegments(),
     VectorizeSpatial(),
 )
 

@@ -7,6 +7,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
 
 from . import winograd_transforms
+from .concat_segments import concatenation_bounds
 from .analysis import has_broadcast_operand, is_float32_block, is_output, is_spatial, iter_kinds
 from .rule import Rule
 
@@ -27,6 +28,8 @@ class InlineProducers(Rule):
     def apply(self, sch: s_tir.Schedule, block: SBlockRV) -> bool:
         if not is_spatial(sch, block) or is_output(sch, block) or winograd_transforms.stage(sch, block):
             return False  # Winograd stages keep their own buffers (see winograd_transforms.WinogradTransforms)
+        if concatenation_bounds(sch.get(block)) is not None:
+            return False  # copied input by input (see concat_segments.ConcatSegments)
         consumers = sch.get_consumers(block)
         if len(consumers) != 1:
             return False

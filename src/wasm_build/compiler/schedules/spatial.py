@@ -29,19 +29,25 @@ class VectorizeSpatial(Rule):
         stmt = sch.get(block)
         if len(stmt.writes) != 1:
             return False
-        vector = lanes(stmt.writes[0].source.dtype)
         loops = sch.get_loops(block)
-        max_fused = 1 if _has_if_then_else(stmt) else len(loops)
-        fused_extent, count = 1, 0
-        for loop in reversed(loops[-max_fused:]):
-            fused_extent *= extent(sch, loop)
-            count += 1
-            if fused_extent % vector == 0:
-                break
-        factor = first_divisor(fused_extent, (4 * vector, 2 * vector, vector))
-        if factor is None:
-            return False
-        fused = sch.fuse(*loops[-count:]) if count > 1 else loops[-1]
-        _, inner = sch.split(fused, [None, factor])
-        sch.vectorize(inner)
-        return True
+        return vectorize_innermost(sch, block, loops[-1:] if _has_if_then_else(stmt) else loops)
+
+
+def vectorize_innermost(sch: s_tir.Schedule, block: SBlockRV, loops: list) -> bool:
+    """Vectorize the innermost of ``loops`` (``block``'s, outermost first), fused with the
+    next ones out until their extent is a multiple of the vector width; False when no
+    multiple of it is found."""
+    vector = lanes(sch.get(block).writes[0].source.dtype)
+    fused_extent, count = 1, 0
+    for loop in reversed(loops):
+        fused_extent *= extent(sch, loop)
+        count += 1
+        if fused_extent % vector == 0:
+            break
+    factor = first_divisor(fused_extent, (4 * vector, 2 * vector, vector))
+    if factor is None:
+        return False
+    fused = sch.fuse(*loops[-count:]) if count > 1 else loops[-1]
+    _, inner = sch.split(fused, [None, factor])
+    sch.vectorize(inner)
+    return True

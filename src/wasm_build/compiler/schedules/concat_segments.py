@@ -1,0 +1,82 @@
+"""Rule: a concatenation of many tensors as one copy loop per input.
+
+TVM's concatenate is one loop nest over the output whose value is a chain of
+``if_then_else(c_k <= v, input_k[v - c_k], ...)``, one link per input: every element walks the
+chain (the 49 time steps an unrolled RNN concatenates: 49 compares an element, and the
+vectorizer gives up on the selects). The loop over ``v`` is partitioned at the boundaries
+``c_k``; in each part the loop's range decides every condition, the simplifier drops them,
+and the part is a plain, vectorized copy of its input.
+
+Such a block is also kept out of its consumer (`inline_producers`), where the chain would sit
+behind the consumer's index arithmetic (a transpose, a reshape) and no loop range could decide it.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir.schedule import SBlockRV
+
+from .analysis import has_trivial_binding, is_spatial
+from .rule import Rule
+from .spatial import vectorize_innermost
+
+# Inputs from which a concatenation is split into copies (fewer: the chain is cheap, and
+# inlined into its consumer the concatenation costs no pass over memory).
+MIN_SEGMENTS = 4
+
+_IF_THEN_ELSE = tirx.if_then_else(tirx.Var("guard", "bool"), tirx.const(0, "int32"), tirx.const(1, "int32")).op
+
+
+def select_chain(value: tirx.PrimExpr) -> tuple[tirx.Var, list[int]] | None:
+    """``(v, [c_1, ..., c_n])`` when ``value`` is ``if_then_else(c_1 <= v, _, if_then_else(c_2
+    <= v, _, ... _))`` (TVM's concatenate), else None."""
+    var, bounds = None, []
+    while isinstance(value, tvm.ir.expr.Call) and value.op.same_as(_IF_THEN_ELSE):
+        condition, _, otherwise = value.args
+        if not (isinstance(condition, tvm.ir.prim.expr.LE) and isinstance(condition.a, tvm.ir.prim.expr.IntImm)
+                and isinstance(condition.b, tirx.Var)):
+            return None
+        if var is not None and not condition.b.same_as(var):
+            return None
+        var = condition.b
+        bounds.append(int(condition.a.value))
+        value = otherwise
+    return (var, bounds) if var is not None else None
+
+
+def concatenation_bounds(stmt: tirx.SBlock) -> tuple[tirx.Var, list[int]] | None:
+    """The concatenated axis and its segment starts (ascending, without 0) when ``stmt`` is a
+    concatenation of at least `MIN_SEGMENTS` inputs, else None."""
+    body = stmt.body
+    if not isinstance(body, tirx.BufferStore):
+        return None
+    chain = select_chain(body.value)
+    if chain is None:
+        return None
+    var, bounds = chain
+    starts = sorted(set(b for b in bounds if b > 0))
+    return (var, starts) if len(starts) + 1 >= MIN_SEGMENTS else None
+
+
+class ConcatSegments(Rule):
+    name = "concat_segments"
+
+    def apply(self, sch: s_tir.Schedule, block: SBlockRV) -> bool:
+        if not is_spatial(sch, block) or not has_trivial_binding(sch, block):
+            return False
+        stmt = sch.get(block)
+        found = concatenation_bounds(stmt)
+        if found is None:
+            return False
+        var, starts = found
+        axis = next((i for i, iv in enumerate(stmt.iter_vars) if iv.var.same_as(var)), None)
+        if axis is None:
+            return False
+        loop = sch.get_loops(block)[axis]
+        lengths = [b - a for a, b in zip([0, *starts], starts)]
+        for part in sch.loop_partition(loop, [*lengths, None]):
+            (copy,) = sch.get_child_blocks(part)
+            loops = sch.get_loops(copy)
+            vectorize_innermost(sch, copy, loops[axis + 1:] or loops[axis:])
+        return True
