@@ -487,6 +487,17 @@ def test_depthwise_tiles_leave_registers_for_the_weights():
     assert sorted(packed.values()) == [4, 8], packed
 
 
+@pytest.mark.parametrize("k, n", [(32, 128), (256, 1024)])
+def test_matrix_vector_tiles_leave_registers_for_the_weights(k, n):
+    """A single row (an RNN step, a decoder token) uses each weight vector once: its tile
+    keeps 8 accumulators (32 lanes), not the 16 of a many-row tile, which spill on x86."""
+    g = Chain(np.random.default_rng(5), [1, k])
+    model = g.add("MatMul", g.const([k, n])).add("Relu").build()
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    tiles = [int(p.shape[-1]) for f in prim_funcs(mod).values() for p in f.params if len(p.shape) == 3]
+    assert tiles == [32], tiles
+
+
 def _pointwise_model(width, height=6):
     g = Chain(np.random.default_rng(21), [1, 32, height, width])
     return g.conv(32, 48, 1).add("Relu").build()

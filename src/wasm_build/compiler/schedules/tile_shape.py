@@ -31,6 +31,11 @@ _ACC_ELEMS = 64
 # keeps 28 vectors and spills on x86, yet its convs ran 20% faster than 7 x 8 in MobileNetV2's
 # and ResNet-18's 7x7 planes (fewer weight loads per broadcast; tuning chose it there too).
 _LONG_ROW_LANES = 16
+# ... for a single row (matrix-vector products: an RNN step, a decoder token, a classifier
+# head): every weight vector is used once, so the loads need registers next to the
+# accumulators; 8 accumulators ran GEMVs of K = 32..768, N = 60..3072 in wasmtime 5-80%
+# faster than 16 (which spill on x86), and 4 no faster than 8.
+_ACC_ELEMS_SINGLE_ROW = 32
 # ... for contractions whose broadcast rows are packed (see packing.pack_row_operand): 4 x 8,
 # what leaves x86's 16 xmm registers for the weight vectors and the lane shuffles.
 _ACC_ELEMS_PACKED_ROWS = 32
@@ -77,7 +82,7 @@ def choose_tile_shape(sch: s_tir.Schedule, block: SBlockRV) -> TileShape | None:
     # Without an operand broadcast across lanes (depthwise convs, pooling) nothing is
     # shared between the tile's vectors, and every reduction step's weights are vectors too.
     if has_broadcast_operand(stmt, lane_var):
-        budget = max(_ACC_ELEMS, rows * _LONG_ROW_LANES)
+        budget = _ACC_ELEMS_SINGLE_ROW if rows == 1 else max(_ACC_ELEMS, rows * _LONG_ROW_LANES)
     else:
         budget = _ACC_ELEMS_ELEMENTWISE
     outermost = streamed_bytes(stmt, lane_var) > CACHE_BYTES
