@@ -316,3 +316,20 @@ def test_build_refuses_what_it_cannot_unroll(tmp_path) -> None:
     with pytest.raises(WasmBuildError, match="LSTM node 'lstm_node' has sequence_lens 'lengths'") as caught:
         build(model, "lengths", tmp_path)
     assert str(caught.value).startswith("model 'lengths' [frontend]")
+
+
+@pytest.mark.parametrize("op, config, per_step", [
+    ("LSTM", {"initial": "input"}, 1),                                # i, o, f, c in one product
+    ("LSTM", {"direction": "bidirectional", "peepholes": True, "initial": "input"}, 1),
+    ("GRU", {"linear_before_reset": 1, "initial": "input"}, 1),       # z, r and h's H R_h
+    ("GRU", {"initial": "input"}, 2),                                 # z and r; then (r H) R_h
+    ("RNN", {"initial": "input"}, 1),
+])
+def test_each_step_multiplies_the_state_once_for_all_its_gates(op: str, config: dict[str, Any], per_step: int) -> None:
+    """One input projection per direction, and per step one MatMul for every gate of the
+    recurrent term (GRU without linear_before_reset: a second for (r H) R_h): an LSTM step
+    is one kernel on a row of 4 x hidden, not four on rows of hidden."""
+    model, _ = recurrent_model(op, seq=5, **config)
+    directions = 2 if config.get("direction") == "bidirectional" else 1
+    matmuls = [n for n in apply_rewrites(model, {}).graph.node if n.op_type == "MatMul"]
+    assert len(matmuls) == directions * (1 + 5 * per_step)

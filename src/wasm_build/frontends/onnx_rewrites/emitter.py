@@ -141,7 +141,9 @@ class Emitter:
         return self.node("Unsqueeze", [x], label, axes=[axis])
 
     def concat(self, xs: Sequence[str], axis: int, label: str) -> str:
-        return xs[0] if len(xs) == 1 else self.node("Concat", list(xs), label, axis=axis)
+        if len(xs) == 1:
+            return xs[0]
+        return self._fold(xs, lambda *a: np.concatenate(a, axis=axis), label) or self.node("Concat", list(xs), label, axis=axis)
 
     def clip(self, x: str, bound: float, label: str) -> str:
         """`x` limited to [-bound, bound]."""

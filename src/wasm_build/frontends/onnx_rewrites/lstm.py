@@ -25,17 +25,20 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _unroll(em: Emitter, layer: rec.Layer, d: int) -> rec.Unrolled:
     f, g, h = layer.activations[d]
-    w = rec.gate_weights(em, layer, rec.W, d)
-    r = rec.gate_weights(em, layer, rec.R, d)
+    # All four gates in one MatMul per step (and one input projection for every step).
+    w = rec.stacked_gate_weights(em, layer, rec.W, d, range(4))
+    r = rec.stacked_gate_weights(em, layer, rec.R, d, range(4))
     bias = rec.gate_vectors(em, layer, rec.B, d, 8)  # Wb (iofc), then Rb (iofc)
     peep_i, peep_o, peep_f = rec.gate_vectors(em, layer, rec.P, d, 3)  # iof
-    x = [rec.project(em, layer, w[k], em.add(bias[k], bias[4 + k], f"B{d}_{k}"), f"X{d}_{k}") for k in range(4)]
+    stacked_bias = rec.stacked_vectors(em, [em.add(bias[k], bias[4 + k], f"B{d}_{k}") for k in range(4)], f"B{d}")
+    x = rec.project(em, layer, w, stacked_bias, f"X{d}")
     one = em.scalar(1.0, "one") if rec.attribute(layer.node, "input_forget", 0) else None
 
-    def pre(k: int, t: int, hidden: Value, peephole: Value = None, cell: Value = None) -> str:
-        """Gate k's pre-activation at step t, with its peephole term when it has one."""
+    def pre(gates: str, k: int, t: int, peephole: Value = None, cell: Value = None) -> str:
+        """Gate k's pre-activation at step t (from the step's stacked `gates`), with its
+        peephole term when it has one."""
         label = f"{'iofc'[k]}{d}t{t}"
-        gate = rec.gate_input(em, layer, x[k], t, hidden, r[k], label)
+        gate = rec.gate_block(em, layer, gates, k, label)
         return em.add(gate, em.mul(peephole, cell, f"{label}_peep"), f"{label}_pre")
 
     hidden = rec.initial_state(em, layer, rec.INITIAL_H, d)
@@ -43,16 +46,17 @@ def _unroll(em: Emitter, layer: rec.Layer, d: int) -> rec.Unrolled:
     outputs: dict[int, str] = {}
     for t in layer.steps(d):
         s = f"{d}t{t}"
-        i = rec.activate(em, layer, f, pre(I, t, hidden, peep_i, cell), f"i{s}")
+        gates = rec.gate_input(em, layer, x, t, hidden, r, f"g{s}")
+        i = rec.activate(em, layer, f, pre(gates, I, t, peep_i, cell), f"i{s}")
         if cell is None:  # a zero cell state: the forget gate multiplies nothing
             forget = None
         elif one is not None:  # input_forget: the forget gate is 1 - i
             forget = em.sub(one, i, f"f{s}")
         else:
-            forget = rec.activate(em, layer, f, pre(F, t, hidden, peep_f, cell), f"f{s}")
-        candidate = rec.activate(em, layer, g, pre(C, t, hidden), f"c{s}")
+            forget = rec.activate(em, layer, f, pre(gates, F, t, peep_f, cell), f"f{s}")
+        candidate = rec.activate(em, layer, g, pre(gates, C, t), f"c{s}")
         cell = em.add(em.mul(forget, cell, f"fC{s}"), em.mul(i, candidate, f"ic{s}"), f"C{s}")
-        o = rec.activate(em, layer, f, pre(O, t, hidden, peep_o, cell), f"o{s}")
+        o = rec.activate(em, layer, f, pre(gates, O, t, peep_o, cell), f"o{s}")
         # `clip` bounds the gates' inputs only, not the cell state given to h (as onnxruntime does).
         hidden = outputs[t] = em.mul(o, em.unary(h, cell, f"hC{s}"), f"H{s}")
     assert hidden is not None and cell is not None  # seq_length >= 1

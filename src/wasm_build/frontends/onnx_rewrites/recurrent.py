@@ -6,7 +6,8 @@ Unrolled tensors keep X's time axis with size 1: a state is `[1, batch, hidden]`
 `layout = 0` and `[batch, 1, hidden]` for `layout = 1`, which is also where `initial_h`,
 `Y_h` and `Y_c` keep the direction axis. So one axis, `Layer.time_axis`, serves every slice and
 concat, and no layout needs a transpose. The input projections of all time steps are one
-MatMul per gate, ahead of the loop; each step only adds the recurrent MatMul.
+MatMul for every gate, ahead of the loop; each step adds one recurrent MatMul for its gates
+(stacked side by side: one kernel on a row of 4 x hidden for an LSTM, not four on rows of hidden).
 """
 
 from __future__ import annotations
@@ -279,15 +280,31 @@ def _check_sequence_lens(layer: Layer, known: Mapping[str, np.ndarray]) -> None:
 # -- pieces of an unrolled direction ----------------------------------------------------------
 
 
-def gate_weights(em: Emitter, layer: Layer, index: int, direction: int) -> list[str]:
-    """Input W or R of one direction as one `[in, hidden]` matrix per gate (transposed: X @ W^T)."""
+def stacked_gate_weights(em: Emitter, layer: Layer, index: int, direction: int, gates: range) -> str:
+    """Input W or R of one direction with the blocks of `gates` side by side: one
+    `[in, len(gates) * hidden]` matrix (transposed: X @ W^T), so that one MatMul computes all
+    those gates (a step's kernels then work on a row of 4 * hidden, not four of hidden)."""
     h = layer.hidden_size
-    label = "WR"[index - W]
-    matrix = em.gather(layer.required(index), direction, 0, f"{label}{direction}")
-    return [
-        em.transpose(em.slice(matrix, g * h, (g + 1) * h, 0, f"{label}{direction}_{g}"), (1, 0), f"{label}{direction}_{g}T")
-        for g in range(layer.cell.gates)
-    ]
+    label = f"{'WR'[index - W]}{direction}_{gates.start}-{gates.stop}"
+    matrix = em.gather(layer.required(index), direction, 0, f"{'WR'[index - W]}{direction}")
+    return em.transpose(em.slice(matrix, gates.start * h, gates.stop * h, 0, label), (1, 0), f"{label}T")
+
+
+def stacked_vectors(em: Emitter, vectors: list[Value], label: str) -> Value:
+    """Per-gate vectors (of `gate_vectors`) side by side, in the order of `stacked_gate_weights`;
+    None when the node has none."""
+    return None if any(v is None for v in vectors) else em.concat(vectors, 0, label)
+
+
+def gate_block(em: Emitter, layer: Layer, stacked: str, gate: int, label: str) -> str:
+    """Gate `gate`'s block of a stacked pre-activation (its last axis)."""
+    h = layer.hidden_size
+    return em.slice(stacked, gate * h, (gate + 1) * h, 2, label)
+
+
+def block_of(em: Emitter, layer: Layer, stacked: Value, gate: int, label: str) -> Value:
+    """`gate_block` of a pre-activation term that may be None (the terms of a zero state)."""
+    return None if stacked is None else gate_block(em, layer, stacked, gate, label)
 
 
 def gate_vectors(em: Emitter, layer: Layer, index: int, direction: int, count: int) -> list[Value]:

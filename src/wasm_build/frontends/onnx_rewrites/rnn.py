@@ -18,8 +18,8 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _unroll(em: Emitter, layer: rec.Layer, d: int) -> rec.Unrolled:
     (f,) = layer.activations[d]
-    (w,) = rec.gate_weights(em, layer, rec.W, d)
-    (r,) = rec.gate_weights(em, layer, rec.R, d)
+    w = rec.stacked_gate_weights(em, layer, rec.W, d, range(1))
+    r = rec.stacked_gate_weights(em, layer, rec.R, d, range(1))
     wb, rb = rec.gate_vectors(em, layer, rec.B, d, 2)
     x = rec.project(em, layer, w, em.add(wb, rb, f"B{d}"), f"X{d}")
 
