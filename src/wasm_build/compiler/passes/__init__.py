@@ -5,6 +5,7 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
   the conv layout and fuse);
 * `conv1d_planes`: 1-D convs as 2-D convs over planes one row high;
 * `subpixel_convs`: transposed convs as one ordinary conv per output phase, interleaved;
+* `padding_taps`: kernel taps that only ever read padding dropped (dilated convs on small maps);
 * `nhwc_conv`: convs in NHWC activations with HWIO weights;
 * `fold_conv_affine`: per-channel affine epilogues (batch norm) folded into conv weights and bias;
 * `winograd`: stride-1 3x3 convs as Winograd F(2x2, 3x3) / F(4x4, 3x3) within a weight budget;
@@ -40,6 +41,7 @@ from .conv1d_planes import conv1d_planes_pass
 from .fold_conv_affine import fold_conv_affine_pass
 from .integer_contractions import integer_contractions_pass
 from .nhwc_conv import nhwc_conv_pass
+from .padding_taps import padding_taps_pass
 from .patch_rows import patch_rows_pass
 from .pixel_rows import pixel_rows_pass
 from .qdq_arithmetic import qdq_arithmetic_pass
@@ -59,6 +61,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         scalar_clamp_pass(),
         conv1d_planes_pass(),
         subpixel_convs_pass(),
+        padding_taps_pass(),
         nhwc_conv_pass(),
         # Folds the transposed weights and resolves the batch-norm tuple's `[0]`,
         # so the next pass sees conv -> add/mul chains and FuseOps conv -> add -> relu.
