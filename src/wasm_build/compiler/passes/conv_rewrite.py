@@ -5,6 +5,7 @@ which convs they may take, how the replacement is emitted, and the pass around i
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,22 +38,47 @@ def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     return tuple(int(d) for d in dims)
 
 
+@dataclass(frozen=True)
+class ConstantConv:
+    """A float32 conv-like call with constant float32 weights and static shapes."""
+
+    constant: tvm.ir.expr.Constant  # the weights
+    data_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.constant.value.numpy()
+
+
+def constant_conv(call: relax.Call, op_name: str, layouts: tuple[str, str, str]) -> ConstantConv | None:
+    """``call`` as a :class:`ConstantConv` when it calls ``op_name`` with ``layouts`` (data,
+    kernel, output), a float32 output, constant float32 weights and static shapes; else None."""
+    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == op_name):
+        return None
+    attrs = call.attrs
+    if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout) or str(attrs.data_layout)) != layouts:
+        return None
+    if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
+        return None
+    data, weight = call.args
+    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
+        return None
+    data_shape, out_shape = static_float32_shape(data), static_float32_shape(call)
+    if data_shape is None or out_shape is None:
+        return None
+    return ConstantConv(weight, data_shape, out_shape)
+
+
 def is_plain_nhwc_conv(call: relax.Call, *, strided: bool = False) -> bool:
     """A stride-1 (any stride when ``strided``), undilated, ungrouped conv2d of NHWC float32
     activations with constant HWIO float32 weights, its input and output shapes static."""
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
         return False
     attrs = call.attrs
-    if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout)) != ("NHWC", "HWIO", "NHWC"):
-        return False
     if any(int(v) != 1 for v in (*([] if strided else attrs.strides), *attrs.dilation)) or int(attrs.groups) != 1:
         return False
-    if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
-        return False
-    data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
-        return False
-    return static_float32_shape(data) is not None and static_float32_shape(call) is not None
+    return constant_conv(call, "relax.nn.conv2d", ("NHWC", "HWIO", "NHWC")) is not None
 
 
 def emit_conv_kernel(builder: relax.BlockBuilder, compute, *args, name: str) -> relax.Expr:

@@ -21,7 +21,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .conv_rewrite import rewrite_calls, static_float32_shape
+from .conv_rewrite import constant_conv, rewrite_calls
 
 
 @dataclass(frozen=True)
@@ -71,20 +71,12 @@ class _Trim:
 
 
 def _trim(call: relax.Call) -> _Trim | None:
-    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+    conv = constant_conv(call, "relax.nn.conv2d", ("NCHW", "OIHW", "NCHW"))
+    if conv is None:
         return None
-    attrs = call.attrs
-    layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout) or str(attrs.data_layout))
-    if layouts != ("NCHW", "OIHW", "NCHW") or str(attrs.out_dtype) not in ("None", "", "void", "float32"):
-        return None
-    data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
-        return None
-    data_shape, out_shape = static_float32_shape(data), static_float32_shape(call)
-    if data_shape is None or out_shape is None:
-        return None
+    attrs, data_shape, out_shape = call.attrs, conv.data_shape, conv.out_shape
     top, left, bottom, right = (int(p) for p in attrs.padding)
-    kernel = weight.value.shape[2:]
+    kernel = conv.constant.value.shape[2:]
     axes = [
         _Axis(data_shape[2], int(kernel[0]), int(attrs.strides[0]), int(attrs.dilation[0]), top, bottom, out_shape[2]),
         _Axis(data_shape[3], int(kernel[1]), int(attrs.strides[1]), int(attrs.dilation[1]), left, right, out_shape[3]),
@@ -95,7 +87,7 @@ def _trim(call: relax.Call) -> _Trim | None:
     rows, cols = (axis.trimmed(t) for axis, t in zip(axes, taps))
     if rows is None or cols is None:
         return None
-    trimmed = weight.value.numpy()[:, :, taps[0].start:taps[0].stop, taps[1].start:taps[1].stop]
+    trimmed = conv.weight[:, :, taps[0].start:taps[0].stop, taps[1].start:taps[1].stop]
     return _Trim(
         (taps[0], taps[1]),
         (rows[2], cols[2], rows[3], cols[3]),

@@ -24,7 +24,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .conv_rewrite import rewrite_calls, static_float32_shape
+from .conv_rewrite import constant_conv, rewrite_calls
 
 
 @dataclass(frozen=True)
@@ -60,26 +60,16 @@ class _Plan:
 
 def _plan(call: relax.Call) -> _Plan | None:
     """The plan of an eligible transposed conv, else None."""
-    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d_transpose"):
+    conv = constant_conv(call, "relax.nn.conv2d_transpose", ("NCHW", "IOHW", "NCHW"))
+    if conv is None or any(int(d) != 1 for d in call.attrs.dilation):
         return None
-    attrs = call.attrs
-    layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout) or str(attrs.data_layout))
-    if layouts != ("NCHW", "IOHW", "NCHW") or any(int(d) != 1 for d in attrs.dilation):
-        return None
-    if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
-        return None
-    data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
-        return None
-    data_shape, out_shape = static_float32_shape(data), static_float32_shape(call)
-    if data_shape is None or out_shape is None:
-        return None
-    kernel = weight.value.shape[2:]
+    attrs, data_shape, out_shape = call.attrs, conv.data_shape, conv.out_shape
+    kernel = conv.constant.value.shape[2:]
     top, left = int(attrs.padding[0]), int(attrs.padding[1])
     return _Plan(
         _Axis(int(kernel[0]), int(attrs.strides[0]), top, data_shape[2], out_shape[2]),
         _Axis(int(kernel[1]), int(attrs.strides[1]), left, data_shape[3], out_shape[3]),
-        weight.value.numpy(),
+        conv.weight,
         int(attrs.groups),
         data_shape[0],
     )
