@@ -82,6 +82,13 @@ def test_transposed_conv_after_conv_builds_and_matches(tmp_path, name):
     build_and_compare(_model(Decoder(DECONVS[name])), "decoder", tmp_path)
 
 
+def test_transposed_convs_of_a_batch_build_and_match(tmp_path):
+    """Two images: the phases' interleave reshapes keep the batch axis apart."""
+    torch.manual_seed(0)
+    model = export_onnx(Decoder(DECONVS["k3s2-outpad-groups"]), (torch.randn(2, 3, 7, 9),), ["image"])
+    build_and_compare(model, "decoder", tmp_path)
+
+
 def test_unet_with_resize_builds_and_matches(tmp_path):
     build_and_compare(_model(UNet(), size=16), "unet", tmp_path)
 
