@@ -145,6 +145,25 @@ def test_conv1d_and_transposed_convs_become_plain_conv2d(tmp_path):
     assert dilated.count("relax.nn.conv2d_transpose") == 1  # dilated: TVM's own kernel
 
 
+def test_phases_without_taps_store_no_constant(tmp_path):
+    """A kernel-1, stride-2 transposed conv has three phases without taps: their zeros are
+    filled at run time, not stored as output-sized constants in the artifact."""
+    from wasm_build.compiler.passes import subpixel_convs
+    from wasm_build.frontends.onnx import load_onnx
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_model(Decoder(DECONVS["k1s2"]), size=24).SerializeToString())
+    mod = subpixel_convs.subpixel_convs_pass()(relax.transform.FoldConstant()(load_onnx(path, {}).module))
+    largest = []
+
+    def visit(expr):
+        if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):  # a tensor constant
+            largest.append(expr.value.numpy().size)
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    assert max(largest) <= 8 * 3 * 3 * 3  # the first conv's weights, the largest the model has
+
+
 def test_nhwc_pass_keeps_transposed_convs_in_nchw():
     from tvm.relax.frontend.onnx import from_onnx
 

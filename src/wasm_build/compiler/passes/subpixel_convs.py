@@ -113,7 +113,7 @@ def _emit(builder: relax.BlockBuilder, call: relax.Call, plan: _Plan) -> relax.E
             taps = (rows.taps(phase[0]), cols.taps(phase[1]))
             if 0 in taps:
                 shape = (batch, groups * out_per_group, rows.positions, cols.positions)
-                outputs.append(relax.const(np.zeros(shape, dtype="float32")))
+                outputs.append(builder.emit(relax.op.zeros(shape, "float32")))  # filled at run time, not stored
             else:
                 outputs.append(conv(_phase_weights(weight, groups, rows, cols, phase), taps))
         merged = builder.emit(relax.op.concat(outputs, axis=1))
