@@ -17,6 +17,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
 
+from ..tir.walk import is_if_then_else
 from .analysis import has_trivial_binding, is_spatial
 from .rule import Rule
 from .spatial import vectorize_innermost
@@ -25,14 +26,12 @@ from .spatial import vectorize_innermost
 # inlined into its consumer the concatenation costs no pass over memory).
 MIN_SEGMENTS = 4
 
-_IF_THEN_ELSE = tirx.if_then_else(tirx.Var("guard", "bool"), tirx.const(0, "int32"), tirx.const(1, "int32")).op
-
 
 def select_chain(value: tirx.PrimExpr) -> tuple[tirx.Var, list[int]] | None:
     """``(v, [c_1, ..., c_n])`` when ``value`` is ``if_then_else(c_1 <= v, _, if_then_else(c_2
     <= v, _, ... _))`` (TVM's concatenate), else None."""
     var, bounds = None, []
-    while isinstance(value, tvm.ir.expr.Call) and value.op.same_as(_IF_THEN_ELSE):
+    while is_if_then_else(value):
         condition, _, otherwise = value.args
         if not (isinstance(condition, tvm.ir.prim.expr.LE) and isinstance(condition.a, tvm.ir.prim.expr.IntImm)
                 and isinstance(condition.b, tirx.Var)):
@@ -55,7 +54,7 @@ def concatenation_bounds(stmt: tirx.SBlock) -> tuple[tirx.Var, list[int]] | None
     if chain is None:
         return None
     var, bounds = chain
-    starts = sorted(set(b for b in bounds if b > 0))
+    starts = sorted({b for b in bounds if b > 0})
     return (var, starts) if len(starts) + 1 >= MIN_SEGMENTS else None
 
 

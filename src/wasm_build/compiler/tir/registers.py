@@ -19,10 +19,7 @@ import tvm
 import tvm_ffi
 from tvm import tirx
 
-from .walk import field_names, rewriting_pass
-
-# The lazy conditional (its operator's registered name differs between TVM releases).
-_IF_THEN_ELSE = tirx.if_then_else(tirx.Var("guard", "bool"), tirx.const(0, "int32"), tirx.const(1, "int32")).op
+from .walk import field_names, is_if_then_else, rewriting_pass
 
 
 def bind_through_registers() -> tvm.transform.Pass:
@@ -71,7 +68,7 @@ def _without_lets(expr, bindings: list, bound: set):
             bound.add(expr.var)
             bindings.append((expr.var, value))
         return _without_lets(expr.body, bindings, bound)
-    if _is_guarded(expr) or not isinstance(expr, tvm.ir.expr.Expr) or isinstance(expr, (tirx.Var, tirx.IntImm, tirx.FloatImm)):
+    if is_if_then_else(expr) or not isinstance(expr, tvm.ir.expr.Expr) or isinstance(expr, (tirx.Var, tirx.IntImm, tirx.FloatImm)):
         return expr
     names = field_names(type(expr))
     changed = {}
@@ -89,7 +86,3 @@ def _without_lets(expr, bindings: list, bound: set):
         return expr
     fields = {name: getattr(expr, name) for name in names}
     return tvm.ir.make_node(type(expr).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
-
-
-def _is_guarded(expr) -> bool:
-    return isinstance(expr, tvm.ir.expr.Call) and expr.op.same_as(_IF_THEN_ELSE)

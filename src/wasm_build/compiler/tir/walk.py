@@ -22,6 +22,15 @@ _LEAVES = (tirx.Var, tirx.Buffer, tirx.IntImm, tirx.FloatImm)
 _NODES = (tirx.Stmt, tvm.ir.expr.Expr)
 
 
+# The lazy conditional (its operator's registered name differs between TVM releases).
+_IF_THEN_ELSE = tirx.if_then_else(tirx.Var("guard", "bool"), tirx.const(0, "int32"), tirx.const(1, "int32")).op
+
+
+def is_if_then_else(expr: Any) -> bool:
+    """Whether ``expr`` is a call of ``T.if_then_else`` (which evaluates only the branch taken)."""
+    return isinstance(expr, tvm.ir.expr.Call) and expr.op.same_as(_IF_THEN_ELSE)
+
+
 @functools.cache
 def field_names(node_type: type) -> tuple[str, ...]:
     """Reflected fields of a node type, its ancestors' first (read once per type: a walk
