@@ -12,15 +12,9 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from .conv_rewrite import rewrite_calls, static_float32_shape
+from .conv_rewrite import conv_layouts, rewrite_calls, static_float32_shape
 
 _PLANE_OPS = {"relax.nn.conv1d": ("NCW", "OIW"), "relax.nn.conv1d_transpose": ("NCW", "IOW")}
-
-
-def _layouts(call: relax.Call) -> tuple[str, str, str]:
-    attrs = call.attrs
-    out_layout = str(attrs.out_layout) or str(attrs.data_layout)
-    return str(attrs.data_layout), str(attrs.kernel_layout), out_layout
 
 
 def _is_plane_candidate(call: relax.Call) -> bool:
@@ -28,8 +22,8 @@ def _is_plane_candidate(call: relax.Call) -> bool:
     with static shapes; others are left to TVM."""
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name in _PLANE_OPS):
         return False
-    data_layout, kernel_layout, out_layout = _layouts(call)
-    if (data_layout, kernel_layout) != _PLANE_OPS[call.op.name] or out_layout != data_layout:
+    data_layout, kernel_layout = _PLANE_OPS[call.op.name]
+    if conv_layouts(call) != (data_layout, kernel_layout, data_layout):
         return False
     # Static float32 shapes: a symbolic length stays with TVM's kernel (and `symbolic_loops`).
     return static_float32_shape(call.args[0]) is not None and static_float32_shape(call) is not None
@@ -44,13 +38,13 @@ def _as_plane_conv(builder: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     else:
         weight = builder.emit(relax.op.expand_dims(weight, axis=2))
     left, right = (int(p) for p in attrs.padding)
-    common = dict(
-        strides=(1, int(attrs.strides[0])),
-        padding=(0, left, 0, right),
-        dilation=(1, int(attrs.dilation[0])),
-        groups=int(attrs.groups),
-        out_dtype=attrs.out_dtype,
-    )
+    common = {
+        "strides": (1, int(attrs.strides[0])),
+        "padding": (0, left, 0, right),
+        "dilation": (1, int(attrs.dilation[0])),
+        "groups": int(attrs.groups),
+        "out_dtype": attrs.out_dtype,
+    }
     if call.op.name == "relax.nn.conv1d":
         plane = relax.op.nn.conv2d(data, weight, data_layout="NCHW", kernel_layout="OIHW", **common)
     else:

@@ -38,6 +38,12 @@ def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     return tuple(int(d) for d in dims)
 
 
+def conv_layouts(call: relax.Call) -> tuple[str, str, str]:
+    """A conv-like call's data, kernel and output layouts (the output's is the data's when unset)."""
+    attrs = call.attrs
+    return str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout) or str(attrs.data_layout)
+
+
 @dataclass(frozen=True)
 class ConstantConv:
     """A float32 conv-like call with constant float32 weights and static shapes."""
@@ -57,7 +63,7 @@ def constant_conv(call: relax.Call, op_name: str, layouts: tuple[str, str, str])
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == op_name):
         return None
     attrs = call.attrs
-    if (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout) or str(attrs.data_layout)) != layouts:
+    if conv_layouts(call) != layouts:
         return None
     if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
         return None

@@ -42,10 +42,8 @@ class _Axis:
         first = tap * self.dilation - self.pad_begin  # position read by output 0
         last = first + (self.outputs - 1) * self.stride
         # Positions first, first + stride, ..., last: one of them inside [0, size)?
-        if last < 0 or first >= self.size:
-            return False
-        lowest_inside = first if first >= 0 else first + -(-(-first) // self.stride) * self.stride
-        return lowest_inside <= min(last, self.size - 1)
+        steps_to_inside = max(0, -(first // self.stride))  # ceil(-first / stride) outputs for a negative first
+        return first + steps_to_inside * self.stride <= min(last, self.size - 1)
 
     def live_taps(self) -> range:
         live = [tap for tap in range(self.kernel) if self.reads_input(tap)]
@@ -64,7 +62,6 @@ class _Axis:
 
 @dataclass(frozen=True)
 class _Trim:
-    taps: tuple[range, range]
     padding: tuple[int, int, int, int]
     dilation: tuple[int, int]
     weight: np.ndarray
@@ -89,7 +86,6 @@ def _trim(call: relax.Call) -> _Trim | None:
         return None
     trimmed = conv.weight[:, :, taps[0].start:taps[0].stop, taps[1].start:taps[1].stop]
     return _Trim(
-        (taps[0], taps[1]),
         (rows[2], cols[2], rows[3], cols[3]),
         (rows[1], cols[1]),
         np.ascontiguousarray(trimmed),
