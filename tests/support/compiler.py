@@ -53,6 +53,24 @@ def fused_module(model, target, schedule=True, graph_passes=False, winograd_budg
         return tvm.transform.Sequential(passes)(mod)
 
 
+def scheduled_module(model, tmp_path):
+    """The module of a wasm build (its frontend, quantized and graph passes, legalization and
+    schedules, default options), right after the schedule passes."""
+    import onnx
+
+    from wasm_build.compiler.pipeline import legalize_passes, optimize_passes, schedule_passes
+    from wasm_build.compiler.target import TargetOptions
+    from wasm_build.frontends.onnx import load_onnx
+
+    path = tmp_path / "model.onnx"
+    onnx.save(model, path)
+    options = TargetOptions()
+    target = options.tvm_target()
+    passes = [*optimize_passes(), *legalize_passes(target, options), *schedule_passes(target, default_schedules=True)]
+    with target, tvm.transform.PassContext(opt_level=3):
+        return tvm.transform.Sequential(passes)(load_onnx(path, {}).module)
+
+
 def prim_funcs(mod):
     return {gv.name_hint: f for gv, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)}
 

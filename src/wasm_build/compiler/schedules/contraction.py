@@ -16,7 +16,7 @@ from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
 
 from ..tir import walk as tir_walk
 from .analysis import VECTOR_BITS, is_plain_reduction, is_spatial, iter_kinds
-from .edge_padding import Padding, pad_to_tiles
+from .edge_padding import pad_to_tiles
 from .packing import pack_constant_operand, pack_row_operand
 from .pixel_axes import fuse_pixel_axes, write_by_pixel
 from .rule import Rule
@@ -56,14 +56,14 @@ class Contraction(Rule):
         if not self.accepts(sch, block):
             return False
         width = fuse_pixel_axes(sch, block)
-        padding = None if width else pad_to_tiles(sch, block)
+        crop = None if width else pad_to_tiles(sch, block)
         shape = choose_tile_shape(sch, block)
         if shape is not None:
             shape = self.adjust(shape)
         if shape is None:
             return False
         loops = _split_into_tiles(sch, block, shape)
-        write_back, row_epilogue = _write_back(sch, block, shape, loops, width, padding)
+        write_back, row_epilogue = _write_back(sch, block, shape, loops, width, crop)
         init = sch.decompose_reduction(block, loops.reduce[0])
         _vectorize_tile(sch, init, len(loops.tile))
         if not row_epilogue:
@@ -110,7 +110,7 @@ def _split_into_tiles(sch: s_tir.Schedule, block: SBlockRV, shape: TileShape) ->
 
 
 def _write_back(
-    sch: s_tir.Schedule, block: SBlockRV, shape: TileShape, loops: _TileLoops, width: int, padding: Padding | None
+    sch: s_tir.Schedule, block: SBlockRV, shape: TileShape, loops: _TileLoops, width: int, crop: SBlockRV | None
 ) -> tuple[SBlockRV, bool]:
     """Accumulate in a tile-sized buffer, written back (epilogues fused) after each tile, or
     after each row tile for a costly epilogue. Returns the write-back block, and whether
@@ -119,10 +119,10 @@ def _write_back(
     # registers.  ("local" scope would be heap-allocated via TVMBackendAllocWorkspace at
     # function entry and stay in memory.)
     write_back = sch.cache_write(block, 0, "global")
-    if padding is not None:
+    if crop is not None:
         # A padded tile is written back by the crop: real rows and lanes only, never the padding.
         sch.compute_inline(write_back)
-        write_back = padding.crop
+        write_back = crop
     _fuse_epilogues(sch, write_back)
     # A costly epilogue (GELU) runs once a row tile's register tiles are all stored, over its rows.
     row_bytes = shape.lane_extent * (VECTOR_BITS // 8 // shape.lanes)

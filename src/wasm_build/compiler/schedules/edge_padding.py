@@ -14,8 +14,6 @@ predicate per tile row, outside the reduction.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
@@ -30,18 +28,14 @@ _LANE_VECTORS = 2
 _MAX_PADDING_FRACTION = 1 / 8
 
 
-class Padding(NamedTuple):
-    crop: SBlockRV  # the block copying the padded outputs' real part to the block's output
-    rows: bool  # whether the row axis was padded (its operand's zero rows are computed, not stored)
-
-
-def pad_to_tiles(sch: s_tir.Schedule, block: SBlockRV) -> Padding | None:
+def pad_to_tiles(sch: s_tir.Schedule, block: SBlockRV) -> SBlockRV | None:
     """Pad ``block``'s row axis to whole 4-row tiles and its lane axis to whole 8-lane tiles
-    where they are ragged and the rows' operand can be packed; None when nothing is padded."""
+    where they are ragged and the rows' operand can be packed. Returns the crop (the block
+    copying the padded outputs' real part to the block's output), None when nothing is padded."""
     stmt = sch.get(block)
     kinds = iter_kinds(sch, block)
     vec = lane_axis(stmt, kinds)
-    if vec is None or not _is_einsum(stmt):
+    if vec is None or not can_pad(stmt):
         return None
     lane_var = stmt.iter_vars[vec].var
     row = _packable_row_axis(stmt, kinds, vec)
@@ -52,35 +46,56 @@ def pad_to_tiles(sch: s_tir.Schedule, block: SBlockRV) -> Padding | None:
     padding = [1] * len(extents)
     # Unless some reusing axis already comes in whole 4-row tiles.
     whole = any(e % PACKED_ROWS == 0 for i, e in enumerate(extents) if kinds[i] == "S" and i != vec and _reuses(stmt, i, lane_var))
-    if not whole and _cheap(extents[row], PACKED_ROWS):
+    if not whole and cheap_padding(extents[row], PACKED_ROWS):
         padding[row] = PACKED_ROWS
-    if _cheap(extents[vec], vector * _LANE_VECTORS):
+    if cheap_padding(extents[vec], vector * _LANE_VECTORS):
         padding[vec] = vector * _LANE_VECTORS
     if padding == [1] * len(extents):
         return None
-    output = stmt.writes[0].source
-    name = stmt.name_hint
-    sch.pad_einsum(block, padding)
-    block = sch.get_sblock(name)
-    row_buffer = _operand_of(sch.get(block), stmt.iter_vars[row].var) if padding[row] > 1 else None
-    for producer in sch.get_producers(block):
-        if not sch.get(producer).name_hint.endswith("_pad"):
-            continue  # made before, not by pad_einsum
-        rows = row_buffer is not None and sch.get(producer).writes[0].source.same_as(row_buffer)
-        sch.annotate(producer, COMPUTED_ROWS_ATTR if rows else PADDED_COPY_ATTR, True)
-    (crop,) = [c for c in sch.get_consumers(block) if sch.get(c).writes[0].source.same_as(output)]
-    return Padding(crop, padding[row] > 1)
+    return _pad(sch, block, padding, computed_rows=row if padding[row] > 1 else None)
 
 
-def _cheap(extent_: int, multiple: int) -> bool:
-    pad = -extent_ % multiple
-    return 0 < pad <= extent_ * _MAX_PADDING_FRACTION
+def pad_rows(sch: s_tir.Schedule, block: SBlockRV, axis: int, multiple: int) -> SBlockRV | None:
+    """Pad iterator ``axis`` of ``block`` to a multiple of ``multiple`` (`integer_contraction`'s
+    row tiles: the rows' operand is copied with zero rows once per call). Returns the crop, None
+    when the block's indices are not plain iterators (a conv's windows): ``pad_einsum`` cannot
+    pad those."""
+    stmt = sch.get(block)
+    if not can_pad(stmt):
+        return None
+    padding = [1] * len(stmt.iter_vars)
+    padding[axis] = multiple
+    return _pad(sch, block, padding, computed_rows=None)
 
 
-def _is_einsum(stmt: tirx.SBlock) -> bool:
+def can_pad(stmt: tirx.SBlock) -> bool:
     """Every buffer index a block variable or a constant: what ``pad_einsum`` accepts."""
     regions = [*stmt.reads, *stmt.writes]
     return all(isinstance(r.min, (tirx.Var, tirx.IntImm)) and is_one(r.extent) for region in regions for r in region.region)
+
+
+def _pad(sch: s_tir.Schedule, block: SBlockRV, padding: list[int], computed_rows: int | None) -> SBlockRV:
+    """``pad_einsum`` by ``padding``, its copies annotated: the operand of iterator
+    ``computed_rows`` (packed by `packing.pack_row_operand`, its zero rows computed there) or
+    a zero-padded copy. Returns the crop."""
+    stmt = sch.get(block)
+    output = stmt.writes[0].source
+    sch.pad_einsum(block, padding)
+    block = sch.get_sblock(stmt.name_hint)
+    rows = None if computed_rows is None else _operand_of(sch.get(block), stmt.iter_vars[computed_rows].var)
+    for producer in sch.get_producers(block):
+        if not sch.get(producer).name_hint.endswith("_pad"):
+            continue  # made before, not by pad_einsum
+        is_rows = rows is not None and sch.get(producer).writes[0].source.same_as(rows)
+        sch.annotate(producer, COMPUTED_ROWS_ATTR if is_rows else PADDED_COPY_ATTR, True)
+    (crop,) = [c for c in sch.get_consumers(block) if sch.get(c).writes[0].source.same_as(output)]
+    return crop
+
+
+def cheap_padding(extent_: int, multiple: int) -> bool:
+    """Whether ``extent_`` is ragged in tiles of ``multiple`` and padding it adds little work."""
+    pad = -extent_ % multiple
+    return 0 < pad <= extent_ * _MAX_PADDING_FRACTION
 
 
 def _reuses(stmt: tirx.SBlock, axis: int, lane_var: tirx.Var) -> bool:
