@@ -109,3 +109,17 @@ def test_accumulators_of_a_12_lane_tile_stay_vectors(built, tmp_path):
     assert loops
     for body in loops:
         assert not [i for i in body if "replace_lane" in i or "extract_lane" in i], body
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_activations_are_widened_once_not_at_every_step(built):
+    """The 8-bit activations of a dense product are widened to int16 where they are made (the
+    quantize kernel writes int16): the reduction loop splats a 32-bit pair and widens nothing
+    but the weights (one widening per row and step before: 5 of 36 instructions a step)."""
+    _, wasm_path = built(197, 96, 48)
+    text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
+    start = text.index("_compute_>:", text.index("dense_fused_matmul"))
+    kernel = text[start : text.index("\n\n", start)]
+    (body,) = [body for body in innermost_loops(kernel) if any("dot_i16x8_s" in i for i in body)]
+    assert any("v128.load32_splat" in i for i in body), body
+    assert not any("extend_low_i8x16" in i or "load16_splat" in i for i in body), body

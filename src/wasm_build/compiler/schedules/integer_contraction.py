@@ -28,8 +28,17 @@ from .rule import Rule
 from .tile_shape import TileShape, streamed_bytes
 
 # Registers a tile may hold (x86 has 16 xmm registers for wasm's v128): the accumulators, one
-# weight vector per lane vector and the row's splat activations.
+# weight vector per lane vector and the row's splat activations. Past 16, Cranelift spills
+# accumulators inside the reduction loop (a 3 x 16-lane tile ran 20x slower than 3 x 12).
 _REGISTERS = 14
+# x86 instructions Cranelift emits per reduction step (wasmtime 51, disassembled): the loop's
+# control; per row the activations' splat (address, scalar load, move, broadcast; one more to
+# widen 8-bit pairs); per lane vector a widening weight load and its address; per accumulator
+# the intrinsic and its add. Reduction steps run at about 4 instructions a cycle.
+_STEP_COST = 4
+_SPLAT_COST = {"int16": 4, "int8": 5, "uint8": 5}
+_VECTOR_COST = 2
+_PRODUCT_COST = 2
 _ROWS = (1, 2, 3, 4, 5, 6, 7)
 # Output pixels of a lane-wise (depthwise) tile.
 _LANEWISE_ROWS = 2
@@ -235,11 +244,8 @@ def _uses(indices, var) -> bool:
 
 
 def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) -> _Tile | None:
-    """Rows and lane vectors giving the most multiply-adds per instruction within the registers.
-
-    Per reduction step: a splat per row (two instructions for 8-bit pairs, one otherwise),
-    a weight load per lane vector and an intrinsic per accumulator (plus an add for dot_i16x8).
-    Row tiles that do not divide the rows are taken when padding the rows to them is cheap
+    """Rows and lane vectors giving the most multiply-adds per instruction within the registers
+    (instructions per reduction step: see `_STEP_COST`). Row tiles that do not divide the rows are taken when padding the rows to them is cheap
     (the rows' padding counts as work) and possible.
     """
     stmt = sch.get(block)
@@ -255,8 +261,7 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         if kind == "S" and i != product.lane and not any(_uses([r.min], stmt.iter_vars[i].var) for r in weight.region)
     ]
     row_axis = max(candidates, default=None)  # the innermost: a conv's output columns, a matmul's rows
-    splat = 1 if product.activation_dtype == "int16" or intrinsic.depth == 4 else 2
-    per_product = 1 if intrinsic.depth == 4 else 2
+    splat = _SPLAT_COST[product.activation_dtype]
     paddable = can_pad(stmt)
     best = None
     for rows in _ROWS:
@@ -268,7 +273,7 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         for vectors in _VECTORS:
             if (extents[product.lane] // LANES) % vectors or rows * vectors + vectors + 1 > _REGISTERS:
                 continue
-            instructions = rows * splat + vectors + per_product * rows * vectors
+            instructions = _STEP_COST + rows * splat + vectors * _VECTOR_COST + rows * vectors * _PRODUCT_COST
             rate = rows * vectors / instructions * used
             if best is None or rate > best[0]:
                 best = (rate, rows, vectors)
