@@ -14,7 +14,6 @@ predicate per tile row, outside the reduction.
 
 from __future__ import annotations
 
-import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
 

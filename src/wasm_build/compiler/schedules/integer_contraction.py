@@ -245,8 +245,8 @@ def _uses(indices, var) -> bool:
 
 def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) -> _Tile | None:
     """Rows and lane vectors giving the most multiply-adds per instruction within the registers
-    (instructions per reduction step: see `_STEP_COST`). Row tiles that do not divide the rows are taken when padding the rows to them is cheap
-    (the rows' padding counts as work) and possible.
+    (instructions per reduction step: see `_STEP_COST`). Row tiles that do not divide the rows
+    are taken where padding the rows to them is possible and cheap (the padding counts as work).
     """
     stmt = sch.get(block)
     loops = sch.get_loops(block)
