@@ -94,6 +94,23 @@ def test_padded_rows_and_12_lane_tiles_match_onnxruntime_in_wasmtime(built, m, k
         assert np.abs(got.astype(np.float64) - want).max() <= steps["y"] * (1 + 1e-3)
 
 
+def test_dynamically_quantized_ragged_rows_match_onnxruntime(tmp_path):
+    """quantize_dynamic's form (DynamicQuantizeLinear + MatMulInteger, the activation's zero
+    point a run-time value) over 197 rows: widened, padded to whole tiles, corrected for the
+    zero point; its float output matches onnxruntime's (the integer products are exact)."""
+    g = Chain(np.random.default_rng(3), [197, 64])
+    g.add("MatMul", g.const([64, 40], scale=1 / 8))
+    model = quantized.dynamic(g.build())
+    assert "MatMulInteger" in {node.op_type for node in model.graph.node}
+    mod = scheduled_module(model, tmp_path)
+    assert row_tile(integer_kernel(mod)[1]) > 1
+    wasm = WasmModel(build(model, "dynamic", tmp_path / "out").directory / "dynamic.wasm")
+    for seed in range(3):
+        inputs = random_inputs(model, seed=seed)
+        ((got,), (want,)) = wasm.run(inputs), reference_outputs(model, inputs)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
 def test_accumulators_of_a_12_lane_tile_stay_vectors(built, tmp_path):
     """9 rows x 36 channels take a 3-row x 12-lane tile (three lane vectors). Written back as
