@@ -129,14 +129,17 @@ def test_accumulators_of_a_12_lane_tile_stay_vectors(built, tmp_path):
 
 
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
-def test_activations_are_widened_once_not_at_every_step(built):
+def test_activations_are_widened_once_and_splat_by_shuffles(built):
     """The 8-bit activations of a dense product are widened to int16 where they are made (the
-    quantize kernel writes int16): the reduction loop splats a 32-bit pair and widens nothing
-    but the weights (one widening per row and step before: 5 of 36 instructions a step)."""
+    quantize kernel writes int16), and four reduction steps load their pairs as one vector
+    (`tir.pair_shuffle`): the reduction loop widens nothing but the weights (before: a
+    widening per row and step) and splats by lane shuffles, not `v128.load32_splat` (a scalar
+    load, a move and a broadcast in Cranelift's code)."""
     _, wasm_path = built(197, 96, 48)
     text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
     start = text.index("_compute_>:", text.index("dense_fused_matmul"))
     kernel = text[start : text.index("\n\n", start)]
     (body,) = [body for body in innermost_loops(kernel) if any("dot_i16x8_s" in i for i in body)]
-    assert any("v128.load32_splat" in i for i in body), body
     assert not any("extend_low_i8x16" in i or "load16_splat" in i for i in body), body
+    assert not any("load32_splat" in i for i in body), body
+    assert any("i8x16.shuffle" in i for i in body), body

@@ -37,9 +37,13 @@ _REGISTERS = 14
 # the intrinsic and its add. Reduction steps run at about 4 instructions a cycle.
 _STEP_COST = 4
 _SPLAT_COST = {"int16": 4, "int8": 5, "uint8": 5}
+# ... and int16 pairs in groups of four steps (`PAIR_GROUP`): a quarter of a load and a shuffle.
+_GROUPED_SPLAT_COST = 1.5
 _VECTOR_COST = 2
 _PRODUCT_COST = 2
 _ROWS = (1, 2, 3, 4, 5, 6, 7)
+# Reduction steps unrolled together over int16 activations (`tir.pair_shuffle`: 4 pairs a v128).
+PAIR_GROUP = 4
 # Output pixels of a lane-wise (depthwise) tile.
 _LANEWISE_ROWS = 2
 _VECTORS = (1, 2, 3, 4, 6, 8)
@@ -62,6 +66,7 @@ class _Tile:
     row_axis: int | None
     vectors: int  # lane vectors of 4 channels
     intrinsic: DotProduct
+    grouped: bool  # reduction steps unrolled by `PAIR_GROUP` (int16 pairs splat by shuffles)
 
     @property
     def lanes(self) -> int:
@@ -99,7 +104,10 @@ class IntegerContraction(Rule):
         kinds = iter_kinds(sch, block)
         loops = sch.get_loops(block)
         lane_o, lane_v, lane_i = sch.split(loops[product.lane], [None, tile.vectors, LANES])
-        k_o, k_i = sch.split(loops[product.depth], [None, tile.intrinsic.depth])
+        # int16 pairs: four steps in a row read one aligned group of 8 values, which
+        # `tir.pair_shuffle` loads once and splats by lane shuffles.
+        group = PAIR_GROUP if tile.grouped else 1
+        k_o, k_group, k_i = sch.split(loops[product.depth], [None, group, tile.intrinsic.depth])
         row_o, row_i = [], []
         if tile.row_axis is not None:
             outer_row, inner_row = sch.split(loops[tile.row_axis], [None, tile.rows])
@@ -111,7 +119,7 @@ class IntegerContraction(Rule):
             tile_loops = [lane_o, *spatial, *row_o]
         else:
             tile_loops = [*spatial, *row_o, lane_o]
-        sch.reorder(*tile_loops, *reductions, k_o, *row_i, lane_v, lane_i, k_i)
+        sch.reorder(*tile_loops, *reductions, k_o, k_group, *row_i, lane_v, lane_i, k_i)
 
         write_back = sch.cache_write(block, 0, "global")
         if crop is not None:
@@ -128,7 +136,7 @@ class IntegerContraction(Rule):
         # Tensorized once every rule has run (`dot_products.tensorize_marked`): a schedule
         # cannot be copied after `tensorize`, and each rule works on a copy.
         sch.annotate(sch.blockize(lane_i), TENSORIZE_ATTR, tile.intrinsic.name)
-        for loop in (*row_i, lane_v):
+        for loop in (k_group, *row_i, lane_v):
             sch.unroll(loop)
         return True
 
@@ -261,7 +269,8 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         if kind == "S" and i != product.lane and not any(_uses([r.min], stmt.iter_vars[i].var) for r in weight.region)
     ]
     row_axis = max(candidates, default=None)  # the innermost: a conv's output columns, a matmul's rows
-    splat = _SPLAT_COST[product.activation_dtype]
+    grouped = product.activation_dtype == "int16" and extents[product.depth] % (PAIR_GROUP * intrinsic.depth) == 0
+    splat = _GROUPED_SPLAT_COST if grouped else _SPLAT_COST[product.activation_dtype]
     paddable = can_pad(stmt)
     best = None
     for rows in _ROWS:
@@ -280,7 +289,7 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
     if best is None:
         return None
     _, rows, vectors = best
-    return _Tile(rows, row_axis if rows > 1 else None, vectors, intrinsic)
+    return _Tile(rows, row_axis if rows > 1 else None, vectors, intrinsic, grouped)
 
 
 def _split_lanes(sch: s_tir.Schedule, write_back: SBlockRV, lanes: int) -> None:

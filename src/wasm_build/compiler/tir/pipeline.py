@@ -8,6 +8,7 @@ from tvm.tirx import compilation_pipeline
 from .lane_shuffle import shuffle_packed_rows
 from .nan_propagation import propagate_nan
 from .narrow_products import narrow_products
+from .pair_shuffle import shuffle_activation_pairs
 from .presplat_rows import presplat_packed_rows
 from .registers import bind_through_registers
 from .rounding import vectorizable_rounding
@@ -21,7 +22,10 @@ def tir_pipeline() -> str:
     def factory():
         lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
         steps = tvm.transform.Sequential(
-            [vectorizable_rounding(), lower, presplat_packed_rows(), shuffle_packed_rows(), propagate_nan(), narrow_products(), bind_through_registers()]
+            [
+                vectorizable_rounding(), lower, presplat_packed_rows(), shuffle_packed_rows(), shuffle_activation_pairs(),
+                propagate_nan(), narrow_products(), bind_through_registers(),
+            ]
         )
         return steps, finalize_host, finalize_device
 
