@@ -52,6 +52,14 @@ def row_tile(func) -> int:
     return int(unrolled[0].split("T.int64(")[-1].split(")")[0])
 
 
+def dot_product_loops(wasm_path) -> list[list[str]]:
+    """The innermost loops of the built dense layer's matmul kernel that hold dot products."""
+    text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
+    start = text.index("_compute_>:", text.index("dense_fused_matmul"))
+    kernel = text[start : text.index("\n\n", start)]
+    return [body for body in innermost_loops(kernel) if any("dot_i16x8_s" in i for i in body)]
+
+
 @pytest.mark.parametrize("m", [197, 101, 13])
 def test_rows_no_tile_divides_are_padded_to_whole_tiles(tmp_path, m):
     """A prime row count gets a multi-row tile over rows padded with zeros (copied once per
@@ -118,11 +126,7 @@ def test_accumulators_of_a_12_lane_tile_stay_vectors(built, tmp_path):
     at every reduction step (27 lane inserts a step, 6x slower); written back in vectors of 4,
     the reduction loop holds no lane insert or extract."""
     assert row_tile(integer_kernel(scheduled_module(qdq_dense(9, 64, 36), tmp_path))[1]) == 3
-    _, wasm_path = built(9, 64, 36)
-    text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
-    start = text.index("_compute_>:", text.index("dense_fused_matmul"))
-    kernel = text[start : text.index("\n\n", start)]
-    loops = [body for body in innermost_loops(kernel) if any("dot_i16x8_s" in i for i in body)]
+    loops = dot_product_loops(built(9, 64, 36)[1])
     assert loops
     for body in loops:
         assert not [i for i in body if "replace_lane" in i or "extract_lane" in i], body
@@ -135,11 +139,7 @@ def test_activations_are_widened_once_and_splat_by_shuffles(built):
     (`tir.pair_shuffle`): the reduction loop widens nothing but the weights (before: a
     widening per row and step) and splats by lane shuffles, not `v128.load32_splat` (a scalar
     load, a move and a broadcast in Cranelift's code)."""
-    _, wasm_path = built(197, 96, 48)
-    text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
-    start = text.index("_compute_>:", text.index("dense_fused_matmul"))
-    kernel = text[start : text.index("\n\n", start)]
-    (body,) = [body for body in innermost_loops(kernel) if any("dot_i16x8_s" in i for i in body)]
+    (body,) = dot_product_loops(built(197, 96, 48)[1])
     assert not any("extend_low_i8x16" in i or "load16_splat" in i for i in body), body
     assert not any("load32_splat" in i for i in body), body
     assert any("i8x16.shuffle" in i for i in body), body

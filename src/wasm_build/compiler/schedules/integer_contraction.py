@@ -20,7 +20,8 @@ from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import SBlockRV
 
 from ..tiles import CACHE_BYTES, LAYOUT_FREE_ATTR
-from .analysis import has_broadcast_operand, has_trivial_binding, iter_index, iter_kinds, uses
+from ..tir import pair_shuffle
+from .analysis import extent, has_broadcast_operand, has_trivial_binding, iter_index, iter_kinds, uses
 from .contraction import Contraction, fuse_epilogues, vectorize_tile
 from .dot_products import LANES, TENSORIZE_ATTR, DotProduct, dot_product
 from .edge_padding import can_pad, cheap_padding, pad_rows
@@ -42,8 +43,9 @@ _GROUPED_SPLAT_COST = 1.5
 _VECTOR_COST = 2
 _PRODUCT_COST = 2
 _ROWS = (1, 2, 3, 4, 5, 6, 7)
-# Reduction steps unrolled together over int16 activations (`tir.pair_shuffle`: 4 pairs a v128).
-PAIR_GROUP = 4
+# Reduction steps unrolled together over int16 activations: the pairs of one v128, which
+# `tir.pair_shuffle` loads once.
+PAIR_GROUP = pair_shuffle.GROUP // 2
 # Output pixels of a lane-wise (depthwise) tile.
 _LANEWISE_ROWS = 2
 _VECTORS = (1, 2, 3, 4, 6, 8)
@@ -93,7 +95,7 @@ class IntegerContraction(Rule):
         if tile is None:
             return False
         crop = None
-        if tile.row_axis is not None and int(sch.get(sch.get_loops(block)[tile.row_axis]).extent) % tile.rows:
+        if tile.row_axis is not None and extent(sch, sch.get_loops(block)[tile.row_axis]) % tile.rows:
             name = sch.get(block).name_hint
             crop = pad_rows(sch, block, tile.row_axis, tile.rows)
             block = sch.get_sblock(name)
@@ -258,7 +260,7 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
     """
     stmt = sch.get(block)
     loops = sch.get_loops(block)
-    extents = [int(sch.get(loop).extent) for loop in loops]
+    extents = [extent(sch, loop) for loop in loops]
     intrinsic = dot_product(product.activation_dtype)
     if intrinsic is None or extents[product.lane] % LANES or extents[product.depth] % intrinsic.depth:
         return None

@@ -45,9 +45,7 @@ def _allocations_of_groups(body: tirx.Stmt) -> set[str]:
 
     def note(node):
         if isinstance(node, tirx.AllocBuffer):
-            extent = 1
-            for dim in node.buffer.shape:
-                extent = extent * int(dim) if isinstance(dim, tirx.IntImm) else 0
+            extent = static_extent(node.buffer)
             if extent and extent % PACKED_ROWS == 0:
                 names.add(node.buffer.name)
 
@@ -74,6 +72,16 @@ def _lane_splats(groups: set[str], analyzer: tvm.sym.Analyzer):
         return tirx.Shuffle([group] * -(-lanes // PACKED_ROWS), [tirx.const(int(lane), "int32")] * lanes)
 
     return splat
+
+
+def static_extent(buffer: tirx.Buffer) -> int | None:
+    """The number of elements of ``buffer``, None when its shape is not constant."""
+    extent = 1
+    for dim in buffer.shape:
+        if not isinstance(dim, tirx.IntImm):
+            return None
+        extent *= int(dim)
+    return extent
 
 
 def integer_lets(body: tirx.Stmt) -> tvm.sym.Analyzer:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import tvm
 from tvm import tirx
 
-from .lane_shuffle import integer_lets
+from .lane_shuffle import integer_lets, static_extent
 from .walk import rewrite
 
 GROUP = 8  # int16 values in a v128: four pairs
@@ -63,9 +63,5 @@ def _is_const(expr, value: int) -> bool:
 
 
 def _whole_groups(buffer: tirx.Buffer) -> bool:
-    extent = 1
-    for dim in buffer.shape:
-        if not isinstance(dim, tirx.IntImm):
-            return False
-        extent *= int(dim)
-    return str(buffer.dtype) == "int16" and extent % GROUP == 0
+    extent = static_extent(buffer)
+    return str(buffer.dtype) == "int16" and extent is not None and extent % GROUP == 0
