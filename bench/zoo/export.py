@@ -2,7 +2,7 @@
 
 A case's file is `<cache>/<model>/<digest>/model.onnx` (TorchScript exporter, opset 17),
 `model.dynamo.onnx` (dynamo exporter, opset 18), `model.pt2` (`torch.export`) or
-`model.int8.v1.onnx` (`model.onnx` quantized, quantize.py). Each export is
+`model.int8.v2.onnx` (`model.onnx` quantized, quantize.py). Each export is
 checked once against PyTorch: when onnxruntime disagrees with eager PyTorch on an exported ONNX
 graph, the exporter (not wasm-build) is at fault, and the case fails at the `export` stage. A
 quantized model is checked to run in onnxruntime (it is its own reference: quantized, it cannot
@@ -30,7 +30,7 @@ from .spec import SEED, Case, Format, ZooModel
 ONNX_OPSET = 17
 DYNAMO_OPSET = 18  # the dynamo exporter cannot convert its graphs down to 17 (Squeeze/Unsqueeze axes)
 # Bump when the quantization recipe (quantize.py) changes: only the int8 files are then redone.
-_INT8_VERSION = 1
+_INT8_VERSION = 2
 _FILES: dict[Format, str] = {"onnx": "model.onnx", "onnx-dynamo": "model.dynamo.onnx", "pt2": "model.pt2",
                              "int8": f"model.int8.v{_INT8_VERSION}.onnx"}
 # Bump when this module changes how files are produced: every cached export is then redone.

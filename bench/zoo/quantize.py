@@ -33,7 +33,8 @@ class QuantizationError(Exception):
 
 
 def quantize(model: ZooModel, source: Path, target: Path) -> None:
-    """`source` (the entry's TorchScript ONNX export) quantized into `target`.
+    """`source` (the entry's TorchScript ONNX export) quantized into `target`: weights per channel,
+    or per tensor where onnxruntime's per-channel quantizer fails on the model.
 
     A tensor that calibrates to an infinite range (masked attention scores: -inf where the mask is
     0) gets an infinite scale, and onnxruntime then computes NaN: such tensors stay float, the
@@ -45,16 +46,21 @@ def quantize(model: ZooModel, source: Path, target: Path) -> None:
     float_model = onnx.load(str(source))
     batches = calibration_inputs(model, [value.name for value in float_model.graph.input])
 
-    def qdq(excluded: list[str]) -> onnx.ModelProto:
+    def qdq(excluded: list[str], per_channel: bool) -> onnx.ModelProto:
         # An infinite range warns in the quantizer's arithmetic; unbounded_nodes deals with it.
         with np.errstate(divide="ignore", invalid="ignore"):
-            return quantized.qdq(float_model, activations="uint8", weights="int8", per_channel=True,
+            return quantized.qdq(float_model, activations="uint8", weights="int8", per_channel=per_channel,
                                  calibration_inputs=batches, nodes_to_exclude=excluded)
 
-    quantized_model = qdq([])
+    per_channel = True
+    try:
+        quantized_model = qdq([], per_channel)
+    except Exception:  # onnxruntime's per-channel path fails on some weights (grouped ConvTranspose, norms)
+        per_channel = False
+        quantized_model = qdq([], per_channel)  # per tensor; its failure is the case's
     unbounded = unbounded_nodes(quantized_model)
     if unbounded.tensors:
-        quantized_model = qdq(unbounded.nodes)
+        quantized_model = qdq(unbounded.nodes, per_channel)
         left = unbounded_nodes(quantized_model).tensors
         if left:
             raise QuantizationError(f"quantize_static gave {len(left)} tensors infinite scales, e.g. {left[0]!r}")
