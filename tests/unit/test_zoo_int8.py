@@ -17,7 +17,7 @@ from onnx import numpy_helper  # noqa: E402
 
 from bench.zoo.compare import STEP_ALLOWANCE, compare_outputs  # noqa: E402
 from bench.zoo.export import ExportCache, ExportError, digest  # noqa: E402
-from bench.zoo.models import MODELS, all_cases  # noqa: E402
+from bench.zoo.models import MODELS, all_cases, fast_cases  # noqa: E402
 from bench.zoo.quantize import calibration_inputs, output_steps, unbounded_nodes  # noqa: E402
 from bench.zoo.spec import SEED, Case, Tensor, ZooModel  # noqa: E402
 
@@ -56,9 +56,11 @@ def _initializers(path: Path) -> dict[str, np.ndarray]:
     return {init.name: numpy_helper.to_array(init) for init in onnx.load(str(path)).graph.initializer}
 
 
-def test_every_model_has_an_int8_case() -> None:
+def test_every_model_has_an_int8_case_and_the_ci_tier_two() -> None:
     ids = {case.id for case in all_cases()}
     assert all(f"{name}@int8" in ids for name in MODELS)
+    int8_fast = [case for case in fast_cases() if case.format == "int8"]
+    assert {case.id for case in int8_fast} == {"ops_conv@int8", "bert@int8"} and all(case.fast for case in int8_fast)
     assert Case(CONV, "int8").id == "probe_conv@int8" and Case(CONV, "int8").c_name == "probe_conv_int8"
 
 
