@@ -16,6 +16,8 @@ The default Relax pipeline leaves every kernel a naive loop nest. The pass made 
 * ``row_reduction`` -- a reduction over the innermost contiguous axis (softmax, layer
   norm, global pooling): vector partial sums via rfactor;
 * ``concat_segments`` -- a concatenation of many inputs as one vectorized copy loop per input;
+* ``transpose_tiles`` -- a transpose moving the innermost axis (NCHW <-> NHWC) in 4 x 4
+  blocks of vectors, transposed by lane shuffles;
 * ``spatial`` -- the remaining injective loop nests, innermost axis vectorized.
 
 A rule works on a copy of the schedule and is abandoned on any error (`rule.attempt`), so
@@ -42,12 +44,13 @@ from .packed_weights import constant_params, fold_packed_constants
 from .row_reduction import RowReduction
 from .rule import Rule, attempt
 from .spatial import VectorizeSpatial
+from .transpose_tiles import TransposeTiles
 from .winograd_transforms import WinogradTransforms
 
 # Revision of the default schedules' output. Tuning databases record the revision their
 # records were compared with (see wasm_build.tuning): bump it when a change makes default
 # kernels faster or slower, so that builds stop applying records that beat an older default.
-SCHEDULES_REVISION = 11
+SCHEDULES_REVISION = 12
 
 RULES: tuple[Rule, ...] = (
     WinogradTransforms(),
@@ -56,6 +59,7 @@ RULES: tuple[Rule, ...] = (
     Contraction(),
     RowReduction(),
     ConcatSegments(),
+    TransposeTiles(),
     VectorizeSpatial(),
 )
 
