@@ -9,9 +9,17 @@ from onnx import TensorProto
 
 tvm = pytest.importorskip("tvm")
 
-from tests.support.compiler import NATIVE, OBJDUMP, fused_module, innermost_loops, prim_funcs, wasm_disassembly  # noqa: E402
-from tests.support.export import build_and_compare  # noqa: E402
-from wasm_build.testing.models import GraphBuilder  # noqa: E402
+from tests.support.compiler import (
+    NATIVE,
+    OBJDUMP,
+    fused_module,
+    innermost_loops,
+    prim_funcs,
+    wasm_disassembly,
+)
+from tests.support.export import build_and_compare
+from wasm_build.compiler.tir.pipeline import tir_pipeline
+from wasm_build.testing.models import GraphBuilder
 
 
 def _transpose(shape, perm, elem_type=TensorProto.FLOAT):
@@ -22,14 +30,15 @@ def _transpose(shape, perm, elem_type=TensorProto.FLOAT):
 
 
 def _tiled(model) -> dict[str, bool]:
-    """Per transpose kernel: whether its schedule reads input rows into a local block."""
+    """Per transpose kernel: whether its schedule reads blocks of input rows into a buffer."""
     mod = fused_module(model, NATIVE)
-    return {name: "local" in func.script() for name, func in prim_funcs(mod).items() if "transpose" in name}
+    return {name: "sblock_alloc_buffer" in func.script() for name, func in prim_funcs(mod).items() if "transpose" in name}
 
 
 @pytest.mark.parametrize(
     "shape, perm",
-    [((1, 28, 28, 192), (0, 3, 1, 2)), ((1, 32, 10, 12), (0, 2, 3, 1)), ((8, 12), (1, 0)), ((4, 8, 12), (2, 1, 0))],
+    [((1, 28, 28, 192), (0, 3, 1, 2)), ((1, 32, 10, 12), (0, 2, 3, 1)), ((8, 12), (1, 0)), ((4, 8, 12), (2, 1, 0)),
+     ((1, 3, 16, 16), (0, 2, 3, 1)), ((1, 2, 6, 8), (0, 2, 3, 1))],
 )
 def test_transposes_moving_the_innermost_axis_take_blocks_and_match(tmp_path, shape, perm):
     model = _transpose(shape, perm)
@@ -39,7 +48,8 @@ def test_transposes_moving_the_innermost_axis_take_blocks_and_match(tmp_path, sh
 
 @pytest.mark.parametrize(
     "shape, perm, why",
-    [((1, 3, 16, 16), (0, 2, 3, 1), "3 channels: no whole vector"),
+    [((1, 3, 10, 10), (0, 2, 3, 1), "rows of 10: no whole vector"),
+     ((1, 5, 8, 8), (0, 2, 3, 1), "5 channels: neither whole vectors nor narrower than one"),
      ((2, 6, 8), (1, 0, 2), "innermost axis stays"),
      ((8, 12), (1, 0), "8-bit values")],
 )
@@ -49,12 +59,38 @@ def test_other_transposes_keep_the_plain_schedule_and_match(tmp_path, shape, per
     build_and_compare(model, "transpose", tmp_path)
 
 
+# The two rounds of a 4 x 4 transpose: 32-bit lanes of two rows interleaved (low, high halves),
+# then 64-bit halves of two interleaves; each one `punpck*` instruction on x86.
+_INTERLEAVES = {
+    "0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23", "8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31",
+    "0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23", "8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31",
+}
+
+
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
-def test_blocks_are_transposed_by_lane_shuffles_not_lane_inserts(tmp_path):
+def test_blocks_are_transposed_by_two_rounds_of_interleaves(tmp_path):
+    """Four vector loads, eight interleaving shuffles and four stores a block: no lane inserts
+    (the plain schedule's gather), no shuffles LLVM narrowed to one column's lanes (before
+    `tir.transpose_shuffle`: twelve, of masks Cranelift lowers to two byte shuffles each)."""
     mod = fused_module(_transpose((1, 28, 28, 192), (0, 3, 1, 2)), NATIVE)
-    code = wasm_disassembly(mod, "transpose", tmp_path)
+    code = wasm_disassembly(mod, "transpose", tmp_path, pipeline=tir_pipeline())
     (loop,) = [body for body in innermost_loops(code) if any("v128.store" in i for i in body)]
     ops = [i.split()[0] for i in loop]
-    assert ops.count("v128.load") == 4 and ops.count("v128.store") == 4, ops
-    assert "i8x16.shuffle" in ops
+    stores = ops.count("v128.store")
+    assert stores and ops.count("v128.load") == stores and ops.count("i8x16.shuffle") == 2 * stores, ops
+    masks = {" ".join(i.split()[1:]).replace(",", "") for i in loop if i.startswith("i8x16.shuffle")}
+    assert masks <= _INTERLEAVES, masks
     assert not any(op.endswith(("replace_lane", "load32_lane")) or op == "f32.load" for op in ops), ops
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+@pytest.mark.parametrize("shape, perm, loads", [((1, 28, 28, 192), (0, 3, 1, 2), 4), ((1, 3, 16, 16), (0, 2, 3, 1), 3)])
+def test_blocks_stay_in_registers(tmp_path, shape, perm, loads):
+    """The block of input rows is a stack array LLVM promotes to registers: no workspace
+    allocated per call, no stores but the output's."""
+    code = wasm_disassembly(fused_module(_transpose(shape, perm), NATIVE), "transpose", tmp_path, pipeline=tir_pipeline())
+    compute = code[code.index("_compute_>:"):]
+    assert "call" not in compute.split("\n\n")[0], "a workspace allocation"
+    (loop,) = [body for body in innermost_loops(compute) if any("v128.store" in i for i in body)]
+    ops = [i.split()[0] for i in loop]
+    assert ops.count("v128.load") == loads and ops.count("v128.store") == loads, ops

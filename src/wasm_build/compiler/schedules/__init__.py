@@ -33,7 +33,7 @@ import tvm
 from tvm import s_tir, tirx
 
 from ..irmodule import with_functions
-from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, SCHEDULED_ATTR
+from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, SCHEDULED_ATTR, TRANSPOSED_BLOCKS_ATTR
 from .analysis import all_blocks, root_blocks
 from .concat_segments import ConcatSegments
 from .contraction import Contraction
@@ -105,9 +105,13 @@ def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         return None
     tensorize_marked(sch)  # after every rule: a tensorized schedule cannot be copied
     func = sch.mod["main"].with_attr(SCHEDULED_ATTR, True)
+    # Buffers the TIR steps after lowering rewrite: annotated on blocks, kept on the PrimFunc.
     annotations = [sch.get(block).annotations for block in all_blocks(sch)]
-    packed = [a[PACKED_ROWS_ATTR] for a in annotations if PACKED_ROWS_ATTR in a]
-    return func.with_attr(PACKED_ROWS_ATTR, packed) if packed else func
+    for attr in (PACKED_ROWS_ATTR, TRANSPOSED_BLOCKS_ATTR):
+        names = [a[attr] for a in annotations if attr in a]
+        if names:
+            func = func.with_attr(attr, names)
+    return func
 
 
 def _is_scheduled(func: tirx.PrimFunc) -> bool:
