@@ -49,6 +49,8 @@ def test_transposes_moving_the_innermost_axis_take_blocks_and_match(tmp_path, sh
 @pytest.mark.parametrize(
     "shape, perm, why",
     [((1, 3, 10, 10), (0, 2, 3, 1), "rows of 10: no whole vector"),
+     ((1, 6, 8, 6), (0, 3, 1, 2), "input rows of 6: no whole vector"),
+     ((1, 14, 14, 64), (0, 3, 1, 2), "output rows of 14: neither whole vectors nor narrower than one"),
      ((1, 5, 8, 8), (0, 2, 3, 1), "5 channels: neither whole vectors nor narrower than one"),
      ((2, 6, 8), (1, 0, 2), "innermost axis stays"),
      ((8, 12), (1, 0), "8-bit values")],
