@@ -2,12 +2,15 @@
 
 Vectorized along its output's innermost axis, such a transpose (NCHW <-> NHWC at a model's
 edges, ``[pixels, channels] -> [channels, pixels]``) reads every lane from another row: four
-scalar loads and three lane inserts per vector, about 1 GB/s an instruction stream. Here a
-block of 4 input rows x 4 lanes is loaded as four vectors into a small local buffer, and the
-output vectors are read across it, in columns that `compiler.tir.transpose_shuffle` turns into
-two rounds of lane interleaves (4 loads, 8 shuffles, 4 stores per 16 values). An output row narrower
-than a vector (3 channels last, an RGB image to NHWC) takes 4 input positions at a time: 3
-vector loads, 3 stores of 12 contiguous values.
+scalar loads and three lane inserts per vector. Here the output's innermost axes that stay
+together in the input (a 14 x 14 plane: 196 pixels) are one vectorized axis, and each vector
+step writes 4 output rows from 4 input rows: four gathers ``X[Ramp(b + j, S, 4)]``, j = 0..3,
+which `compiler.tir.transpose_shuffle` turns into 4 vector loads and two rounds of lane
+interleaves (8 shuffles, 4 stores per 16 values).
+
+An output row narrower than a vector (3 channels last, an RGB image to NHWC) takes 4 input
+positions at a time instead: a block of 3 rows x 4 lanes is loaded as 3 vectors into a stack
+array and the 12 contiguous output values are read across it (LLVM shuffles the lanes).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ _BITS = 32  # four lanes a vector: 8- and 16-bit values would need 16 x 16 and 8
 
 @dataclass(frozen=True)
 class _Transpose:
-    out_axis: int  # the iterator of the output's innermost index
-    in_axis: int  # ... and of the input's
+    out_axes: tuple[int, ...]  # iterators of the output's innermost indices that move together
+    in_axis: int  # the iterator of the input's innermost index
     narrow: bool  # fewer output values a row than a vector (RGB channels last): rows of 4 x that
 
 
@@ -43,34 +46,41 @@ class TransposeTiles(Rule):
         loops = sch.get_loops(block)
         in_o, in_i = sch.split(loops[found.in_axis], [None, width])
         if found.narrow:
-            # The input axis is the output's next-innermost: 4 of its positions times every
-            # output value make one contiguous run of whole vectors.
-            outer = [in_o if i == found.in_axis else loop for i, loop in enumerate(loops) if i != found.out_axis]
-            sch.reorder(*outer, in_i, loops[found.out_axis])
-            out_i = sch.fuse(in_i, loops[found.out_axis])
-        else:
-            out_o, out_i = sch.split(loops[found.out_axis], [None, width])
-            outer = [out_o if i == found.out_axis else in_o if i == found.in_axis else loop for i, loop in enumerate(loops)]
-            sch.reorder(*outer, in_i, out_i)
-            sch.unroll(in_i)
-        # One block of input rows, each read as a vector along the input's innermost axis.
-        # (A "global" block at a loop is compacted to a stack array that LLVM keeps in
-        # registers; a "local" one would be allocated from the workspace on every call.)
-        rows = sch.cache_read(block, 0, "global")
-        sch.compute_at(rows, outer[-1])
-        if not found.narrow:  # its columns are read by shuffles after lowering
-            sch.annotate(rows, TRANSPOSED_BLOCKS_ATTR, sch.get(rows).writes[0].source.name)
-        *_, row, lane = sch.get_loops(rows)
-        sch.unroll(row)
-        sch.vectorize(lane)
+            _narrow_rows(sch, block, loops, found, in_o, in_i)
+            return True
+        out_loops = [loops[i] for i in found.out_axes]
+        outer = [in_o if i == found.in_axis else loop for i, loop in enumerate(loops) if i not in found.out_axes]
+        sch.reorder(*outer, *out_loops, in_i)
+        out_o, out_i = sch.split(sch.fuse(*out_loops) if len(out_loops) > 1 else out_loops[0], [None, width])
+        sch.reorder(out_o, in_i, out_i)
+        sch.unroll(in_i)
         sch.vectorize(out_i)
+        # The gathers `tir.transpose_shuffle` rewrites read this buffer.
+        sch.annotate(block, TRANSPOSED_BLOCKS_ATTR, sch.get(block).reads[0].source.name)
         return True
+
+
+def _narrow_rows(sch: s_tir.Schedule, block: SBlockRV, loops, found: _Transpose, in_o, in_i) -> None:
+    """4 positions of the input axis (the output's next-innermost) times every output value:
+    one contiguous run of whole vectors, read across a block of input rows."""
+    (out_axis,) = found.out_axes
+    outer = [in_o if i == found.in_axis else loop for i, loop in enumerate(loops) if i != out_axis]
+    sch.reorder(*outer, in_i, loops[out_axis])
+    out_i = sch.fuse(in_i, loops[out_axis])
+    # A "global" block at a loop is compacted to a stack array that LLVM keeps in registers
+    # (a "local" one would be allocated from the workspace on every call).
+    rows = sch.cache_read(block, 0, "global")
+    sch.compute_at(rows, outer[-1])
+    *_, row, lane = sch.get_loops(rows)
+    sch.unroll(row)
+    sch.vectorize(lane)
+    sch.vectorize(out_i)
 
 
 def _transpose(sch: s_tir.Schedule, block: SBlockRV) -> _Transpose | None:
     """``block`` as a `_Transpose` when it copies one 32-bit tensor into another with its axes
     permuted, each index an iterator, the innermost axis moved, the input's innermost extent
-    whole vectors and the output's whole vectors too or narrower than one."""
+    whole vectors and the output's innermost axes whole vectors or narrower than one."""
     if not is_spatial(sch, block) or not has_trivial_binding(sch, block):
         return None
     stmt = sch.get(block)
@@ -86,19 +96,35 @@ def _transpose(sch: s_tir.Schedule, block: SBlockRV) -> _Transpose | None:
             return None
         axes.append([iter_index(stmt, i) for i in indices])
     out_axes, in_axes = axes
-    out_axis, in_axis = out_axes[-1], in_axes[-1]
-    if out_axis is None or in_axis is None or out_axis == in_axis:
+    if None in out_axes or None in in_axes or out_axes[-1] == in_axes[-1]:
         return None
     loops = sch.get_loops(block)
     width = lanes(write.source.dtype)
-    out_extent = extent(sch, loops[out_axis])
-    if extent(sch, loops[in_axis]) % width:
+    if extent(sch, loops[in_axes[-1]]) % width:
         return None
+    together = _moving_together(out_axes, in_axes)
+    if together != tuple(range(len(loops) - len(together), len(loops))):
+        return None  # not the innermost loops: they cannot be fused
+    out_extent = 1
+    for axis in together:
+        out_extent *= extent(sch, loops[axis])
     if out_extent % width == 0:
-        return _Transpose(out_axis, in_axis, narrow=False)
-    if out_extent < width and len(out_axes) >= 2 and out_axes[-2] == in_axis:
-        return _Transpose(out_axis, in_axis, narrow=True)
+        return _Transpose(together, in_axes[-1], narrow=False)
+    if len(together) == 1 and out_extent < width and len(out_axes) >= 2 and out_axes[-2] == in_axes[-1]:
+        return _Transpose(together, in_axes[-1], narrow=True)
     return None
+
+
+def _moving_together(out_axes: list[int], in_axes: list[int]) -> tuple[int, ...]:
+    """The output's innermost axes that follow each other in the same order in the input (so
+    their flattened index moves by one in both): ``(h, w)`` of NHWC -> NCHW."""
+    together = [out_axes[-1]]
+    for axis in reversed(out_axes[:-1]):
+        at = in_axes.index(together[0])
+        if at == 0 or in_axes[at - 1] != axis:
+            break
+        together.insert(0, axis)
+    return tuple(together)
 
 
 def _is_unit(value) -> bool:
