@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from wasm_build import WasmModel
 from wasm_build.frontends import onnx_rewrites
 from wasm_build.frontends.onnx_rewrites import (
+    dequantized_operands,
     expand_declared_shape,
     prelu_channel_slope,
     slice_attributes,
@@ -166,3 +167,39 @@ def test_sequences_with_runtime_positions_are_left_alone():
     ]
     model = _model(nodes, [_float("a", [2]), _float("b", [2]), _int64("i", [])], [_float("y", [2])], opset=12)
     assert _rewritten(static_sequences.rewrite, model) == model
+
+
+# -- Operands a quantizer dequantizes that TVM needs as constants ------------------------------
+
+
+def _padded_conv() -> onnx.ModelProto:
+    """Pad with a float value, then a conv: what onnxruntime's quantizer turns into a Pad whose
+    value is ``DequantizeLinear`` of an int8 constant (MobileBERT's quantized export has one)."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Pad", ["x", "pads", "value"], ["padded"], mode="constant"),
+        helper.make_node("Conv", ["padded", "w"], ["y"]),
+    ]
+    initializers = [
+        _array("pads", [0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+        _array("value", 0.5),
+        _array("w", rng.standard_normal((4, 3, 3, 3)) * 0.3),
+    ]
+    return _model(nodes, [_float("x", [1, 3, 8, 8])], [_float("y", [1, 4, 8, 8])], initializers)
+
+
+def test_a_quantized_pad_value_becomes_a_float_constant(tmp_path):
+    from wasm_build.testing import quantized
+
+    model = quantized.qdq(_padded_conv())
+    pad = next(n for n in model.graph.node if n.op_type == "Pad")
+    assert any(n.output[0] == pad.input[2] and n.op_type == "DequantizeLinear" for n in model.graph.node)
+    rewritten = _rewritten(dequantized_operands.rewrite, model)
+    pad = next(n for n in rewritten.graph.node if n.op_type == "Pad")
+    (value,) = [numpy_helper.to_array(i) for i in rewritten.graph.initializer if i.name == pad.input[2]]
+    scale = next(numpy_helper.to_array(i) for i in model.graph.initializer if "value" in i.name and "scale" in i.name)
+    assert abs(float(value) - 0.5) <= float(scale)  # the dequantized int8 value, within a step of 0.5
+    # The conv's weights stay dequantized int8 (the integer kernels read them).
+    conv = next(n for n in rewritten.graph.node if n.op_type == "Conv")
+    assert any(n.output[0] == conv.input[1] and n.op_type == "DequantizeLinear" for n in rewritten.graph.node)
+    build(model, "padq", tmp_path)  # failed in TVM's Pad converter before; the smoke test compares

@@ -16,6 +16,8 @@ The default Relax pipeline leaves every kernel a naive loop nest. The pass made 
 * ``row_reduction`` -- a reduction over the innermost contiguous axis (softmax, layer
   norm, global pooling): vector partial sums via rfactor;
 * ``concat_segments`` -- a concatenation of many inputs as one vectorized copy loop per input;
+* ``transpose_tiles`` -- a transpose moving the innermost axis (NCHW <-> NHWC) in 4 x 4
+  blocks of vectors, transposed by lane shuffles;
 * ``spatial`` -- the remaining injective loop nests, innermost axis vectorized.
 
 A rule works on a copy of the schedule and is abandoned on any error (`rule.attempt`), so
@@ -31,7 +33,7 @@ import tvm
 from tvm import s_tir, tirx
 
 from ..irmodule import with_functions
-from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, SCHEDULED_ATTR
+from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, SCHEDULED_ATTR, TRANSPOSED_BLOCKS_ATTR
 from .analysis import all_blocks, root_blocks
 from .concat_segments import ConcatSegments
 from .contraction import Contraction
@@ -42,12 +44,13 @@ from .packed_weights import constant_params, fold_packed_constants
 from .row_reduction import RowReduction
 from .rule import Rule, attempt
 from .spatial import VectorizeSpatial
+from .transpose_tiles import TransposeTiles
 from .winograd_transforms import WinogradTransforms
 
 # Revision of the default schedules' output. Tuning databases record the revision their
 # records were compared with (see wasm_build.tuning): bump it when a change makes default
 # kernels faster or slower, so that builds stop applying records that beat an older default.
-SCHEDULES_REVISION = 11
+SCHEDULES_REVISION = 12
 
 RULES: tuple[Rule, ...] = (
     WinogradTransforms(),
@@ -56,6 +59,7 @@ RULES: tuple[Rule, ...] = (
     Contraction(),
     RowReduction(),
     ConcatSegments(),
+    TransposeTiles(),
     VectorizeSpatial(),
 )
 
@@ -101,9 +105,13 @@ def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         return None
     tensorize_marked(sch)  # after every rule: a tensorized schedule cannot be copied
     func = sch.mod["main"].with_attr(SCHEDULED_ATTR, True)
+    # Buffers the TIR steps after lowering rewrite: annotated on blocks, kept on the PrimFunc.
     annotations = [sch.get(block).annotations for block in all_blocks(sch)]
-    packed = [a[PACKED_ROWS_ATTR] for a in annotations if PACKED_ROWS_ATTR in a]
-    return func.with_attr(PACKED_ROWS_ATTR, packed) if packed else func
+    for attr in (PACKED_ROWS_ATTR, TRANSPOSED_BLOCKS_ATTR):
+        names = [a[attr] for a in annotations if attr in a]
+        if names:
+            func = func.with_attr(attr, names)
+    return func
 
 
 def _is_scheduled(func: tirx.PrimFunc) -> bool:

@@ -12,6 +12,7 @@ from .pair_shuffle import shuffle_activation_pairs
 from .presplat_rows import presplat_packed_rows
 from .registers import bind_through_registers
 from .rounding import vectorizable_rounding
+from .transpose_shuffle import shuffle_transposed_blocks
 
 PIPELINE = "wasm_build"
 
@@ -23,7 +24,7 @@ def tir_pipeline() -> str:
         lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
         steps = tvm.transform.Sequential(
             [
-                vectorizable_rounding(), lower, presplat_packed_rows(), shuffle_packed_rows(), shuffle_activation_pairs(),
+                vectorizable_rounding(), lower, presplat_packed_rows(), shuffle_packed_rows(), shuffle_activation_pairs(), shuffle_transposed_blocks(),
                 propagate_nan(), narrow_products(), bind_through_registers(),
             ]
         )

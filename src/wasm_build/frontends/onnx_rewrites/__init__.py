@@ -24,6 +24,7 @@ from . import (
     celu,
     computed_pads,
     constant_of_shape_scalar,
+    dequantized_operands,
     expand_declared_shape,
     gru,
     lstm,
@@ -50,6 +51,8 @@ REWRITES: tuple[Rewrite, ...] = (
     # Pad with pads computed from static shapes: TVM refuses non-constant pads; folded first so
     # the rewrites after it see the constants.
     Rewrite("computed_pads", frozenset({"Pad"}), computed_pads.rewrite),
+    # A Pad's value (or Clip's bounds) a quantizer dequantizes from int8: TVM needs the constant.
+    Rewrite("dequantized_operands", frozenset(dequantized_operands.CONSTANT_OPERANDS), dequantized_operands.rewrite),
     # ConstantOfShape of an empty shape (a scalar): TVM's broadcast_to refuses it (attention masks).
     Rewrite("constant_of_shape_scalar", frozenset({"ConstantOfShape"}), constant_of_shape_scalar.rewrite),
     # Celu: no converter in TVM; alpha * Elu(x / alpha).

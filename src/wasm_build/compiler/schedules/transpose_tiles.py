@@ -1,0 +1,131 @@
+"""Rule: a transpose that moves the innermost axis, in 4 x 4 blocks of whole vectors.
+
+Vectorized along its output's innermost axis, such a transpose (NCHW <-> NHWC at a model's
+edges, ``[pixels, channels] -> [channels, pixels]``) reads every lane from another row: four
+scalar loads and three lane inserts per vector. Here the output's innermost axes that stay
+together in the input (a 14 x 14 plane: 196 pixels) are one vectorized axis, and each vector
+step writes 4 output rows from 4 input rows: four gathers ``X[Ramp(b + j, S, 4)]``, j = 0..3,
+which `compiler.tir.transpose_shuffle` turns into 4 vector loads and two rounds of lane
+interleaves (8 shuffles, 4 stores per 16 values).
+
+An output row narrower than a vector (3 channels last, an RGB image to NHWC) takes 4 input
+positions at a time instead: a block of 3 rows x 4 lanes is loaded as 3 vectors into a stack
+array and the 12 contiguous output values are read across it (LLVM shuffles the lanes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir.schedule import SBlockRV
+
+from ..tiles import TRANSPOSED_BLOCKS_ATTR
+from .analysis import extent, has_trivial_binding, is_spatial, iter_index, lanes
+from .rule import Rule
+
+_BITS = 32  # four lanes a vector: 8- and 16-bit values would need 16 x 16 and 8 x 8 blocks
+
+
+@dataclass(frozen=True)
+class _Transpose:
+    out_axes: tuple[int, ...]  # iterators of the output's innermost indices that move together
+    in_axis: int  # the iterator of the input's innermost index
+    narrow: bool  # fewer output values a row than a vector (RGB channels last): rows of 4 x that
+
+
+class TransposeTiles(Rule):
+    name = "transpose_tiles"
+
+    def apply(self, sch: s_tir.Schedule, block: SBlockRV) -> bool:
+        found = _transpose(sch, block)
+        if found is None:
+            return False
+        width = lanes(sch.get(block).writes[0].source.dtype)
+        loops = sch.get_loops(block)
+        in_o, in_i = sch.split(loops[found.in_axis], [None, width])
+        if found.narrow:
+            _narrow_rows(sch, block, loops, found, in_o, in_i)
+            return True
+        out_loops = [loops[i] for i in found.out_axes]
+        outer = [in_o if i == found.in_axis else loop for i, loop in enumerate(loops) if i not in found.out_axes]
+        sch.reorder(*outer, *out_loops, in_i)
+        out_o, out_i = sch.split(sch.fuse(*out_loops) if len(out_loops) > 1 else out_loops[0], [None, width])
+        sch.reorder(out_o, in_i, out_i)
+        sch.unroll(in_i)
+        sch.vectorize(out_i)
+        # The gathers `tir.transpose_shuffle` rewrites read this buffer.
+        sch.annotate(block, TRANSPOSED_BLOCKS_ATTR, sch.get(block).reads[0].source.name)
+        return True
+
+
+def _narrow_rows(sch: s_tir.Schedule, block: SBlockRV, loops, found: _Transpose, in_o, in_i) -> None:
+    """4 positions of the input axis (the output's next-innermost) times every output value:
+    one contiguous run of whole vectors, read across a block of input rows."""
+    (out_axis,) = found.out_axes
+    outer = [in_o if i == found.in_axis else loop for i, loop in enumerate(loops) if i != out_axis]
+    sch.reorder(*outer, in_i, loops[out_axis])
+    out_i = sch.fuse(in_i, loops[out_axis])
+    # A "global" block at a loop is compacted to a stack array that LLVM keeps in registers
+    # (a "local" one would be allocated from the workspace on every call).
+    rows = sch.cache_read(block, 0, "global")
+    sch.compute_at(rows, outer[-1])
+    *_, row, lane = sch.get_loops(rows)
+    sch.unroll(row)
+    sch.vectorize(lane)
+    sch.vectorize(out_i)
+
+
+def _transpose(sch: s_tir.Schedule, block: SBlockRV) -> _Transpose | None:
+    """``block`` as a `_Transpose` when it copies one 32-bit tensor into another with its axes
+    permuted, each index an iterator, the innermost axis moved, the input's innermost extent
+    whole vectors and the output's innermost axes whole vectors or narrower than one."""
+    if not is_spatial(sch, block) or not has_trivial_binding(sch, block):
+        return None
+    stmt = sch.get(block)
+    if len(stmt.writes) != 1 or len(stmt.reads) != 1 or not isinstance(stmt.body, tirx.BufferStore):
+        return None
+    write, read = stmt.writes[0], stmt.reads[0]
+    if str(write.source.dtype) != str(read.source.dtype) or tvm.DataType(str(write.source.dtype)).bits != _BITS:
+        return None
+    axes = []
+    for region in (write, read):
+        indices = [r.min for r in region.region]
+        if not all(isinstance(i, tirx.Var) for i in indices) or any(not _is_unit(r.extent) for r in region.region):
+            return None
+        axes.append([iter_index(stmt, i) for i in indices])
+    out_axes, in_axes = axes
+    if None in out_axes or None in in_axes or out_axes[-1] == in_axes[-1]:
+        return None
+    loops = sch.get_loops(block)
+    width = lanes(write.source.dtype)
+    if extent(sch, loops[in_axes[-1]]) % width:
+        return None
+    together = _moving_together(out_axes, in_axes)
+    if together != tuple(range(len(loops) - len(together), len(loops))):
+        return None  # not the innermost loops: they cannot be fused
+    out_extent = 1
+    for axis in together:
+        out_extent *= extent(sch, loops[axis])
+    if out_extent % width == 0:
+        return _Transpose(together, in_axes[-1], narrow=False)
+    if len(together) == 1 and out_extent < width and len(out_axes) >= 2 and out_axes[-2] == in_axes[-1]:
+        return _Transpose(together, in_axes[-1], narrow=True)
+    return None
+
+
+def _moving_together(out_axes: list[int], in_axes: list[int]) -> tuple[int, ...]:
+    """The output's innermost axes that follow each other in the same order in the input (so
+    their flattened index moves by one in both): ``(h, w)`` of NHWC -> NCHW."""
+    together = [out_axes[-1]]
+    for axis in reversed(out_axes[:-1]):
+        at = in_axes.index(together[0])
+        if at == 0 or in_axes[at - 1] != axis:
+            break
+        together.insert(0, axis)
+    return tuple(together)
+
+
+def _is_unit(value) -> bool:
+    return isinstance(value, tirx.IntImm) and int(value) == 1

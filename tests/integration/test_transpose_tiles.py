@@ -1,0 +1,107 @@
+"""Transposes that move the innermost axis run in 4 x 4 blocks of vectors
+(`compiler.schedules.transpose_tiles`, issue 20): NCHW <-> NHWC at a conv's edges read every
+lane from another row before (four scalar loads and three lane inserts a vector)."""
+
+from __future__ import annotations
+
+import pytest
+from onnx import TensorProto
+
+tvm = pytest.importorskip("tvm")
+
+from tests.support.compiler import (
+    NATIVE,
+    OBJDUMP,
+    fused_module,
+    innermost_loops,
+    prim_funcs,
+    wasm_disassembly,
+)
+from tests.support.export import build_and_compare
+from wasm_build.compiler.tiles import TRANSPOSED_BLOCKS_ATTR
+from wasm_build.compiler.tir.pipeline import tir_pipeline
+from wasm_build.testing.models import GraphBuilder
+
+
+def _transpose(shape, perm, elem_type=TensorProto.FLOAT):
+    g = GraphBuilder("transpose", 0)
+    x = g.input("x", list(shape), elem_type)
+    g.output(g.op("Transpose", [x], perm=list(perm)), "y", [shape[p] for p in perm], elem_type)
+    return g.build()
+
+
+def _tiled(model) -> dict[str, bool]:
+    """Per transpose kernel: whether its schedule takes blocks (gathers marked for
+    `tir.transpose_shuffle`, or narrow rows read into a block of input rows)."""
+    mod = fused_module(model, NATIVE)
+    return {
+        name: TRANSPOSED_BLOCKS_ATTR in func.attrs or "sblock_alloc_buffer" in func.script()
+        for name, func in prim_funcs(mod).items() if "transpose" in name
+    }
+
+
+@pytest.mark.parametrize(
+    "shape, perm",
+    [((1, 28, 28, 192), (0, 3, 1, 2)), ((1, 32, 10, 12), (0, 2, 3, 1)), ((8, 12), (1, 0)), ((4, 8, 12), (2, 1, 0)),
+     ((1, 3, 16, 16), (0, 2, 3, 1)), ((1, 2, 6, 8), (0, 2, 3, 1)),
+     ((1, 14, 14, 64), (0, 3, 1, 2)), ((1, 7, 4, 32), (0, 3, 1, 2)), ((2, 3, 4, 8), (0, 3, 1, 2))],
+)
+def test_transposes_moving_the_innermost_axis_take_blocks_and_match(tmp_path, shape, perm):
+    model = _transpose(shape, perm)
+    assert all(_tiled(model).values()) and _tiled(model)
+    build_and_compare(model, "transpose", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "shape, perm, why",
+    [((1, 3, 10, 10), (0, 2, 3, 1), "rows of 10: no whole vector"),
+     ((1, 6, 8, 6), (0, 3, 1, 2), "input rows of 6: no whole vector"),
+     ((1, 7, 7, 32), (0, 3, 1, 2), "a 7x7 plane: 49 pixels, no whole vector"),
+     ((1, 5, 8, 8), (0, 2, 3, 1), "5 channels: neither whole vectors nor narrower than one"),
+     ((2, 6, 8), (1, 0, 2), "innermost axis stays"),
+     ((8, 12), (1, 0), "8-bit values")],
+)
+def test_other_transposes_keep_the_plain_schedule_and_match(tmp_path, shape, perm, why):
+    model = _transpose(shape, perm, TensorProto.INT8 if "8-bit" in why else TensorProto.FLOAT)
+    assert not any(_tiled(model).values()), why
+    build_and_compare(model, "transpose", tmp_path)
+
+
+# The two rounds of a 4 x 4 transpose: 32-bit lanes of two rows interleaved (low, high halves),
+# then 64-bit halves of two interleaves; each one `punpck*` instruction on x86.
+_INTERLEAVES = {
+    "0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23", "8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31",
+    "0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23", "8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31",
+}
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_blocks_are_transposed_by_two_rounds_of_interleaves(tmp_path):
+    """Four vector loads, eight interleaving shuffles and four stores a block: no lane inserts
+    (the plain schedule's gather), no shuffles LLVM narrowed to one column's lanes (before
+    `tir.transpose_shuffle`: twelve, of masks Cranelift lowers to two byte shuffles each)."""
+    mod = fused_module(_transpose((1, 28, 28, 192), (0, 3, 1, 2)), NATIVE)
+    code = wasm_disassembly(mod, "transpose", tmp_path, pipeline=tir_pipeline())
+    (loop,) = [body for body in innermost_loops(code) if any("v128.store" in i for i in body)]
+    ops = [i.split()[0] for i in loop]
+    stores = ops.count("v128.store")
+    assert stores and ops.count("v128.load") == stores and ops.count("i8x16.shuffle") == 2 * stores, ops
+    masks = {" ".join(i.split()[1:]).replace(",", "") for i in loop if i.startswith("i8x16.shuffle")}
+    assert masks <= _INTERLEAVES, masks
+    assert not any(op.endswith(("replace_lane", "load32_lane")) or op == "f32.load" for op in ops), ops
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+@pytest.mark.parametrize(
+    "shape, perm, loads",
+    [((1, 28, 28, 192), (0, 3, 1, 2), 4), ((1, 3, 16, 16), (0, 2, 3, 1), 3), ((1, 14, 14, 64), (0, 3, 1, 2), 4)],
+)
+def test_blocks_stay_in_registers(tmp_path, shape, perm, loads):
+    """The block of input rows is a stack array LLVM promotes to registers: no workspace
+    allocated per call, no stores but the output's."""
+    code = wasm_disassembly(fused_module(_transpose(shape, perm), NATIVE), "transpose", tmp_path, pipeline=tir_pipeline())
+    compute = code[code.index("_compute_>:"):]
+    assert "call" not in compute.split("\n\n")[0], "a workspace allocation"
+    (loop,) = [body for body in innermost_loops(compute) if any("v128.store" in i for i in body)]
+    ops = [i.split()[0] for i in loop]
+    assert ops.count("v128.load") == loads and ops.count("v128.store") == loads, ops
