@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .compare import compare_outputs
+from .compare import compare_outputs, compare_quantized
 from .export import ExportCache, ExportError, op_types
 from .families import families
 from .quantize import output_steps
@@ -45,6 +45,7 @@ class CaseResult:
     op_families: list[str] = field(default_factory=list)
     max_error: float | None = None  # floats: relative to the output's scale; ints: absolute
     max_steps: float | None = None  # @int8: the worst quantized output's difference, in quantization steps
+    reference_spread: float | None = None  # @int8: how far onnxruntime's optimized and literal runs are apart
     compile_s: float | None = None
     run_ms: float | None = None  # median of TIMED_RUNS calls of WasmModel.run from Python
     onnxruntime_ms: float | None = None  # native, one thread
@@ -96,16 +97,16 @@ def evaluate(case: Case, work_dir: Path, exports: ExportCache, *, timed_runs: in
     if quantized:  # the quantized graph's operators (QuantizeLinear, DequantizeLinear) are the row's
         result.op_types = op_types(exported.path)
         result.op_families = families(result.op_types)
-    # A quantized model's reference is onnxruntime's own integer kernels (QDQ fused into QLinearConv, ...),
-    # as in wasm-build's smoke test: run node by node instead (float Conv between Dequantize and
-    # Quantize), onnxruntime rounds other values and ends up steps away from itself on deep nets.
+    # A quantized model has two references, onnxruntime optimized (QDQ fused into its integer
+    # kernels) and literal (node by node): see compare.compare_quantized.
     expected = run_onnxruntime(reference_onnx, inputs)
+    literal = run_onnxruntime(reference_onnx, inputs, optimized=False) if quantized else None
     result.onnxruntime_ms = round(time_onnxruntime(reference_onnx, inputs, timed_runs), 4)
 
     wasm_path = _build(case, exported.path, work_dir, result)
     if wasm_path is None:
         return result
-    ran = _run_and_compare(wasm_path, inputs, expected, result, timed_runs, steps)
+    ran = _run_and_compare(wasm_path, inputs, expected, result, timed_runs, steps, literal)
     if speed and result.passed and ran is not None:
         _time_in_module(wasm_path, ran, work_dir, result)
     return result
@@ -143,7 +144,7 @@ class _Ran:
 
 def _run_and_compare(
     wasm_path: Path, inputs: dict[str, np.ndarray], expected: list[np.ndarray], result: CaseResult, timed_runs: int,
-    steps: list[float | None],
+    steps: list[float | None], literal: list[np.ndarray] | None = None,
 ) -> _Ran | None:
     from wasm_build.wasm.host import WasmModel
 
@@ -155,8 +156,11 @@ def _run_and_compare(
     except Exception as exc:  # traps, error statuses, signature mismatches
         result.fail("run", f"{type(exc).__name__}: {_last_line(str(exc))}", f"{type(exc).__name__}: {exc}")
         return None
-    verdict = compare_outputs(expected, got, steps=steps)
-    result.max_error, result.max_steps = verdict.max_error, verdict.max_steps
+    if literal is None:
+        verdict = compare_outputs(expected, got, steps=steps)
+    else:
+        verdict = compare_quantized(expected, literal, got, steps=steps)
+    result.max_error, result.max_steps, result.reference_spread = verdict.max_error, verdict.max_steps, verdict.max_spread
     if verdict.ok:
         result.status = "pass"
     else:

@@ -124,8 +124,9 @@ def render_markdown(rows: list[CaseResult], meta: Mapping[str, object]) -> str:
         "",
         f"max error: for float outputs max |wasm − onnxruntime| / max |onnxruntime|, the worst output "
         f"(pass ≤ {meta['tolerance']:g}); integer and bool outputs must match exactly; an `@int8` row's quantized "
-        f"outputs, against onnxruntime running the quantized model, in quantization steps (the `N steps` in the "
-        f"cell, pass ≤ {meta.get('step_allowance', STEP_ALLOWANCE):g}). compile s: the whole "
+        f"outputs in quantization steps (the `N steps` in the cell) from the nearer of onnxruntime's two runs of "
+        f"the quantized model, optimized and literal (node by node); pass within the two runs' own spread (`/ "
+        f"onnxruntime ±N`), at least {meta.get('step_allowance', STEP_ALLOWANCE):g} step. compile s: the whole "
         f"wasm-build (frontend, compile, codegen, link), uncached. run ms: median of {TIMED_RUNS} calls of "
         "`WasmModel.run` from Python in wasmtime (copies in and out and the Python-to-wasm call included), one "
         "thread. The speed columns, from `--speed` runs (one thread each, steady state; see the speed section): "
@@ -229,9 +230,11 @@ def _timed(value: float | None, error: str) -> str:
 
 
 def _error(row: CaseResult) -> str:
-    """The max error, and for an @int8 row the worst quantized output's steps."""
+    """The max error, and for an @int8 row the worst quantized output's steps and the spread
+    between onnxruntime's two runs."""
     steps = "" if row.max_steps is None else f"{row.max_steps:.3g} steps"
-    return " / ".join(text for text in (_number(row.max_error, ".1e"), steps) if text)
+    spread = "" if row.reference_spread is None else f"onnxruntime ±{row.reference_spread:.3g}"
+    return " / ".join(text for text in (_number(row.max_error, ".1e"), steps, spread) if text)
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 import onnx  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
-from bench.zoo.compare import STEP_ALLOWANCE, compare_outputs  # noqa: E402
+from bench.zoo.compare import STEP_ALLOWANCE, compare_outputs, compare_quantized  # noqa: E402
 from bench.zoo.export import ExportCache, ExportError, digest  # noqa: E402
 from bench.zoo.models import MODELS, all_cases, fast_cases  # noqa: E402
 from bench.zoo.quantize import calibration_inputs, output_steps, unbounded_nodes  # noqa: E402
@@ -137,3 +137,23 @@ def test_quantized_outputs_are_compared_in_steps() -> None:
     ints = np.array([1, 2], np.int64)
     mixed = compare_outputs([want, want, ints], [want, want * np.float32(1.01), ints], steps=[float(step), None])
     assert not mixed.ok and mixed.max_steps == 0.0 and mixed.outputs[1].steps is None
+
+
+def test_quantized_models_pass_within_onnxruntimes_own_spread() -> None:
+    """Two references, onnxruntime optimized and literal: wasm passes within their spread (at
+    least one step) of the nearer one, and fails beyond it."""
+    step = np.float32(0.05)
+    optimized = np.arange(-5, 5, dtype=np.float32) * step
+    literal = optimized + 5 * step  # a deep net: the two runs end 5 steps apart
+    for got, ok in ((literal + 4 * step, True), (optimized - 5 * step, True), (optimized - 6 * step, False)):
+        verdict = compare_quantized([optimized], [literal], [got], steps=[float(step)])
+        assert verdict.ok is ok and verdict.max_spread == pytest.approx(5.0, rel=1e-5)
+    # Runs that agree leave the one-step allowance.
+    assert compare_quantized([optimized], [optimized], [optimized + step], steps=[float(step)]).ok
+    tight = compare_quantized([optimized], [optimized], [optimized + 2 * step], steps=[float(step)])
+    assert not tight.ok and "onnxruntime's two runs 0 apart" in tight.summary
+    # An output that is not quantized: relative error, the spread or 1e-3.
+    scale = np.float32(np.abs(optimized).max())
+    drifted = optimized + np.float32(0.02) * scale
+    assert compare_quantized([optimized], [drifted], [optimized + np.float32(0.01) * scale], steps=[None]).ok
+    assert not compare_quantized([optimized], [optimized], [optimized + np.float32(0.01) * scale], steps=[None]).ok
