@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from wasm_build.wasm.steps import MAX_STEPS
 
 # Pass when max |got - want| <= RTOL * max |want| for every float output.

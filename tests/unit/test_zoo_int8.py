@@ -12,14 +12,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import onnx  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
+import onnx
+from onnx import numpy_helper
 
-from bench.zoo.compare import STEP_ALLOWANCE, compare_outputs, compare_quantized  # noqa: E402
-from bench.zoo.export import ExportCache, ExportError, digest  # noqa: E402
-from bench.zoo.models import MODELS, all_cases, fast_cases  # noqa: E402
-from bench.zoo.quantize import calibration_inputs, output_steps, unbounded_nodes  # noqa: E402
-from bench.zoo.spec import SEED, Case, Tensor, ZooModel  # noqa: E402
+from bench.zoo.compare import STEP_ALLOWANCE, compare_outputs, compare_quantized
+from bench.zoo.export import ExportCache, ExportError, digest
+from bench.zoo.models import MODELS, all_cases, fast_cases
+from bench.zoo.quantize import calibration_inputs, output_steps, unbounded_nodes
+from bench.zoo.spec import SEED, Case, Tensor, ZooModel
 
 
 class _ConvHead(torch.nn.Module):
