@@ -1,4 +1,5 @@
-"""One case end to end: export → wasm-build → wasmtime → compare with onnxruntime.
+"""One case end to end: export → wasm-build → wasmtime → compare with onnxruntime (an `@int8`
+case: with onnxruntime running the quantized model, its quantized outputs in quantization steps).
 
 Failures are results, not exceptions: the stage where the case stopped and the message say why.
 """
@@ -13,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .compare import compare_outputs
+from .compare import compare_outputs, compare_quantized
 from .export import ExportCache, ExportError, op_types
 from .families import families
+from .quantize import output_steps
 from .reference import median_ms, run_onnxruntime, time_onnxruntime
 from .spec import Case
 from .triage import classify
@@ -42,6 +44,8 @@ class CaseResult:
     op_types: list[str] = field(default_factory=list)
     op_families: list[str] = field(default_factory=list)
     max_error: float | None = None  # floats: relative to the output's scale; ints: absolute
+    max_steps: float | None = None  # @int8: the worst quantized output's difference, in quantization steps
+    reference_spread: float | None = None  # @int8: how far onnxruntime's optimized and literal runs are apart
     compile_s: float | None = None
     run_ms: float | None = None  # median of TIMED_RUNS calls of WasmModel.run from Python
     onnxruntime_ms: float | None = None  # native, one thread
@@ -60,7 +64,7 @@ class CaseResult:
     @classmethod
     def for_case(cls, case: Case) -> CaseResult:
         m = case.model
-        return cls(case.id, m.name, case.format, m.library, m.task, m.fast)
+        return cls(case.id, m.name, case.format, m.library, m.task, case.fast)
 
     def fail(self, stage: str, reason: str, message: str = "") -> CaseResult:
         self.status, self.stage = "fail", stage
@@ -88,13 +92,21 @@ def evaluate(case: Case, work_dir: Path, exports: ExportCache, *, timed_runs: in
         return result.fail("export", str(exc))
     result.export_s = round(exported.seconds, 3)
     reference_onnx = exported.path if exported.path.suffix == ".onnx" else reference_file.path
+    quantized = case.format == "int8"
+    steps = output_steps(exported.path) if quantized else []
+    if quantized:  # the quantized graph's operators (QuantizeLinear, DequantizeLinear) are the row's
+        result.op_types = op_types(exported.path)
+        result.op_families = families(result.op_types)
+    # A quantized model has two references, onnxruntime optimized (QDQ fused into its integer
+    # kernels) and literal (node by node): see compare.compare_quantized.
     expected = run_onnxruntime(reference_onnx, inputs)
+    literal = run_onnxruntime(reference_onnx, inputs, optimized=False) if quantized else None
     result.onnxruntime_ms = round(time_onnxruntime(reference_onnx, inputs, timed_runs), 4)
 
     wasm_path = _build(case, exported.path, work_dir, result)
     if wasm_path is None:
         return result
-    ran = _run_and_compare(wasm_path, inputs, expected, result, timed_runs)
+    ran = _run_and_compare(wasm_path, inputs, expected, result, timed_runs, steps, literal)
     if speed and result.passed and ran is not None:
         _time_in_module(wasm_path, ran, work_dir, result)
     return result
@@ -131,7 +143,8 @@ class _Ran:
 
 
 def _run_and_compare(
-    wasm_path: Path, inputs: dict[str, np.ndarray], expected: list[np.ndarray], result: CaseResult, timed_runs: int
+    wasm_path: Path, inputs: dict[str, np.ndarray], expected: list[np.ndarray], result: CaseResult, timed_runs: int,
+    steps: list[float | None], literal: list[np.ndarray] | None = None,
 ) -> _Ran | None:
     from wasm_build.wasm.host import WasmModel
 
@@ -143,8 +156,11 @@ def _run_and_compare(
     except Exception as exc:  # traps, error statuses, signature mismatches
         result.fail("run", f"{type(exc).__name__}: {_last_line(str(exc))}", f"{type(exc).__name__}: {exc}")
         return None
-    verdict = compare_outputs(expected, got)
-    result.max_error = verdict.max_error
+    if literal is None:
+        verdict = compare_outputs(expected, got, steps=steps)
+    else:
+        verdict = compare_quantized(expected, literal, got, steps=steps)
+    result.max_error, result.max_steps, result.reference_spread = verdict.max_error, verdict.max_steps, verdict.max_spread
     if verdict.ok:
         result.status = "pass"
     else:

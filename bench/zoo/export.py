@@ -1,9 +1,12 @@
 """Exports of zoo models, cached by a hash of the entry's definition and the libraries' versions.
 
 A case's file is `<cache>/<model>/<digest>/model.onnx` (TorchScript exporter, opset 17),
-`model.dynamo.onnx` (dynamo exporter, opset 18) or `model.pt2` (`torch.export`). Each export is
+`model.dynamo.onnx` (dynamo exporter, opset 18), `model.pt2` (`torch.export`) or
+`model.int8.v2.onnx` (`model.onnx` quantized, quantize.py). Each export is
 checked once against PyTorch: when onnxruntime disagrees with eager PyTorch on an exported ONNX
-graph, the exporter (not wasm-build) is at fault, and the case fails at the `export` stage.
+graph, the exporter (not wasm-build) is at fault, and the case fails at the `export` stage. A
+quantized model is checked to run in onnxruntime (it is its own reference: quantized, it cannot
+match PyTorch); a model the quantizer cannot quantize fails at `export` too.
 A failed export is cached too, with its message: it fails the same way until something changes.
 """
 
@@ -26,7 +29,10 @@ from .spec import SEED, Case, Format, ZooModel
 
 ONNX_OPSET = 17
 DYNAMO_OPSET = 18  # the dynamo exporter cannot convert its graphs down to 17 (Squeeze/Unsqueeze axes)
-_FILES: dict[Format, str] = {"onnx": "model.onnx", "onnx-dynamo": "model.dynamo.onnx", "pt2": "model.pt2"}
+# Bump when the quantization recipe (quantize.py) changes: only the int8 files are then redone.
+_INT8_VERSION = 2
+_FILES: dict[Format, str] = {"onnx": "model.onnx", "onnx-dynamo": "model.dynamo.onnx", "pt2": "model.pt2",
+                             "int8": f"model.int8.v{_INT8_VERSION}.onnx"}
 # Bump when this module changes how files are produced: every cached export is then redone.
 _EXPORT_VERSION = 1
 
@@ -66,7 +72,10 @@ class ExportCache:
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         try:
-            _export(case.model, case.format, path)
+            if case.format == "int8":
+                _quantize(case.model, self.export(Case(case.model, "onnx")).path, path)
+            else:
+                _export(case.model, case.format, path)
         except ExportError as exc:
             _write_atomically(failure, str(exc).encode())
             raise
@@ -112,6 +121,29 @@ def _export(model: ZooModel, fmt: Format, path: Path) -> None:
                 **({"external_data": False} if fmt == "onnx-dynamo" else {}),
             )
             _check_against_torch(model, module, args, scratch)
+    os.replace(scratch, path)
+
+
+def _quantize(model: ZooModel, source: Path, path: Path) -> None:
+    """`source` quantized into `path`, once onnxruntime has run it on the compared inputs and its
+    outputs are finite where the float model's are."""
+    import numpy as np
+
+    from .quantize import quantize
+    from .reference import run_onnxruntime
+
+    scratch = path.with_name(f".{os.getpid()}.{path.name}")
+    quantize(model, source, scratch)
+    try:
+        got = run_onnxruntime(scratch, model.sample_inputs())
+    except Exception as exc:
+        scratch.unlink()
+        raise ExportError(f"onnxruntime cannot run the quantized model: {type(exc).__name__}: {_last_line(str(exc))}") from exc
+    want = run_onnxruntime(source, model.sample_inputs())
+    lost = [i for i, (w, g) in enumerate(zip(want, got)) if g.dtype.kind == "f" and (np.isfinite(w) & ~np.isfinite(g)).any()]
+    if lost:
+        scratch.unlink()
+        raise ExportError(f"the quantized model's output {lost[0]} is not finite where the float model's is")
     os.replace(scratch, path)
 
 

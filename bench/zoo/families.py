@@ -26,6 +26,7 @@ _FAMILIES: dict[str, tuple[str, ...]] = {
     "resize": ("Resize", "Upsample"),
     "recurrent": ("GRU", "LSTM", "RNN"),
     "cast": ("Cast", "CastLike"),
+    "quantize": ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"),
     "plumbing": ("Constant", "Identity", "Dropout"),
 }
 _BY_OP = {op: family for family, ops in _FAMILIES.items() for op in ops}

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import speed
-from .compare import RTOL
+from .compare import RTOL, STEP_ALLOWANCE
 from .evaluate import TIMED_RUNS, CaseResult
 from .libraries import versions
 from .models import all_cases
@@ -41,7 +41,7 @@ def merge(previous: Mapping[str, CaseResult], new: Mapping[str, CaseResult]) -> 
         if row is None:
             continue
         # What the zoo says now, not when the row was measured: its tier, and the triage rules.
-        row.fast, row.library, row.task = case.model.fast, case.model.library, case.model.task
+        row.fast, row.library, row.task = case.fast, case.model.library, case.model.task
         if not row.passed and row.stage is not None:
             row.failure_class = classify(row.stage, row.message)
         merged.append(row)
@@ -59,6 +59,7 @@ def write(rows: list[CaseResult], directory: Path, *, command: str, seconds: flo
         "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
         "versions": versions(),
         "tolerance": RTOL,
+        "step_allowance": STEP_ALLOWANCE,
         # Only the sessions rows still refer to: a row measured again drops its old one.
         "speed_sessions": {k: v for k, v in (sessions or {}).items() if k in referenced},
     }
@@ -122,7 +123,10 @@ def render_markdown(rows: list[CaseResult], meta: Mapping[str, object]) -> str:
         "## Results",
         "",
         f"max error: for float outputs max |wasm − onnxruntime| / max |onnxruntime|, the worst output "
-        f"(pass ≤ {meta['tolerance']:g}); integer and bool outputs must match exactly. compile s: the whole "
+        f"(pass ≤ {meta['tolerance']:g}); integer and bool outputs must match exactly; an `@int8` row's quantized "
+        f"outputs in quantization steps (the `N steps` in the cell) from the nearer of onnxruntime's two runs of "
+        f"the quantized model, optimized and literal (node by node); pass within the two runs' own spread (`/ "
+        f"onnxruntime ±N`), at least {meta.get('step_allowance', STEP_ALLOWANCE):g} step. compile s: the whole "
         f"wasm-build (frontend, compile, codegen, link), uncached. run ms: median of {TIMED_RUNS} calls of "
         "`WasmModel.run` from Python in wasmtime (copies in and out and the Python-to-wasm call included), one "
         "thread. The speed columns, from `--speed` runs (one thread each, steady state; see the speed section): "
@@ -130,17 +134,18 @@ def render_markdown(rows: list[CaseResult], meta: Mapping[str, object]) -> str:
         "onnxruntime-web on the model's TorchScript ONNX export — the same time on the `@dynamo` and `@pt2` rows; "
         "web / wasm, their ratio (above 1: wasm-build is faster). A cell that says `error` holds why there is "
         "no time (whole in results.json). Formats: `onnx` TorchScript exporter (opset 17), `@dynamo` the "
-        "dynamo exporter (opset 18), `@pt2` torch.export; `fast` models are the CI tier (tests/integration/test_zoo.py).",
+        "dynamo exporter (opset 18), `@pt2` torch.export, `@int8` the TorchScript export quantized by onnxruntime "
+        "(QDQ, uint8 activations, int8 weights); `fast` models are the CI tier (tests/integration/test_zoo.py).",
         "",
         "| model | format | library | op families | status | max error | compile s | run ms | wasm ms "
         "| onnxruntime-web ms | web / wasm | reason |",
         "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        name = f"{r.model} (fast)" if r.fast and r.format == "onnx" else r.model
+        name = f"{r.model} (fast)" if r.fast and r.format in ("onnx", "int8") else r.model
         status = "pass" if r.passed else f"FAIL ({r.stage})"
         lines.append(
-            f"| {name} | {r.format} | {r.library} | {' '.join(r.op_families)} | {status} | {_number(r.max_error, '.1e')} "
+            f"| {name} | {r.format} | {r.library} | {' '.join(r.op_families)} | {status} | {_error(r)} "
             f"| {_number(r.compile_s, '.1f')} | {_ms(r.run_ms)} "
             f"| {_timed(r.wasm_ms, r.wasm_timing_error)} | {_timed(r.onnxruntime_web_ms, r.onnxruntime_web_error)} "
             f"| {_number(r.speed_ratio, '.2f')} | {_cell(r.reason)} |"
@@ -222,6 +227,14 @@ def _timed(value: float | None, error: str) -> str:
     if value is not None:
         return _ms(value)
     return f"error: {_cell(error)[:80]}" if error else ""
+
+
+def _error(row: CaseResult) -> str:
+    """The max error, and for an @int8 row the worst quantized output's steps and the spread
+    between onnxruntime's two runs."""
+    steps = "" if row.max_steps is None else f"{row.max_steps:.3g} steps"
+    spread = "" if row.reference_spread is None else f"onnxruntime ±{row.reference_spread:.3g}"
+    return " / ".join(text for text in (_number(row.max_error, ".1e"), steps, spread) if text)
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -129,8 +129,8 @@ def _relative(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/zoo/run.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fast", action="store_true", help="only the CI tier (each fast model's ONNX case)")
-    parser.add_argument("--models", nargs="+", metavar="NAME", help="models (every format) or cases (NAME@dynamo, NAME@pt2)")
+    parser.add_argument("--fast", action="store_true", help="only the CI tier (each fast model's ONNX case, and a few @int8 cases)")
+    parser.add_argument("--models", nargs="+", metavar="NAME", help="models (every format) or cases (NAME@dynamo, NAME@pt2, NAME@int8)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per case before it counts as hung (default 900)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "zoo", help="exports and logs (default bench/out/zoo)")
     parser.add_argument("--results", type=Path, default=HERE, help="where RESULTS.md and results.json go (default bench/zoo)")
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(exc.args[0])
     if args.list:
         for case in cases:
-            print(f"{case.id:<32} {case.model.library:<13} {case.model.task:<9} {'fast' if case.model.fast else ''}")
+            print(f"{case.id:<32} {case.model.library:<13} {case.model.task:<9} {'fast' if case.fast else ''}")
         return 0
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,11 @@ SEED = 0
 
 # "onnx": torch.onnx.export(dynamo=False), opset 17, every model. "onnx-dynamo": the dynamo
 # exporter (opset 18: it cannot convert its graphs down to 17). "pt2": torch.export, saved.
-Format = Literal["onnx", "onnx-dynamo", "pt2"]
-FORMATS: tuple[Format, ...] = ("onnx", "onnx-dynamo", "pt2")
-_FORMAT_SUFFIX = {"onnx": "", "onnx-dynamo": "@dynamo", "pt2": "@pt2"}
+# "int8": the "onnx" export quantized by onnxruntime (quantize.py), every model: not listed in
+# `formats`, the point is int8 on models nobody tuned it for.
+Format = Literal["onnx", "onnx-dynamo", "pt2", "int8"]
+FORMATS: tuple[Format, ...] = ("onnx", "onnx-dynamo", "pt2")  # what an entry's `formats` may list
+_FORMAT_SUFFIX = {"onnx": "", "onnx-dynamo": "@dynamo", "pt2": "@pt2", "int8": "@int8"}
 
 Task = Literal["vision", "dense", "nlp", "audio", "multi-io", "ops"]
 
@@ -78,6 +80,7 @@ class ZooModel:
     fast: bool = False  # in the CI tier (tests/integration/test_zoo.py)
     formats: tuple[Format, ...] = ("onnx",)
     note: str = ""
+    fast_int8: bool = False  # its @int8 case is in the CI tier too
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -85,16 +88,18 @@ class ZooModel:
         if self.formats[0] != "onnx" or not set(self.formats) <= set(FORMATS):
             raise ValueError(f"{self.name}: formats start with 'onnx' (the reference) and are among {FORMATS}")
 
-    def sample_inputs(self) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(SEED)
+    def sample_inputs(self, seed: int = SEED) -> dict[str, np.ndarray]:
+        """The inputs every case is compared on (`SEED`); other seeds calibrate the int8 format."""
+        rng = np.random.default_rng(seed)
         return {tensor.name: tensor.sample(rng) for tensor in self.inputs}
 
     def cases(self) -> list[Case]:
-        return [Case(self, fmt) for fmt in self.formats]
+        return [*(Case(self, fmt) for fmt in self.formats), Case(self, "int8")]
 
     def definition(self) -> str:
-        """The text that defines this entry: its fields and the source of its factory."""
-        fields = {k: v for k, v in self.__dict__.items() if k not in ("make", "fast", "note")}
+        """The text that defines this entry: its fields and the source of its factory (the tiers
+        and the note shape no export)."""
+        fields = {k: v for k, v in self.__dict__.items() if k not in ("make", "fast", "note", "fast_int8")}
         return f"{fields!r}\n{_callable_source(self.make)}"
 
 
@@ -108,6 +113,11 @@ class Case:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", self.model.name + _FORMAT_SUFFIX[self.format])
+
+    @property
+    def fast(self) -> bool:
+        """In the CI tier: an int8 case by its own flag; the others, as before, by the model's."""
+        return self.model.fast_int8 if self.format == "int8" else self.model.fast
 
     @property
     def c_name(self) -> str:

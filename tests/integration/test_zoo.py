@@ -77,8 +77,9 @@ def test_zoo_covers_the_required_architectures() -> None:
     assert tasks == {"vision", "dense", "nlp", "audio", "multi-io", "ops"}
     assert {model.library for model in MODELS.values()} == {"torchvision", "timm", "transformers", "torch"}
     formats = {case.format for case in all_cases()}
-    assert formats == {"onnx", "onnx-dynamo", "pt2"}
+    assert formats == {"onnx", "onnx-dynamo", "pt2", "int8"}
     assert 10 <= len(fast_cases()) <= 16, "the fast tier is about a dozen models"
+    assert 1 <= sum(case.format == "int8" for case in fast_cases()) <= 2, "two quantized cases at most: CI time"
 
 
 def _committed_rows() -> list[dict]:

@@ -18,12 +18,13 @@ def all_cases() -> list[Case]:
 
 
 def fast_cases() -> list[Case]:
-    """The CI tier: the ONNX case of each `fast` model."""
-    return [Case(model, "onnx") for model in MODELS.values() if model.fast]
+    """The CI tier: the ONNX case of each `fast` model, the int8 case of each `fast_int8` one."""
+    tier = [Case(model, "onnx") for model in MODELS.values() if model.fast]
+    return tier + [Case(model, "int8") for model in MODELS.values() if model.fast_int8]
 
 
 def case(case_id: str) -> Case:
-    """One case by its id (`NAME`, `NAME@dynamo`, `NAME@pt2`)."""
+    """One case by its id (`NAME`, `NAME@dynamo`, `NAME@pt2`, `NAME@int8`)."""
     for candidate in all_cases():
         if candidate.id == case_id:
             return candidate

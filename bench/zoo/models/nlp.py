@@ -21,10 +21,10 @@ TOKEN_TYPES = Tensor.ints("token_type_ids", 1, SEQ, high=2)
 
 
 def _encoder(name: str, model_class: str, config_class: str, *, inputs=(IDS, MASK), outputs=("last_hidden_state",),
-             fast: bool = False, formats=("onnx",), note: str = "", **config) -> ZooModel:
+             fast: bool = False, formats=("onnx",), note: str = "", fast_int8: bool = False, **config) -> ZooModel:
     names = tuple(t.name for t in inputs)
     make = partial(transformers_model, model_class, config_class, names, outputs, **config)
-    return ZooModel(name, "transformers", "nlp", make, tuple(inputs), tuple(outputs), fast, tuple(formats), note)
+    return ZooModel(name, "transformers", "nlp", make, tuple(inputs), tuple(outputs), fast, tuple(formats), note, fast_int8)
 
 
 class TorchEncoder(nn.Module):
@@ -42,7 +42,7 @@ class TorchEncoder(nn.Module):
 MODELS = [
     # Two outputs: the hidden states and BERT's pooled (tanh) [CLS] vector.
     _encoder("bert", "BertModel", "BertConfig", inputs=(IDS, MASK, TOKEN_TYPES), outputs=("last_hidden_state", "pooler_output"),
-             fast=True, formats=("onnx", "onnx-dynamo", "pt2"), **TINY),
+             fast=True, formats=("onnx", "onnx-dynamo", "pt2"), fast_int8=True, **TINY),
     _encoder("distilbert", "DistilBertModel", "DistilBertConfig", formats=("onnx", "onnx-dynamo", "pt2"),
              vocab_size=VOCAB, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64),
     _encoder("roberta", "RobertaModel", "RobertaConfig", **TINY),

@@ -209,7 +209,7 @@ class Logic(nn.Module):
 _XY = (Tensor.floats("x", 1, 8, 16), Tensor.floats("y", 1, 8, 16))
 
 MODELS = [
-    ZooModel("ops_conv", "torch", "ops", Convolutions, X, fast=True, formats=("onnx", "onnx-dynamo", "pt2")),
+    ZooModel("ops_conv", "torch", "ops", Convolutions, X, fast=True, formats=("onnx", "onnx-dynamo", "pt2"), fast_int8=True),
     ZooModel("ops_conv_transpose", "torch", "ops", TransposedConvolutions, X, fast=True),
     ZooModel("ops_pool", "torch", "ops", Pooling, X, ("pooled", "adaptive", "global"), fast=True, formats=("onnx", "pt2")),
     ZooModel("ops_norm", "torch", "ops", Normalizations, X),

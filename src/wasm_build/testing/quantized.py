@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,14 +29,22 @@ __all__ = ["dynamic", "qdq", "qoperator"]
 _TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
 
 
-class _SeededInputs(CalibrationDataReader):
-    """`count` seeded random input sets (standard normal floats), as `random_inputs` makes them."""
+Batches = Sequence[Mapping[str, np.ndarray]]
 
-    def __init__(self, model: onnx.ModelProto, count: int, seed: int) -> None:
-        self._batches = iter([random_inputs(model, seed=seed + i) for i in range(count)])
+
+class _Batches(CalibrationDataReader):
+    """The calibration input sets, in order."""
+
+    def __init__(self, batches: Batches) -> None:
+        self._batches = iter([dict(batch) for batch in batches])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
+
+
+def _seeded_inputs(model: onnx.ModelProto, count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """`count` seeded random input sets (standard normal floats), as `random_inputs` makes them."""
+    return [random_inputs(model, seed=seed + i) for i in range(count)]
 
 
 @contextmanager
@@ -58,32 +66,38 @@ def _prepared(model: onnx.ModelProto, work: Path) -> Path:
 
 
 def _static(model: onnx.ModelProto, quant_format: QuantFormat, *, activations: str, weights: str, per_channel: bool,
-            reduce_range: bool, symmetric_activations: bool, calibration: int, seed: int) -> onnx.ModelProto:
+            reduce_range: bool, symmetric_activations: bool, calibration: int, seed: int,
+            calibration_inputs: Batches | None = None, nodes_to_exclude: Sequence[str] = ()) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory(prefix="wasm-build-quantize-") as tmp, _quiet():
         work = Path(tmp)
         prepared = _prepared(model, work)
         quantize_static(
             str(prepared),
             str(work / "quantized.onnx"),
-            _SeededInputs(model, calibration, seed),
+            _Batches(calibration_inputs if calibration_inputs is not None else _seeded_inputs(model, calibration, seed)),
             quant_format=quant_format,
             activation_type=_TYPES[activations],
             weight_type=_TYPES[weights],
             per_channel=per_channel,
             reduce_range=reduce_range,
+            nodes_to_exclude=list(nodes_to_exclude),
             extra_options={"ActivationSymmetric": symmetric_activations},
         )
         return onnx.load(str(work / "quantized.onnx"))
 
 
 def qdq(model: onnx.ModelProto, *, activations: str = "uint8", weights: str = "int8", per_channel: bool = True,
-        reduce_range: bool = False, symmetric_activations: bool = False, calibration: int = 4, seed: int = 0) -> onnx.ModelProto:
+        reduce_range: bool = False, symmetric_activations: bool = False, calibration: int = 4, seed: int = 0,
+        calibration_inputs: Batches | None = None, nodes_to_exclude: Sequence[str] = ()) -> onnx.ModelProto:
     """`model` quantized by `quantize_static` in QDQ format (QuantizeLinear/DequantizeLinear
-    pairs around float operators), calibrated on `calibration` seeded input sets.
-    `reduce_range` gives 7-bit weights (onnxruntime's advice for x86 without VNNI)."""
+    pairs around float operators), calibrated on `calibration` seeded input sets, or on
+    `calibration_inputs` when given (inputs a model's own random draws would not fit: token ids).
+    `reduce_range` gives 7-bit weights (onnxruntime's advice for x86 without VNNI); the nodes
+    named in `nodes_to_exclude` stay float."""
     return _static(model, QuantFormat.QDQ, activations=activations, weights=weights, per_channel=per_channel,
                    reduce_range=reduce_range, symmetric_activations=symmetric_activations,
-                   calibration=calibration, seed=seed)
+                   calibration=calibration, seed=seed, calibration_inputs=calibration_inputs,
+                   nodes_to_exclude=nodes_to_exclude)
 
 
 def qoperator(model: onnx.ModelProto, *, activations: str = "uint8", weights: str = "int8", per_channel: bool = False,
