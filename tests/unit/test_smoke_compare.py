@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from wasm_build.wasm.smoke import compare, compare_non_finite, nearer_run, with_special_values
+from wasm_build.wasm.smoke import (
+    compare,
+    compare_non_finite,
+    nearer_run,
+    with_special_values,
+)
 
 
 def test_non_finite_values_compare_exactly():
