@@ -27,7 +27,7 @@ from ..compiler.reference import NativeReference
 from ..errors import SmokeTestError
 from .host import WasmModel
 from .inputs import random_array
-from .steps import MAX_STEPS, output_steps
+from .steps import MAX_STEPS, is_quantized, output_steps
 
 SEED = 20240613
 
@@ -103,13 +103,14 @@ def compare(
     rtol: float,
     atol: float,
     steps: dict[str, float] | None = None,
-    allowed_steps: dict[str, float] | None = None,
+    spread: dict[str, float] | None = None,
 ) -> list[Comparison]:
     """Outputs compared within `rtol`/`atol`, or, for quantized outputs (`steps` gives their
-    step), within `MAX_STEPS` quantization steps (or `allowed_steps`, per output)."""
+    step), within `MAX_STEPS` quantization steps; `spread` (per output, an absolute difference:
+    how far two correct references are apart) widens both."""
     results = []
     steps = steps or {}
-    allowed_steps = allowed_steps or {}
+    spread = spread or {}
     for name, want, have in zip(names, expected, got):
         want = np.asarray(want)
         have = np.asarray(have)
@@ -125,7 +126,9 @@ def compare(
             if name in steps:
                 # A rounding apart (plus a float32 rounding of the dequantized value), or within the
                 # user's tolerances: deep quantized nets may drift further, and --atol accepts that.
-                allowed = np.maximum(allowed, steps[name] * (max(MAX_STEPS, allowed_steps.get(name, 0.0)) + 1e-3))
+                allowed = np.maximum(allowed, steps[name] * (MAX_STEPS + 1e-3))
+            if name in spread:
+                allowed = np.maximum(allowed, spread[name] * (1 + 1e-6))
             bad = finite & (error > allowed)
             # Non-finite values compare exactly: NaN with NaN, an infinity with the same infinity.
             exact = np.isnan(want64) & np.isnan(have64) | (want64 == have64)
@@ -180,6 +183,7 @@ def smoke_test(
     native = NativeReference(module)
     names = [o.name for o in model.outputs]
     steps = output_steps(onnx_model)
+    quantized = is_quantized(onnx_model)
     comparisons: list[Comparison] = []
     for sizes in dim_sizes(model.dims):
         at = f" @ {', '.join(f'{k}={v}' for k, v in sizes.items())}" if sizes else ""
@@ -190,11 +194,11 @@ def smoke_test(
             input_names = [i.name for i in model.inputs]
             reference = _onnxruntime_reference(onnx_model, input_names, inputs)
             if reference is not None:
-                allowed = None
-                if steps:
+                spread = None
+                if quantized:
                     literal = _onnxruntime_reference(onnx_model, input_names, inputs, optimized=False)
-                    reference, allowed = nearer_run(names, reference, literal, got, steps)
-                comparisons += compare(f"onnxruntime{at}", names, reference, got, rtol, atol, steps, allowed)
+                    reference, spread = nearer_run(names, reference, literal, got)
+                comparisons += compare(f"onnxruntime{at}", names, reference, got, rtol, atol, steps, spread)
                 # The same inputs with NaN and infinities: onnxruntime's NaN semantics must hold.
                 special = with_special_values(inputs)
                 comparisons += compare_non_finite(
@@ -214,19 +218,19 @@ def smoke_test(
 
 
 def nearer_run(
-    names: list[str], optimized: list[np.ndarray], literal: list[np.ndarray], got: list[np.ndarray], steps: dict[str, float]
+    names: list[str], optimized: list[np.ndarray], literal: list[np.ndarray], got: list[np.ndarray]
 ) -> tuple[list[np.ndarray], dict[str, float]]:
-    """Per output, the nearer of onnxruntime's two runs of a quantized model, and for quantized
-    outputs the steps the two runs are apart (the model's own spread, allowed the artifact)."""
-    reference, allowed = [], {}
+    """Per output of a quantized model, the nearer of onnxruntime's two runs, and for float
+    outputs how far the two runs are apart (the model's own spread, allowed the artifact)."""
+    reference, spread = [], {}
     for name, fused, plain, have in zip(names, optimized, literal, got):
         fused, plain, have = np.asarray(fused), np.asarray(plain), np.asarray(have)
-        if name not in steps or fused.shape != plain.shape or fused.shape != have.shape or not fused.size:
+        if fused.dtype.kind != "f" or fused.shape != plain.shape or fused.shape != have.shape or not fused.size:
             reference.append(fused)
             continue
         reference.append(min((fused, plain), key=lambda run, have=have: _max_difference(run, have)))
-        allowed[name] = _max_difference(fused, plain) / steps[name]
-    return reference, allowed
+        spread[name] = _max_difference(fused, plain)
+    return reference, spread
 
 
 def _max_difference(a: np.ndarray, b: np.ndarray) -> float:

@@ -40,3 +40,14 @@ def output_steps(onnx_model: Any) -> dict[str, float]:
         if scale.size == 1:
             steps[output.name] = float(np.float32(scale.reshape(-1)[0]))
     return steps
+
+
+def is_quantized(onnx_model: Any) -> bool:
+    """Whether the model quantizes or dequantizes anywhere (QDQ or QOperator form)."""
+    if onnx_model is None:
+        return False
+    return any(node.op_type in _QUANTIZING or node.op_type.startswith("QLinear") for node in onnx_model.graph.node)
+
+
+_QUANTIZING = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}
+
