@@ -17,8 +17,9 @@ COMPUTED_ROWS_ATTR = "wasm_build.computed_rows"
 PADDED_COPY_ATTR = "wasm_build.padded_copy"
 # PrimFunc attribute listing the buffers the contraction rule packed (read by lane_shuffle).
 PACKED_ROWS_ATTR = "wasm_build.packed_rows"
-# Block annotation of a transpose's 4 x 4 block of input rows (`transpose_tiles`), gathered into
-# this PrimFunc attribute for `compiler.tir.transpose_shuffle`, which reads its columns by shuffles.
+# Block annotation naming the input a transpose reads in 4 x 4 blocks (`transpose_tiles`), gathered
+# into this PrimFunc attribute for `compiler.tir.transpose_shuffle`, which loads each block by rows
+# and transposes it by shuffles.
 TRANSPOSED_BLOCKS_ATTR = "wasm_build.transposed_blocks"
 # Block annotation naming a Winograd transform stage: "pad" (padded input), "rows" (first
 # 1-D pass, computed inside the second), "cols" (second pass, drives the schedule).
