@@ -65,16 +65,17 @@ def test_the_epilogue_writes_only_the_image():
         assert_epilogue_writes_only_the_output(func)
 
 
-def test_weights_over_the_cache_size_pack_the_pixels_once_per_call():
-    """320 -> 1280 channels (1.6 MB of weights): lane tiles go outermost, so the padded pixel
-    rows are packed once, at the top of the kernel, not once per lane tile."""
+def test_weights_over_the_cache_size_pack_the_pixels_per_block_of_lane_tiles():
+    """320 -> 1280 channels (1.6 MB of weights): two blocks of 80 lane tiles (800 KB of weights
+    each) go outermost, and the padded pixel rows are packed per block and row tile (so stored
+    pre-splat), not once per call for every lane tile to splat by shuffles."""
     g = Chain(np.random.default_rng(3), [1, 320, 7, 7])
     mod = fused_module(g.conv(320, 1280, 1).add("Relu").build(), NATIVE, graph_passes=True)
     ((name, func),) = pixel_row_kernels(mod).items()
     (packed,) = func.attrs[PACKED_ROWS_ATTR]
     sch = tvm.s_tir.Schedule(func)
     pack_loops = [int(sch.get(loop).extent) for loop in sch.get_loops(sch.get_sblock(packed))]
-    assert pack_loops[0] == 52, (name, pack_loops)  # a loop over every padded pixel, at the root
+    assert pack_loops == [2, 13, 320, 4], (name, pack_loops)  # blocks, row tiles of 52 pixels, channels, rows
 
 
 @pytest.mark.parametrize("shape, stride", [

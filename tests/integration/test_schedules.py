@@ -630,6 +630,40 @@ def test_row_epilogue_matches_onnxruntime_in_wasmtime(tmp_path):
     np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-5)
 
 
+def test_weights_over_the_cache_size_go_by_blocks_of_lane_tiles():
+    """77 x 512 @ 512 x 768 streams 1.5 MB of weights: two blocks of 48 lane tiles (768 KB
+    each, within the cache size) go outermost, around the row tiles (77 rows padded to 80), and
+    the rows are packed once per row tile in each block, so stored pre-splat. (One lane tile at
+    a time packed all rows once per call, splatted by lane shuffles at every step.)"""
+    from wasm_build.compiler.tiles import CACHE_BYTES
+
+    model = dense(np.random.default_rng(13), 77, 512, 768)
+    assert 512 * 768 * 4 > CACHE_BYTES
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    (func,) = [f for n, f in prim_funcs(mod).items() if "matmul" in n]
+    assert _loop_extents(func, "matmul_update") == [2, 20, 48, 512, 4, 8]  # blocks, row tiles, lane tiles, k, rows, lanes
+    (packed,) = func.attrs[PACKED_ROWS_ATTR]
+    assert _loop_extents(func, packed) == [2, 20, 512, 4]  # per block and row tile: k, the 4 rows
+    feeds = random_feeds(model, np.random.default_rng(14))
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_blocks_of_lane_tiles_load_their_rows_presplat_and_match_onnxruntime_in_wasmtime(tmp_path):
+    """The whole build of a matmul with 1.5 MB of weights (blocks of lane tiles) agrees with
+    onnxruntime in wasmtime, and its reduction step loads the rows' splats as vectors."""
+    from wasm_build import WasmModel
+
+    model = dense(np.random.default_rng(15), 20, 256, 1536)
+    mod = fused_module(model, WASM, graph_passes=True)
+    step = _reduction_step(wasm_disassembly(mod, "matmul", tmp_path, pipeline=tir_pipeline()))
+    assert not any(i.startswith(("v128.load32_splat", "i8x16.shuffle")) for i in step)
+    result = build(model, "lane_blocks", tmp_path)
+    feeds = random_feeds(model, np.random.default_rng(16))
+    (got,) = WasmModel(result.directory / "lane_blocks.wasm").run(feeds)
+    np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
 def test_depthwise_conv_on_a_large_input_sweeps_it_once():
     """Lane tiles go outermost only for an operand that outputs share (weights larger than the
     cache). A depthwise conv's 4.8 MB input is read by each output's own window: its tiles go

@@ -70,7 +70,8 @@ class Contraction(Rule):
             _vectorize_tile(sch, write_back, len(loops.tile))
         pack_constant_operand(sch, block, shape.lane_var, shape.lane_tile)
         if shape.row_operand is not None:
-            row_loop = None if shape.lane_tiles_outermost else loops.row_tile
+            once_per_call = shape.lane_tiles_outermost and shape.lane_block == 1
+            row_loop = None if once_per_call else loops.row_tile
             pack_row_operand(sch, block, shape.row_operand, row_loop)
         return True
 
@@ -96,8 +97,12 @@ def _split_into_tiles(sch: s_tir.Schedule, block: SBlockRV, shape: TileShape) ->
     # With a large vector-loaded operand (conv weights, matmul columns), lane
     # tiles go outermost: one tile's slice stays in cache while every output
     # row reuses it; the default order streams all of it once per row tile
-    # (9 MB per 7 outputs in ResNet-18's last convs).
-    if shape.lane_tiles_outermost:
+    # (9 MB per 7 outputs in ResNet-18's last convs), or blocks of lane tiles whose slice
+    # fits the cache go outermost, lane tiles of the block inside the row tiles.
+    if shape.lane_tiles_outermost and shape.lane_block > 1:
+        block_o, block_i = sch.split(vec_o, [None, shape.lane_block])
+        tile_loops = [block_o, *outer, *row_outer, block_i]
+    elif shape.lane_tiles_outermost:
         tile_loops = [vec_o, *outer, *row_outer]
     else:
         tile_loops = [*outer, *row_outer, vec_o]

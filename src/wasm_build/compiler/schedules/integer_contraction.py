@@ -219,8 +219,8 @@ def _lanewise_tile(shape: TileShape) -> TileShape | None:
     if lanes is None:
         return None
     if shape.row_axis is not None and shape.rows % _LANEWISE_ROWS == 0:
-        return replace(shape, lane_tile=lanes, rows=_LANEWISE_ROWS, row_operand=None)
-    return replace(shape, lane_tile=lanes, rows=1, row_axis=None, row_operand=None)
+        return replace(shape, lane_tile=lanes, rows=_LANEWISE_ROWS, row_operand=None, lane_block=1)
+    return replace(shape, lane_tile=lanes, rows=1, row_axis=None, row_operand=None, lane_block=1)
 
 
 def _product_loads(stmt: tirx.SBlock):
