@@ -203,3 +203,51 @@ def test_a_quantized_pad_value_becomes_a_float_constant(tmp_path):
     conv = next(n for n in rewritten.graph.node if n.op_type == "Conv")
     assert any(n.output[0] == conv.input[1] and n.op_type == "DequantizeLinear" for n in rewritten.graph.node)
     build(model, "padq", tmp_path)  # failed in TVM's Pad converter before; the smoke test compares
+
+
+# -- quantized AveragePool: onnxruntime adds the zero point before rounding --------------------
+
+
+def _quantized_pool(fused_operator: bool) -> onnx.ModelProto:
+    """float -> uint8 (zero point 117, odd) -> 2x2 average pool -> float, as QDQ or with
+    onnxruntime's QLinearAveragePool. Averages of four integers lie halfway between two steps
+    whenever their sum is 2 mod 4."""
+    scale, zero = _array("s", 0.05), _array("z", 117, np.uint8)
+    if fused_operator:
+        pool = [helper.make_node("QLinearAveragePool", ["q", "s", "z", "s", "z"], ["p"], domain="com.microsoft",
+                                 kernel_shape=[2, 2], strides=[2, 2])]
+    else:
+        pool = [helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"]),
+                helper.make_node("AveragePool", ["dq"], ["avg"], kernel_shape=[2, 2], strides=[2, 2]),
+                helper.make_node("QuantizeLinear", ["avg", "s", "z"], ["p"])]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), *pool,
+             helper.make_node("DequantizeLinear", ["p", "s", "z"], ["y"])]
+    model = _model(nodes, [_float("x", [1, 8, 12, 12])], [_float("y", [1, 8, 6, 6])], [scale, zero])
+    if fused_operator:
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model
+
+
+@pytest.mark.parametrize("fused_operator", [False, True], ids=["qdq", "QLinearAveragePool"])
+def test_a_quantized_average_pool_rounds_like_onnxruntime(tmp_path, fused_operator):
+    """The pool's outputs match onnxruntime's optimized run (and its QLinearAveragePool)
+    exactly, where QuantizeLinear's own rounding (ORT_DISABLE_ALL runs the QDQ chain as
+    written) is a step away on many of them."""
+    import onnxruntime as ort
+
+    model = _quantized_pool(fused_operator)
+    x = np.random.default_rng(21).uniform(-5.8, 6.9, [1, 8, 12, 12]).astype(np.float32)
+
+    def onnxruntime_run(level) -> np.ndarray:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": x})[0]
+
+    optimized = onnxruntime_run(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    if not fused_operator:
+        literal = onnxruntime_run(ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+        assert np.count_nonzero(np.abs(literal - optimized) > 0.025) > 10  # whole steps apart
+    result = build(model, "qpool", tmp_path)
+    (got,) = WasmModel(result.directory / "qpool.wasm").run({"x": x})
+    np.testing.assert_array_equal(got, optimized)

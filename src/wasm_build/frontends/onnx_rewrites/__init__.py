@@ -29,6 +29,7 @@ from . import (
     gru,
     lstm,
     prelu_channel_slope,
+    quantized_average_pool,
     quantized_operators,
     rnn,
     slice_attributes,
@@ -75,6 +76,10 @@ REWRITES: tuple[Rewrite, ...] = (
     # and quantize nodes, the QDQ form the integer kernels are made from.
     Rewrite("quantized_operators", quantized_operators.STANDARD_OP_TYPES, quantized_operators.rewrite,
             quantized_operators.MICROSOFT_OP_TYPES),
+    # A quantized AveragePool (QDQ, or QLinearAveragePool made QDQ just above): onnxruntime adds
+    # the zero point before rounding.
+    Rewrite("quantized_average_pool", frozenset({"AveragePool"}), quantized_average_pool.rewrite,
+            frozenset({"QLinearAveragePool"})),
 )
 # onnxruntime contrib operators the import accepts because a rewrite replaces them.
 REWRITTEN_MICROSOFT_OPS = frozenset().union(*(rewrite.microsoft_op_types for rewrite in REWRITES))
