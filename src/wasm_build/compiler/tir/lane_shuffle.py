@@ -23,19 +23,17 @@ import tvm
 from tvm import tirx
 
 from ..tiles import PACKED_ROWS, PACKED_ROWS_ATTR
-from .walk import rewrite, visit
+from .walk import attribute_names, body_rewriting_pass, integer_lets, visit
+
 
 def shuffle_packed_rows() -> tvm.transform.Pass:
-    @tirx.transform.prim_func_pass(opt_level=0, name="WasmShufflePackedRows")
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        packed = set(func.attrs.get(PACKED_ROWS_ATTR, [])) if func.attrs is not None else set()
+    def replacer(func: tirx.PrimFunc):
+        packed = attribute_names(func, PACKED_ROWS_ATTR)
         if not packed:
-            return func
-        groups = packed | _allocations_of_groups(func.body)
-        body = rewrite(func.body, _lane_splats(groups, integer_lets(func.body)))
-        return func if body.same_as(func.body) else func.with_body(body)
+            return None
+        return _lane_splats(packed | _allocations_of_groups(func.body), integer_lets(func.body))
 
-    return _pass
+    return body_rewriting_pass("WasmShufflePackedRows", replacer)
 
 
 def _allocations_of_groups(body: tirx.Stmt) -> set[str]:
@@ -82,15 +80,3 @@ def static_extent(buffer: tirx.Buffer) -> int | None:
             return None
         extent *= int(dim)
     return extent
-
-
-def integer_lets(body: tirx.Stmt) -> tvm.sym.Analyzer:
-    """An analyzer that knows the integer ``LetStmt`` bindings (TVM's CSE names index parts)."""
-    analyzer = tvm.sym.Analyzer()
-
-    def bind(node):
-        if isinstance(node, tirx.LetStmt) and isinstance(node.var.ty, tvm.ir.PrimType) and str(node.var.ty).startswith("int"):
-            analyzer.bind(node.var, node.value)
-
-    visit(body, bind)
-    return analyzer

@@ -18,20 +18,15 @@ from __future__ import annotations
 import tvm
 from tvm import tirx
 
-from .lane_shuffle import integer_lets, static_extent
-from .walk import rewrite
+from .lane_shuffle import static_extent
+from .walk import body_rewriting_pass, integer_lets, is_const
 
 GROUP = 8  # int16 values in a v128: four pairs
 _REINTERPRET = "tirx.reinterpret"
 
 
 def shuffle_activation_pairs() -> tvm.transform.Pass:
-    @tirx.transform.prim_func_pass(opt_level=0, name="WasmShuffleActivationPairs")
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        body = rewrite(func.body, _pair_splats(integer_lets(func.body)))
-        return func if body.same_as(func.body) else func.with_body(body)
-
-    return _pass
+    return body_rewriting_pass("WasmShuffleActivationPairs", lambda func: _pair_splats(integer_lets(func.body)))
 
 
 def _pair_splats(analyzer: tvm.sym.Analyzer):
@@ -45,7 +40,7 @@ def _pair_splats(analyzer: tvm.sym.Analyzer):
         if not (isinstance(load, tvm.ir.TensorLoad) and str(load.ty) == "int16x2" and len(load.indices) == 1):
             return None
         ramp = load.indices[0]
-        if not (isinstance(ramp, tirx.Ramp) and _is_const(ramp.stride, 1) and _whole_groups(load.source)):
+        if not (isinstance(ramp, tirx.Ramp) and is_const(ramp.stride, 1) and _whole_groups(load.source)):
             return None
         offset = analyzer.simplify(tirx.floormod(ramp.base, GROUP))
         if not isinstance(offset, tirx.IntImm) or int(offset) % 2:
@@ -56,10 +51,6 @@ def _pair_splats(analyzer: tvm.sym.Analyzer):
         return tirx.Shuffle([tirx.reinterpret("int32x4", group)], [lane] * 4)
 
     return splat
-
-
-def _is_const(expr, value: int) -> bool:
-    return isinstance(expr, tirx.IntImm) and int(expr) == value
 
 
 def _whole_groups(buffer: tirx.Buffer) -> bool:

@@ -23,21 +23,16 @@ import tvm
 from tvm import tirx
 
 from ..tiles import PACKED_ROWS, PACKED_ROWS_ATTR
-from .lane_shuffle import integer_lets
-from .walk import rewrite, visit
+from .walk import attribute_names, body_rewriting_pass, integer_lets, visit
 
 
 def presplat_packed_rows() -> tvm.transform.Pass:
-    @tirx.transform.prim_func_pass(opt_level=0, name="WasmPresplatPackedRows")
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        names = set(func.attrs.get(PACKED_ROWS_ATTR, [])) if func.attrs is not None else set()
+    def replacer(func: tirx.PrimFunc):
+        names = attribute_names(func, PACKED_ROWS_ATTR)
         widened = {old: _widened(old) for old in _packed_allocations(func.body, names)}
-        if not widened:
-            return func
-        body = rewrite(func.body, _presplat(widened, integer_lets(func.body)))
-        return func if body.same_as(func.body) else func.with_body(body)
+        return _presplat(widened, integer_lets(func.body)) if widened else None
 
-    return _pass
+    return body_rewriting_pass("WasmPresplatPackedRows", replacer)
 
 
 def _widened(buffer: tirx.Buffer) -> tirx.Buffer:

@@ -22,8 +22,14 @@ import tvm
 from tvm import tirx
 
 from ..tiles import TRANSPOSED_BLOCKS_ATTR
-from .lane_shuffle import integer_lets
-from .walk import rewrite, visit
+from .walk import (
+    attribute_names,
+    body_rewriting_pass,
+    integer_lets,
+    is_const,
+    rewrite,
+    visit,
+)
 
 _SIDE = 4  # a block of 4 rows of 4 lanes: one v128 of 32-bit values each
 # First round, rows (0, 1) and (2, 3): their low and high halves interleaved by 32-bit lanes.
@@ -34,16 +40,14 @@ _HALVES = ((0, 1, 4, 5), (2, 3, 6, 7))
 
 
 def shuffle_transposed_blocks() -> tvm.transform.Pass:
-    @tirx.transform.prim_func_pass(opt_level=0, name="WasmShuffleTransposedBlocks")
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        names = set(func.attrs.get(TRANSPOSED_BLOCKS_ATTR, [])) if func.attrs is not None else set()
+    def replacer(func: tirx.PrimFunc):
+        names = attribute_names(func, TRANSPOSED_BLOCKS_ATTR)
         if not names:
-            return func
+            return None
         analyzer = integer_lets(func.body)
-        body = rewrite(func.body, lambda node: _blocks_of(node, names, analyzer))
-        return func if body.same_as(func.body) else func.with_body(body)
+        return lambda node: _blocks_of(node, names, analyzer)
 
-    return _pass
+    return body_rewriting_pass("WasmShuffleTransposedBlocks", replacer)
 
 
 def _blocks_of(node, names: set[str], analyzer: tvm.sym.Analyzer) -> tirx.Stmt | None:
@@ -75,7 +79,7 @@ def _gathers(statement, names: set[str]) -> list:
         if not (isinstance(node, tvm.ir.TensorLoad) and _named(node.source, names) and len(node.indices) == 1):
             return
         ramp = node.indices[0]
-        if isinstance(ramp, tirx.Ramp) and int(ramp.lanes) == _SIDE and not _is_const(ramp.stride, 1):
+        if isinstance(ramp, tirx.Ramp) and int(ramp.lanes) == _SIDE and not is_const(ramp.stride, 1):
             found.append(node)
 
     visit(statement, note)
@@ -110,7 +114,7 @@ def _groups(loads: list, analyzer: tvm.sym.Analyzer) -> list[dict[int, tvm.ir.Te
 
 def _same_rows(a, b, analyzer: tvm.sym.Analyzer) -> bool:
     stride = analyzer.simplify(a.indices[0].stride - b.indices[0].stride)
-    return a.source.same_as(b.source) and _is_const(stride, 0)
+    return a.source.same_as(b.source) and is_const(stride, 0)
 
 
 def _interleaves(start: tvm.ir.TensorLoad) -> tuple[dict[tuple[int, int], tirx.Var], list[tirx.Stmt]]:
@@ -143,7 +147,3 @@ def _column(expr, start: tvm.ir.TensorLoad, interleaves, analyzer: tvm.sym.Analy
 
 def _shuffle(a: tirx.PrimExpr, b: tirx.PrimExpr, lanes: tuple[int, ...]) -> tirx.PrimExpr:
     return tirx.Shuffle([a, b], [tirx.const(lane, "int32") for lane in lanes])
-
-
-def _is_const(expr, value: int) -> bool:
-    return isinstance(expr, tirx.IntImm) and int(expr) == value

@@ -91,3 +91,41 @@ def rewriting_pass(name: str, replace: Callable[[Any], Any]) -> tvm.transform.Pa
         return func if body.same_as(func.body) else func.with_body(body)
 
     return _pass
+
+
+def integer_lets(body: tirx.Stmt) -> tvm.sym.Analyzer:
+    """An analyzer that knows the integer ``LetStmt`` bindings (TVM's CSE names index parts)."""
+    analyzer = tvm.sym.Analyzer()
+
+    def bind(node):
+        if isinstance(node, tirx.LetStmt) and isinstance(node.var.ty, tvm.ir.PrimType) and str(node.var.ty).startswith("int"):
+            analyzer.bind(node.var, node.value)
+
+    visit(body, bind)
+    return analyzer
+
+
+def is_const(expr: Any, value: int) -> bool:
+    """Whether ``expr`` is the integer constant ``value``."""
+    return isinstance(expr, tirx.IntImm) and int(expr) == value
+
+
+def attribute_names(func: tirx.PrimFunc, attr: str) -> set[str]:
+    """The names a kernel's ``attr`` lists (the buffers a schedule marked for a lowering step)."""
+    return set(func.attrs.get(attr, [])) if func.attrs is not None else set()
+
+
+def body_rewriting_pass(name: str, replacer: Callable[[tirx.PrimFunc], Callable[[Any], Any] | None]) -> tvm.transform.Pass:
+    """A pass rewriting each kernel's body (`rewrite`) with the replace function
+    ``replacer(kernel)`` makes for it; a kernel it makes none for (None) is left as it is, and so
+    is one the rewrite does not change."""
+
+    @tirx.transform.prim_func_pass(opt_level=0, name=name)
+    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
+        replace = replacer(func)
+        if replace is None:
+            return func
+        body = rewrite(func.body, replace)
+        return func if body.same_as(func.body) else func.with_body(body)
+
+    return _pass
