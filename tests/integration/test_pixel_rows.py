@@ -1,5 +1,6 @@
-"""1x1 convs on planes whose pixel count is not a multiple of 4 (7x7): a product over the
-pixels padded to whole 4-pixel tile rows, cropped back (wasm_build.pixel_rows)."""
+"""1x1 convs on planes whose width is not a multiple of 4: a product over the pixels (padded
+to whole 4-pixel tile rows and cropped back where their count is not one either, 7x7), so a
+row tile's four pixels are packed where the tile needs them (`passes.pixel_rows`)."""
 
 from __future__ import annotations
 
@@ -92,9 +93,24 @@ def test_other_pointwise_convs_are_left_alone(shape, stride):
     assert pixel_row_kernels(mod) == {}, sorted(prim_funcs(mod))
 
 
+def test_14_wide_planes_are_products_over_their_pixels_without_padding():
+    """14 x 14 = 196 pixels come in fours, their image rows do not: the product needs no
+    padding rows (its tiles accumulate the 196 pixels) and matches onnxruntime."""
+    rng = np.random.default_rng(7)
+    model = inverted_residual_tail(rng, size=14)
+    mod = fused_module(model, NATIVE, graph_passes=True)
+    kernels = pixel_row_kernels(mod)
+    assert len(kernels) == 2, sorted(prim_funcs(mod))
+    for name, func in kernels.items():
+        out_channels = int(func.params[-1].shape[-1])
+        assert f"T.sblock_alloc_buffer((T.int64(196), T.int64({out_channels})))" in func.script(), name
+    feeds = random_feeds(model, rng)
+    np.testing.assert_allclose(run_native(mod, feeds), onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
 def test_padded_pixel_rows_build_for_wasm_and_match_onnxruntime_in_wasmtime(tmp_path):
     """The whole build (smoke-tested in wasmtime against native TVM) of a 7x7 expansion with
-    small weights (a copy per row tile) and one with weights over 1 MiB (one copy per call)."""
+    small weights (a copy per row tile) and one with weights over 1 MiB (blocks of lane tiles)."""
     from wasm_build import WasmModel
 
     g = Chain(np.random.default_rng(5), [1, 32, 7, 7])

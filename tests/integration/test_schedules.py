@@ -514,15 +514,15 @@ def test_tile_rows_of_a_pointwise_conv_are_packed():
     assert f"{packed[0]}[" in text and "T.vectorized(T.int64(4))" in text
 
 
-def test_pixels_of_a_14_wide_pointwise_conv_are_packed():
-    """14 columns do not come in fours, 6 x 14 pixels do: the conv, its tile buffer and its
-    write-back go by pixel, and the input is copied by groups of 4 pixels once per call."""
+def test_pixels_of_a_14_wide_pointwise_conv_are_packed_per_row_tile():
+    """14 columns do not come in fours, 6 x 14 pixels do: the conv becomes a product over its
+    pixels (`passes.pixel_rows`), which copies each row tile's four pixels side by side where
+    the tile needs them (so stored pre-splat), not all of them once per call by image rows."""
     mod = fused_module(_pointwise_model(14), NATIVE, graph_passes=True)
-    (func,) = [f for n, f in prim_funcs(mod).items() if "conv2d" in n]
+    ((name, func),) = [(n, f) for n, f in prim_funcs(mod).items() if "conv2d" in n]
+    assert "pixel_rows" in name
     (packed,) = func.attrs[PACKED_ROWS_ATTR]
-    text = func.script()
-    assert f"{packed}[v0, (v1 * T.int64(14) + v2) // T.int64(4)" in text
-    assert "T.sblock_alloc_buffer((T.int64(1), T.int64(84), T.int64(48)))" in text  # tile buffer by pixel
+    assert _loop_extents(func, packed) == [21, 32, 4]  # 84 pixels in row tiles, input channels, the 4 rows
 
 
 def test_rows_are_not_packed_when_they_do_not_come_in_fours():
