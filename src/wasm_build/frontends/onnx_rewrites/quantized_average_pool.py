@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
+from .emitter import Emitter
 from .graph import (
-    DEFAULT_DOMAINS,
     Constants,
     Names,
     Replacement,
     consumers,
+    default_opset,
+    is_standard,
     replace_nodes,
 )
 
@@ -36,48 +38,32 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
     producers = {output: node for node in model.graph.node for output in node.output}
     reads = consumers(model)
     names = Names(model)
+    opset = default_opset(model)
     replacements = {}
     for index, node in enumerate(model.graph.node):
-        if not _is_standard(node, "QuantizeLinear") or not all(i in known for i in node.input[1:] if i):
+        if not is_standard(node, {"QuantizeLinear"}) or not all(i in known for i in node.input[1:] if i):
             continue
         pool = producers.get(node.input[0])
-        if pool is None or not _is_standard(pool, "AveragePool") or reads.get(pool.output[0]) != 1:
+        if pool is None or not is_standard(pool, {"AveragePool"}) or reads.get(pool.output[0]) != 1:
             continue
         dequantize = producers.get(pool.input[0])
-        if dequantize is None or not _is_standard(dequantize, "DequantizeLinear"):
+        if dequantize is None or not is_standard(dequantize, {"DequantizeLinear"}):
             continue
         scale = known[node.input[1]]
         zero_point = known[node.input[2]] if len(node.input) > 2 and node.input[2] else np.uint8(0)
         if scale.size != 1 or np.size(zero_point) != 1:
             continue
-        replacements[index] = _rounded_after_zero_point(node, zero_point, names)
+        emitter = Emitter(names, node.name or node.output[0], opset, {}, np.dtype(np.float32))
+        replacements[index] = _rounded_after_zero_point(emitter, node, np.asarray(zero_point))
     return replace_nodes(model, replacements) if replacements else model
 
 
-def _is_standard(node: onnx.NodeProto, op_type: str) -> bool:
-    return node.op_type == op_type and node.domain in DEFAULT_DOMAINS
-
-
-def _rounded_after_zero_point(node: onnx.NodeProto, zero_point: np.ndarray, names: Names) -> Replacement:
+def _rounded_after_zero_point(emit: Emitter, node: onnx.NodeProto, zero_point: np.ndarray) -> Replacement:
     """``Cast(Clip(Round(x / scale + zero_point), low, high))`` writing ``node``'s output."""
-    dtype = np.asarray(zero_point).dtype
-    limits = np.iinfo(dtype)
-    prefix = node.name or node.output[0]
-    constants = {
-        label: numpy_helper.from_array(np.asarray(value, np.float32), names.fresh(f"{prefix}/{label}"))
-        for label, value in (("zero_point", np.asarray(zero_point).item()), ("low", limits.min), ("high", limits.max))
-    }
-
-    def fresh(label: str) -> str:
-        return names.fresh(f"{prefix}/{label}")
-
-    scaled, shifted, rounded, clipped = fresh("scaled"), fresh("shifted"), fresh("rounded"), fresh("clipped")
-    nodes = [
-        helper.make_node("Div", [node.input[0], node.input[1]], [scaled], name=fresh("Div")),
-        helper.make_node("Add", [scaled, constants["zero_point"].name], [shifted], name=fresh("Add")),
-        helper.make_node("Round", [shifted], [rounded], name=fresh("Round")),
-        helper.make_node("Clip", [rounded, constants["low"].name, constants["high"].name], [clipped], name=fresh("Clip")),
-        helper.make_node("Cast", [clipped], [node.output[0]], name=fresh("Cast"),
-                         to=helper.np_dtype_to_tensor_dtype(dtype)),
-    ]
-    return Replacement(nodes, list(constants.values()))
+    limits = np.iinfo(zero_point.dtype)
+    scaled = emit.node("Div", [node.input[0], node.input[1]], "scaled")
+    shifted = emit.node("Add", [scaled, emit.scalar(float(zero_point.item()), "zero_point")], "shifted")
+    rounded = emit.node("Round", [shifted], "rounded")
+    clipped = emit.node("Clip", [rounded, emit.scalar(float(limits.min), "low"), emit.scalar(float(limits.max), "high")], "clipped")
+    emit.node("Cast", [clipped], "quantized", output=node.output[0], to=helper.np_dtype_to_tensor_dtype(zero_point.dtype))
+    return emit.replacement()
