@@ -110,10 +110,8 @@ def copies_rows(sch: s_tir.Schedule, block: SBlockRV, operand: RowOperand) -> bo
     with bounds checks on each, ran 20% slower with their patches gathered once per lane block)."""
     if len(operand.dims) != 1:
         return False
-    computed = [
-        sch.get(p) for p in sch.get_producers(block)
-        if sch.get(p).writes[0].source.same_as(operand.buffer) and sch.get(p).annotations.get(COMPUTED_ROWS_ATTR)
-    ]
+    producers = [sch.get(p) for p in sch.get_producers(block)]
+    computed = [p for p in producers if p.writes[0].source.same_as(operand.buffer) and p.annotations.get(COMPUTED_ROWS_ATTR)]
     # A window position: an output row and a window offset in one input dimension.
     return not any(len(vars_) > 1 for stmt in computed for region in stmt.reads for vars_ in region_vars(region))
 
