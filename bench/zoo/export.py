@@ -134,12 +134,13 @@ def _quantize(model: ZooModel, source: Path, path: Path) -> None:
 
     scratch = path.with_name(f".{os.getpid()}.{path.name}")
     quantize(model, source, scratch)
+    inputs = model.sample_inputs()
     try:
-        got = run_onnxruntime(scratch, model.sample_inputs())
+        got = run_onnxruntime(scratch, inputs)
     except Exception as exc:
         scratch.unlink()
         raise ExportError(f"onnxruntime cannot run the quantized model: {type(exc).__name__}: {_last_line(str(exc))}") from exc
-    want = run_onnxruntime(source, model.sample_inputs())
+    want = run_onnxruntime(source, inputs)
     lost = [i for i, (w, g) in enumerate(zip(want, got)) if g.dtype.kind == "f" and (np.isfinite(w) & ~np.isfinite(g)).any()]
     if lost:
         scratch.unlink()
