@@ -20,6 +20,7 @@ build error naming what was found; nothing is silently skipped.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from .shape_heap import (
 )
 
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Constants of at most one vector: shared by value and aligned to a vector.
+# Constants of at most one vector (scales, zero points) are aligned to a vector, not a cache line.
 SMALL_CONSTANT = 16
 SMALL_ALIGNMENT = 16
 
@@ -285,8 +286,7 @@ class _Planner:
         self.symbol_prefix = symbol_prefix
         self.plan = ExecutorPlan()
         self.values: dict[Any, Any] = {}
-        self.constants: dict[Any, int] = {}
-        self.small_constants: dict[tuple[str, tuple[int, ...], bytes], int] = {}
+        self.constants: dict[tuple[str, tuple[int, ...], bytes], int] = {}  # (dtype, shape, digest) -> tensor
         self.storages: list[_Storage] = []
         self.step = 0  # index of the binding being planned
         self.bounds: dict[str, tuple[int, int]] = {}  # symbolic dimension -> (min, max)
@@ -343,30 +343,27 @@ class _Planner:
         raise UnsupportedProgram(f"{what}: expected a shape, found {type(resolved).__name__}")
 
     def _constant(self, const: Any) -> _Tensor:
-        key = const.same_as
-        for seen, index in self.constants.items():
-            if key(seen):
-                return _Tensor(index)
-        array = const.value.numpy()
-        # Quantized models hold dozens of scalar scales and zero points, most of them equal:
-        # one copy of each, 16-byte aligned (a vector's alignment), not a cache line each.
+        """The weights tensor holding `const`'s value, placed once per distinct value: constant
+        folding makes one copy of a weight per call (an RNN's recurrent weights packed once per
+        unrolled step, tied embeddings, quantized models' scales and zero points), and reading one
+        copy keeps it in cache across the calls."""
+        array = np.ascontiguousarray(const.value.numpy())
+        content = (str(array.dtype), tuple(array.shape), hashlib.sha256(array.tobytes()).digest())
+        if content in self.constants:
+            return _Tensor(self.constants[content])
+        # Constants of one vector or less (scalar scales and zero points) are 16-byte aligned
+        # (a vector's alignment), not a cache line each.
         small = array.nbytes <= SMALL_CONSTANT
-        content = (str(array.dtype), tuple(array.shape), np.ascontiguousarray(array).tobytes())
-        if small and content in self.small_constants:
-            self.constants[const] = self.small_constants[content]
-            return _Tensor(self.small_constants[content])
         offset = _align(len(self.plan.weights), SMALL_ALIGNMENT if small else ALIGNMENT)
         self.plan.weights.extend(b"\0" * (offset - len(self.plan.weights)))
-        self.plan.weights.extend(np.ascontiguousarray(array).tobytes())
+        self.plan.weights.extend(array.tobytes())
         tensor = self._tensor(
             tuple(int(d) for d in array.shape),
             DType.parse(str(array.dtype) if array.dtype != np.bool_ else "bool"),
             Place("weights", offset),
             f"weight{len(self.constants)}",
         )
-        self.constants[const] = tensor.index
-        if small:
-            self.small_constants[content] = tensor.index
+        self.constants[content] = tensor.index
         return tensor
 
     # -- expressions ---------------------------------------------------------
