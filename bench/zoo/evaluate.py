@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .compare import compare_outputs, compare_quantized
-from .export import ExportCache, ExportError, op_types
+from .export import ExportCache, ExportError, op_types, parameter_bytes
 from .families import families
 from .quantize import output_steps
 from .reference import median_ms, run_onnxruntime, time_onnxruntime
@@ -51,6 +51,8 @@ class CaseResult:
     onnxruntime_ms: float | None = None  # native, one thread
     export_s: float | None = None
     build_timings: dict[str, float] = field(default_factory=dict)
+    weights_bytes: int | None = None  # the artifact's weights (its manifest)
+    parameter_bytes: int | None = None  # the ONNX file's constant tensors (export.parameter_bytes)
     # --speed (speed.py): steady-state medians, one thread each, and the session that measured them.
     wasm_ms: float | None = None  # NAME_run timed inside the module
     wasm_runs: int | None = None
@@ -113,6 +115,7 @@ def evaluate(case: Case, work_dir: Path, exports: ExportCache, *, timed_runs: in
 
 
 def _build(case: Case, source: Path, work_dir: Path, result: CaseResult) -> Path | None:
+    from wasm_build.artifact.assemble import read_manifest
     from wasm_build.build import build_model
     from wasm_build.config import ModelSettings, from_dict
     from wasm_build.errors import WasmBuildError
@@ -131,6 +134,9 @@ def _build(case: Case, source: Path, work_dir: Path, result: CaseResult) -> Path
         return None
     result.compile_s = round(time.perf_counter() - start, 3)
     result.build_timings = {stage: round(seconds, 3) for stage, seconds in built.timings.items()}
+    result.weights_bytes = read_manifest(built.directory)["weights"]["nbytes"]
+    if source.suffix == ".onnx":
+        result.parameter_bytes = parameter_bytes(source)
     return built.directory / f"{case.c_name}.wasm"
 
 

@@ -192,6 +192,19 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def parameter_bytes(onnx_path: Path) -> int:
+    """Bytes of an ONNX model's constant tensors (the main graph's initializers and Constant
+    nodes): what the artifact's weights should come to, give or take packing and padding."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    tensors = [*model.graph.initializer]
+    tensors += [a.t for node in model.graph.node if node.op_type == "Constant" for a in node.attribute if a.name == "value"]
+    return sum(int(np.prod(t.dims, dtype=np.int64)) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize for t in tensors)
+
+
 def op_types(onnx_path: Path) -> list[str]:
     """The distinct operator types of an ONNX model, subgraphs and local functions included."""
     import onnx

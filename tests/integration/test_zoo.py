@@ -61,11 +61,29 @@ def test_fast_model_matches_onnxruntime(case: Case, exports: ExportCache, tmp_pa
         _import_or_skip(library)
     result = evaluate(case, tmp_path, exports, timed_runs=1)
     if result.passed:
+        _check_weights(result)
         return
     listed = EXPECTED_FAILURES.get(case.id)
     if listed is not None:
         listed.check_stage(case.id, result.stage, result.reason, "bench/zoo/expected_failures.txt")
     raise ZooFailure(f"{case.id} fails at {result.stage} ({result.failure_class}): {result.reason}\n{result.message}")
+
+
+# The artifact's weights against the model's constants: packing pads to whole tiles and Winograd
+# adds transformed kernels (`winograd_budget`: at most half again), but no weight is copied per
+# call (an RNN's recurrent weights once were, per unrolled step: 22x the model's size).
+WEIGHTS_ALLOWANCE = 1.6
+WEIGHTS_SLACK = 64 * 1024  # alignment and tile padding of a small model's many small tensors
+
+
+def _check_weights(result: CaseResult) -> None:
+    if result.parameter_bytes is None:  # a .pt2 program
+        return
+    allowed = WEIGHTS_ALLOWANCE * result.parameter_bytes + WEIGHTS_SLACK
+    assert result.weights_bytes is not None and result.weights_bytes <= allowed, (
+        f"{result.id}: the artifact holds {result.weights_bytes} bytes of weights for the model's "
+        f"{result.parameter_bytes} bytes of constants (at most {allowed:.0f} expected)"
+    )
 
 
 # -- the zoo's own promises, checked without building ---------------------------------------
