@@ -151,3 +151,27 @@ def test_rounding_keeps_a_loop_vectorized(with_step):
     with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
         lowered = lower(vectorizable_rounding()(mod) if with_step else mod)
     assert _vector_lanes_of_stores(lowered) == ([16] if with_step else [1])
+
+
+def test_walks_go_through_expressions_deeper_than_pythons_recursion_limit():
+    """TVM writes a concatenation as one nested `if_then_else` per input: an LSTM unrolled over
+    200 frames concatenates 200 states, and the recursive walks of every lowering step failed
+    on it ('maximum recursion depth exceeded'). The walks keep their own stack."""
+    import sys
+
+    depth = 3 * sys.getrecursionlimit()
+    guard, x = tirx.Var("guard", "bool"), tirx.Var("x", "float32")
+    expr = x
+    for i in range(depth):
+        expr = tirx.if_then_else(guard, tirx.FloatImm("float32", float(i)), expr)
+
+    order = []
+    walk.visit(expr, lambda node: order.append(float(node.args[1].value)) if walk.is_if_then_else(node) else None)
+    assert order == [float(i) for i in range(depth)]  # children first: the innermost conditional first
+
+    selects = walk.rewrite(expr, lambda node: tirx.Select(*node.args) if walk.is_if_then_else(node) else None)
+    found = []
+    walk.visit(selects, lambda node: found.append(node) if isinstance(node, (tirx.Select, tvm.ir.expr.Call)) else None)
+    assert len(found) == depth and all(isinstance(node, tirx.Select) for node in found)
+    innermost = found[0]
+    assert innermost.false_value.same_as(x) and float(innermost.true_value.value) == 0.0

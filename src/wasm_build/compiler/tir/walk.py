@@ -54,26 +54,63 @@ def _children(node):
             yield name, value
 
 
+def _is_inner(node: Any) -> bool:
+    """Whether a walk goes into ``node``: an array, or a statement or expression not a leaf."""
+    return isinstance(node, tvm_ffi.Array) or (isinstance(node, _NODES) and not isinstance(node, _LEAVES))
+
+
+def _items(node: Any) -> list[tuple[Any, Any]]:
+    """What a walk goes through below ``node``: an array's items, a node's children."""
+    return list(enumerate(node)) if isinstance(node, tvm_ffi.Array) else list(_children(node))
+
+
+# Both walks keep their own stack: an unrolled recurrence concatenates hundreds of steps, which
+# TVM writes as a chain of as many nested `if_then_else`, deeper than Python's recursion limit.
+
+
 def visit(node: Any, callback: Callable[[Any], None]) -> None:
     """Post-order walk over statements and expressions (leaves are not visited)."""
-    if isinstance(node, tvm_ffi.Array):
-        for item in node:
-            visit(item, callback)
-    elif isinstance(node, _NODES) and not isinstance(node, _LEAVES):
-        for _, child in _children(node):
-            visit(child, callback)
-        callback(node)
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        item, expanded = stack.pop()
+        if not _is_inner(item):
+            continue
+        if expanded:
+            callback(item)
+            continue
+        if not isinstance(item, tvm_ffi.Array):
+            stack.append((item, True))
+        stack.extend((child, False) for _, child in reversed(_items(item)))
 
 
 def rewrite(node: Any, replace: Callable[[Any], Any]) -> Any:
     """``node`` with every expression or statement ``e`` for which ``replace(e)`` is not None
     replaced (children first); unchanged subtrees are returned as they are."""
-    if isinstance(node, tvm_ffi.Array):
-        items = [rewrite(item, replace) for item in node]
-        return items if any(new is not old for new, old in zip(items, node)) else node
-    if not isinstance(node, _NODES) or isinstance(node, _LEAVES):
+    if not _is_inner(node):
         return node
-    changed = {name: new for name, child in _children(node) if (new := rewrite(child, replace)) is not child}
+    # Frames: a node, what lies below it, and those items rewritten so far.
+    stack: list[tuple[Any, list[tuple[Any, Any]], list[Any]]] = [(node, _items(node), [])]
+    while True:
+        current, items, done = stack[-1]
+        if len(done) < len(items):
+            child = items[len(done)][1]
+            if _is_inner(child):
+                stack.append((child, _items(child), []))
+            else:
+                done.append(child)
+            continue
+        stack.pop()
+        new = _rebuilt(current, items, done, replace)
+        if not stack:
+            return new
+        stack[-1][2].append(new)
+
+
+def _rebuilt(node: Any, items: list[tuple[Any, Any]], done: list[Any], replace: Callable[[Any], Any]) -> Any:
+    """``node`` over its rewritten items ``done``, then through ``replace`` (not an array)."""
+    changed = {key: new for (key, old), new in zip(items, done) if new is not old}
+    if isinstance(node, tvm_ffi.Array):
+        return done if changed else node
     if changed:
         fields = {name: getattr(node, name) for name in _fields(node)}
         node = tvm.ir.make_node(type(node).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
