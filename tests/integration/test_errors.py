@@ -281,3 +281,31 @@ def test_repeated_runs_survive_memory_growth(mlp_build):
     assert wasm._memory.size(wasm._store) > pages
     (again,) = wasm.run([x])
     np.testing.assert_array_equal(first, again)
+
+
+def test_a_kernel_past_the_engines_parameter_limit_is_refused_before_code_generation(tmp_path):
+    """An LSTM unrolled over 1000 frames concatenates its 1000 states in one kernel of 1001
+    tensors: wasmtime then refused the whole module ('function params size is out of bounds'),
+    after minutes of compiling. The build stops before generating code and says what to do."""
+    import tvm
+    from tvm import tirx
+
+    from wasm_build.compiler.kernels import MAX_KERNEL_PARAMS, build_kernels
+    from wasm_build.compiler.pipeline import LoweredModel
+    from wasm_build.compiler.target import TargetOptions
+
+    def kernel(name: str, params: int) -> tvm.IRModule:
+        func = tirx.PrimFunc([tirx.Var(f"p{i}", "handle") for i in range(params)], tirx.Evaluate(tirx.const(0, "int32")))
+        return tvm.IRModule({name: func.with_attr("global_symbol", name)})
+
+    within = kernel("at_the_limit", MAX_KERNEL_PARAMS)
+    build_kernels(LoweredModel(within, "t_"), TargetOptions(), tmp_path / "within.o")
+    assert (tmp_path / "within.o").stat().st_size > 0
+
+    past = kernel("fused_concatenate", MAX_KERNEL_PARAMS + 1)
+    with pytest.raises(WasmBuildError) as info:
+        build_kernels(LoweredModel(past, "t_"), TargetOptions(), tmp_path / "past.o")
+    message = str(info.value)
+    assert "kernel 'fused_concatenate' takes 1001 tensors" in message and "at most 1000 parameters" in message
+    assert "fix:" in message and "initial states" in message
+    assert not (tmp_path / "past.o").exists()

@@ -16,6 +16,11 @@ from .tir.pipeline import tir_pipeline
 from .work import work_of
 
 
+# WebAssembly engines refuse a function of more than 1000 parameters (wasmtime's and V8's
+# limit), and a kernel takes one per tensor it reads or writes.
+MAX_KERNEL_PARAMS = 1000
+
+
 def kernel_module(lowered: LoweredModel) -> Any:
     """The PrimFuncs of a lowered module, as an IRModule carrying the system-lib prefix."""
     funcs = {gv: f for gv, f in lowered.module.functions.items() if isinstance(f, tvm.tirx.PrimFunc)}
@@ -52,6 +57,7 @@ def build_kernels(lowered: LoweredModel, options: TargetOptions, output: Path) -
         # A model with no computation (e.g. a pure reshape) still needs a valid object.
         output.write_bytes(b"")
         return
+    _check_parameter_counts(kernels)
     try:
         with kernel_build_context():
             lib = tvm.tirx.build(kernels, target=options.tvm_target(), pipeline=tir_pipeline())
@@ -64,6 +70,19 @@ def build_kernels(lowered: LoweredModel, options: TargetOptions, output: Path) -
         obj = work / "kernels.o"
         lib.write_to_file(str(obj))
         os.replace(obj, output)
+
+
+def _check_parameter_counts(kernels: Any) -> None:
+    """Refuse, before generating code, a kernel no engine would load."""
+    for gvar, func in kernels.functions.items():
+        if len(func.params) > MAX_KERNEL_PARAMS:
+            raise WasmBuildError(
+                f"kernel '{gvar.name_hint}' takes {len(func.params)} tensors, and WebAssembly engines (wasmtime, V8) "
+                f"load functions of at most {MAX_KERNEL_PARAMS} parameters",
+                fix="the model joins that many tensors in one operation, typically the Concat of a recurrent layer's "
+                "time steps (an LSTM, GRU or RNN unrolled over more than 1000 steps): export it over fewer steps and run "
+                "a long input in chunks, passing the final states (Y_h, Y_c) of one run as the initial states of the next",
+            )
 
 
 def _last_line(exc: BaseException) -> str:
