@@ -290,7 +290,8 @@ def test_a_kernel_past_the_engines_parameter_limit_is_refused_before_code_genera
     import tvm
     from tvm import tirx
 
-    from wasm_build.compiler.kernels import MAX_KERNEL_PARAMS, build_kernels
+    from wasm_build.codegen.abi import MAX_KERNEL_PARAMS
+    from wasm_build.compiler.kernels import build_kernels
     from wasm_build.compiler.pipeline import LoweredModel
     from wasm_build.compiler.target import TargetOptions
 

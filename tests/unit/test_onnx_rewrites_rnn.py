@@ -294,6 +294,23 @@ def test_recurrent_node_inside_a_subgraph_is_refused() -> None:
         apply_rewrites(model)
 
 
+def test_a_sequence_output_past_the_engines_parameter_limit_is_refused_before_unrolling() -> None:
+    """Y concatenates every unrolled step's state in one kernel, which takes each as a parameter:
+    past 1000, no engine loads the module. Refused by node before unrolling (a 1000-frame LSTM
+    once failed only in wasmtime, after 8 minutes of compiling); without Y the layer unrolls."""
+    model, _ = recurrent_model("GRU", direction="bidirectional", seq=500, batch=1, input_size=1, hidden=2, outputs=["Y", "Y_h"])
+    with pytest.raises(WasmBuildError) as caught:
+        apply_rewrites(model)
+    message = str(caught.value)
+    assert "GRU node" in message and "joins the states of 1000 unrolled time steps" in message
+    assert "at most 1000 parameters" in message and "initial states of the next" in message
+
+    model, _ = recurrent_model("GRU", direction="bidirectional", seq=500, batch=1, input_size=1, hidden=2, outputs=["Y_h"])
+    assert "GRU" not in {node.op_type for node in apply_rewrites(model).graph.node}
+    model, _ = recurrent_model("GRU", direction="bidirectional", seq=499, batch=1, input_size=1, hidden=2, outputs=["Y", "Y_h"])
+    assert "GRU" not in {node.op_type for node in apply_rewrites(model).graph.node}
+
+
 def test_build_refuses_what_it_cannot_unroll(tmp_path) -> None:
     """Through wasm-build's frontend, with the build's context: an open time axis is pinned
     first; a length only known at run time, or sequence_lens, are refused by node."""

@@ -5,6 +5,10 @@ from __future__ import annotations
 # Arena, weights and tensor offsets: cache-line and v128 friendly; hosts align weights they pass too.
 ALIGNMENT = 64
 
+# Parameters of one function that WebAssembly engines load (wasmtime's and V8's limit): a kernel
+# takes one per tensor it reads or writes.
+MAX_KERNEL_PARAMS = 1000
+
 
 def init_functions(name: str, weights_mode: str) -> list[str]:
     """The C functions that initialize a model: `NAME_init` with embedded weights, else the

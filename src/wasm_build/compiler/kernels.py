@@ -9,16 +9,12 @@ from typing import Any
 import tvm
 
 from ..artifact.files import work_dir
+from ..codegen.abi import MAX_KERNEL_PARAMS
 from ..errors import WasmBuildError
 from .pipeline import LoweredModel
 from .target import TargetOptions
 from .tir.pipeline import tir_pipeline
 from .work import work_of
-
-
-# WebAssembly engines refuse a function of more than 1000 parameters (wasmtime's and V8's
-# limit), and a kernel takes one per tensor it reads or writes.
-MAX_KERNEL_PARAMS = 1000
 
 
 def kernel_module(lowered: LoweredModel) -> Any:

@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ...codegen.abi import MAX_KERNEL_PARAMS
 from ...errors import WasmBuildError
 from ..shapes import pin_hint
 from .emitter import Emitter, Value
@@ -197,6 +198,7 @@ def read_layer(node: onnx.NodeProto, cell: Cell, facts: TensorFacts, known: Mapp
         clip=float(clip) if clip is not None else None,
     )
     _check_sequence_lens(layer, known)
+    _check_joined_states(layer)
     return layer
 
 
@@ -259,6 +261,20 @@ def _activations(node: onnx.NodeProto, cell: Cell, directions: int) -> tuple[tup
             "or write the recurrence with standard operators (MatMul, Add and the activation's own ONNX operator)",
         )
     return tuple(tuple(ACTIVATIONS[name.lower()] for name in chosen) for chosen in per_direction)
+
+
+def _check_joined_states(layer: Layer) -> None:
+    """Refuse, before unrolling, an output Y no engine would load: its Concat's kernel takes
+    every unrolled step's state (found here, not after minutes of compiling)."""
+    y, joined = layer.output(0), len(layer.reverse) * layer.seq_length
+    if y is None or joined < MAX_KERNEL_PARAMS:
+        return
+    raise WasmBuildError(
+        f"{layer}: its output Y '{y}' joins the states of {joined} unrolled time steps in one kernel of more than "
+        f"{joined} tensors, and WebAssembly engines (wasmtime, V8) load functions of at most {MAX_KERNEL_PARAMS} parameters",
+        fix="export the layer over fewer steps and run a long input in chunks, passing the final states (Y_h, Y_c) "
+        "of one run as the initial states of the next; a model that reads only the last step of Y can read Y_h instead",
+    )
 
 
 def _check_sequence_lens(layer: Layer, known: Mapping[str, np.ndarray]) -> None:
