@@ -347,8 +347,9 @@ class _Planner:
         folding makes one copy of a weight per call (an RNN's recurrent weights packed once per
         unrolled step, tied embeddings, quantized models' scales and zero points), and reading one
         copy keeps it in cache across the calls."""
-        array = np.ascontiguousarray(const.value.numpy())
-        content = (str(array.dtype), tuple(array.shape), hashlib.sha256(array.tobytes()).digest())
+        array = const.value.numpy()
+        data = array.tobytes()  # C order (np.ascontiguousarray would make a scalar a vector)
+        content = (str(array.dtype), tuple(array.shape), hashlib.sha256(data).digest())
         if content in self.constants:
             return _Tensor(self.constants[content])
         # Constants of one vector or less (scalar scales and zero points) are 16-byte aligned
@@ -356,7 +357,7 @@ class _Planner:
         small = array.nbytes <= SMALL_CONSTANT
         offset = _align(len(self.plan.weights), SMALL_ALIGNMENT if small else ALIGNMENT)
         self.plan.weights.extend(b"\0" * (offset - len(self.plan.weights)))
-        self.plan.weights.extend(array.tobytes())
+        self.plan.weights.extend(data)
         tensor = self._tensor(
             tuple(int(d) for d in array.shape),
             DType.parse(str(array.dtype) if array.dtype != np.bool_ else "bool"),
