@@ -121,13 +121,7 @@ def _rebuilt(node: Any, items: list[tuple[Any, Any]], done: list[Any], replace: 
 def rewriting_pass(name: str, replace: Callable[[Any], Any]) -> tvm.transform.Pass:
     """A pass that applies :func:`rewrite` with ``replace`` to every PrimFunc's body (the
     function itself returned where nothing changed)."""
-
-    @tirx.transform.prim_func_pass(opt_level=0, name=name)
-    def _pass(func: tirx.PrimFunc, _mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tirx.PrimFunc:
-        body = rewrite(func.body, replace)
-        return func if body.same_as(func.body) else func.with_body(body)
-
-    return _pass
+    return body_rewriting_pass(name, lambda _func: replace)
 
 
 def integer_lets(body: tirx.Stmt) -> tvm.sym.Analyzer:
