@@ -4,8 +4,10 @@ SIMD128 peak and against onnxruntime-web.
 
 Every shape is built with default settings and timed inside wasm like the models
 (`wasm_timing.time_artifact`); `wasm_build.wasm.peak` measures the peak in every round, right
-before that round's shapes, and a shape's fraction of peak is its fastest run against the best
-peak of the session (both the least disturbed measurements). onnxruntime-web runs all shapes of
+before that round's shapes, and a shape's fraction of peak is the median over the rounds of its
+fastest run in a round against that round's peak: the machine's speed drifts between rounds
+(one session's peaks: 12.3 to 17.2 GMAC/s), and a shape set against the peak measured beside
+it is steadier than its fastest run set against the best peak of the session. onnxruntime-web runs all shapes of
 a round in one Node process; its times include a `session.run` call from JavaScript (tens of
 microseconds: shapes below a few hundred microseconds flatter wasm-build).
 """
@@ -137,6 +139,7 @@ class _Prepared:
     timer: Any  # wasm_timing.SteadyTimer
     times: list[float]
     web_times: list[float]
+    round_min_ms: list[float]  # the fastest run of each round
 
 
 def run_sweep(out: Path, rounds: int, build: Callable[[str, Path], Path], timer: Callable[[Path, list], Any], peers,
@@ -153,14 +156,16 @@ def run_sweep(out: Path, rounds: int, build: Callable[[str, Path], Path], timer:
         path = save(model, out / "sweep" / "models" / f"{shape.name}.onnx")
         inputs = random_inputs(model, seed=0)
         directory = build(shape.name, path)
-        prepared.append(_Prepared(shape, path, inputs, timer(directory, [inputs[i.name] for i in model.graph.input]), [], []))
+        prepared.append(_Prepared(shape, path, inputs, timer(directory, [inputs[i.name] for i in model.graph.input]), [], [], []))
         log(f"sweep: built {shape.name}")
     peaks, notes = [], []
     for index in range(rounds):
         peaks.append(measure_peak())
         log(f"sweep: round {index + 1} of {rounds} (peak {peaks[-1].gmacs:.1f} GMAC/s)")
         for item in prepared:
-            item.times += item.timer.times(int(np.clip(1e8 / item.shape.macs, 5, 200)))  # ~5 ms a round
+            batch = item.timer.times(int(np.clip(1e8 / item.shape.macs, 5, 200)))  # ~5 ms a round
+            item.times += batch
+            item.round_min_ms.append(min(batch))
         if not skip_web:
             try:
                 jobs = [peers.NodeJob(i.shape.name, i.onnx_path, i.inputs) for i in prepared]
@@ -188,6 +193,7 @@ def _row(item: _Prepared) -> dict[str, Any]:
         "name": item.shape.name, "kind": item.shape.kind, "dims": list(item.shape.dims), "label": item.shape.label,
         "macs": item.shape.macs, "dense": item.shape.dense,
         "min_ms": min(item.times), "median_ms": statistics.median(item.times), "runs": len(item.times),
+        "round_min_ms": item.round_min_ms,
     }
     if item.web_times:
         row.update(web_min_ms=min(item.web_times), web_median_ms=statistics.median(item.web_times))

@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.report import goals, goals_20, render_markdown
+import pytest
+
+from bench.report import goals, goals_20, render_markdown, sweep_fraction
 
 from tests.support import REPO  # noqa: E402
 
@@ -133,6 +135,18 @@ def test_issue_20_verdicts_take_the_worst_shape_and_model():
     assert verdicts["geometric mean over the models against onnxruntime-web"] == ("1.48x over 3 models", "**missed**")
     text = render_markdown(results, None, Path("RESULTS.md"))
     assert "## Contraction shape sweep" in text and "| mm_ragged |" in text
+
+
+def test_a_sweep_shape_is_rated_against_the_peak_of_its_own_round():
+    """Each round's fastest run against the peak measured before that round, the median over
+    rounds: a fast run in a round whose peak was high does not count against a low best peak."""
+    sweep = {"peak_gmacs": 20.0, "peak_rounds_gmacs": [20.0, 10.0, 16.0]}
+    # 18, 9 and 14 GMAC/s in the three rounds: 90%, 90%, 87.5% of their rounds' peaks.
+    row = {"macs": 18_000_000, "min_ms": 1.0, "round_min_ms": [1.0, 2.0, 18 / 14]}
+    assert sweep_fraction(row, sweep) == pytest.approx(0.9)
+    # Results written before rounds were recorded: the fastest run against the best peak.
+    assert sweep_fraction({"macs": 18_000_000, "min_ms": 1.0}, sweep) == pytest.approx(0.9)
+    assert sweep_fraction({"macs": 16_000_000, "min_ms": 1.0, "round_min_ms": [1.0]}, sweep) == pytest.approx(0.8)
 
 
 def test_start_up_is_the_median_of_the_rounds():

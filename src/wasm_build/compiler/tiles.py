@@ -21,6 +21,9 @@ PACKED_ROWS_ATTR = "wasm_build.packed_rows"
 # into this PrimFunc attribute for `compiler.tir.transpose_shuffle`, which loads each block by rows
 # and transposes it by shuffles.
 TRANSPOSED_BLOCKS_ATTR = "wasm_build.transposed_blocks"
+# Block annotation of a block `loop_partition` split off a copy of: TVM 0.27 gives the copy the
+# same iterator variables, and the schedules give the function a fresh set (`schedules`).
+PARTITIONED_ATTR = "wasm_build.partitioned"
 # Block annotation naming a Winograd transform stage: "pad" (padded input), "rows" (first
 # 1-D pass, computed inside the second), "cols" (second pass, drives the schedule).
 WINOGRAD_STAGE_ATTR = "wasm_build.winograd"

@@ -30,10 +30,11 @@ algorithm choices these rules rely on.
 from __future__ import annotations
 
 import tvm
+import tvm.script
 from tvm import s_tir, tirx
 
 from ..irmodule import with_functions
-from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, SCHEDULED_ATTR, TRANSPOSED_BLOCKS_ATTR
+from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, PARTITIONED_ATTR, SCHEDULED_ATTR, TRANSPOSED_BLOCKS_ATTR
 from .analysis import all_blocks, root_blocks
 from .concat_segments import ConcatSegments
 from .contraction import Contraction
@@ -50,7 +51,7 @@ from .winograd_transforms import WinogradTransforms
 # Revision of the default schedules' output. Tuning databases record the revision their
 # records were compared with (see wasm_build.tuning): bump it when a change makes default
 # kernels faster or slower, so that builds stop applying records that beat an older default.
-SCHEDULES_REVISION = 13
+SCHEDULES_REVISION = 14
 
 RULES: tuple[Rule, ...] = (
     WinogradTransforms(),
@@ -111,7 +112,17 @@ def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         names = [a[attr] for a in annotations if attr in a]
         if names:
             func = func.with_attr(attr, names)
+    if any(PARTITIONED_ATTR in a for a in annotations):
+        func = _with_own_block_iterators(func)
     return func
+
+
+def _with_own_block_iterators(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """``func`` with each block's iterators variables of its own. ``loop_partition`` copies a
+    block with the same iterator variables, which TVM's well-formedness check refuses when a
+    schedule is made of the function again (tuning does); printed and parsed back, every block
+    declares its own."""
+    return tvm.script.from_source(func.script())
 
 
 def _is_scheduled(func: tirx.PrimFunc) -> bool:
