@@ -17,7 +17,8 @@ The default Relax pipeline leaves every kernel a naive loop nest. The pass made 
   norm, global pooling): vector partial sums via rfactor;
 * ``concat_segments`` -- a concatenation of many inputs as one vectorized copy loop per input;
 * ``transpose_tiles`` -- a transpose moving the innermost axis (NCHW <-> NHWC) in 4 x 4
-  blocks of vectors, transposed by lane shuffles;
+  blocks of vectors, transposed by lane shuffles (the partial last block of rows that are not
+  whole vectors split off and copied value by value);
 * ``spatial`` -- the remaining injective loop nests, innermost axis vectorized.
 
 A rule works on a copy of the schedule and is abandoned on any error (`rule.attempt`), so
@@ -28,6 +29,8 @@ algorithm choices these rules rely on.
 """
 
 from __future__ import annotations
+
+import logging
 
 import tvm
 import tvm.script
@@ -47,6 +50,8 @@ from .rule import Rule, attempt
 from .spatial import VectorizeSpatial
 from .transpose_tiles import TransposeTiles
 from .winograd_transforms import WinogradTransforms
+
+logger = logging.getLogger(__name__)
 
 # Revision of the default schedules' output. Tuning databases record the revision their
 # records were compared with (see wasm_build.tuning): bump it when a change makes default
@@ -121,8 +126,12 @@ def _with_own_block_iterators(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """``func`` with each block's iterators variables of its own. ``loop_partition`` copies a
     block with the same iterator variables, which TVM's well-formedness check refuses when a
     schedule is made of the function again (tuning does); printed and parsed back, every block
-    declares its own."""
-    return tvm.script.from_source(func.script())
+    declares its own. Should the round trip fail, the function is kept: it compiles as it is."""
+    try:
+        return tvm.script.from_source(func.script())
+    except Exception as err:  # pylint: disable=broad-except
+        logger.debug("partitioned kernel kept with shared block iterators: %s", err)
+        return func
 
 
 def _is_scheduled(func: tirx.PrimFunc) -> bool:
