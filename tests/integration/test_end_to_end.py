@@ -58,7 +58,7 @@ def test_artifacts_and_manifest(built, name):
         assert (directory / artifact).is_file(), artifact
     manifest = json.loads((directory / f"{name}.json").read_text())
     assert manifest["name"] == name
-    assert manifest["target"]["features"] == ["+simd128"]
+    assert manifest["target"]["features"] == ["+bulk-memory", "+simd128"]
     assert manifest["versions"]["tvm"].startswith("0.27")
     onnx_model = models.MODELS[name]()
     assert [i["name"] for i in manifest["inputs"]] == [i.name for i in onnx_model.graph.input if i.name not in {t.name for t in onnx_model.graph.initializer}]
@@ -124,4 +124,4 @@ def test_no_simd_build_validates_without_simd(tmp_path):
     config.wasm_simd = False
     config.wasm_relaxed_simd = False
     wasmtime.Module(wasmtime.Engine(config), (result.directory / "mlp_scalar.wasm").read_bytes())
-    assert json.loads((result.directory / "mlp_scalar.json").read_text())["target"]["features"] == []
+    assert json.loads((result.directory / "mlp_scalar.json").read_text())["target"]["features"] == ["+bulk-memory"]

@@ -274,7 +274,7 @@ def test_relaxed_simd_build_runs_in_wasmtime(tmp_path):
     from wasm_build.wasm.host import WasmModel
 
     result = build(models.mlp(), "rmlp", tmp_path, relaxed_simd=True)  # smoke test included
-    assert result.manifest["target"]["features"] == ["+simd128", "+relaxed-simd"]
+    assert result.manifest["target"]["features"] == ["+bulk-memory", "+simd128", "+relaxed-simd"]
     wasm = result.directory / "rmlp.wasm"
     model = WasmModel(wasm)  # enables relaxed SIMD
     x = models.random_inputs(models.mlp(), seed=3)

@@ -182,7 +182,7 @@ def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
         "kernels": inputs.kernel_count,
         "kernel_work": inputs.kernel_work,
         "exports": api_exports(inputs.name, inputs.weights_mode, plan.dynamic),
-        "target": {"triple": "wasm32-wasi", "features": inputs.options.features},
+        "target": {"triple": "wasm32-wasi", "features": inputs.options.module_features},
         "build_options": inputs.build_options,
         "versions": {"wasm-build": inputs.wasm_build_version, "tvm": inputs.tvm_version},
         "toolchain": {"kind": inputs.toolchain.kind, "version": inputs.toolchain.version},

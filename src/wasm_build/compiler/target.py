@@ -33,6 +33,12 @@ class TargetOptions:
             features.append("+relaxed-simd")
         return features
 
+    @property
+    def module_features(self) -> list[str]:
+        """What the linked module needs of an engine: the kernels' features, and bulk memory for
+        the executor's copies (`c_flags`)."""
+        return ["+bulk-memory", *self.features]
+
     def tvm_target(self) -> Any:
         # vector-width: wasm SIMD is 128 bits (TVM guesses so anyway, with a warning on every build).
         spec: dict[str, Any] = {"kind": "llvm", "mtriple": "wasm32-unknown-unknown-wasm", "num-cores": 1, "vector-width": 128}
@@ -41,7 +47,10 @@ class TargetOptions:
         return tvm.target.Target(spec)
 
     def c_flags(self) -> list[str]:
-        flags = []
+        # Bulk memory (Wasm 2.0, in every engine that has SIMD128): the executor's copies of
+        # inputs and outputs become `memory.copy`, which the engine runs as its own memmove,
+        # instead of calls to wasi-libc's memcpy, a C loop of 4-byte moves.
+        flags = ["-mbulk-memory"]
         if self.simd or self.relaxed_simd:
             flags.append("-msimd128")
         if self.relaxed_simd:
