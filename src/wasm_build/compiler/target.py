@@ -35,8 +35,10 @@ class TargetOptions:
 
     @property
     def module_features(self) -> list[str]:
-        """What the linked module needs of an engine: the kernels' features, and bulk memory for
-        the executor's copies (`c_flags`)."""
+        """What the linked module needs of an engine: the kernels' features, and bulk memory (Wasm
+        2.0, in every engine that has SIMD128): the executor's copies of inputs and outputs become
+        `memory.copy`, which the engine runs as its own memmove, instead of calls to wasi-libc's
+        memcpy, a C loop of 4-byte moves."""
         return ["+bulk-memory", *self.features]
 
     def tvm_target(self) -> Any:
@@ -47,12 +49,6 @@ class TargetOptions:
         return tvm.target.Target(spec)
 
     def c_flags(self) -> list[str]:
-        # Bulk memory (Wasm 2.0, in every engine that has SIMD128): the executor's copies of
-        # inputs and outputs become `memory.copy`, which the engine runs as its own memmove,
-        # instead of calls to wasi-libc's memcpy, a C loop of 4-byte moves.
-        flags = ["-mbulk-memory"]
-        if self.simd or self.relaxed_simd:
-            flags.append("-msimd128")
-        if self.relaxed_simd:
-            flags.append("-mrelaxed-simd")
-        return flags
+        """clang's flags for the C linked with the kernels (executor, runtime shim, drivers):
+        one ``-mFEATURE`` per feature of the module."""
+        return [f"-m{feature.removeprefix('+')}" for feature in self.module_features]
