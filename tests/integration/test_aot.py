@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from tests.support import build
+from tests.support.compiler import OBJDUMP
 
 import numpy as np
 import onnx
@@ -135,16 +138,11 @@ def test_reshape_only_model_runs(tmp_path):
     np.testing.assert_array_equal(got, data.reshape(3, 2))
 
 
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
 def test_the_executor_copies_inputs_and_outputs_with_memory_copy(tmp_path):
     """`NAME_run` copies each input into the arena and each output out of it: with bulk memory
     these are `memory.copy` (the engine's memmove), not calls of wasi-libc's memcpy, a C loop
-    of 4-byte moves (a quarter of a 32 x 32 matmul model's run)."""
-    import subprocess
-
-    from tests.support.compiler import OBJDUMP
-
-    if OBJDUMP is None:
-        pytest.skip("llvm-objdump(-19) not installed")
+    of 4-byte moves (a tenth of a 32 x 32 matmul model's run)."""
     result = build(models.mlp(), "copies", tmp_path)
     text = subprocess.run([OBJDUMP, "-dr", str(result.directory / "libcopies.a")], capture_output=True, text=True,
                           check=True).stdout

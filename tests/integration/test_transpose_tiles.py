@@ -8,6 +8,7 @@ import pytest
 from onnx import TensorProto
 
 tvm = pytest.importorskip("tvm")
+from tvm import s_tir  # noqa: E402
 
 from tests.support.compiler import (
     NATIVE,
