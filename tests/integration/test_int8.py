@@ -113,16 +113,18 @@ def test_dynamic_model_matches_onnxruntime(built, name, operators):
 def test_weights_stay_int8(built, name):
     """The artifact holds the int8 weights, not float32 copies (3 more bytes per weight): its
     weight bytes are the quantized model's initializers' plus at most a kilobyte (per-channel
-    requantize constants, packing and alignment padding) and a zero channel for each dense conv
-    over an odd number of channels (a 3-channel stem)."""
+    requantize constants, packing and alignment padding), a zero channel for each dense conv
+    over an odd number of channels (a 3-channel stem) and a zero tap for each row of a depthwise
+    window of odd width (`passes.paired_taps`)."""
     model, directory = built(name)
     manifest = json.loads((directory / f"{name}.json").read_text())
     arrays = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     int8_bytes = sum(a.nbytes for a in arrays.values() if a.dtype == np.int8)
     assert int8_bytes > 500  # the test CNN has under a thousand weights
-    # Depthwise weights, [C, 1, kh, kw], get no channel.
+    # Depthwise weights, [C, 1, kh, kw], get no channel but a zero tap per row for an odd kw.
     paired = sum(a.size // a.shape[1] for a in arrays.values() if a.ndim == 4 and a.shape[1] > 1 and a.shape[1] % 2)
-    budget = sum(a.nbytes for a in arrays.values()) + paired + 1024
+    taps = sum(a.size // a.shape[3] for a in arrays.values() if a.ndim == 4 and a.shape[1] == 1 and a.shape[3] % 2)
+    budget = sum(a.nbytes for a in arrays.values()) + paired + taps + 1024
     assert manifest["weights"]["nbytes"] <= budget, (manifest["weights"], budget)
 
 
@@ -130,14 +132,14 @@ def test_weights_stay_int8(built, name):
 @pytest.mark.parametrize("name", ["cnn_qdq", "cnn_qop"])
 def test_convs_over_odd_channels_multiply_channel_pairs(built, name):
     """The 3-channel stem gets a zero-weight fourth channel and multiplies channel pairs with
-    `i32x4.dot_i16x8_s` like the 1x1 conv; the depthwise conv multiplies 8-bit lanes. No conv
-    kernel multiplies floats."""
+    `i32x4.dot_i16x8_s` like the 1x1 conv; the depthwise conv, pairs of taps
+    (`passes.paired_taps`). No conv kernel multiplies floats."""
     _, directory = built(name)
     kernels = {k: c for k, c in _kernel_instructions(directory / f"{name}.wasm").items()
                if "conv2d" in k and not k.startswith("__tvm_ffi")}
     dot = {k for k, c in kernels.items() if c["i32x4.dot_i16x8_s"]}
     integer = {k for k, c in kernels.items() if any(op.startswith(INTEGER_PRODUCTS) for op in c)}
-    assert len(dot) == 2 and len(integer) == 3 and integer == set(kernels), (dot, integer, set(kernels))
+    assert len(dot) == 3 and integer == set(kernels) == dot, (dot, integer, set(kernels))
 
 
 def test_an_rgb_stem_agrees_with_the_native_reference_exactly(tmp_path):
@@ -183,7 +185,7 @@ def _kernel_instructions(wasm_path) -> dict[str, Counter]:
 )
 def test_integer_kernels_multiply_integers(built, name, kernel, every):
     """Conv/matmul kernels of a quantized model multiply with integer SIMD instructions: the
-    CNN's 1x1 conv (its 3-channel stem and depthwise conv stay float, see the next test); of the
+    CNN's convs (see the test above); of the
     MLP's matmuls the 128-wide one (a product with fewer than 4 or a non-multiple of 4 output
     channels, the 10 classes, keeps scalar integer code)."""
     _, directory = built(name)

@@ -11,6 +11,7 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
 * `winograd`: stride-1 3x3 convs as Winograd F(2x2, 3x3) / F(4x4, 3x3) within a weight budget;
 * `pixel_rows`: 1x1 convs on planes whose pixel count is not a multiple of 4, over padded rows;
 * `patch_rows`: other convs with a window or a stride, as products over their patches;
+* `paired_taps`: integer depthwise convs over pairs of window taps, for ``i32x4.dot_i16x8_s``;
 * `vector_math`: exp/erf/log/sigmoid/tanh/softmax as vectorizable polynomial kernels.
 
 `static_slices` runs earlier, first of `compiler.pipeline.optimize_passes`: it gives dynamic
@@ -42,6 +43,7 @@ from .fold_conv_affine import fold_conv_affine_pass
 from .integer_contractions import integer_contractions_pass
 from .nhwc_conv import nhwc_conv_pass
 from .padding_taps import padding_taps_pass
+from .paired_taps import paired_taps_pass
 from .patch_rows import patch_rows_pass
 from .pixel_rows import pixel_rows_pass
 from .qdq_arithmetic import qdq_arithmetic_pass
@@ -73,6 +75,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         winograd_pass(budget=winograd_budget),
         pixel_rows_pass(),
         patch_rows_pass(),
+        paired_taps_pass(),
         vector_math_pass(),
         relax.transform.FoldConstant(),
     ]

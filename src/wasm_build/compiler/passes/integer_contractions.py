@@ -64,8 +64,9 @@ _ACTIVATIONS = ("int8", "uint8")
 # quantize rounded a few values a step away from the reference's (a different summation order),
 # and the integer layers after it amplified that past the smoke test's step (int8 MobileNetV2:
 # 2 steps at the logits).
-# Depthwise convs (one channel per group) stay 8-bit: `tir.narrow_products` multiplies them in
-# 16 bits, which int16 activations would rule out (they ran 1.6x slower).
+# Depthwise convs (one channel per group) stay 8-bit: `paired_taps` widens their activations
+# where it pairs window taps (and `tir.narrow_products` multiplies those it cannot pair in 16
+# bits, which int16 activations would rule out: they ran 1.6x slower).
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ The default Relax pipeline leaves every kernel a naive loop nest. The pass made 
   and channel vector, coefficients unrolled to constants;
 * ``inline_producers`` -- a spatial producer inlined into its only consumer;
 * ``integer_contraction`` -- integer products (int8 convs and matmuls) on dot-product
-  intrinsics (`dot_products`), depthwise ones on the contraction's lane-wise tile;
+  intrinsics (`dot_products`), depthwise ones over pairs of taps too (their activations
+  loaded per lane), others on the contraction's lane-wise tile;
 * ``contraction`` -- a reduction whose output's innermost index is spatial (matmuls,
   convs, pooling windows): a register tile of ``rows x lanes`` accumulators, reduction
   loops outside it, epilogues fused into its write-back (`tile_shape` picks the tile,
@@ -56,7 +57,7 @@ logger = logging.getLogger(__name__)
 # Revision of the default schedules' output. Tuning databases record the revision their
 # records were compared with (see wasm_build.tuning): bump it when a change makes default
 # kernels faster or slower, so that builds stop applying records that beat an older default.
-SCHEDULES_REVISION = 14
+SCHEDULES_REVISION = 15
 
 RULES: tuple[Rule, ...] = (
     WinogradTransforms(),

@@ -8,6 +8,10 @@ and loads ``depth`` weights of 4 channels at once. The weights are repacked at c
 lane tile by lane tile, as ``W[channel // tile, ..., k // depth, channel % tile, k % depth]``:
 one contiguous stream per tile. Requantize epilogues are fused into the tile's write-back.
 Rows that do not come in whole tiles (197 tokens) are padded to them (`edge_padding.pad_rows`).
+
+Depthwise convs over pairs of taps (`passes.paired_taps`) read activations of their own per
+channel, ``A[..., n, k]``: the same tile, with one vector load per accumulator and step where
+others splat one per row (`dot_products.LANEWISE_DOT`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from ..tiles import CACHE_BYTES, LAYOUT_FREE_ATTR
 from ..tir import pair_shuffle
 from .analysis import extent, has_broadcast_operand, has_trivial_binding, iter_index, iter_kinds, uses
 from .contraction import Contraction, fuse_epilogues, vectorize_tile
-from .dot_products import LANES, TENSORIZE_ATTR, DotProduct, dot_product
+from .dot_products import LANES, LANEWISE_DOT, TENSORIZE_ATTR, DotProduct, dot_product
 from .edge_padding import can_pad, cheap_padding, pad_rows
 from .rule import Rule
 from .tile_shape import TileShape, streamed_bytes
@@ -40,6 +44,8 @@ _STEP_COST = 4
 _SPLAT_COST = {"int16": 4, "int8": 5, "uint8": 5}
 # ... and int16 pairs in groups of four steps (`PAIR_GROUP`): a quarter of a load and a shuffle.
 _GROUPED_SPLAT_COST = 1.5
+# ... and lane-wise activations, a vector load (its address and the load) per accumulator.
+_LANEWISE_LOAD_COST = 2
 _VECTOR_COST = 2
 _PRODUCT_COST = 2
 _ROWS = (1, 2, 3, 4, 5, 6, 7)
@@ -60,6 +66,9 @@ class IntegerProduct:
     lane: int  # block iterator of the output channel n (the output's innermost index)
     depth: int  # block iterator of k (the activation's innermost index)
     activation_dtype: str
+    # Activations of their own per channel, ``A[..., n, k]`` (`passes.paired_taps`), loaded as
+    # vectors like the weights; otherwise ``A[..., k]``, splat across the lanes.
+    lanewise: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,10 @@ def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | No
             continue
         depth_var = activation.indices[-1]
         depth_index = iter_index(stmt, depth_var) if isinstance(depth_var, tirx.Var) else None
-        if depth_index is None or kinds[depth_index] != "R" or _uses(activation.indices, lane):
+        if depth_index is None or kinds[depth_index] != "R":
+            continue
+        lanewise = _uses(activation.indices, lane)
+        if lanewise and not _lanewise_activation(activation, lane):
             continue
         if not any(index.same_as(depth_var) for index in weight.indices[:-1]):
             continue
@@ -180,8 +192,20 @@ def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | No
             lane=lane_index,
             depth=depth_index,
             activation_dtype=str(activation.source.dtype),
+            lanewise=lanewise,
         )
     return None
+
+
+def _lanewise_activation(activation: tvm.ir.TensorLoad, lane: tirx.Var) -> bool:
+    """``A[..., n, k]`` in int16 with no other use of the lane: 4 lanes' pairs are one v128."""
+    indices = activation.indices
+    return (
+        str(activation.source.dtype) == "int16"
+        and len(indices) >= 2
+        and indices[-2].same_as(lane)
+        and not _uses(indices[:-2], lane)
+    )
 
 
 class _LanewiseTile(Contraction):
@@ -261,7 +285,7 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
     stmt = sch.get(block)
     loops = sch.get_loops(block)
     extents = [extent(sch, loop) for loop in loops]
-    intrinsic = dot_product(product.activation_dtype)
+    intrinsic = LANEWISE_DOT if product.lanewise else dot_product(product.activation_dtype)
     if intrinsic is None or extents[product.lane] % LANES or extents[product.depth] % intrinsic.depth:
         return None
     kinds = iter_kinds(sch, block)
@@ -271,7 +295,11 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         if kind == "S" and i != product.lane and not any(_uses([r.min], stmt.iter_vars[i].var) for r in weight.region)
     ]
     row_axis = max(candidates, default=None)  # the innermost: a conv's output columns, a matmul's rows
-    grouped = product.activation_dtype == "int16" and extents[product.depth] % (PAIR_GROUP * intrinsic.depth) == 0
+    grouped = (
+        not product.lanewise
+        and product.activation_dtype == "int16"
+        and extents[product.depth] % (PAIR_GROUP * intrinsic.depth) == 0
+    )
     splat = _GROUPED_SPLAT_COST if grouped else _SPLAT_COST[product.activation_dtype]
     paddable = can_pad(stmt)
     best = None
@@ -284,7 +312,11 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         for vectors in _VECTORS:
             if (extents[product.lane] // LANES) % vectors or rows * vectors + vectors + 1 > _REGISTERS:
                 continue
-            instructions = _STEP_COST + rows * splat + vectors * _VECTOR_COST + rows * vectors * _PRODUCT_COST
+            if product.lanewise:  # a load per accumulator instead of a splat per row
+                activations = rows * vectors * _LANEWISE_LOAD_COST
+            else:
+                activations = rows * splat
+            instructions = _STEP_COST + activations + vectors * _VECTOR_COST + rows * vectors * _PRODUCT_COST
             rate = rows * vectors / instructions * used
             if best is None or rate > best[0]:
                 best = (rate, rows, vectors)

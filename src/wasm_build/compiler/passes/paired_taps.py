@@ -1,0 +1,200 @@
+"""Integer depthwise convs over pairs of window taps, for ``i32x4.dot_i16x8_s``.
+
+A depthwise conv multiplies every channel by weights of its own: nothing is shared across
+lanes to splat, so the dot-product kernels of `schedules.integer_contraction` do not apply,
+and products taken one tap at a time (`tir.narrow_products`: an ``i16x8.mul``, two extends
+and two adds per 8 values) ran int8 MobileNetV2's depthwise convs at a fifth of the SIMD128
+peak, slower than their float32 twins.
+
+This pass pairs the window's columns: ``x[.., w, c]`` and ``x[.., w + dilation, c]`` side by
+side as int16 (``pairs[n, h, w, c, 0:2]``, made once per call with the padding), and the
+weights of taps ``kw = 2j`` and ``2j + 1`` likewise (``[kh, j, 0:2, c]``, a zero weight when
+the window's width is odd). One ``i32x4.dot_i16x8_s`` then takes two taps of 4 channels:
+a 3x3 window is 6 instructions where it was 9 products, each of three or more.
+Exact: 8-bit activations times int8 weights, two at a time, stay far inside int32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax, te, tirx
+from tvm.script import tirx as T
+
+from ..tiles import SCHEDULED_ATTR
+
+from .conv_rewrite import conv_layouts, conv_rewrite_pass, emit_conv_kernel
+
+_ACTIVATIONS = ("int8", "uint8", "int16")
+# Channels the pairs kernel widens and interleaves at a time (8 int16 lanes, one v128).
+_VECTOR = 8
+
+
+def paired_taps_pass() -> tvm.transform.Pass:
+    """Rewrite integer depthwise convs as products over pairs of taps (module doc)."""
+    return conv_rewrite_pass("WasmPairedTaps", eligible, _emit)
+
+
+def eligible(call: relax.Call) -> bool:
+    """An NHWC/HWIO depthwise conv (one output channel per input channel, a multiple of 4 of
+    them) of 8-bit or int16 activations with constant int8 weights, accumulating in int32,
+    over static shapes, with a window at least two taps wide."""
+    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+        return False
+    if conv_layouts(call) != ("NHWC", "HWIO", "NHWC") or str(call.attrs.out_dtype) != "int32":
+        return False
+    data, weight = call.args
+    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "int8":
+        return False
+    shape = _static_shape(data)
+    if shape is None or len(shape) != 4 or data.ty.dtype not in _ACTIVATIONS:
+        return False
+    _, window_w, per_group, out_channels = (int(x) for x in weight.value.shape)
+    channels = shape[3]
+    return (
+        int(call.attrs.groups) == channels == out_channels
+        and per_group == 1
+        and channels % _VECTOR == 0
+        and window_w >= 2
+    )
+
+
+def paired_weights(weight_hwio: np.ndarray) -> np.ndarray:
+    """``[KH, KW, 1, C]`` int8 -> ``[KH, ceil(KW / 2), 2, C]``: taps ``2j`` and ``2j + 1`` of each
+    row side by side, a zero tap after an odd width."""
+    window_h, window_w, _, channels = weight_hwio.shape
+    pairs = -(-window_w // 2)
+    padded = np.zeros((window_h, 2 * pairs, channels), np.int8)
+    padded[:, :window_w] = weight_hwio[:, :, 0, :]
+    return padded.reshape(window_h, pairs, 2, channels)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Where a depthwise conv's windows fall: its pairs tensor ``[N, rows, columns, C, 2]``
+    holds ``x[n, h - top, w - left, c]`` and ``x[n, h - top, w + dilation - left, c]``."""
+
+    batch: int
+    height: int
+    width: int
+    channels: int
+    window_h: int
+    window_w: int
+    strides: tuple[int, int]
+    padding: tuple[int, int, int, int]  # top, left, bottom, right
+    dilation: tuple[int, int]
+
+    @property
+    def pairs(self) -> int:
+        return -(-self.window_w // 2)
+
+    @property
+    def out_h(self) -> int:
+        top, _, bottom, _ = self.padding
+        return (self.height + top + bottom - self.dilation[0] * (self.window_h - 1) - 1) // self.strides[0] + 1
+
+    @property
+    def out_w(self) -> int:
+        _, left, _, right = self.padding
+        return (self.width + left + right - self.dilation[1] * (self.window_w - 1) - 1) // self.strides[1] + 1
+
+    @property
+    def rows(self) -> int:
+        return (self.out_h - 1) * self.strides[0] + self.dilation[0] * (self.window_h - 1) + 1
+
+    @property
+    def columns(self) -> int:
+        return (self.out_w - 1) * self.strides[1] + self.dilation[1] * 2 * (self.pairs - 1) + 1
+
+
+def pairs_kernel(geometry: _Geometry, dtype: str) -> tirx.PrimFunc:
+    """The pairs tensor, 8 channels at a time: two vector loads widened to int16 (zeros in the
+    padding) and interleaved by one shuffle. Written vectorized: as a loop nest, the pairs'
+    interleaving made TVM load and store every value on its own."""
+    g = geometry
+    batch, height, width, channels, rows, columns = g.batch, g.height, g.width, g.channels, g.rows, g.columns
+    top, left, _, _ = g.padding
+    step = g.dilation[1]
+    loads = f"{dtype}x{_VECTOR}"
+    widened = f"int16x{_VECTOR}"
+    interleaved = [lane for i in range(_VECTOR) for lane in (i, i + _VECTOR)]
+
+    @T.prim_func(s_tir=True)
+    def pairs(x: T.Buffer((batch, height, width, channels), dtype), paired: T.Buffer((batch, rows, columns, channels, 2), "int16")):
+        T.func_attr({"tirx.noalias": True, SCHEDULED_ATTR: True})
+        for n, h, w, c in T.grid(batch, rows, columns, channels // _VECTOR):
+            with T.sblock("paired_taps"):
+                vn, vh, vw, vc = T.axis.remap("SSSS", [n, h, w, c])
+                T.reads(x[vn, 0:height, 0:width, vc * _VECTOR : vc * _VECTOR + _VECTOR])
+                T.writes(paired[vn, vh, vw, vc * _VECTOR : vc * _VECTOR + _VECTOR, 0:2])
+                y = vh - top
+                first = vw - left
+                second = vw + step - left
+                row_inside = 0 <= y and y < height
+                a = T.if_then_else(
+                    row_inside and 0 <= first and first < width,
+                    T.Cast(widened, x.vload([vn, y, first, vc * _VECTOR], loads)),
+                    T.Broadcast(T.int16(0), _VECTOR),
+                )
+                b = T.if_then_else(
+                    row_inside and 0 <= second and second < width,
+                    T.Cast(widened, x.vload([vn, y, second, vc * _VECTOR], loads)),
+                    T.Broadcast(T.int16(0), _VECTOR),
+                )
+                paired.vstore([vn, vh, vw, vc * _VECTOR, 0], T.Shuffle([a, b], interleaved))
+
+    # Named by the module it joins (one pairs kernel per conv geometry), not by this function.
+    return pairs.without_attr("global_symbol")
+
+
+def depthwise_paired_nhwc(paired: te.Tensor, weights: te.Tensor, geometry: _Geometry) -> te.Tensor:
+    """int32 ``[N, OH, OW, C]``: the depthwise conv over the pairs tensor with `paired_weights`
+    ``[KH, J, 2, C]`` (int8)."""
+    g = geometry
+    (stride_h, stride_w), (dilation_h, dilation_w) = g.strides, g.dilation
+    kh = te.reduce_axis((0, g.window_h), name="rh")
+    j = te.reduce_axis((0, g.pairs), name="rj")
+    q = te.reduce_axis((0, 2), name="rq")
+    return te.compute(
+        (g.batch, g.out_h, g.out_w, g.channels),
+        lambda n, h, w, c: te.sum(
+            paired[n, h * stride_h + kh * dilation_h, w * stride_w + j * 2 * dilation_w, c, q].astype("int32")
+            * weights[kh, j, q, c].astype("int32"),
+            axis=[kh, j, q],
+        ),
+        name="depthwise_conv2d_paired",
+    )
+
+
+def _emit(builder: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    attrs = call.attrs
+    data, kernel = call.args[0], call.args[1].value.numpy()
+    batch, height, width, channels = _static_shape(data)
+    geometry = _Geometry(
+        batch, height, width, channels, int(kernel.shape[0]), int(kernel.shape[1]),
+        strides=tuple(int(s) for s in attrs.strides),
+        padding=tuple(int(p) for p in attrs.padding),
+        dilation=tuple(int(d) for d in attrs.dilation),
+    )
+    kernel_var = builder.add_func(pairs_kernel(geometry, data.ty.dtype), "paired_taps")
+    out = relax.TensorType((batch, geometry.rows, geometry.columns, channels, 2), "int16")
+    paired = builder.emit(relax.call_tir(kernel_var, [data], out))
+    return emit_conv_kernel(
+        builder,
+        lambda pairs, weights: depthwise_paired_nhwc(pairs, weights, geometry),
+        paired,
+        relax.const(paired_weights(kernel)),
+        name="depthwise_conv2d_paired",
+    )
+
+
+def _static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or ty.shape is None or not hasattr(ty.shape, "values"):
+        return None
+    dims = list(ty.shape.values)
+    if not all(isinstance(d, tirx.IntImm) for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
