@@ -11,7 +11,7 @@ side as int16 (``pairs[n, h, w, c, 0:2]``, made once per call with the padding),
 weights of taps ``kw = 2j`` and ``2j + 1`` likewise (``[kh, j, 0:2, c]``, a zero weight when
 the window's width is odd). One ``i32x4.dot_i16x8_s`` then takes two taps of 4 channels:
 a 3x3 window is 6 instructions where it was 9 products, each of three or more.
-Exact: 8-bit activations times int8 weights, two at a time, stay far inside int32.
+Exact: 8-bit or int16 activations times int8 weights, two at a time, stay far inside int32.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from tvm import relax, te, tirx
 from tvm.script import tirx as T
 
 from ..tiles import SCHEDULED_ATTR
-
 from .conv_rewrite import conv_layouts, conv_rewrite_pass, emit_conv_kernel
+from .qdq import dtype_of, static_shape
 
 _ACTIVATIONS = ("int8", "uint8", "int16")
 # Channels the pairs kernel widens and interleaves at a time (8 int16 lanes, one v128).
@@ -38,8 +38,8 @@ def paired_taps_pass() -> tvm.transform.Pass:
 
 
 def eligible(call: relax.Call) -> bool:
-    """An NHWC/HWIO depthwise conv (one output channel per input channel, a multiple of 4 of
-    them) of 8-bit or int16 activations with constant int8 weights, accumulating in int32,
+    """An NHWC/HWIO depthwise conv (one output channel per input channel, a multiple of 8 of
+    them: the pairs kernel's vectors) of 8-bit or int16 activations with constant int8 weights, accumulating in int32,
     over static shapes, with a window at least two taps wide."""
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
         return False
@@ -48,8 +48,8 @@ def eligible(call: relax.Call) -> bool:
     data, weight = call.args
     if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "int8":
         return False
-    shape = _static_shape(data)
-    if shape is None or len(shape) != 4 or data.ty.dtype not in _ACTIVATIONS:
+    shape = static_shape(data)
+    if shape is None or len(shape) != 4 or dtype_of(data) not in _ACTIVATIONS:
         return False
     _, window_w, per_group, out_channels = (int(x) for x in weight.value.shape)
     channels = shape[3]
@@ -171,7 +171,7 @@ def depthwise_paired_nhwc(paired: te.Tensor, weights: te.Tensor, geometry: _Geom
 def _emit(builder: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     attrs = call.attrs
     data, kernel = call.args[0], call.args[1].value.numpy()
-    batch, height, width, channels = _static_shape(data)
+    batch, height, width, channels = static_shape(data)
     geometry = _Geometry(
         batch, height, width, channels, int(kernel.shape[0]), int(kernel.shape[1]),
         strides=tuple(int(s) for s in attrs.strides),
@@ -189,12 +189,3 @@ def _emit(builder: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         name="depthwise_conv2d_paired",
     )
 
-
-def _static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or ty.shape is None or not hasattr(ty.shape, "values"):
-        return None
-    dims = list(ty.shape.values)
-    if not all(isinstance(d, tirx.IntImm) for d in dims):
-        return None
-    return tuple(int(d) for d in dims)
