@@ -25,6 +25,7 @@ from wasm_build.wasm.steps import output_steps
 
 from tests.support import build
 from tests.support.compiler import OBJDUMP
+from tests.support.steps import worst_steps
 
 # name -> (float model, quantizer[, build options]): activations uint8 asymmetric per-channel
 # weights (the quantizer's defaults), int8 symmetric per-tensor, quantize_dynamic's MatMulInteger
@@ -63,23 +64,12 @@ def built(tmp_path_factory):
     return _get
 
 
-def _worst_steps(model: onnx.ModelProto, wasm: WasmModel, seeds) -> dict[str, float]:
-    steps = output_steps(model)
-    worst = dict.fromkeys(steps, 0.0)
-    for seed in seeds:
-        inputs = models.random_inputs(model, seed=seed)
-        for output, got, want in zip(model.graph.output, wasm.run(inputs), models.reference_outputs(model, inputs)):
-            error = float(np.abs(got.astype(np.float64) - want).max())
-            worst[output.name] = max(worst[output.name], error / steps[output.name])
-    return worst
-
-
 @pytest.mark.parametrize("name", ["cnn_qdq", "cnn_qdq_s8"])
 def test_qdq_model_within_one_step_of_onnxruntime(built, name):
     model, directory = built(name)
     assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm"} <= {n.op_type for n in model.graph.node}
     assert output_steps(model), "the quantizer left the output unquantized: nothing to compare in steps"
-    worst = _worst_steps(model, WasmModel(directory / f"{name}.wasm"), seeds=range(20, 26))
+    worst = worst_steps(model, WasmModel(directory / f"{name}.wasm"), seeds=range(20, 26))
     assert max(worst.values()) <= 1.0 + 1e-3, worst
 
 
@@ -94,7 +84,7 @@ def test_qoperator_and_transformer_models_within_one_step_of_onnxruntime(built, 
     vectorized requantize failed to build) match onnxruntime running the same model."""
     model, directory = built(name)
     assert operators <= {n.op_type for n in model.graph.node}, {n.op_type for n in model.graph.node}
-    worst = _worst_steps(model, WasmModel(directory / f"{name}.wasm"), seeds=range(20, 26))
+    worst = worst_steps(model, WasmModel(directory / f"{name}.wasm"), seeds=range(20, 26))
     assert max(worst.values()) <= 1.0 + 1e-3, worst
 
 
@@ -185,8 +175,7 @@ def _kernel_instructions(wasm_path) -> dict[str, Counter]:
 )
 def test_integer_kernels_multiply_integers(built, name, kernel, every):
     """Conv/matmul kernels of a quantized model multiply with integer SIMD instructions: the
-    CNN's convs (see the test above); of the
-    MLP's matmuls the 128-wide one (a product with fewer than 4 or a non-multiple of 4 output
+    CNN's convs (see the test above); of the MLP's matmuls the 128-wide one (a product with fewer than 4 or a non-multiple of 4 output
     channels, the 10 classes, keeps scalar integer code)."""
     _, directory = built(name)
     kernels = {k: c for k, c in _kernel_instructions(directory / f"{name}.wasm").items()
