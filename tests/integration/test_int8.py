@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections import Counter
 
 import numpy as np
 import onnx
@@ -24,7 +23,7 @@ from wasm_build.testing import models, quantized
 from wasm_build.wasm.steps import output_steps
 
 from tests.support import build
-from tests.support.compiler import OBJDUMP
+from tests.support.compiler import OBJDUMP, kernel_instructions
 from tests.support.steps import worst_steps
 
 # name -> (float model, quantizer[, build options]): activations uint8 asymmetric per-channel
@@ -125,7 +124,7 @@ def test_convs_over_odd_channels_multiply_channel_pairs(built, name):
     `i32x4.dot_i16x8_s` like the 1x1 conv; the depthwise conv, pairs of taps
     (`passes.paired_taps`). No conv kernel multiplies floats."""
     _, directory = built(name)
-    kernels = {k: c for k, c in _kernel_instructions(directory / f"{name}.wasm").items()
+    kernels = {k: c for k, c in kernel_instructions(directory / f"{name}.wasm").items()
                if "conv2d" in k and not k.startswith("__tvm_ffi")}
     dot = {k for k, c in kernels.items() if c["i32x4.dot_i16x8_s"]}
     integer = {k for k, c in kernels.items() if any(op.startswith(INTEGER_PRODUCTS) for op in c)}
@@ -153,20 +152,6 @@ def test_an_rgb_stem_agrees_with_the_native_reference_exactly(tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-def _kernel_instructions(wasm_path) -> dict[str, Counter]:
-    """Per kernel (function name) of a linked module: how often each SIMD instruction occurs."""
-    text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
-    kernels: dict[str, Counter] = {}
-    current = None
-    for line in text.splitlines():
-        header = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
-        if header:
-            current = kernels.setdefault(header.group(1), Counter())
-        elif current is not None:
-            current.update(re.findall(r"\b([if](?:8x16|16x8|32x4|64x2)\.[a-z0-9_]+)", line))
-    return kernels
-
-
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
 @pytest.mark.parametrize(
     "name, kernel, every",
@@ -178,7 +163,7 @@ def test_integer_kernels_multiply_integers(built, name, kernel, every):
     CNN's convs (see the test above); of the MLP's matmuls the 128-wide one (a product with fewer than 4 or a non-multiple of 4 output
     channels, the 10 classes, keeps scalar integer code)."""
     _, directory = built(name)
-    kernels = {k: c for k, c in _kernel_instructions(directory / f"{name}.wasm").items()
+    kernels = {k: c for k, c in kernel_instructions(directory / f"{name}.wasm").items()
                if kernel in k and not k.startswith("__tvm_ffi")}
     assert kernels, name
     integer = {k: sum(n for op, n in c.items() if op.startswith(INTEGER_PRODUCTS)) for k, c in kernels.items()}
@@ -192,7 +177,7 @@ def test_requantize_rounds_whole_vectors(built, name, kernel):
     `compiler.tir.rounding`). Every width here is a multiple of 4 (the CNN's 10-class head, not
     checked, rounds its last two lanes as scalars)."""
     _, directory = built(name)
-    kernels = {k: c for k, c in _kernel_instructions(directory / f"{name}.wasm").items()
+    kernels = {k: c for k, c in kernel_instructions(directory / f"{name}.wasm").items()
                if "round" in k and kernel in k and not k.startswith("__tvm_ffi")}
     assert kernels, name
     assert all(c["f32x4.nearest"] for c in kernels.values()), {k: c["f32x4.nearest"] for k, c in kernels.items()}
@@ -209,7 +194,7 @@ def test_requantize_converts_to_integers_with_signed_truncation(built, name):
     is the signed `i32x4.trunc_sat_f32x4_s` (a few x86 instructions in wasmtime), never the
     unsigned one Cranelift expands to about a dozen (the int8 MobileNetV2 ran 10% slower)."""
     _, directory = built(name)
-    kernels = _kernel_instructions(directory / f"{name}.wasm")
+    kernels = kernel_instructions(directory / f"{name}.wasm")
     signed = sum(c["i32x4.trunc_sat_f32x4_s"] for c in kernels.values())
     unsigned = {k: c["i32x4.trunc_sat_f32x4_u"] for k, c in kernels.items() if c["i32x4.trunc_sat_f32x4_u"]}
     assert signed and not unsigned, (signed, unsigned)

@@ -3,8 +3,10 @@ onnxruntime references, for the tests of graph passes and schedule rules."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from collections import Counter
 
 import numpy as np
 import onnxruntime as ort
@@ -112,6 +114,20 @@ def wasm_disassembly(mod, kernel_substring, tmp_path, pipeline="default"):
     lib.write_to_file(str(obj))
     result = subprocess.run([OBJDUMP, "-d", str(obj)], capture_output=True, text=True, check=True)
     return result.stdout
+
+
+def kernel_instructions(wasm_path) -> dict[str, Counter]:
+    """Per kernel (function name) of a linked module: how often each SIMD instruction occurs."""
+    text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
+    kernels: dict[str, Counter] = {}
+    current = None
+    for line in text.splitlines():
+        header = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
+        if header:
+            current = kernels.setdefault(header.group(1), Counter())
+        elif current is not None:
+            current.update(re.findall(r"\b([if](?:8x16|16x8|32x4|64x2)\.[a-z0-9_]+)", line))
+    return kernels
 
 
 def innermost_loops(disassembly):

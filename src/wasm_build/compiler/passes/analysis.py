@@ -28,3 +28,15 @@ def var_uses(func: relax.Function) -> dict:
 
     relax.analysis.post_order_visit(func.body, visit)
     return uses
+
+
+def bindings(mod: tvm.IRModule) -> dict:
+    """Every variable bound in ``mod``'s Relax functions, to the expression it is bound to."""
+    bound: dict = {}
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function) and isinstance(func.body, relax.SeqExpr):
+            for block in func.body.blocks:
+                for binding in block.bindings:
+                    if isinstance(binding, relax.VarBinding):
+                        bound[binding.var] = binding.value
+    return bound

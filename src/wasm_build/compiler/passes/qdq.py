@@ -61,6 +61,39 @@ def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     return tuple(int(d) for d in dims)
 
 
+# Operators whose every output value is one of their first argument's.
+_VALUE_PRESERVING = ("relax.permute_dims", "relax.reshape", "relax.nn.max_pool2d")
+
+
+def magnitude(expr: relax.Expr, lookup: Lookup) -> int | None:
+    """A bound on ``|x|`` for every integer value ``x`` of ``expr``: its dtype's for 8-bit
+    tensors, else followed through widening casts, constant shifts (an activation minus its
+    zero point) and operators that only move values; None when unknown."""
+    for _ in range(64):
+        dtype = dtype_of(expr)
+        if dtype in ("int8", "uint8"):
+            low, high = INT_RANGES[dtype]
+            return max(-low, high)
+        value = bound(expr, lookup)
+        name = op_name(value)
+        if name in _VALUE_PRESERVING:
+            expr = value.args[0]
+        elif name == "relax.astype" and dtype in ("int16", "int32"):
+            expr = value.args[0]
+        elif name == "relax.nn.pad":
+            inner = magnitude(value.args[0], lookup)
+            return None if inner is None else max(inner, abs(int(float(value.attrs.pad_value))))
+        elif name in ("relax.add", "relax.subtract"):
+            shift = constant(value.args[1], lookup)
+            inner = magnitude(value.args[0], lookup)
+            if shift is None or inner is None or shift.dtype.kind not in "iu":
+                return None
+            return inner + int(np.abs(shift.astype(np.int64)).max(initial=0))
+        else:
+            return None
+    return None
+
+
 @dataclass(frozen=True)
 class Dequantized:
     """``dequantize(tensor, scale, zero_point, axis)``: scale and zero point are numpy arrays

@@ -19,6 +19,15 @@ Each transform is two passes of 1-D transforms (rows, then columns) with the
 matrix coefficients written into the expression (zeros dropped, +-1 without a
 multiplication); `compiler.schedules.winograd_transforms.WinogradTransforms` unrolls the tile loops so every
 coefficient selection folds to a constant.
+
+Integer convs (`integer_contractions`' int8 x int8 -> int32 products) take F(2x2, 3x3)
+exactly: its ``B^T`` and ``A^T`` hold only 0 and +-1, and G's halves go into the weights as
+``(2G) g (2G)^T = 4U``, int16 (at most 9 x 128).  Input tiles of 8-bit values (or values
+minus a zero point) stay within int16, the products (``i32x4.dot_i16x8_s`` on int16 pairs)
+sum in int32, and the output transform gives exactly 4x the conv, shifted back.  Whether
+every sum fits int32 is checked per conv from its weights and a bound on its activations
+(`qdq.magnitude`).  F(4x4)'s matrices (coefficients 1/24 ... 8, inputs times up to 100)
+would not stay within int16.
 """
 
 from __future__ import annotations
@@ -33,7 +42,17 @@ import tvm
 from tvm import relax, te, tirx, topi
 
 from ..tiles import PACKED_ROWS, WINOGRAD_STAGE_ATTR
-from .conv_rewrite import emit_conv_kernel, is_plain_nhwc_conv, nbytes, padding_rows, rewrite_calls, static_float32_shape
+from .analysis import bindings
+from .conv_rewrite import (
+    conv_layouts,
+    emit_conv_kernel,
+    is_plain_nhwc_conv,
+    nbytes,
+    padding_rows,
+    rewrite_calls,
+    static_float32_shape,
+)
+from .qdq import Lookup, dtype_of, magnitude, static_shape
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +78,11 @@ _MATRICES = {
 # Below these, the transforms cost more than the multiplications they save.
 _MIN_CHANNELS = 16
 _MIN_TILES = 16
+# The tile size integer convs take, the only one exact in int16 (module doc).
+_INTEGER_M = 2
+_INTEGER_ACTIVATIONS = ("int8", "uint8", "int16")
+_INT16_MAX = 2**15 - 1
+_INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,26 @@ class Transform:
         _, g, _ = self.matrices()
         return np.einsum("ek,nl,klio->enio", g, g, weight_hwio.astype(np.float64)).astype(np.float32)
 
+    def integer_filter(self, weight_hwio: np.ndarray) -> np.ndarray:
+        """4U = (2G) g (2G)^T of integer weights, exactly: ``[a, a, CI, CO]`` int64."""
+        _, g, _ = _MATRICES[self.m]
+        doubled = np.array([[int(2 * v) for v in row] for row in g], np.int64)
+        if np.any(doubled != 2 * np.array([[float(v) for v in row] for row in g])):
+            raise ValueError(f"F({self.m}x{self.m}, 3x3) has no integer form")
+        return np.einsum("ek,nl,klio->enio", doubled, doubled, weight_hwio.astype(np.int64))
+
+    def integer_sums_fit(self, filter_4u: np.ndarray, activation_bound: int) -> bool:
+        """Whether an integer conv over activations within ``+-activation_bound`` and
+        ``filter_4u`` (:meth:`integer_filter`) keeps its input tiles within int16 and every
+        product sum and output transform within int32."""
+        bt, _, at = (np.abs(np.array([[float(v) for v in row] for row in mat])) for mat in _MATRICES[self.m])
+        tile_bound = int(bt.sum(axis=1).max() ** 2) * activation_bound
+        if tile_bound > _INT16_MAX or np.abs(filter_4u).max(initial=0) > _INT16_MAX:
+            return False
+        products = tile_bound * np.abs(filter_4u).sum(axis=2)  # [a, a, CO]
+        outputs = np.einsum("ia,jb,abo->ijo", at, at, products)
+        return max(products.max(initial=0), outputs.max(initial=0)) <= _INT32_MAX
+
 
 def _combination(row, term) -> tirx.PrimExpr:
     """sum_k row[k] * term(k): zero coefficients dropped, +-1 as add/subtract."""
@@ -89,7 +133,7 @@ def _combination(row, term) -> tirx.PrimExpr:
             continue
         value = term(k)
         if abs(coefficient) != 1:
-            value = value * tirx.const(float(abs(coefficient)), "float32")
+            value = value * tirx.const(float(abs(coefficient)), "float32")  # F(2x2), the integer form: none
         if result is None:
             result = value if coefficient > 0 else -value
         else:
@@ -125,7 +169,10 @@ def _two_pass(name: str, matrix, source, shape) -> te.Tensor:
 
 def conv2d_nhwc(data: te.Tensor, filter_u: te.Tensor, padding, m: int) -> te.Tensor:
     """3x3 stride-1 conv of NHWC ``data`` with pre-transformed weights ``filter_u``
-    (``[a, a, CI, CO]``, from :meth:`Transform.filter`); ``padding`` is (top, left, bottom, right)."""
+    (``[a, a, CI, CO]``, from :meth:`Transform.filter`); ``padding`` is (top, left, bottom, right).
+    With int16 weights (:meth:`Transform.integer_filter`), an integer conv: int16 input
+    tiles, int32 products and outputs."""
+    integer = filter_u.dtype == "int16"
     transform = Transform(m)
     bt, _, at = _MATRICES[m]
     alpha = transform.alpha
@@ -152,21 +199,33 @@ def conv2d_nhwc(data: te.Tensor, filter_u: te.Tensor, padding, m: int) -> te.Ten
     def input_tile(a, b, p, c):
         p = te.min(p, tiles - 1) if product_rows > tiles else p
         n, q = p // (tiles_h * tiles_w), p % (tiles_h * tiles_w)
-        return padded[n, (q // tiles_w) * m + a, (q % tiles_w) * m + b, c]
+        value = padded[n, (q // tiles_w) * m + a, (q % tiles_w) * m + b, c]
+        return value.astype("int16") if integer else value
 
     packed = _two_pass("winograd_input", bt, input_tile, (alpha, alpha, product_rows, in_channels))
     c = te.reduce_axis((0, in_channels), name="c")
+    if integer:  # int32(A) * int32(W): what `schedules.integer_contraction` takes to dot products
+
+        def multiply(e, n, p, o):
+            return packed[e, n, p, c].astype("int32") * filter_u[e, n, c, o].astype("int32")
+    else:
+
+        def multiply(e, n, p, o):
+            return packed[e, n, p, c] * filter_u[e, n, c, o]
+
     product = te.compute(
         (alpha, alpha, product_rows, out_channels),
-        lambda e, n, p, o: te.sum(packed[e, n, p, c] * filter_u[e, n, c, o], axis=c),
+        lambda e, n, p, o: te.sum(multiply(e, n, p, o), axis=c),
         name="winograd_product",
     )
     inverse = _two_pass("winograd_output", at, product, (alpha, alpha, tiles, out_channels))
-    return te.compute(
-        (batch, out_h, out_w, out_channels),
-        lambda n, h, w, o: inverse[h % m, w % m, n * tiles_h * tiles_w + (h // m) * tiles_w + w // m, o],
-        name="conv2d_winograd",
-    )
+
+    def output(n, h, w, o):
+        value = inverse[h % m, w % m, n * tiles_h * tiles_w + (h // m) * tiles_w + w // m, o]
+        # Integer weights are 4U: the sums are exactly 4x the conv's, and shift back exactly.
+        return tirx.shift_right(value, tirx.const(2, "int32")) if integer else value
+
+    return te.compute((batch, out_h, out_w, out_channels), output, name="conv2d_winograd")
 
 
 # --------------------------------------------------------------------------
@@ -194,25 +253,62 @@ class _Option:
     extra_bytes: int
 
 
-def _options(call: relax.Call) -> list[_Option]:
+def _options(call: relax.Call, lookup: Lookup) -> list[_Option]:
     """The tile sizes ``call`` may run with as a Winograd conv (none: not a conv it can run)."""
-    if not is_plain_nhwc_conv(call):
+    if is_plain_nhwc_conv(call):
+        sizes, weight_bytes = sorted(_MATRICES), {m: 4 * (m + 2) ** 2 for m in _MATRICES}
+        out_shape = static_float32_shape(call)
+    elif _is_integer_conv(call, lookup):
+        sizes, weight_bytes = [_INTEGER_M], {_INTEGER_M: 2 * (_INTEGER_M + 2) ** 2}
+        out_shape = static_shape(call)
+    else:
         return []
     kh, kw, in_channels, out_channels = call.args[1].value.shape
     if (kh, kw) != (3, 3) or in_channels < _MIN_CHANNELS or out_channels < _MIN_CHANNELS:
         return []
-    batch, out_h, out_w, _ = static_float32_shape(call)
+    batch, out_h, out_w, _ = out_shape
     pairs = in_channels * out_channels
     direct_macs = batch * out_h * out_w * 9 * pairs
+    direct_bytes = 9 * pairs * nbytes_per_value(call.args[1])
     options = []
-    for m in sorted(_MATRICES):
+    for m in sizes:
         # The last tiles of a plane that is not a multiple of m are computed whole, then cropped.
         tiles = batch * -(-out_h // m) * -(-out_w // m)
         if tiles < _MIN_TILES:
             continue
         alpha = m + 2
-        options.append(_Option(m, direct_macs - tiles * alpha * alpha * pairs, (alpha * alpha - 9) * pairs * 4))
+        options.append(_Option(m, direct_macs - tiles * alpha * alpha * pairs, weight_bytes[m] * pairs - direct_bytes))
     return options
+
+
+def nbytes_per_value(constant: tvm.ir.expr.Constant) -> int:
+    return tvm.DataType(constant.value.dtype).bits // 8
+
+
+def _is_integer_conv(call: relax.Call, lookup: Lookup) -> bool:
+    """A stride-1, undilated, ungrouped NHWC conv of 8-bit (or widened) activations with
+    constant HWIO int8 weights into int32, static shapes, an even number of input channels
+    (``dot_i16x8`` takes channel pairs), and sums that F(2x2) keeps within int32."""
+    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+        return False
+    attrs = call.attrs
+    if conv_layouts(call) != ("NHWC", "HWIO", "NHWC") or str(attrs.out_dtype) != "int32":
+        return False
+    if any(int(v) != 1 for v in (*attrs.strides, *attrs.dilation)) or int(attrs.groups) != 1:
+        return False
+    data, weight = call.args
+    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "int8":
+        return False
+    if dtype_of(data) not in _INTEGER_ACTIVATIONS or static_shape(data) is None or static_shape(call) is None:
+        return False
+    kh, kw, in_channels, _ = weight.value.shape
+    if (kh, kw) != (3, 3) or in_channels % 2:
+        return False
+    activation_bound = magnitude(data, lookup)
+    transform = Transform(_INTEGER_M)
+    return activation_bound is not None and transform.integer_sums_fit(
+        transform.integer_filter(weight.value.numpy()), activation_bound
+    )
 
 
 def _choose(candidates: list[tuple[relax.Call, list[_Option]]], limit: float) -> dict[relax.Call, int]:
@@ -243,7 +339,11 @@ def _choose(candidates: list[tuple[relax.Call, list[_Option]]], limit: float) ->
 
 
 def _emit(builder: relax.BlockBuilder, call: relax.Call, m: int) -> relax.Expr:
-    filter_u = relax.const(Transform(m).filter(call.args[1].value.numpy()))
+    weight = call.args[1].value.numpy()
+    if weight.dtype == np.int8:
+        filter_u = relax.const(Transform(m).integer_filter(weight).astype(np.int16))
+    else:
+        filter_u = relax.const(Transform(m).filter(weight))
     padding = tuple(int(x) for x in call.attrs.padding)
     return emit_conv_kernel(builder, conv2d_nhwc, call.args[0], filter_u, padding, m, name="conv2d_winograd")
 
@@ -257,13 +357,14 @@ def winograd_pass(budget: float) -> tvm.transform.Pass:
         if budget <= 0:
             return mod
         candidates, constant_bytes = [], 0
+        bound = bindings(mod)
 
         def visit(expr):
             nonlocal constant_bytes
             if isinstance(expr, tvm.ir.expr.Constant) and isinstance(expr.value, tvm.runtime.Tensor):
                 constant_bytes += nbytes(expr.value)
             elif isinstance(expr, relax.Call):
-                options = _options(expr)
+                options = _options(expr, bound.get)
                 if options:
                     candidates.append((expr, options))
 

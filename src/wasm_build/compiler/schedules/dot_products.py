@@ -9,6 +9,7 @@ and ``B`` the weights packed ``[channel][k]`` (one contiguous load).
   and widened (``v128.load16_splat`` + ``i16x8.extend_low_i8x16_{s,u}``; int16 activations
   need neither: ``v128.load32_splat``); the weights widen in their load
   (``i16x8.load8x8_s``). One instruction for 8 multiply-adds, 16 G int8 MAC/s measured.
+  int16 weights (Winograd's transformed weights, `compiler.passes.winograd`) load as they are.
 
 * lane-wise (depthwise convs over pairs of taps, `compiler.passes.paired_taps`): the
   activations differ per lane too, ``A[i, k]``: 4 channels' int16 pairs, one ``v128.load``.
@@ -39,18 +40,19 @@ TENSORIZE_ATTR = "meta_schedule.auto_tensorize"
 
 @dataclass(frozen=True)
 class DotProduct:
-    """A registered intrinsic: ``depth`` products of ``activation`` x int8 per lane."""
+    """A registered intrinsic: ``depth`` products of ``activation`` x ``weight`` per lane."""
 
     name: str
     activation: str
     depth: int
+    weight: str = "int8"
 
 
-def _description(activation: str, depth: int):
+def _description(activation: str, depth: int, weight: str):
     @T.prim_func(s_tir=True)
     def desc(
         A: T.Buffer((depth,), activation, offset_factor=1),
-        B: T.Buffer((LANES, depth), "int8", offset_factor=1),
+        B: T.Buffer((LANES, depth), weight, offset_factor=1),
         C: T.Buffer((LANES,), "int32", offset_factor=1),
     ) -> None:
         with T.sblock("root"):
@@ -76,20 +78,27 @@ def _pairs_splat(activation: str):
     )
 
 
-def _dot_i16x8(activation: str):
-    splat = _pairs_splat(activation)
+def _weight_vector(weight: str):
+    """``B[0:4, 0:2]`` as int16 lanes: int8 weights widen in their load, int16 ones load as they are."""
+    if weight == "int16":
+        return lambda B: B.vload([0, 0], "int16x8")
+    return lambda B: T.cast(B.vload([0, 0], "int8x8"), "int16x8")
+
+
+def _dot_i16x8(activation: str, weight: str):
+    splat, weights = _pairs_splat(activation), _weight_vector(weight)
 
     @T.prim_func(s_tir=True)
     def impl(
         A: T.Buffer((2,), activation, offset_factor=1),
-        B: T.Buffer((LANES, 2), "int8", offset_factor=1),
+        B: T.Buffer((LANES, 2), weight, offset_factor=1),
         C: T.Buffer((LANES,), "int32", offset_factor=1),
     ) -> None:
         with T.sblock("root"):
             T.reads(C[0:LANES], A[0:2], B[0:LANES, 0:2])
             T.writes(C[0:LANES])
             C[T.ramp(0, 1, LANES)] = C.vload([0], "int32x4") + T.call_llvm_pure_intrin(
-                "int32x4", "llvm.wasm.dot", T.cast(B.vload([0, 0], "int8x8"), "int16x8"), splat(A)
+                "int32x4", "llvm.wasm.dot", weights(B), splat(A)
             )
 
     return impl
@@ -124,12 +133,13 @@ def _lanewise_dot_i16x8(
         )
 
 
-def _register() -> dict[str, DotProduct]:
+def _register() -> dict[tuple[str, str], DotProduct]:
     table = {}
     for activation in ("int8", "uint8", "int16"):
-        name = f"wasm_build_dot_i16x8_{activation}"
-        TensorIntrin.register(name, _description(activation, 2), _dot_i16x8(activation), override=True)
-        table[activation] = DotProduct(name, activation, 2)
+        for weight, suffix in (("int8", ""), ("int16", "_w16")):
+            name = f"wasm_build_dot_i16x8_{activation}{suffix}"
+            TensorIntrin.register(name, _description(activation, 2, weight), _dot_i16x8(activation, weight), override=True)
+            table[activation, weight] = DotProduct(name, activation, 2, weight)
     TensorIntrin.register(LANEWISE_DOT.name, _lanewise_description, _lanewise_dot_i16x8, override=True)
     return table
 
@@ -148,6 +158,6 @@ def tensorize_marked(sch: s_tir.Schedule) -> None:
         sch.tensorize(block, intrinsic)
 
 
-def dot_product(activation: str) -> DotProduct | None:
-    """The intrinsic for ``activation`` x int8 products (``dot_i16x8``), None for other types."""
-    return _INTRINSICS.get(activation)
+def dot_product(activation: str, weight: str = "int8") -> DotProduct | None:
+    """The intrinsic for ``activation`` x ``weight`` products (``dot_i16x8``), None for other types."""
+    return _INTRINSICS.get((activation, weight))

@@ -1,5 +1,6 @@
 """Rule: integer products (int8, uint8 or int16 activations x constant int8 weights -> int32:
-the convs and matmuls of `compiler.passes.integer_contractions`) on dot-product intrinsics.
+the convs and matmuls of `compiler.passes.integer_contractions`; int16 weights: Winograd's,
+`compiler.passes.winograd`) on dot-product intrinsics.
 
 The float contraction's register tile, with the reduction's innermost ``depth`` steps inside
 each intrinsic: a tile of ``rows x 4 * vectors`` int32 accumulators, where every step of the
@@ -69,6 +70,8 @@ class IntegerProduct:
     # Activations of their own per channel, ``A[..., n, k]`` (`passes.paired_taps`), loaded as
     # vectors like the weights; otherwise ``A[..., k]``, splat across the lanes.
     lanewise: bool = False
+    # int8, or int16 (Winograd's transformed weights, `passes.winograd`).
+    weight_dtype: str = "int8"
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | No
     if lane_index is None or kinds[lane_index] != "S":
         return None
     for weight, activation in (loads, loads[::-1]):
-        if weight.source.dtype != "int8" or not any(weight.source.same_as(b) for b in constant):
+        if weight.source.dtype not in ("int8", "int16") or not any(weight.source.same_as(b) for b in constant):
             continue
         if activation.source.dtype not in ("int8", "uint8", "int16"):
             continue
@@ -182,7 +185,7 @@ def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | No
         if depth_index is None or kinds[depth_index] != "R":
             continue
         lanewise = _uses(activation.indices, lane)
-        if lanewise and not _lanewise_activation(activation, lane):
+        if lanewise and not (_lanewise_activation(activation, lane) and weight.source.dtype == "int8"):
             continue
         if not any(index.same_as(depth_var) for index in weight.indices[:-1]):
             continue
@@ -193,6 +196,7 @@ def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | No
             depth=depth_index,
             activation_dtype=str(activation.source.dtype),
             lanewise=lanewise,
+            weight_dtype=str(weight.source.dtype),
         )
     return None
 
@@ -285,7 +289,7 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
     stmt = sch.get(block)
     loops = sch.get_loops(block)
     extents = [extent(sch, loop) for loop in loops]
-    intrinsic = LANEWISE_DOT if product.lanewise else dot_product(product.activation_dtype)
+    intrinsic = LANEWISE_DOT if product.lanewise else dot_product(product.activation_dtype, product.weight_dtype)
     if intrinsic is None or extents[product.lane] % LANES or extents[product.depth] % intrinsic.depth:
         return None
     kinds = iter_kinds(sch, block)

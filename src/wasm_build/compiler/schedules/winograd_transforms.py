@@ -3,6 +3,7 @@ tiled per tile position and channel vector with every coefficient selection a co
 
 from __future__ import annotations
 
+import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
 
@@ -38,8 +39,11 @@ class WinogradTransforms(Rule):
         rows = [b for b in sch.get_producers(block) if stage(sch, b) == "rows"]
         if len(rows) != 1:
             return False
-        lanes = 4
+        # One v128 of channels: 4 float32 or int32, 8 int16 (an integer conv's input tiles).
+        lanes = 16 // (tvm.DataType(sch.get(block).writes[0].source.dtype).bits // 8)
         i, j, p, c = sch.get_loops(block)
+        while int(sch.get(c).extent) % lanes and lanes > 4:
+            lanes //= 2
         if int(sch.get(c).extent) % lanes:
             return False
         c_outer, c_inner = sch.split(c, [None, lanes])
