@@ -175,3 +175,103 @@ def test_walks_go_through_expressions_deeper_than_pythons_recursion_limit():
     assert len(found) == depth and all(isinstance(node, tirx.Select) for node in found)
     innermost = found[0]
     assert innermost.false_value.same_as(x) and float(innermost.true_value.value) == 0.0
+
+
+def _saturating_loop(dtype: str, zero_point: float, low: float, high: float) -> tirx.PrimFunc:
+    """``dtype(int32(clamp(nearbyint(a * 0.37) + zero_point, low, high)))`` over 64 values, as
+    `qdq.saturate` writes every quantize and requantize."""
+    a = tirx.decl_buffer((64,), "float32", "a")
+    b = tirx.decl_buffer((64,), dtype, "b")
+    i = tirx.Var("i", "int32")
+    rounded = tirx.nearbyint(tirx.BufferLoad(a, [i]) * tirx.const(0.37, "float32")) + tirx.const(zero_point, "float32")
+    clamped = tirx.min(tirx.max(rounded, tirx.const(low, "float32")), tirx.const(high, "float32"))
+    store = tirx.BufferStore(b, tirx.Cast(dtype, tirx.Cast("int32", clamped)), [i])
+    return tirx.PrimFunc([a, b], tirx.For(i, 0, 64, tirx.ForKind.VECTORIZED, store)).with_attr("global_symbol", "saturate")
+
+
+_HARD_VALUES = np.array(
+    [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, -0.0, 1e30, -1e30, np.inf, -np.inf, np.nan,
+     343.2, -346.0, 689.1892, -689.1892, 1.35135135, 4.05405405],
+    np.float32,
+) / np.float32(0.37)
+
+
+@pytest.mark.parametrize("dtype, zero_point, low, high", [("int8", -3.0, -128.0, 127.0), ("uint8", 128.0, 0.0, 255.0),
+                                                          ("uint8", 0.0, 0.0, 6.0), ("int32", 7.0, -1000.0, 1000.0)])
+def test_magic_rounding_rounds_clamps_and_converts_exactly(dtype, zero_point, low, high):
+    """Rounding by adding 1.5 * 2^23 (`compiler.tir.magic_rounding`) gives what round half to
+    even, the zero point and the clamp give, NaN going to the low bound as in onnxruntime's
+    quantize, for ties, values far outside the bounds and infinities."""
+    from wasm_build.compiler.tir.magic_rounding import magic_rounding
+
+    mod = tvm.IRModule({"saturate": _saturating_loop(dtype, zero_point, low, high)})
+    rewritten = magic_rounding()(mod)
+    calls = []
+    walk.visit(rewritten["saturate"].body, lambda n: calls.append(n.op.name) if isinstance(n, tvm.ir.expr.Call) else None)
+    assert "tirx.reinterpret" in calls and not any("nearbyint" in c for c in calls), calls
+    rng = np.random.default_rng(0)
+    values = np.concatenate([_HARD_VALUES, rng.uniform(-2000, 2000, 64 - _HARD_VALUES.size).astype(np.float32)])
+    lib = tvm.tirx.build(mod, target=tvm.target.Target("llvm"), pipeline=tir_pipeline())
+    device = tvm.cpu()
+    out = tvm.runtime.tensor(np.zeros(64, dtype), device)
+    lib["saturate"](tvm.runtime.tensor(values, device), out)
+    scaled = values * np.float32(0.37)
+    want = np.where(np.isnan(scaled), low, np.clip(np.rint(scaled) + zero_point, low, high)).astype(dtype)
+    np.testing.assert_array_equal(out.numpy(), want)
+
+
+def test_magic_rounding_leaves_fractional_bounds_alone():
+    from wasm_build.compiler.tir.magic_rounding import magic_rounding
+
+    mod = tvm.IRModule({"saturate": _saturating_loop("int8", 0.0, -127.5, 127.0)})
+    assert magic_rounding()(mod).same_as(mod) or "reinterpret" not in magic_rounding()(mod).script()
+
+
+def test_magic_rounding_truncates_values_it_cannot_prove_integral():
+    """A zero point read from memory (a run-time one, or a 0-d constant) may hold a fraction as
+    far as the step knows: the clamped value is truncated first, as the conversion would."""
+    from wasm_build.compiler.tir.magic_rounding import magic_rounding
+
+    a, z = tirx.decl_buffer((64,), "float32", "a"), tirx.decl_buffer((1,), "float32", "z")
+    b = tirx.decl_buffer((64,), "int32", "b")
+    i = tirx.Var("i", "int32")
+    value = tirx.nearbyint(tirx.BufferLoad(a, [i])) + tirx.BufferLoad(z, [0])
+    store = tirx.BufferStore(b, tirx.Cast("int32", tirx.min(tirx.max(value, tirx.const(-100.0, "float32")),
+                                                              tirx.const(100.0, "float32"))), [i])
+    func = tirx.PrimFunc([a, z, b], tirx.For(i, 0, 64, tirx.ForKind.VECTORIZED, store)).with_attr("global_symbol", "f")
+    mod = tvm.IRModule({"f": func})
+    assert "llvm.trunc" in magic_rounding()(mod).script()
+    lib = tvm.tirx.build(mod, target=tvm.target.Target("llvm"), pipeline=tir_pipeline())
+    values = np.concatenate([_HARD_VALUES, np.random.default_rng(3).uniform(-150, 150, 64 - _HARD_VALUES.size)]).astype(np.float32)
+    device = tvm.cpu()
+    for zero_point in (3.0, -2.25, 0.5):
+        out = tvm.runtime.tensor(np.zeros(64, "int32"), device)
+        lib["f"](tvm.runtime.tensor(values, device), tvm.runtime.tensor(np.array([zero_point], np.float32), device), out)
+        shifted = np.rint(values) + np.float32(zero_point)
+        want = np.where(np.isnan(shifted), -100, np.trunc(np.clip(shifted, -100, 100))).astype(np.int32)
+        np.testing.assert_array_equal(out.numpy(), want)
+
+
+def test_magic_rounding_of_nested_requantizes_stays_linear():
+    """A kernel may hold requantizes nested in one another (dequantize -> quantize chains of a
+    QOperator transformer block fused together). A select reads its operand twice: unbound, n
+    levels became 4^n copies and the build of test_int8's `block_qop` never finished."""
+    from wasm_build.compiler.tir.magic_rounding import magic_rounding
+
+    a, b = tirx.decl_buffer((64,), "float32", "a"), tirx.decl_buffer((64,), "float32", "b")
+    i = tirx.Var("i", "int32")
+    value = tirx.BufferLoad(a, [i])
+    for _ in range(6):
+        rounded = tirx.nearbyint(value * tirx.const(0.5, "float32")) + tirx.const(1.0, "float32")
+        clamped = tirx.min(tirx.max(rounded, tirx.const(-128.0, "float32")), tirx.const(127.0, "float32"))
+        value = tirx.Cast("float32", tirx.Cast("int32", clamped)) * tirx.const(0.25, "float32")
+    func = tirx.PrimFunc([a, b], tirx.For(i, 0, 64, tirx.ForKind.VECTORIZED, tirx.BufferStore(b, value, [i])))
+
+    def size(f):
+        count = [0]
+        walk.visit(f.body, lambda _node: count.__setitem__(0, count[0] + 1))
+        return count[0]
+
+    rewritten = magic_rounding()(tvm.IRModule({"f": func.with_attr("global_symbol", "f")}))["f"]
+    assert "reinterpret" in rewritten.script()
+    assert size(rewritten) < 3 * size(func)

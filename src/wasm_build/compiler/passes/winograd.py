@@ -269,7 +269,7 @@ def _options(call: relax.Call, lookup: Lookup) -> list[_Option]:
     batch, out_h, out_w, _ = out_shape
     pairs = in_channels * out_channels
     direct_macs = batch * out_h * out_w * 9 * pairs
-    direct_bytes = 9 * pairs * nbytes_per_value(call.args[1])
+    direct_bytes = 9 * pairs * _bytes_per_value(call.args[1])
     options = []
     for m in sizes:
         # The last tiles of a plane that is not a multiple of m are computed whole, then cropped.
@@ -281,7 +281,7 @@ def _options(call: relax.Call, lookup: Lookup) -> list[_Option]:
     return options
 
 
-def nbytes_per_value(constant: tvm.ir.expr.Constant) -> int:
+def _bytes_per_value(constant: tvm.ir.expr.Constant) -> int:
     return tvm.DataType(constant.value.dtype).bits // 8
 
 

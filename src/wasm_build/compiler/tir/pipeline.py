@@ -6,6 +6,7 @@ import tvm
 from tvm.tirx import compilation_pipeline
 
 from .lane_shuffle import shuffle_packed_rows
+from .magic_rounding import magic_rounding
 from .nan_propagation import propagate_nan
 from .narrow_products import narrow_products
 from .pair_shuffle import shuffle_activation_pairs
@@ -24,7 +25,7 @@ def tir_pipeline() -> str:
         lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
         steps = tvm.transform.Sequential(
             [
-                vectorizable_rounding(), lower, presplat_packed_rows(), shuffle_packed_rows(), shuffle_activation_pairs(), shuffle_transposed_blocks(),
+                magic_rounding(), vectorizable_rounding(), lower, presplat_packed_rows(), shuffle_packed_rows(), shuffle_activation_pairs(), shuffle_transposed_blocks(),
                 propagate_nan(), narrow_products(), bind_through_registers(),
             ]
         )

@@ -1,0 +1,104 @@
+"""TIR step before lowering: round-clamp-convert to integers by adding 1.5 * 2^23.
+
+Every quantize and requantize epilogue ends in ``int32(min(max(nearbyint(x) + z, lo), hi))``
+(`compiler.passes.qdq.saturate`). On wasm that is ``f32x4.nearest`` and then
+``i32x4.trunc_sat_f32x4_s``, which Cranelift expands to about seven x86 instructions (NaN and
+overflow lanes fixed up one by one), although the value is clamped and integral already.
+
+Adding ``M = 1.5 * 2^23`` to a float ``c`` with ``|c| <= 2^22`` leaves ``round(c)`` (to nearest,
+ties to even: wasm's only rounding mode, as ``nearbyint``'s) in the low mantissa bits, so
+``bits(c + M) - bits(M)`` is that integer: an add and an integer subtract. Clamping before
+rounding to integral bounds gives the same value as after it, so this step rewrites the
+expression as ``bits(min(max(x, lo - z), hi - z) + M) - (bits(M) - z)`` when ``z`` is an
+integral constant; other clamped values (``z`` a run-time zero point) are truncated first,
+``bits(trunc(min(max(v, lo), hi)) + M) - bits(M)``, as the conversion truncates. Both exact; a
+NaN comes out as the low bound (onnxruntime's quantize; ``trunc_sat`` made it 0).
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import tirx
+
+from .walk import rewriting_pass
+
+_NEARBYINT = tirx.nearbyint(tirx.Var("x", "float32")).op
+_MAGIC = 12582912.0  # 1.5 * 2^23
+_MAGIC_BITS = 0x4B400000
+# Bounds and zero points this far from 0 keep every clamped value within 2^22.
+_LIMIT = 2**20
+
+
+def magic_rounding() -> tvm.transform.Pass:
+    return rewriting_pass("WasmMagicRounding", _rewritten)
+
+
+def _rewritten(expr) -> tirx.PrimExpr | None:
+    if not (isinstance(expr, tirx.Cast) and str(expr.ty) == "int32" and str(expr.value.ty) == "float32"):
+        return None
+    clamp = _clamp(expr.value)
+    if clamp is None:
+        return None
+    value, low, high = clamp
+    rounded = _rounded(value)
+    if rounded is not None:  # integral already once clamped: round by the addition itself
+        x, zero_point = rounded
+        clamped = _clamped(x, low - zero_point, high - zero_point)
+    else:
+        # Any value (a zero point read from memory, which may hold a fraction as far as this
+        # step knows): truncated first, as the conversion would (one ``f32x4.trunc``).
+        zero_point = 0
+        clamped = tirx.call_llvm_pure_intrin("float32", "llvm.trunc", _clamped(value, low, high))
+    shifted = tirx.reinterpret("int32", clamped + tirx.const(_MAGIC, "float32"))
+    return shifted - tirx.const(_MAGIC_BITS - zero_point, "int32")
+
+
+def _clamped(x: tirx.PrimExpr, low: int, high: int) -> tirx.PrimExpr:
+    """``x`` within [low, high], as selects that keep x only where it compares true: a NaN
+    becomes the low bound (as in onnxruntime's quantize) and never reaches the integer. (TVM
+    writes max(x, lo) as ``x < lo ? lo : x``, which keeps it, and puts constants second in any
+    max it simplifies.) Each is one ``f32x4.pmax`` / ``pmin``."""
+    low, high = tirx.const(low, "float32"), tirx.const(high, "float32")
+    # Each value bound once: a select reads it twice, and requantizes nested in one kernel
+    # (dequantize -> quantize chains) would otherwise copy their inner ones 4x per level.
+    value, above = tirx.Var("unclamped", "float32"), tirx.Var("above", "float32")
+    return tirx.Let(value, x, tirx.Let(above, tirx.Select(low < value, value, low), tirx.Select(above < high, above, high)))
+
+
+def _clamp(expr) -> tuple[tirx.PrimExpr, int, int] | None:
+    """``min(max(v, lo), hi)`` or ``max(min(v, hi), lo)`` with integral float bounds."""
+    if isinstance(expr, tirx.Min) and isinstance(expr.a, tirx.Max):
+        value, low, high = expr.a.a, expr.a.b, expr.b
+    elif isinstance(expr, tirx.Max) and isinstance(expr.a, tirx.Min):
+        value, low, high = expr.a.a, expr.b, expr.a.b
+    else:
+        return None
+    low, high = _integral(low), _integral(high)
+    if low is None or high is None or low > high:
+        return None
+    return value, low, high
+
+
+def _rounded(expr) -> tuple[tirx.PrimExpr, int] | None:
+    """``nearbyint(x)`` or ``nearbyint(x) + z`` (z integral) as ``(x, z)``."""
+    zero_point = 0
+    if isinstance(expr, tirx.Add):
+        for rounded, shift in ((expr.a, expr.b), (expr.b, expr.a)):
+            if _integral(shift) is not None and _is_nearbyint(rounded):
+                expr, zero_point = rounded, _integral(shift)
+                break
+        else:
+            return None
+    if not _is_nearbyint(expr):
+        return None
+    return expr.args[0], zero_point
+
+
+def _is_nearbyint(expr) -> bool:
+    return isinstance(expr, tvm.ir.expr.Call) and expr.op.same_as(_NEARBYINT) and str(expr.ty) == "float32"
+
+
+def _integral(expr) -> int | None:
+    if isinstance(expr, tirx.FloatImm) and float(expr.value).is_integer() and abs(expr.value) <= _LIMIT:
+        return int(expr.value)
+    return None
