@@ -133,7 +133,8 @@ def _combination(row, term) -> tirx.PrimExpr:
             continue
         value = term(k)
         if abs(coefficient) != 1:
-            value = value * tirx.const(float(abs(coefficient)), "float32")  # F(2x2), the integer form: none
+            # Float forms only: the integer one, F(2x2), has no coefficient but 0 and +-1.
+            value = value * tirx.const(float(abs(coefficient)), "float32")
         if result is None:
             result = value if coefficient > 0 else -value
         else:
