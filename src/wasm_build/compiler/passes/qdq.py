@@ -161,8 +161,8 @@ def saturate(value: relax.Expr, low: float, high: float, dtype: str) -> relax.Ex
     """``value`` (float32, integral) clamped to [low, high] and converted to ``dtype``.
     maximum/minimum, not clip: ``ConvertLayout`` sees through them. Converted through int32
     (exact: the value is clamped already): a float to uint8 conversion became wasm's unsigned
-    ``i32x4.trunc_sat_f32x4_u``, which Cranelift expands to about a dozen x86 instructions,
-    the signed one to a few."""
+    ``i32x4.trunc_sat_f32x4_u``, which Cranelift expands to about a dozen x86 instructions;
+    the int32 form is what `compiler.tir.magic_rounding` turns into an add and a subtract."""
     clamped = relax.op.minimum(relax.op.maximum(value, relax.const(low, "float32")), relax.const(high, "float32"))
     if dtype == "int32":
         return relax.op.astype(clamped, dtype)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import tvm
 from tvm import tirx
 
+from .rounding import NEARBYINT
 from .walk import rewriting_pass
 
-_NEARBYINT = tirx.nearbyint(tirx.Var("x", "float32")).op
 _MAGIC = 12582912.0  # 1.5 * 2^23
 _MAGIC_BITS = 0x4B400000
 # Bounds and zero points this far from 0 keep every clamped value within 2^22.
@@ -95,7 +95,7 @@ def _rounded(expr) -> tuple[tirx.PrimExpr, int] | None:
 
 
 def _is_nearbyint(expr) -> bool:
-    return isinstance(expr, tvm.ir.expr.Call) and expr.op.same_as(_NEARBYINT) and str(expr.ty) == "float32"
+    return isinstance(expr, tvm.ir.expr.Call) and expr.op.same_as(NEARBYINT) and str(expr.ty) == "float32"
 
 
 def _integral(expr) -> int | None:

@@ -15,7 +15,8 @@ from tvm import tirx
 
 from .walk import rewriting_pass
 
-_NEARBYINT = tirx.nearbyint(tirx.Var("x", "float32")).op
+# TIR's rounding operator (matched by `magic_rounding` too).
+NEARBYINT = tirx.nearbyint(tirx.Var("x", "float32")).op
 
 
 def vectorizable_rounding() -> tvm.transform.Pass:
@@ -23,6 +24,6 @@ def vectorizable_rounding() -> tvm.transform.Pass:
 
 
 def _as_llvm_intrinsic(expr) -> tirx.PrimExpr | None:
-    if isinstance(expr, tvm.ir.expr.Call) and expr.op.same_as(_NEARBYINT):
+    if isinstance(expr, tvm.ir.expr.Call) and expr.op.same_as(NEARBYINT):
         return tirx.call_llvm_pure_intrin(str(expr.ty), "llvm.nearbyint", expr.args[0])
     return None
