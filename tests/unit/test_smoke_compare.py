@@ -87,3 +87,25 @@ def test_a_model_is_quantized_by_any_quantizing_node():
 
     assert is_quantized(model("DequantizeLinear", ["x", "s"])) and is_quantized(model("QLinearMatMul", ["x"]))
     assert not is_quantized(model("Relu", ["x"])) and not is_quantized(None)
+
+
+def test_a_models_own_quantized_integer_outputs_compare_within_a_step():
+    """uint8 outputs of QuantizeLinear (a tie rounded the other way) are one step apart at most;
+    other integer outputs (an argmax's indices) match exactly."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from wasm_build.wasm.steps import output_steps
+
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("Reshape", ["q", "shape"], ["y"]),
+             helper.make_node("ArgMax", ["x"], ["i"], axis=0)]
+    constants = [numpy_helper.from_array(np.array(0.5, np.float32), "s"), numpy_helper.from_array(np.array(3, np.uint8), "z"),
+                 numpy_helper.from_array(np.array([4], np.int64), "shape")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [4]),
+                               helper.make_tensor_value_info("i", TensorProto.INT64, [1])], constants)
+    steps = output_steps(helper.make_model(graph))
+    assert steps == {"y": 1.0}
+    want = np.array([3, 4, 250, 0], np.uint8)
+    assert compare("r", ["y"], [want], [np.array([4, 4, 251, 1], np.uint8)], 1e-3, 1e-4, steps)[0].ok
+    assert not compare("r", ["y"], [want], [np.array([5, 4, 250, 0], np.uint8)], 1e-3, 1e-4, steps)[0].ok
+    assert not compare("r", ["i"], [np.array([2])], [np.array([3])], 1e-3, 1e-4, steps)[0].ok

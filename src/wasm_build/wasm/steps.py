@@ -4,6 +4,8 @@ A quantized output (``DequantizeLinear`` of an int8 tensor, maybe reshaped) take
 ``(q - zero_point) * scale``: two correct implementations of the model may round one value
 to neighbouring integers (a product exactly halfway between two steps, float sums in another
 order), never further. Such outputs are compared in steps of ``scale``, not by tolerances.
+An integer output a model quantizes itself (``QuantizeLinear``, a ``QLinear*`` operator) is
+the same case in its integers: its step is one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ MAX_STEPS = 1.0
 
 
 def output_steps(onnx_model: Any) -> dict[str, float]:
-    """``{output name: step}`` for each graph output that is a per-tensor dequantized tensor."""
+    """``{output name: step}`` for each graph output that is a per-tensor dequantized tensor
+    (its scale) or a quantized integer tensor (1)."""
     if onnx_model is None:
         return {}
     graph = onnx_model.graph
@@ -34,6 +37,11 @@ def output_steps(onnx_model: Any) -> dict[str, float]:
         node = producers.get(output.name)
         while node is not None and node.op_type in _VALUE_PRESERVING and node.domain in ("", "ai.onnx"):
             node = producers.get(node.input[0])
+        if node is not None and node.domain in ("", "ai.onnx", "com.microsoft") and (
+            node.op_type == "QuantizeLinear" or node.op_type.startswith("QLinear")
+        ):
+            steps[output.name] = 1.0
+            continue
         if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in constants:
             continue
         scale = numpy_helper.to_array(constants[node.input[1]])

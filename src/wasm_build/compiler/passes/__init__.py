@@ -8,6 +8,8 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
 * `padding_taps`: kernel taps that only ever read padding dropped (dilated convs on small maps);
 * `nhwc_conv`: convs in NHWC activations with HWIO weights;
 * `fold_conv_affine`: per-channel affine epilogues (batch norm) folded into conv weights and bias;
+* `bilinear_sums`: linear resizes as four weighted taps summed in onnxruntime's order (its
+  rounding ties, which quantized models turn into whole steps);
 * `winograd`: stride-1 3x3 convs as Winograd F(2x2, 3x3) / F(4x4, 3x3) within a weight budget;
 * `pixel_rows`: 1x1 convs on planes whose pixel count is not a multiple of 4, over padded rows;
 * `patch_rows`: other convs with a window or a stride, as products over their patches;
@@ -38,6 +40,7 @@ import tvm
 from tvm import relax
 
 from .analysis import calls_op
+from .bilinear_sums import bilinear_sums_pass
 from .conv1d_planes import conv1d_planes_pass
 from .fold_conv_affine import fold_conv_affine_pass
 from .integer_contractions import integer_contractions_pass
@@ -72,6 +75,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         relax.transform.DeadCodeElimination(),  # the dead tuple still counts as a use
         fold_conv_affine_pass(),
         relax.transform.DeadCodeElimination(),
+        bilinear_sums_pass(),
         winograd_pass(budget=winograd_budget),
         pixel_rows_pass(),
         patch_rows_pass(),
