@@ -14,6 +14,8 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
 * `pixel_rows`: 1x1 convs on planes whose pixel count is not a multiple of 4, over padded rows;
 * `patch_rows`: other convs with a window or a stride, as products over their patches;
 * `paired_taps`: integer depthwise convs over pairs of window taps, for ``i32x4.dot_i16x8_s``;
+* `window_rows`: integer convs over few input channels (stems) as products along the window's
+  rows, widened to int16 once;
 * `vector_math`: exp/erf/log/sigmoid/tanh/softmax as vectorizable polynomial kernels.
 
 `static_slices` runs earlier, first of `compiler.pipeline.optimize_passes`: it gives dynamic
@@ -55,6 +57,7 @@ from .scalar_clamp import scalar_clamp_pass
 from .static_slices import static_slices_pass
 from .subpixel_convs import subpixel_convs_pass
 from .vector_math import vector_math_pass
+from .window_rows import window_rows_pass
 from .winograd import winograd_pass
 
 
@@ -80,6 +83,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         pixel_rows_pass(),
         patch_rows_pass(),
         paired_taps_pass(),
+        window_rows_pass(),
         vector_math_pass(),
         relax.transform.FoldConstant(),
     ]
