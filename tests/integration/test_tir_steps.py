@@ -275,3 +275,41 @@ def test_magic_rounding_of_nested_requantizes_stays_linear():
     rewritten = magic_rounding()(tvm.IRModule({"f": func.with_attr("global_symbol", "f")}))["f"]
     assert "reinterpret" in rewritten.script()
     assert size(rewritten) < 3 * size(func)
+
+
+def test_magic_rounding_of_a_concatenation_the_vectorizer_scalarizes():
+    """Two requantizes nested over a concatenation read by lane (`if_then_else` on the
+    vectorized index, zero points read from memory: DenseNet's and GhostNet's quantized concats
+    fused with transposes). TVM's vectorizer gives up on it and visits the expression again to
+    scalarize it; a `Let` bound twice to two values stopped the build. It builds, and computes
+    what numpy does."""
+    from wasm_build.compiler.tir.magic_rounding import magic_rounding
+
+    parts = [tirx.decl_buffer((8,), "float32", "a"), tirx.decl_buffer((8,), "float32", "b"), tirx.decl_buffer((16,), "float32", "c")]
+    zero_points = [tirx.decl_buffer((), "float32", "z0"), tirx.decl_buffer((), "float32", "z1")]
+    out = tirx.decl_buffer((32,), "int16", "out")
+    j = tirx.Var("j", "int32")
+    value = tirx.if_then_else(24 <= j, tirx.BufferLoad(parts[0], [j - 24]),
+                              tirx.if_then_else(16 <= j, tirx.BufferLoad(parts[1], [j - 16]), tirx.BufferLoad(parts[2], [j])))
+    for level, zero_point in enumerate(zero_points):
+        rounded = tirx.nearbyint(value * tirx.const(0.5, "float32")) + tirx.BufferLoad(zero_point, [])
+        clamped = tirx.min(tirx.max(rounded, tirx.const(0.0, "float32")), tirx.const(255.0, "float32"))
+        value = tirx.Cast("int32", tirx.Cast("uint8", tirx.Cast("int32", clamped)))
+        if level == 0:
+            value = tirx.Cast("float32", value - 7)
+    store = tirx.BufferStore(out, tirx.Cast("int16", value), [j])
+    func = tirx.PrimFunc([*parts, *zero_points, out], tirx.For(j, 0, 32, tirx.ForKind.VECTORIZED, store))
+    mod = tvm.IRModule({"f": func.with_attr("global_symbol", "f")})
+    assert "reinterpret" in magic_rounding()(mod)["f"].script()
+    lib = tvm.tirx.build(mod, target=tvm.target.Target("llvm"), pipeline=tir_pipeline())
+    values = np.random.default_rng(1).uniform(-50, 600, 32).astype(np.float32)
+    device = tvm.cpu()
+    result = tvm.runtime.tensor(np.zeros(32, "int16"), device)
+    inputs = [values[24:], values[16:24], values[:16], np.array(3.0, np.float32), np.array(5.0, np.float32)]
+    lib["f"](*[tvm.runtime.tensor(x, device) for x in inputs], result)
+    want = values
+    for level, zero_point in enumerate((3.0, 5.0)):
+        want = np.clip(np.trunc(np.clip(np.rint(want * np.float32(0.5)) + np.float32(zero_point), 0, 255)), 0, 255)
+        if level == 0:
+            want = want.astype(np.float32) - 7
+    np.testing.assert_array_equal(result.numpy(), want.astype(np.int16))

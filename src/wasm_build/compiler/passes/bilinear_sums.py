@@ -49,9 +49,11 @@ class AxisTaps:
 
 
 def original_coordinate(mode: str, position: int, size_in: int, size_out: int) -> np.float32:
-    """The input coordinate of output ``position``, in float32 arithmetic like onnxruntime's
-    (its scale is ``size_out / size_in`` when the model gives sizes; for whole scales it is the
-    same float)."""
+    """The input coordinate of output ``position``, in float32 arithmetic like onnxruntime's.
+    Its scale is ``size_out / size_in``: onnxruntime's when the model gives sizes or a scale the
+    sizes multiply out exactly; a fractional scale whose output size was rounded down maps
+    positions a little differently in onnxruntime (as TVM's own kernel did: the imported op
+    keeps only the sizes)."""
     x, scale = _F32(position), _F32(size_out) / _F32(size_in)
     if mode == "half_pixel":
         return (x + _F32(0.5)) / scale - _F32(0.5)

@@ -21,7 +21,7 @@ import tvm
 from tvm import tirx
 
 from .rounding import NEARBYINT
-from .walk import rewriting_pass
+from .walk import is_if_then_else, rewriting_pass, visit
 
 _MAGIC = 12582912.0  # 1.5 * 2^23
 _MAGIC_BITS = 0x4B400000
@@ -59,10 +59,23 @@ def _clamped(x: tirx.PrimExpr, low: int, high: int) -> tirx.PrimExpr:
     writes max(x, lo) as ``x < lo ? lo : x``, which keeps it, and puts constants second in any
     max it simplifies.) Each is one ``f32x4.pmax`` / ``pmin``."""
     low, high = tirx.const(low, "float32"), tirx.const(high, "float32")
+    if _has_conditional(x):
+        # TVM's vectorizer gives up on a conditional read that depends on the lane (a
+        # concatenation it could not split) and visits the expression again to scalarize it:
+        # a `Let` seen twice with two values stops the build. Written out instead (nested
+        # requantizes in such kernels: 4x per level, two levels in DenseNet's).
+        above = tirx.Select(low < x, x, low)
+        return tirx.Select(above < high, above, high)
     # Each value bound once: a select reads it twice, and requantizes nested in one kernel
     # (dequantize -> quantize chains) would otherwise copy their inner ones 4x per level.
     value, above = tirx.Var("unclamped", "float32"), tirx.Var("above", "float32")
     return tirx.Let(value, x, tirx.Let(above, tirx.Select(low < value, value, low), tirx.Select(above < high, above, high)))
+
+
+def _has_conditional(expr) -> bool:
+    found = []
+    visit(expr, lambda node: found.append(node) if is_if_then_else(node) else None)
+    return bool(found)
 
 
 def _clamp(expr) -> tuple[tirx.PrimExpr, int, int] | None:
