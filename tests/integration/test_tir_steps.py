@@ -313,3 +313,37 @@ def test_magic_rounding_of_a_concatenation_the_vectorizer_scalarizes():
         if level == 0:
             want = want.astype(np.float32) - 7
     np.testing.assert_array_equal(result.numpy(), want.astype(np.int16))
+
+
+def test_magic_rounding_of_nested_requantizes_the_same_in_every_lane():
+    """A layer norm's requantized statistics (int8 T5): nested requantizes of a value every
+    lane of the vectorized loop shares. Bound by a `Let`, TVM's vectorizer stopped the build
+    ("Let cannot bind the same var to two different values"); written out, it builds, and
+    computes what numpy does."""
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    statistic, zero_points = tirx.decl_buffer((1,), "float32", "r"), [tirx.decl_buffer((), "float32", f"z{k}") for k in range(3)]
+    rows, out = tirx.decl_buffer((32,), "float32", "a"), tirx.decl_buffer((32,), "uint8", "out")
+    i = tirx.Var("i", "int32")
+
+    def requantize(x, zero_point):
+        clamped = tirx.min(tirx.max(tirx.nearbyint(x) + tirx.BufferLoad(zero_point, []), f32(0.0)), f32(255.0))
+        return tirx.Cast("float32", tirx.Cast("int32", tirx.Cast("uint8", tirx.Cast("int32", clamped))))
+
+    shared = requantize(requantize(tirx.BufferLoad(statistic, [0]) * f32(0.5), zero_points[0]) * f32(0.25), zero_points[1])
+    value = requantize(tirx.BufferLoad(rows, [i]) / (shared + f32(1.0)), zero_points[2])
+    func = tirx.PrimFunc([statistic, *zero_points, rows, out],
+                         tirx.For(i, 0, 32, tirx.ForKind.VECTORIZED, tirx.BufferStore(out, tirx.Cast("uint8", value), [i])))
+    mod = tvm.IRModule({"f": func.with_attr("global_symbol", "f")})
+    lib = tvm.tirx.build(mod, target=tvm.target.Target("llvm"), pipeline=tir_pipeline())
+    device = tvm.cpu()
+    values = np.random.default_rng(2).uniform(-100, 900, 32).astype(np.float32)
+    result = tvm.runtime.tensor(np.zeros(32, "uint8"), device)
+    points = [np.array(z, np.float32) for z in (3.0, 5.0, 7.0)]
+    lib["f"](tvm.runtime.tensor(np.array([600.0], np.float32), device), *[tvm.runtime.tensor(z, device) for z in points],
+             tvm.runtime.tensor(values, device), result)
+
+    def requantized(x, zero_point):
+        return np.clip(np.trunc(np.clip(np.rint(x) + zero_point, 0, 255)), 0, 255).astype(np.float32)
+
+    shared_value = requantized(requantized(np.float32(600.0) * np.float32(0.5), 3.0) * np.float32(0.25), 5.0)
+    np.testing.assert_array_equal(result.numpy(), requantized(values / (shared_value + np.float32(1.0)), 7.0).astype(np.uint8))

@@ -17,23 +17,49 @@ NaN comes out as the low bound (onnxruntime's quantize; ``trunc_sat`` made it 0)
 
 from __future__ import annotations
 
+import functools
+
 import tvm
 from tvm import tirx
+from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 
 from .rounding import NEARBYINT
-from .walk import is_if_then_else, rewriting_pass, visit
+from .walk import body_rewriting_pass, is_if_then_else, visit
 
 _MAGIC = 12582912.0  # 1.5 * 2^23
 _MAGIC_BITS = 0x4B400000
+_REINTERPRET = tvm.ir.Op.get("tirx.reinterpret")
 # Bounds and zero points this far from 0 keep every clamped value within 2^22.
 _LIMIT = 2**20
 
 
 def magic_rounding() -> tvm.transform.Pass:
-    return rewriting_pass("WasmMagicRounding", _rewritten)
+    return body_rewriting_pass("WasmMagicRounding", lambda func: functools.partial(_rewritten, lane_vars=_lane_vars(func)))
 
 
-def _rewritten(expr) -> tirx.PrimExpr | None:
+def _lane_vars(func: tirx.PrimFunc) -> set | None:
+    """The variables that change from lane to lane once TVM vectorizes ``func``: its vectorized
+    loops' variables and the block iterators bound to them; None when nothing is vectorized."""
+    loops, realizes = [], []
+
+    def look(node) -> None:
+        if isinstance(node, tirx.For) and node.kind == tirx.ForKind.VECTORIZED:
+            loops.append(node.loop_var)
+        elif type(node).__name__ == "SBlockRealize":
+            realizes.append(node)
+
+    visit(func.body, look)
+    if not loops:
+        return None
+    lanes = set(loops)
+    for realize in realizes:
+        for iter_var, value in zip(realize.block.iter_vars, realize.iter_values):
+            if any(var in lanes for var in collect_vars_used_in_prim_expr(value)):
+                lanes.add(iter_var.var)
+    return lanes
+
+
+def _rewritten(expr, lane_vars: set | None = None) -> tirx.PrimExpr | None:
     if not (isinstance(expr, tirx.Cast) and str(expr.ty) == "int32" and str(expr.value.ty) == "float32"):
         return None
     clamp = _clamp(expr.value)
@@ -43,27 +69,23 @@ def _rewritten(expr) -> tirx.PrimExpr | None:
     rounded = _rounded(value)
     if rounded is not None:  # integral already once clamped: round by the addition itself
         x, zero_point = rounded
-        clamped = _clamped(x, low - zero_point, high - zero_point)
+        clamped = _clamped(x, low - zero_point, high - zero_point, lane_vars)
     else:
         # Any value (a zero point read from memory, which may hold a fraction as far as this
         # step knows): truncated first, as the conversion would (one ``f32x4.trunc``).
         zero_point = 0
-        clamped = tirx.call_llvm_pure_intrin("float32", "llvm.trunc", _clamped(value, low, high))
+        clamped = tirx.call_llvm_pure_intrin("float32", "llvm.trunc", _clamped(value, low, high, lane_vars))
     shifted = tirx.reinterpret("int32", clamped + tirx.const(_MAGIC, "float32"))
     return shifted - tirx.const(_MAGIC_BITS - zero_point, "int32")
 
 
-def _clamped(x: tirx.PrimExpr, low: int, high: int) -> tirx.PrimExpr:
+def _clamped(x: tirx.PrimExpr, low: int, high: int, lane_vars: set | None = None) -> tirx.PrimExpr:
     """``x`` within [low, high], as selects that keep x only where it compares true: a NaN
     becomes the low bound (as in onnxruntime's quantize) and never reaches the integer. (TVM
     writes max(x, lo) as ``x < lo ? lo : x``, which keeps it, and puts constants second in any
     max it simplifies.) Each is one ``f32x4.pmax`` / ``pmin``."""
     low, high = tirx.const(low, "float32"), tirx.const(high, "float32")
-    if _has_conditional(x):
-        # TVM's vectorizer gives up on a conditional read that depends on the lane (a
-        # concatenation it could not split) and visits the expression again to scalarize it:
-        # a `Let` seen twice with two values stops the build. Written out instead (nested
-        # requantizes in such kernels: 4x per level, two levels in DenseNet's).
+    if not _binds_well(x, lane_vars):
         above = tirx.Select(low < x, x, low)
         return tirx.Select(above < high, above, high)
     # Each value bound once: a select reads it twice, and requantizes nested in one kernel
@@ -72,10 +94,26 @@ def _clamped(x: tirx.PrimExpr, low: int, high: int) -> tirx.PrimExpr:
     return tirx.Let(value, x, tirx.Let(above, tirx.Select(low < value, value, low), tirx.Select(above < high, above, high)))
 
 
-def _has_conditional(expr) -> bool:
-    found = []
-    visit(expr, lambda node: found.append(node) if is_if_then_else(node) else None)
-    return bool(found)
+def _binds_well(x, lane_vars: set | None) -> bool:
+    """Whether ``x`` is worth a ``Let``, and TVM's vectorizer takes it: only a value holding a
+    nested requantize (otherwise the select's two reads cost a load or two), none read under a
+    condition, and, in a vectorized kernel, one that changes from lane to lane. The vectorizer
+    visits a ``Let`` twice and stops the build ("Let cannot bind the same var to two different
+    values") when it scalarizes a lane-dependent condition (a concatenation it could not
+    split: int8 DenseNet, GhostNet) or binds a value the same in every lane (a layer norm's
+    requantized statistics: int8 T5)."""
+    nested, conditional = [], []
+
+    def look(node) -> None:
+        if is_if_then_else(node):
+            conditional.append(node)
+        elif isinstance(node, tvm.ir.expr.Call) and node.op.same_as(_REINTERPRET):
+            nested.append(node)
+
+    visit(x, look)
+    if not nested or conditional:
+        return False
+    return lane_vars is None or any(var in lane_vars for var in collect_vars_used_in_prim_expr(x))
 
 
 def _clamp(expr) -> tuple[tirx.PrimExpr, int, int] | None:
