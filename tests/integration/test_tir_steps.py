@@ -347,3 +347,58 @@ def test_magic_rounding_of_nested_requantizes_the_same_in_every_lane():
 
     shared_value = requantized(requantized(np.float32(600.0) * np.float32(0.5), 3.0) * np.float32(0.25), 5.0)
     np.testing.assert_array_equal(result.numpy(), requantized(values / (shared_value + np.float32(1.0)), 7.0).astype(np.uint8))
+
+
+def test_magic_rounding_speculates_conditional_reads_as_selects():
+    """RoPE's rotated halves and quantized concatenations read by lane (`if_then_else` on the
+    vectorized index, branches of loads and arithmetic): as selects of loads clamped into
+    their buffers, which TVM vectorizes; nested requantizes over them stay linear in size (int8
+    Llama's RoPE kernel: 164 nodes became 117737 written out, and its build never ended)."""
+    from wasm_build.compiler.tir.magic_rounding import magic_rounding
+
+    half, out = tirx.decl_buffer((2, 16), "uint8", "x"), tirx.decl_buffer((2, 16), "uint8", "out")
+    zero_point = tirx.decl_buffer((), "float32", "z")
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    row, j = tirx.Var("row", "int32"), tirx.Var("j", "int32")
+
+    def requantize(x):
+        clamped = tirx.min(tirx.max(tirx.nearbyint(x) + tirx.BufferLoad(zero_point, []), f32(0.0)), f32(255.0))
+        return tirx.Cast("float32", tirx.Cast("int32", tirx.Cast("uint8", tirx.Cast("int32", clamped))))
+
+    def dequantized(index):
+        return (tirx.Cast("float32", tirx.Cast("int32", tirx.BufferLoad(half, [row, index]))) - f32(114.0)) * f32(0.03)
+
+    value = requantize(dequantized(j) / f32(0.03))
+    rotated = tirx.if_then_else(8 <= j, dequantized((j + 24) % 16), requantize(dequantized(j + 8) * f32(-1.0) / f32(0.03)))
+    for _ in range(5):  # the rotation and the products around it, requantized at each step
+        value = requantize((value + requantize(rotated / f32(0.03))) * f32(0.5))
+    store = tirx.BufferStore(out, tirx.Cast("uint8", tirx.Cast("int32", value)), [row, j])
+    loops = tirx.For(row, 0, 2, tirx.ForKind.SERIAL, tirx.For(j, 0, 16, tirx.ForKind.VECTORIZED, store))
+    mod = tvm.IRModule({"f": tirx.PrimFunc([half, zero_point, out], loops).with_attr("global_symbol", "f")})
+    rewritten = magic_rounding()(mod)["f"]
+    assert "if_then_else" not in rewritten.script()
+
+    def size(node):
+        count = [0]
+        walk.visit(node, lambda _n: count.__setitem__(0, count[0] + 1))
+        return count[0]
+
+    assert size(rewritten.body) < 8 * size(mod["f"].body)
+    lib = tvm.tirx.build(mod, target=tvm.target.Target("llvm"), pipeline=tir_pipeline())
+    device = tvm.cpu()
+    x = np.random.default_rng(4).integers(0, 256, (2, 16)).astype(np.uint8)
+    result = tvm.runtime.tensor(np.zeros((2, 16), np.uint8), device)
+    lib["f"](tvm.runtime.tensor(x, device), tvm.runtime.tensor(np.array(9.0, np.float32), device), result)
+
+    def requantized(v):
+        return np.clip(np.trunc(np.clip(np.rint(v) + np.float32(9.0), 0, 255)), 0, 255).astype(np.float32)
+
+    def deq(index):
+        return (x[:, index].astype(np.float32) - np.float32(114.0)) * np.float32(0.03)
+
+    lanes = np.arange(16)
+    want = requantized(deq(lanes) / np.float32(0.03))
+    rotation = np.where(lanes >= 8, deq((lanes + 24) % 16), requantized(deq((lanes + 8) % 16) * np.float32(-1.0) / np.float32(0.03)))
+    for _ in range(5):
+        want = requantized((want + requantized(rotation / np.float32(0.03))) * np.float32(0.5))
+    np.testing.assert_array_equal(result.numpy(), want.astype(np.uint8))

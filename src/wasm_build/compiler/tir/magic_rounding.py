@@ -24,11 +24,13 @@ from tvm import tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 
 from .rounding import NEARBYINT
-from .walk import body_rewriting_pass, is_if_then_else, visit
+from .walk import body_rewriting_pass, is_if_then_else, rewrite, visit
 
 _MAGIC = 12582912.0  # 1.5 * 2^23
 _MAGIC_BITS = 0x4B400000
 _REINTERPRET = tvm.ir.Op.get("tirx.reinterpret")
+# Calls that compute without side effects or traps (an inner requantize's own).
+_PURE_CALLS = (_REINTERPRET, NEARBYINT, tvm.ir.Op.get("tirx.call_llvm_pure_intrin"))
 # Bounds and zero points this far from 0 keep every clamped value within 2^22.
 _LIMIT = 2**20
 
@@ -66,6 +68,7 @@ def _rewritten(expr, lane_vars: set | None = None) -> tirx.PrimExpr | None:
     if clamp is None:
         return None
     value, low, high = clamp
+    value = rewrite(value, _speculated)
     rounded = _rounded(value)
     if rounded is not None:  # integral already once clamped: round by the addition itself
         x, zero_point = rounded
@@ -95,25 +98,82 @@ def _clamped(x: tirx.PrimExpr, low: int, high: int, lane_vars: set | None = None
 
 
 def _binds_well(x, lane_vars: set | None) -> bool:
-    """Whether ``x`` is worth a ``Let``, and TVM's vectorizer takes it: only a value holding a
-    nested requantize (otherwise the select's two reads cost a load or two), none read under a
-    condition, and, in a vectorized kernel, one that changes from lane to lane. The vectorizer
-    visits a ``Let`` twice and stops the build ("Let cannot bind the same var to two different
-    values") when it scalarizes a lane-dependent condition (a concatenation it could not
-    split: int8 DenseNet, GhostNet) or binds a value the same in every lane (a layer norm's
-    requantized statistics: int8 T5)."""
-    nested, conditional = [], []
+    """Whether ``x`` is worth a ``Let``, and TVM's vectorizer takes it. Worth it: ``x`` holds a
+    nested requantize (otherwise the select's two reads cost a load or two; written out, n
+    nested levels are 4^n copies). Taken: in a kernel TVM vectorizes, the vectorizer visits a
+    ``Let`` twice, which stops the build ("Let cannot bind the same var to two different
+    values"), where ``x`` is the same in every lane (a layer norm's requantized statistics:
+    int8 T5) or a condition in it depends on the lane (it scalarizes the statement: a
+    concatenation `_speculated` could not make a select). A nested ``x`` that holds a ``Let``
+    already is bound all the same: written out, it would be read twice."""
+    nested, conditional, bound = [], [], []
 
     def look(node) -> None:
         if is_if_then_else(node):
             conditional.append(node)
         elif isinstance(node, tvm.ir.expr.Call) and node.op.same_as(_REINTERPRET):
             nested.append(node)
+        elif isinstance(node, tirx.Let):
+            bound.append(node)
 
     visit(x, look)
-    if not nested or conditional:
+    if not nested:
         return False
-    return lane_vars is None or any(var in lane_vars for var in collect_vars_used_in_prim_expr(x))
+    if bound:
+        return True
+    if lane_vars is None:
+        return True
+    varies = any(var in lane_vars for var in collect_vars_used_in_prim_expr(x))
+    return varies and not any(_uses_any(node.args[0], lane_vars) for node in conditional)
+
+
+def _uses_any(expr, variables: set) -> bool:
+    return any(var in variables for var in collect_vars_used_in_prim_expr(expr))
+
+
+def _speculated(node) -> tirx.PrimExpr | None:
+    """``if_then_else(c, a, b)`` as ``select(c, a, b)`` with every load of ``a`` and ``b`` at an
+    index clamped into its buffer, when both branches are loads and arithmetic that cannot trap:
+    evaluated in every lane, they read real values where the condition discards them. A
+    condition on the vectorized index (a concatenation, RoPE's rotated halves) otherwise makes
+    TVM's vectorizer scalarize the whole statement."""
+    if not is_if_then_else(node):
+        return None
+    condition, then, otherwise = node.args
+    if not (_cannot_trap(then) and _cannot_trap(otherwise)):
+        return None
+    return tirx.Select(condition, rewrite(then, _clamped_load), rewrite(otherwise, _clamped_load))
+
+
+_SAFE = (tirx.Add, tirx.Sub, tirx.Mul, tirx.Min, tirx.Max, tirx.Cast, tirx.Select, tvm.ir.TensorLoad, tvm.ir.Op)
+
+
+def _cannot_trap(expr) -> bool:
+    """Whether evaluating ``expr`` anywhere is harmless: loads (clamped by `_clamped_load`),
+    float arithmetic, integer arithmetic dividing by constants only, casts and selects."""
+    ok = [True]
+
+    def look(node) -> None:
+        if isinstance(node, (tirx.Div, tirx.FloorDiv, tirx.FloorMod, tirx.Mod)):
+            divisor = node.b
+            ok[0] = ok[0] and (str(node.ty).startswith("float") or (isinstance(divisor, tirx.IntImm) and int(divisor) != 0))
+        elif isinstance(node, tvm.ir.expr.Call):
+            ok[0] = ok[0] and any(node.op.same_as(op) for op in _PURE_CALLS)
+        elif not isinstance(node, _SAFE) and isinstance(node, tvm.ir.expr.Expr) and not isinstance(node, _COMPARISONS):
+            ok[0] = False
+
+    visit(expr, look)
+    return ok[0]
+
+
+_COMPARISONS = (tirx.LT, tirx.LE, tirx.GT, tirx.GE, tirx.EQ, tirx.NE, tirx.And, tirx.Or, tirx.Not)
+
+
+def _clamped_load(node) -> tirx.PrimExpr | None:
+    if not isinstance(node, tvm.ir.TensorLoad):
+        return None
+    indices = [tirx.max(tirx.min(index, extent - 1), 0) for index, extent in zip(node.indices, node.source.shape)]
+    return tirx.BufferLoad(node.source, indices)
 
 
 def _clamp(expr) -> tuple[tirx.PrimExpr, int, int] | None:
