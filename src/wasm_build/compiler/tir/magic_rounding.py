@@ -18,6 +18,7 @@ NaN comes out as the low bound (onnxruntime's quantize; ``trunc_sat`` made it 0)
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import tvm
 from tvm import tirx
@@ -36,12 +37,20 @@ _LIMIT = 2**20
 
 
 def magic_rounding() -> tvm.transform.Pass:
-    return body_rewriting_pass("WasmMagicRounding", lambda func: functools.partial(_rewritten, lane_vars=_lane_vars(func)))
+    return body_rewriting_pass("WasmMagicRounding", lambda func: functools.partial(_rewritten, lanes=_lanes(func)))
 
 
-def _lane_vars(func: tirx.PrimFunc) -> set | None:
-    """The variables that change from lane to lane once TVM vectorizes ``func``: its vectorized
-    loops' variables and the block iterators bound to them; None when nothing is vectorized."""
+@dataclass(frozen=True)
+class _Lanes:
+    """A kernel's variables by how TVM's vectorizer will see them: ``varying``, the vectorized
+    loops' variables and the block iterators bound to them; ``scalar``, the iterators of blocks
+    no vectorized loop runs (their expressions are never vectorized)."""
+
+    varying: frozenset
+    scalar: frozenset
+
+
+def _lanes(func: tirx.PrimFunc) -> _Lanes:
     loops, realizes = [], []
 
     def look(node) -> None:
@@ -51,17 +60,19 @@ def _lane_vars(func: tirx.PrimFunc) -> set | None:
             realizes.append(node)
 
     visit(func.body, look)
-    if not loops:
-        return None
-    lanes = set(loops)
+    varying, scalar = set(loops), set()
     for realize in realizes:
-        for iter_var, value in zip(realize.block.iter_vars, realize.iter_values):
-            if any(var in lanes for var in collect_vars_used_in_prim_expr(value)):
-                lanes.add(iter_var.var)
-    return lanes
+        bound = [(iv.var, collect_vars_used_in_prim_expr(value)) for iv, value in zip(realize.block.iter_vars, realize.iter_values)]
+        vectorized = any(var in varying for _, used in bound for var in used)
+        for var, used in bound:
+            if any(v in varying for v in used):
+                varying.add(var)
+            elif not vectorized:
+                scalar.add(var)
+    return _Lanes(frozenset(varying), frozenset(scalar))
 
 
-def _rewritten(expr, lane_vars: set | None = None) -> tirx.PrimExpr | None:
+def _rewritten(expr, lanes: _Lanes | None = None) -> tirx.PrimExpr | None:
     if not (isinstance(expr, tirx.Cast) and str(expr.ty) == "int32" and str(expr.value.ty) == "float32"):
         return None
     clamp = _clamp(expr.value)
@@ -72,23 +83,23 @@ def _rewritten(expr, lane_vars: set | None = None) -> tirx.PrimExpr | None:
     rounded = _rounded(value)
     if rounded is not None:  # integral already once clamped: round by the addition itself
         x, zero_point = rounded
-        clamped = _clamped(x, low - zero_point, high - zero_point, lane_vars)
+        clamped = _clamped(x, low - zero_point, high - zero_point, lanes)
     else:
         # Any value (a zero point read from memory, which may hold a fraction as far as this
         # step knows): truncated first, as the conversion would (one ``f32x4.trunc``).
         zero_point = 0
-        clamped = tirx.call_llvm_pure_intrin("float32", "llvm.trunc", _clamped(value, low, high, lane_vars))
+        clamped = tirx.call_llvm_pure_intrin("float32", "llvm.trunc", _clamped(value, low, high, lanes))
     shifted = tirx.reinterpret("int32", clamped + tirx.const(_MAGIC, "float32"))
     return shifted - tirx.const(_MAGIC_BITS - zero_point, "int32")
 
 
-def _clamped(x: tirx.PrimExpr, low: int, high: int, lane_vars: set | None = None) -> tirx.PrimExpr:
+def _clamped(x: tirx.PrimExpr, low: int, high: int, lanes: _Lanes | None = None) -> tirx.PrimExpr:
     """``x`` within [low, high], as selects that keep x only where it compares true: a NaN
     becomes the low bound (as in onnxruntime's quantize) and never reaches the integer. (TVM
     writes max(x, lo) as ``x < lo ? lo : x``, which keeps it, and puts constants second in any
     max it simplifies.) Each is one ``f32x4.pmax`` / ``pmin``."""
     low, high = tirx.const(low, "float32"), tirx.const(high, "float32")
-    if not _binds_well(x, lane_vars):
+    if not _binds_well(x, lanes):
         above = tirx.Select(low < x, x, low)
         return tirx.Select(above < high, above, high)
     # Each value bound once: a select reads it twice, and requantizes nested in one kernel
@@ -97,7 +108,7 @@ def _clamped(x: tirx.PrimExpr, low: int, high: int, lane_vars: set | None = None
     return tirx.Let(value, x, tirx.Let(above, tirx.Select(low < value, value, low), tirx.Select(above < high, above, high)))
 
 
-def _binds_well(x, lane_vars: set | None) -> bool:
+def _binds_well(x, lanes: _Lanes | None) -> bool:
     """Whether ``x`` is worth a ``Let``, and TVM's vectorizer takes it. Worth it: ``x`` holds a
     nested requantize (otherwise the select's two reads cost a load or two; written out, n
     nested levels are 4^n copies). Taken: in a kernel TVM vectorizes, the vectorizer visits a
@@ -121,10 +132,11 @@ def _binds_well(x, lane_vars: set | None) -> bool:
         return False
     if bound:
         return True
-    if lane_vars is None:
-        return True
-    varies = any(var in lane_vars for var in collect_vars_used_in_prim_expr(x))
-    return varies and not any(_uses_any(node.args[0], lane_vars) for node in conditional)
+    used = collect_vars_used_in_prim_expr(x)
+    if lanes is None or not lanes.varying or any(var in lanes.scalar for var in used):
+        return True  # never vectorized
+    varies = any(var in lanes.varying for var in used)
+    return varies and not any(_uses_any(node.args[0], lanes.varying) for node in conditional)
 
 
 def _uses_any(expr, variables: set) -> bool:
