@@ -157,12 +157,12 @@ def _speculated(node) -> tirx.PrimExpr | None:
     return tirx.Select(condition, rewrite(then, _clamped_load), rewrite(otherwise, _clamped_load))
 
 
-_SAFE = (tirx.Add, tirx.Sub, tirx.Mul, tirx.Min, tirx.Max, tirx.Cast, tirx.Select, tvm.ir.TensorLoad, tvm.ir.Op)
+_SAFE = (tirx.Add, tirx.Sub, tirx.Mul, tirx.Min, tirx.Max, tirx.Cast, tirx.Select, tirx.Let, tvm.ir.TensorLoad, tvm.ir.Op)
 
 
 def _cannot_trap(expr) -> bool:
     """Whether evaluating ``expr`` anywhere is harmless: loads (clamped by `_clamped_load`),
-    float arithmetic, integer arithmetic dividing by constants only, casts and selects."""
+    float arithmetic, integer arithmetic dividing by constants only, casts, selects and lets."""
     ok = [True]
 
     def look(node) -> None:
