@@ -29,12 +29,11 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
-from .conv_rewrite import rewrite_calls
+from .conv_rewrite import INJECTIVE, call_te_kernel, rewrite_calls
 from .qdq import dtype_of, static_shape
 
 _MODES = ("half_pixel", "pytorch_half_pixel", "asymmetric", "align_corners")
 _F32 = np.float32
-_INJECTIVE = 2  # TVM's OpPatternKind
 
 
 @dataclass(frozen=True)
@@ -142,15 +141,13 @@ def _emit(builder: relax.BlockBuilder, call: relax.Call, plan: _Plan) -> relax.E
     rows, cols = plan.rows, plan.cols
     positions = lambda taps: relax.const(np.stack([taps.first, taps.second]))  # noqa: E731
     weights = lambda taps: relax.const(np.stack([taps.near, taps.far]))  # noqa: E731
-    out = builder.call_te(
-        bilinear_kernel(plan.row_axis, plan.col_axis), call.args[0], positions(rows), positions(cols),
-        weights(rows), weights(cols), [tvm.tirx.IntImm("int64", d) for d in static_shape(call)],
-        primfunc_name_hint="bilinear",
-    )
     # An injective kernel, like TVM's resize: it fuses with the dequantize before it and the
-    # quantize after it (the pattern analysis would call its position loads opaque).
-    builder.update_func(out.args[0], builder.get()[out.args[0]].with_attr("op_pattern", _INJECTIVE))
-    return out
+    # quantize after it.
+    return call_te_kernel(
+        builder, bilinear_kernel(plan.row_axis, plan.col_axis), call.args[0], positions(rows), positions(cols),
+        weights(rows), weights(cols), [tvm.tirx.IntImm("int64", d) for d in static_shape(call)],
+        name="bilinear", pattern=INJECTIVE,
+    )
 
 
 def bilinear_sums_pass() -> tvm.transform.Pass:

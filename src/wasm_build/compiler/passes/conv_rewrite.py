@@ -13,8 +13,10 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
-# TVM's OpPatternKind kOutEWiseFusable: elementwise consumers fuse into the kernel's output.
-_OUT_ELEMWISE_FUSABLE = 4
+# TVM's OpPatternKind values a rewrite gives the kernels it writes (`call_te_kernel`).
+INJECTIVE = 2
+OUT_ELEMWISE_FUSABLE = 4  # elementwise consumers fuse into the kernel's output
+OPAQUE = 8  # fuses with nothing
 # Zero rows a rewrite may add to reach whole tile rows, as a fraction of the pixels
 # (49 -> 52: 0.06; 25 -> 28 is too many).
 _MAX_PADDING_FRACTION = 1 / 16
@@ -87,14 +89,19 @@ def is_plain_nhwc_conv(call: relax.Call, *, strided: bool = False) -> bool:
     return constant_conv(call, "relax.nn.conv2d", ("NHWC", "HWIO", "NHWC")) is not None
 
 
-def emit_conv_kernel(builder: relax.BlockBuilder, compute, *args, name: str) -> relax.Expr:
-    """``builder.call_te(compute, *args)``, the kernel marked fusable with its epilogue (bias,
-    residual add, ReLU) like the conv it replaces: TVM's pattern analysis would call a
-    multi-stage kernel opaque."""
+def call_te_kernel(builder: relax.BlockBuilder, compute, *args, name: str, pattern: int) -> relax.Expr:
+    """``builder.call_te(compute, *args)``, its kernel given the fusion pattern ``pattern``
+    (TVM's analysis would call a multi-stage kernel, or one loading indices, opaque)."""
     call = builder.call_te(compute, *args, primfunc_name_hint=name)
     gvar = call.args[0]
-    builder.update_func(gvar, builder.get()[gvar].with_attr("op_pattern", _OUT_ELEMWISE_FUSABLE))
+    builder.update_func(gvar, builder.get()[gvar].with_attr("op_pattern", pattern))
     return call
+
+
+def emit_conv_kernel(builder: relax.BlockBuilder, compute, *args, name: str) -> relax.Expr:
+    """``builder.call_te(compute, *args)``, the kernel marked fusable with its epilogue (bias,
+    residual add, ReLU) like the conv it replaces."""
+    return call_te_kernel(builder, compute, *args, name=name, pattern=OUT_ELEMWISE_FUSABLE)
 
 
 def nbytes(tensor: tvm.runtime.Tensor) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import conv_layouts, emit_conv_kernel, rewrite_calls
+from .conv_rewrite import OPAQUE, call_te_kernel, conv_layouts, emit_conv_kernel, rewrite_calls
 from .qdq import dtype_of, static_shape
 
 _ACTIVATIONS = ("int8", "uint8", "int16")
@@ -38,7 +38,6 @@ _MAX_CHANNELS = 4
 _GROUP = 8
 # The rows tensor is made once per call; past this it would no longer sit in cache.
 _MAX_ROWS_BYTES = 4 << 20
-_OPAQUE = 8  # TVM's OpPatternKind
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,13 @@ class _Geometry:
         return self.height + self.padding[0] + self.padding[2]
 
 
-def _geometry(call: relax.Call) -> _Geometry | None:
+@dataclass(frozen=True)
+class _Plan:
+    geometry: _Geometry
+    kernel: np.ndarray  # HWIO int8, read once from the call as written
+
+
+def _plan(call: relax.Call) -> _Plan | None:
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
         return None
     attrs = call.attrs
@@ -96,7 +101,7 @@ def _geometry(call: relax.Call) -> _Geometry | None:
     )
     if geometry.batch * geometry.rows_height * geometry.out_w * geometry.depth * 2 > _MAX_ROWS_BYTES:
         return None
-    return geometry
+    return _Plan(geometry, kernel)
 
 
 def window_rows(data: te.Tensor, g: _Geometry) -> te.Tensor:
@@ -141,13 +146,13 @@ def conv_over_rows(rows: te.Tensor, weights: te.Tensor, g: _Geometry, out_channe
     )
 
 
-def _emit(builder: relax.BlockBuilder, call: relax.Call, g: _Geometry) -> relax.Expr:
-    kernel = call.args[1].value.numpy()
-    rows = builder.call_te(lambda x: window_rows(x, g), call.args[0], primfunc_name_hint="window_rows")
+def _emit(builder: relax.BlockBuilder, call: relax.Call, plan: _Plan) -> relax.Expr:
+    g, kernel = plan.geometry, plan.kernel
     # Its own kernel: fused, the quantize before it ran once per window row reading each value
     # (3.5x at a 7-wide window of stride 2), a float divide each time.
-    builder.update_func(rows.args[0], builder.get()[rows.args[0]].with_attr("op_pattern", _OPAQUE))
-    rows = builder.emit(rows)
+    rows = builder.emit(
+        call_te_kernel(builder, lambda x: window_rows(x, g), call.args[0], name="window_rows", pattern=OPAQUE)
+    )
     return emit_conv_kernel(
         builder,
         lambda r, w: conv_over_rows(r, w, g, kernel.shape[3]),
@@ -160,6 +165,6 @@ def _emit(builder: relax.BlockBuilder, call: relax.Call, g: _Geometry) -> relax.
 def window_rows_pass() -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="WasmWindowRows")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return rewrite_calls(mod, _geometry, _emit)
+        return rewrite_calls(mod, _plan, _emit)
 
     return _pass
