@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from wasm_build import WasmModel
 from wasm_build.compiler.passes.bilinear_sums import axis_taps

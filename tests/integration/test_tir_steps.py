@@ -252,6 +252,13 @@ def test_magic_rounding_truncates_values_it_cannot_prove_integral():
         np.testing.assert_array_equal(out.numpy(), want)
 
 
+def _node_count(stmt) -> int:
+    """Statements and expressions in ``stmt`` (leaves not counted): how large a rewrite made it."""
+    count = [0]
+    walk.visit(stmt, lambda _node: count.__setitem__(0, count[0] + 1))
+    return count[0]
+
+
 def test_magic_rounding_of_nested_requantizes_stays_linear():
     """A kernel may hold requantizes nested in one another (dequantize -> quantize chains of a
     QOperator transformer block fused together). A select reads its operand twice: unbound, n
@@ -267,14 +274,9 @@ def test_magic_rounding_of_nested_requantizes_stays_linear():
         value = tirx.Cast("float32", tirx.Cast("int32", clamped)) * tirx.const(0.25, "float32")
     func = tirx.PrimFunc([a, b], tirx.For(i, 0, 64, tirx.ForKind.VECTORIZED, tirx.BufferStore(b, value, [i])))
 
-    def size(f):
-        count = [0]
-        walk.visit(f.body, lambda _node: count.__setitem__(0, count[0] + 1))
-        return count[0]
-
     rewritten = magic_rounding()(tvm.IRModule({"f": func.with_attr("global_symbol", "f")}))["f"]
     assert "reinterpret" in rewritten.script()
-    assert size(rewritten) < 3 * size(func)
+    assert _node_count(rewritten.body) < 3 * _node_count(func.body)
 
 
 def test_magic_rounding_of_a_concatenation_the_vectorizer_scalarizes():
@@ -378,12 +380,7 @@ def test_magic_rounding_speculates_conditional_reads_as_selects():
     rewritten = magic_rounding()(mod)["f"]
     assert "if_then_else" not in rewritten.script()
 
-    def size(node):
-        count = [0]
-        walk.visit(node, lambda _n: count.__setitem__(0, count[0] + 1))
-        return count[0]
-
-    assert size(rewritten.body) < 8 * size(mod["f"].body)
+    assert _node_count(rewritten.body) < 8 * _node_count(mod["f"].body)
     lib = tvm.tirx.build(mod, target=tvm.target.Target("llvm"), pipeline=tir_pipeline())
     device = tvm.cpu()
     x = np.random.default_rng(4).integers(0, 256, (2, 16)).astype(np.uint8)
@@ -419,12 +416,7 @@ def test_magic_rounding_leaves_scheduled_int8_kernels_small_and_buildable(kernel
     func = tvm.script.from_source((Path(__file__).parent / "kernels" / kernel).read_text())
     mod = tvm.IRModule({"f": func.with_attr("global_symbol", "f")})
 
-    def size(node):
-        count = [0]
-        walk.visit(node, lambda _n: count.__setitem__(0, count[0] + 1))
-        return count[0]
-
     rewritten = magic_rounding()(mod)["f"]
-    assert "reinterpret" in rewritten.script() and size(rewritten.body) < 4 * size(func.body)
+    assert "reinterpret" in rewritten.script() and _node_count(rewritten.body) < 4 * _node_count(func.body)
     with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
         tvm.tirx.build(mod, target=tvm.target.Target(WASM), pipeline=tir_pipeline())

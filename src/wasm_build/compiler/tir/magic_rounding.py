@@ -56,7 +56,7 @@ def _lanes(func: tirx.PrimFunc) -> _Lanes:
     def look(node) -> None:
         if isinstance(node, tirx.For) and node.kind == tirx.ForKind.VECTORIZED:
             loops.append(node.loop_var)
-        elif type(node).__name__ == "SBlockRealize":
+        elif isinstance(node, tvm.s_tir.SBlockRealize):
             realizes.append(node)
 
     visit(func.body, look)
