@@ -150,6 +150,7 @@ def run(cases: list[str], rounds: int, repeat: int, max_seconds: float, out: Pat
             "weights_float32": weights["float32"],
             "weights_int8": weights["int8"],
             "int8_initializer_bytes": _int8_bytes(int8_model),
+            "initializer_bytes": sum(numpy_helper.to_array(i).nbytes for i in int8_model.graph.initializer),
             "accuracy": _accuracy(int8_model, outputs[case], inputs),
         }
         for kind in ("float32", "int8"):

@@ -442,6 +442,15 @@ def render_markdown(results: dict[str, Any], chart: Path | None, results_path: P
 INT8_HEADING = "## Quantized models: int8 against float32"
 
 
+def _int8_weights(row: dict) -> str:
+    """The weights cell of the int8 table: float32 -> int8 artifact bytes, then the int8
+    artifact's against the quantized model's initializers (all, and the 8-bit ones)."""
+    text = f"{row['weights_float32'] / 1e6:.2f} → {row['weights_int8'] / 1e6:.2f} MB ("
+    if row.get("initializer_bytes"):
+        text += f"{row['weights_int8'] / row['initializer_bytes'] - 1:+.0%} of the quantized model's, "
+    return text + f"{row['weights_int8'] / max(row['int8_initializer_bytes'], 1) - 1:+.0%} of its 8-bit ones)"
+
+
 def int8_lines(results: dict[str, Any]) -> list[str]:
     """The section of RESULTS.md on quantized models, from bench/int8.py's results."""
     machine = results["machine"]
@@ -463,10 +472,11 @@ def int8_lines(results: dict[str, Any]) -> list[str]:
             _ms(r.get("web_float32_ms")) if r.get("web_float32_ms") else "—",
             _ms(web_int8) if web_int8 else r.get("web_int8_error", "—")[:60].replace("|", "/"),
             _x(_ratio(web_int8, r["int8_ms"])),
-            f"{r['weights_float32'] / 1e6:.2f} → {r['weights_int8'] / 1e6:.2f} MB "
-            f"({r['weights_int8'] / max(r['int8_initializer_bytes'], 1) - 1:+.0%} of the int8 initializers)",
+            _int8_weights(r),
             r["accuracy"],
         ])
+    lines += ["", "Weights: the bytes each build's artifact carries (the int8 build's against the quantized "
+              "model's initializers: int8 weights, int32 biases, float scales; and against its 8-bit ones alone).", ""]
     lines += _table(["model", "quantization", "float32 ms", "int8 ms", "int8 vs float32", "onnxruntime-web float32 ms",
                      "onnxruntime-web int8 ms", "int8 vs onnxruntime-web int8", "weights", "accuracy"], rows,
                     "llrrrrrrll")

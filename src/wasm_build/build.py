@@ -250,6 +250,7 @@ def _build_uncached(
             sources = render(plan, model.name, model.weights, prefix)
             progress.detail(
                 f"{len(plan.calls)} kernel calls, arena {plan.arena_size} bytes, weights {len(plan.weights)} bytes"
+                + (f", {len(plan.init_calls)} calls at init into {plan.derived_size} bytes" if plan.init_calls else "")
             )
 
         with progress.stage("link"):

@@ -11,7 +11,7 @@ import pytest
 tvm = pytest.importorskip("tvm")
 pytest.importorskip("onnxruntime")
 
-from tvm import relax  # noqa: E402
+from tvm import relax, te  # noqa: E402
 
 from tests.support import build  # noqa: E402
 from tests.support.compiler import (  # noqa: E402
@@ -51,13 +51,28 @@ def test_transform_matrices_compute_a_3x3_correlation(m):
         np.testing.assert_allclose(y, _correlate_3x3(tile, g, m), rtol=1e-12, atol=1e-12)
 
 
-def test_filter_transform_matches_the_matrices():
-    transform = winograd.Transform(4)
-    _, g_matrix, _ = transform.matrices()
-    weight = np.random.default_rng(0).standard_normal((3, 3, 5, 7)).astype(np.float32)  # HWIO
-    u = transform.filter(weight)
-    assert u.shape == (6, 6, 5, 7) and u.dtype == np.float32
-    np.testing.assert_allclose(u[:, :, 2, 3], g_matrix @ weight[:, :, 2, 3] @ g_matrix.T, rtol=1e-6, atol=1e-6)
+def _transformed(weight: np.ndarray, m: int) -> np.ndarray:
+    """The init kernel `winograd.filter_transform` of ``weight``, built natively."""
+    placeholder = te.placeholder(weight.shape, str(weight.dtype), name="w")
+    kernel = tvm.compile(te.create_prim_func([placeholder, winograd.filter_transform(placeholder, m)]), target="llvm")
+    alpha = m + 2
+    out = tvm.runtime.tensor(np.zeros((alpha, alpha, *weight.shape[2:]), np.int16 if weight.dtype == np.int8 else np.float32))
+    kernel(tvm.runtime.tensor(weight), out)
+    return out.numpy()
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_filter_transform_matches_the_matrices(m):
+    """The kernel init runs: U = G g G^T in float32 arithmetic; 4U exactly for int8 weights."""
+    _, g_matrix, _ = winograd.Transform(m).matrices()
+    rng = np.random.default_rng(m)
+    weight = rng.standard_normal((3, 3, 5, 7)).astype(np.float32)  # HWIO
+    u = _transformed(weight, m)
+    assert u.shape == (m + 2, m + 2, 5, 7) and u.dtype == np.float32
+    np.testing.assert_allclose(u, np.einsum("ek,nl,klio->enio", g_matrix, g_matrix, weight.astype(np.float64)), rtol=1e-6, atol=1e-6)
+    if m == 2:
+        integer = rng.integers(-128, 128, (3, 3, 5, 7)).astype(np.int8)
+        np.testing.assert_array_equal(_transformed(integer, m), winograd.Transform(m).integer_filter(integer))
 
 
 def resnet_block(rng, channels=32, size=16):
@@ -239,9 +254,10 @@ def test_wasm_build_matches_onnxruntime_and_records_the_budget(tmp_path):
     direct = build(model, "wdirect", tmp_path / "direct", winograd_budget=0)
     fast = build(model, "wfast", tmp_path / "fast", winograd_budget=10)
     assert fast.manifest["build_options"]["winograd_budget"] == 10
-    # Two convs' weights (16 x 16 x 3 x 3) became 6 x 6 tiles: 36 / 9 as many bytes.
-    grown = fast.manifest["weights"]["nbytes"] - direct.manifest["weights"]["nbytes"]
-    assert grown == 2 * 27 * 16 * 16 * 4
+    # Two convs' weights (16 x 16 x 3 x 3) became 6 x 6 tiles, made at init (`init_kernels`):
+    # the artifact keeps the 3 x 3 ones, the memory holds 36 / 9 as many bytes besides.
+    assert fast.manifest["weights"]["nbytes"] == direct.manifest["weights"]["nbytes"]
+    assert fast.manifest["derived_nbytes"] == 2 * 36 * 16 * 16 * 4
 
 
 def test_2x2_tiles_build_for_wasm_and_match_in_wasmtime(tmp_path):
@@ -249,8 +265,9 @@ def test_2x2_tiles_build_for_wasm_and_match_in_wasmtime(tmp_path):
     model = resnet_block(np.random.default_rng(10), channels=16, size=7)
     direct = build(model, "w2direct", tmp_path / "direct", winograd_budget=0)
     fast = build(model, "w2fast", tmp_path / "fast", winograd_budget=10)
-    # Two convs' weights became 4 x 4 tiles: 16 / 9 as many bytes.
-    assert fast.manifest["weights"]["nbytes"] - direct.manifest["weights"]["nbytes"] == 2 * 7 * 16 * 16 * 4
+    # Two convs' weights became 4 x 4 tiles at init: 16 / 9 as many bytes, beside the artifact's.
+    assert fast.manifest["weights"]["nbytes"] == direct.manifest["weights"]["nbytes"]
+    assert fast.manifest["derived_nbytes"] == 2 * 16 * 16 * 16 * 4
 
 
 def test_negative_budget_is_a_config_error(tmp_path):

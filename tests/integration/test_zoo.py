@@ -69,9 +69,9 @@ def test_fast_model_matches_onnxruntime(case: Case, exports: ExportCache, tmp_pa
     raise ZooFailure(f"{case.id} fails at {result.stage} ({result.failure_class}): {result.reason}\n{result.message}")
 
 
-# The artifact's weights against the model's constants: packing pads to whole tiles and Winograd
-# adds transformed kernels (`winograd_budget`: at most half again), but no weight is copied per
-# call (an RNN's recurrent weights once were, per unrolled step: 22x the model's size).
+# The artifact's weights against the model's constants: packing pads to whole tiles (Winograd's
+# transformed kernels are made at init, `compiler.init_kernels`, and take none), but no weight is
+# copied per call (an RNN's recurrent weights once were, per unrolled step: 22x the model's size).
 WEIGHTS_ALLOWANCE = 1.6
 WEIGHTS_SLACK = 64 * 1024  # alignment and tile padding of a small model's many small tensors
 

@@ -179,6 +179,7 @@ def manifest(inputs: PackageInputs, artifact_dir: Path) -> dict[str, Any]:
         "outputs": [sig.describe() for sig, _ in plan.outputs],
         "weights": {"mode": inputs.weights_mode, "nbytes": len(plan.weights)},
         "arena_nbytes": plan.arena_size,
+        "derived_nbytes": plan.derived_size,  # computed from the weights at init (`ExecutorPlan.init_calls`)
         "kernels": inputs.kernel_count,
         "kernel_work": inputs.kernel_work,
         "exports": api_exports(inputs.name, inputs.weights_mode, plan.dynamic),

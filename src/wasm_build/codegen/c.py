@@ -165,6 +165,8 @@ def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str)
         "tensors": plan.tensors,
         "tensor_shapes": {t.index: _tensor_shape(t, plan) for t in plan.tensors},
         "calls": [_call(call, plan, name) for call in plan.calls],
+        "init_calls": [_call(call, plan, name) for call in plan.init_calls],
+        "derived_size": max(plan.derived_size, ALIGNMENT),
         "kernels": plan.kernels,
         "inputs": [_signature(sig) for sig, _ in plan.inputs],
         "outputs": [_signature(sig) for sig, _ in plan.outputs],

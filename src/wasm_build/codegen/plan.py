@@ -76,7 +76,8 @@ class DType:
 
 @dataclass(frozen=True)
 class Place:
-    """Where a tensor's bytes live: `region` is "arena" or "weights".
+    """Where a tensor's bytes live: `region` is "arena", "weights", "derived" (computed from
+    the weights once, at init: `ExecutorPlan.init_calls`) or "heap".
 
     While planning, arena tensors sit in a storage (`storage` is its index and
     `offset` is relative to it); `_assign_storage_offsets` makes them absolute.
@@ -181,6 +182,10 @@ class Signature:
 class ExecutorPlan:
     tensors: list[PlannedTensor] = field(default_factory=list)
     calls: list[KernelCall] = field(default_factory=list)
+    # Calls that read only weights (kernels run at init, `compiler.init_kernels`): made once,
+    # by NAME_init, into the "derived" region (`derived_size` bytes), which runs never reuse.
+    init_calls: list[KernelCall] = field(default_factory=list)
+    derived_size: int = 0
     inputs: list[tuple[Signature, int]] = field(default_factory=list)  # (signature, tensor index)
     outputs: list[tuple[Signature, int]] = field(default_factory=list)
     arena_size: int = 0
@@ -199,7 +204,7 @@ class ExecutorPlan:
     def kernels(self) -> list[tuple[str, str]]:
         """Distinct (kernel, symbol) pairs, in first-call order."""
         seen: dict[str, str] = {}
-        for call in [*self.shape_functions, *self.calls]:
+        for call in [*self.init_calls, *self.shape_functions, *self.calls]:
             seen.setdefault(call.kernel, call.symbol)
         return list(seen.items())
 
@@ -213,12 +218,23 @@ class UnsupportedProgram(WasmBuildError):
 
 @dataclass
 class _Storage:
-    """One `vm.alloc_storage` (or an input slot): live from `first` to `last` (binding steps)."""
+    """One `vm.alloc_storage` (or an input slot): live from `first` to `last` (binding steps).
+    `used`: a kernel call has taken it (before that, it holds nothing a call could read);
+    `at_init`: an init call writes it; `kept`: runs read it too (or it is an output), so it
+    lives in the derived region. Init's intermediates stay in the arena, which init has to
+    itself."""
 
     index: int
     size: int
     first: int
     last: int
+    used: bool = False
+    at_init: bool = False
+    kept: bool = False
+
+    @property
+    def derived(self) -> bool:
+        return self.at_init and self.kept
 
 
 @dataclass(frozen=True)
@@ -402,7 +418,10 @@ class _Planner:
             return _NOTHING
         if name == "relax.vm.alloc_storage":
             (size,) = _shape_of(call.args[0], "storage size")
-            return self._storage(size)
+            # Only a bound for its tensors: each is placed on its own (below), so Relax's
+            # storage itself takes no room (placed, it sat in the arena beside the first
+            # tensors: 16 MB more for float32 ResNet-18's largest weights computed at init).
+            return _Storage(-1, max(size, 1), self.step, self.step)
         if name == "relax.vm.alloc_tensor":
             storage = self._resolve(call.args[0])
             offset = _static_int(call.args[1], "tensor offset")
@@ -461,7 +480,9 @@ class _Planner:
             tuple(planned),
             self._row_chunks(gvar.name_hint, chunks, planned) if chunks is not None else None,
         )
-        if self.plan.heap_tensor is not None and TensorArg(self.plan.heap_tensor) in planned:
+        if chunks is None and self._at_init(planned):
+            self.plan.init_calls.append(call)
+        elif self.plan.heap_tensor is not None and TensorArg(self.plan.heap_tensor) in planned:
             # A shape function: it computes symbolic values from the heap alone, so the
             # executor calls it once per new set of input shapes, before any kernel.
             self._heap().add_shape_function(func, gvar.name_hint)
@@ -469,6 +490,31 @@ class _Planner:
         else:
             self.plan.calls.append(call)
         return _NOTHING
+
+    def _at_init(self, args: list[KernelArg]) -> bool:
+        """Whether a call with ``args`` reads weights and values computed from them only, so
+        that one call at init stands for every run's (the kernels run at init that graph
+        passes emit, `compiler.init_kernels`, and weight packings applied to their results).
+        Its other tensors are fresh ones it writes: they move to the derived region. Every
+        call's storages are marked used afterwards."""
+        tensors = [self.plan.tensors[a.tensor] for a in args if isinstance(a, TensorArg)]
+        places = [t.place for t in tensors]
+        fresh = {p.storage for p in places if p.storage is not None and not self.storages[p.storage].used}
+        # A symbolic dimension reaches a kernel as an argument or in a tensor's shape (a slice
+        # of position embeddings as long as the input): such a call differs from run to run.
+        varies = any(isinstance(a, HeapArg) for a in args) or any(t.dims is not None for t in tensors)
+        reads_constants_only = not varies and all(
+            p.region in ("weights", "derived") or p.storage in fresh or (p.storage is not None and self.storages[p.storage].at_init)
+            for p in places
+        )
+        at_init = reads_constants_only and bool(fresh) and any(p.storage not in fresh for p in places)
+        for place in places:
+            if place.storage is not None:
+                storage = self.storages[place.storage]
+                storage.used = True
+                storage.at_init = storage.at_init or (at_init and storage.index in fresh)
+                storage.kept = storage.kept or not at_init
+        return at_init
 
     def _row_chunks(self, kernel: str, attr: Any, args: list[KernelArg]) -> RowChunks:
         """How to call a kernel compiled for a chunk of rows; the row-wise tensors' places get
@@ -618,6 +664,7 @@ class _Planner:
             tensor = self._tensor(dims, DType.parse(param.ty.dtype), Place("arena", 0), f"input '{name}'")
             planned = self.plan.tensors[tensor.index]
             planned.place = Place("arena", 0, self._storage(planned.nbytes).index)
+            self.storages[planned.place.storage].used = True  # it holds the input
             shown = None if planned.dims is None else tuple(d if isinstance(d, int) else d.name for d in dims)
             self.values[param] = tensor
             self.input_of[tensor.index] = index
@@ -647,6 +694,9 @@ class _Planner:
             if not isinstance(item, _Tensor):
                 raise UnsupportedProgram(f"output {i} is a {type(item).__name__}, not a tensor")
             self._touch(item, self.step + 1)  # outputs are copied out after the last kernel
+            storage = self.plan.tensors[item.index].place.storage
+            if storage is not None:
+                self.storages[storage].kept = True
             tensor = self.plan.tensors[item.index]
             self.plan.outputs.append((Signature(f"output{i}", tensor.shape, tensor.dtype, self._shown(tensor)), item.index))
         for tensor in self.plan.tensors:
@@ -684,7 +734,16 @@ class _Planner:
         """
         placed: list[tuple[int, int, _Storage]] = []  # (offset, end, storage)
         offsets: dict[int, int] = {}
-        for storage in sorted(self.storages, key=lambda s: (-s.size, s.index)):
+        derived: dict[int, int] = {}
+        for storage in self.storages:  # computed at init, kept for every run: one after another
+            if storage.derived:
+                derived[storage.index] = _align(self.plan.derived_size)
+                self.plan.derived_size = derived[storage.index] + storage.size
+        self.plan.derived_size = _align(self.plan.derived_size)
+        # Init's intermediates are placed like the runs' tensors: init runs before any run, and
+        # its calls keep their order, so lives that overlap in the program's order are the
+        # only ones that meet.
+        for storage in sorted((s for s in self.storages if not s.derived), key=lambda s: (-s.size, s.index)):
             conflicts = sorted(
                 (start, end)
                 for start, end, other in placed
@@ -699,8 +758,11 @@ class _Planner:
             offsets[storage.index] = offset
         self.plan.arena_size = _align(max((end for _, end, _ in placed), default=0))
         for tensor in self.plan.tensors:
-            if tensor.place.storage is not None:
-                tensor.place = Place("arena", offsets[tensor.place.storage] + tensor.place.offset)
+            storage = tensor.place.storage
+            if storage in derived:
+                tensor.place = Place("derived", derived[storage] + tensor.place.offset)
+            elif storage is not None:
+                tensor.place = Place("arena", offsets[storage] + tensor.place.offset)
 
 
 def _check_static_params(kernel: str, func: Any, args: list[KernelArg], tensors: list[PlannedTensor]) -> None:
@@ -762,11 +824,12 @@ _RESERVED = 64 << 20
 def _check_memory(plan: ExecutorPlan) -> None:
     """Refuse a model whose arena and weights cannot fit a wasm32 module, before any kernel is
     compiled (LLVM and the C compiler would fail on such sizes only after a long wait)."""
-    needed = plan.arena_size + len(plan.weights)
+    needed = plan.arena_size + plan.derived_size + len(plan.weights)
     if needed + _RESERVED > WASM32_MEMORY:
         largest = max(plan.tensors, key=lambda t: t.nbytes)
         raise UnsupportedProgram(
             f"the model needs {needed / 2**30:.1f} GiB of memory (arena {plan.arena_size / 2**30:.2f} GiB, "
+            f"computed at init {plan.derived_size / 2**30:.2f} GiB, "
             f"weights {len(plan.weights) / 2**30:.2f} GiB; largest tensor {largest.label!r} "
             f"{list(largest.shape)} {largest.dtype.name}, {largest.nbytes / 2**30:.2f} GiB); "
             "a wasm32 module has 4 GiB at most",

@@ -31,6 +31,7 @@ import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu
 
+from .init_kernels import fold_constants
 from .passes import graph_passes, quantized_passes, static_slices_pass
 from .row_chunks import row_chunk_pass
 from .schedules import default_schedule_pass
@@ -63,7 +64,13 @@ def legalize_passes(target: tvm.target.Target, options: TargetOptions) -> list[t
     return [
         *graph_passes(target, winograd_budget=options.winograd_budget),
         *cpu.library_dispatch_passes(target),
-        *cpu.legalize_passes(target),
+        # TVM's CPU legalization (`cpu.legalize_passes`), its constant folding leaving the
+        # kernels that run at init (`init_kernels`) unfolded.
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        fold_constants(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
         row_chunk_pass(),
     ]
 

@@ -17,7 +17,8 @@ class TargetOptions:
 
     simd: bool = True
     relaxed_simd: bool = False
-    # Extra weight bytes Winograd convs may add, as a fraction of the weights (compiler.passes.winograd).
+    # Memory Winograd convs' transformed weights may add, as a fraction of the weights counted as
+    # float32 (compiler.passes.winograd).
     winograd_budget: float = ModelSettings.winograd_budget
 
     @classmethod

@@ -115,9 +115,10 @@ class ModelSettings:
     winograd_budget: float = field(
         default=0.5,
         metadata=_doc(
-            "Weight bytes that Winograd 3x3 convolutions (F(2x2): 2.25x fewer multiply-adds, 16/9 the weights; "
-            "F(4x4): 4x fewer, 4x the weights; int8 convs F(2x2) only, int16 weights, 32/9 the bytes) may add, "
-            "as a fraction of the model's weights; 0 turns them off.",
+            "Memory that Winograd 3x3 convolutions' transformed weights may add (F(2x2): 2.25x fewer "
+            "multiply-adds, 16/9 the weights; F(4x4): 4x fewer, 4x the weights; int8 convs F(2x2) only, "
+            "int16 weights, 32/9 the bytes), as a fraction of the model's weights counted as float32 "
+            "values; they are made at init, so the artifact keeps the original weights. 0 turns them off.",
             metavar="FRACTION",
         ),
     )

@@ -19,6 +19,7 @@ from tvm.s_tir import meta_schedule as ms
 from ..compiler.pipeline import legalize_passes, optimize_passes
 from ..compiler.schedules import default_schedule_pass
 from ..compiler.schedules.packed_weights import constant_params
+from ..compiler.init_kernels import INIT_KERNEL_ATTR
 from ..compiler.schedules.winograd_transforms import has_transforms
 from ..compiler.target import TargetOptions
 from ..compiler.tiles import LAYOUT_FREE_ATTR
@@ -60,9 +61,13 @@ def left_to_default(task: Any, flops: float | None, total_flops: float) -> str |
     kernels), which would abort the whole tuning run. Winograd kernels need their tile
     loops unrolled to fold the transform coefficients, which its search spaces do not do.
     Kernels with a negligible share of the work (transposes, a mean) are not worth the
-    search's set-up, several seconds per kernel before its first measurement.
+    search's set-up, several seconds per kernel before its first measurement. Kernels that
+    run once, at init (`compiler.init_kernels`), are no part of a run's time.
     """
-    if has_transforms(task.dispatched[0]["main"]):
+    func = task.dispatched[0]["main"]
+    if func.attrs is not None and INIT_KERNEL_ATTR in func.attrs:
+        return "run once, at init"
+    if has_transforms(func):
         return "Winograd convolutions"
     if flops is None:
         return "meta-schedule cannot analyse them"

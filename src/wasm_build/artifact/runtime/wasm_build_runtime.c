@@ -48,6 +48,11 @@ WB_WEAK void TVMFFIErrorSetRaisedFromCStr(const char* kind, const char* message)
 
 WB_WEAK int wb_call_kernel(WBKernel kernel, const char* name, const WBAny* args, int32_t num_args,
                            char* error, size_t error_capacity) {
+  return wb_run_kernel(kernel, name, args, num_args, error, error_capacity);
+}
+
+int wb_run_kernel(WBKernel kernel, const char* name, const WBAny* args, int32_t num_args, char* error,
+                  size_t error_capacity) {
   WBAny result = {WB_TYPE_NONE, 0, {0}};
   wb_raised_error[0] = '\0';
   int status = kernel(NULL, args, num_args, &result);

@@ -76,6 +76,13 @@ static inline WBAny wb_float_arg(double value) {
 int wb_call_kernel(WBKernel kernel, const char* name, const WBAny* args, int32_t num_args,
                    char* error, size_t error_capacity);
 
+/*
+ * The same, never replaced: init's calls use it, so a driver that replaces
+ * wb_call_kernel (the profiler) sees the runs' calls only.
+ */
+int wb_run_kernel(WBKernel kernel, const char* name, const WBAny* args, int32_t num_args,
+                  char* error, size_t error_capacity);
+
 /* Registers `symbol` under `name` in the system-library table (idempotent). */
 int wb_register_kernel(const char* name, void* symbol);
 

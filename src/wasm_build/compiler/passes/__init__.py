@@ -41,6 +41,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from ..init_kernels import fold_constants
 from .analysis import calls_op
 from .bilinear_sums import bilinear_sums_pass
 from .conv1d_planes import conv1d_planes_pass
@@ -73,7 +74,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         nhwc_conv_pass(),
         # Folds the transposed weights and resolves the batch-norm tuple's `[0]`,
         # so the next pass sees conv -> add/mul chains and FuseOps conv -> add -> relu.
-        relax.transform.FoldConstant(),
+        fold_constants(),
         relax.transform.CanonicalizeBindings(),
         relax.transform.DeadCodeElimination(),  # the dead tuple still counts as a use
         fold_conv_affine_pass(),
@@ -85,7 +86,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         paired_taps_pass(),
         window_rows_pass(),
         vector_math_pass(),
-        relax.transform.FoldConstant(),
+        fold_constants(),  # leaves the kernels that run at init (Winograd's filter transforms)
     ]
 
 

@@ -89,12 +89,18 @@ def is_plain_nhwc_conv(call: relax.Call, *, strided: bool = False) -> bool:
     return constant_conv(call, "relax.nn.conv2d", ("NHWC", "HWIO", "NHWC")) is not None
 
 
-def call_te_kernel(builder: relax.BlockBuilder, compute, *args, name: str, pattern: int) -> relax.Expr:
+def call_te_kernel(
+    builder: relax.BlockBuilder, compute, *args, name: str, pattern: int, attrs: dict[str, Any] | None = None
+) -> relax.Expr:
     """``builder.call_te(compute, *args)``, its kernel given the fusion pattern ``pattern``
-    (TVM's analysis would call a multi-stage kernel, or one loading indices, opaque)."""
+    (TVM's analysis would call a multi-stage kernel, or one loading indices, opaque) and
+    the function attributes ``attrs``."""
     call = builder.call_te(compute, *args, primfunc_name_hint=name)
     gvar = call.args[0]
-    builder.update_func(gvar, builder.get()[gvar].with_attr("op_pattern", pattern))
+    func = builder.get()[gvar].with_attr("op_pattern", pattern)
+    for key, value in (attrs or {}).items():
+        func = func.with_attr(key, value)
+    builder.update_func(gvar, func)
     return call
 
 

@@ -8,13 +8,17 @@ import tvm
 from tvm import relax, tirx
 from tvm.s_tir.stmt import SBlock
 
+from ..init_kernels import compose_init_packing, derived_from_constants, fold_constants, init_kernels
 from ..tiles import LAYOUT_REWRITE_PREPROC_ATTR
 from ..tir import walk
 
 
 def constant_params(mod: tvm.IRModule) -> dict[tvm.ir.GlobalVar, set[int]]:
-    """For each PrimFunc, the parameters that every ``call_tir`` passes a constant."""
+    """For each PrimFunc, the parameters that every ``call_tir`` passes a constant, or a value
+    that kernels run at init compute from constants (`init_kernels`)."""
     found: dict[tvm.ir.GlobalVar, set[int]] = {}
+    kernels = init_kernels(mod)
+    derived: set[relax.Var] = set()
 
     def visit(expr):
         if not (isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir"):
@@ -22,11 +26,12 @@ def constant_params(mod: tvm.IRModule) -> dict[tvm.ir.GlobalVar, set[int]]:
         callee, args = expr.args[0], expr.args[1]
         if not isinstance(args, relax.Tuple):
             return
-        constants = {i for i, arg in enumerate(args.fields) if isinstance(arg, tvm.ir.expr.Constant)}
+        constants = {i for i, arg in enumerate(args.fields) if isinstance(arg, tvm.ir.expr.Constant) or arg in derived}
         found[callee] = found[callee] & constants if callee in found else constants
 
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
+            derived = derived_from_constants(func, kernels)
             relax.analysis.post_order_visit(func, visit)
     return found
 
@@ -59,4 +64,5 @@ def fold_packed_constants(mod: tvm.IRModule) -> tvm.IRModule:
     )
     mod = relax.transform.SplitLayoutRewritePreproc()(packing)
     mod.update(tvm.IRModule(others))
-    return tvm.transform.Sequential([relax.transform.FoldConstant(), relax.transform.DeadCodeElimination()])(mod)
+    mod = tvm.transform.Sequential([fold_constants(), relax.transform.DeadCodeElimination()])(mod)
+    return compose_init_packing(mod)
