@@ -475,7 +475,7 @@ def int8_lines(results: dict[str, Any]) -> list[str]:
             _int8_weights(r),
             r["accuracy"],
         ])
-    lines += ["", "Weights: the bytes each build's artifact carries (the int8 build's against the quantized "
+    lines += ["Weights: the bytes each build's artifact carries (the int8 build's against the quantized "
               "model's initializers: int8 weights, int32 biases, float scales; and against its 8-bit ones alone).", ""]
     lines += _table(["model", "quantization", "float32 ms", "int8 ms", "int8 vs float32", "onnxruntime-web float32 ms",
                      "onnxruntime-web int8 ms", "int8 vs onnxruntime-web int8", "weights", "accuracy"], rows,
