@@ -334,6 +334,26 @@ def test_activations_are_vectorized_and_accurate(name):
     np.testing.assert_allclose(got, reference(xs.astype("float64")), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("exponent, multiplied", [(2.0, True), (3.0, True), (4.0, True), (2.5, False), (-1.0, False)])
+def test_small_integer_powers_are_multiplied_out(exponent, multiplied):
+    """`power` by a constant 2, 3 or 4 (GPT-2's GELU cubes its input) becomes multiplications,
+    no `powf` per lane; other exponents keep TVM's power. Both match numpy."""
+    def op(x):
+        return relax.op.power(x, relax.const(np.float32(exponent)))
+
+    target = tvm.target.Target(NATIVE)
+    with target:
+        mod = tvm.transform.Sequential([*relax_passes(target), relax.transform.LegalizeOps()])(_activation_module(op))
+    scripts = "\n".join(f.script() for f in prim_funcs(mod).values())
+    assert ("T.pow(" not in scripts) == multiplied, scripts
+    xs = np.random.default_rng(8).standard_normal((8, 64)).astype("float32") * 3
+    if not multiplied:
+        xs = np.abs(xs) + 0.1  # a fractional power of a negative number is NaN in both
+    vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(xs)).numpy()
+    np.testing.assert_allclose(got, np.power(xs.astype("float64"), exponent), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
 @pytest.mark.parametrize("length", [197, 50, 37, 6])
 def test_ragged_rows_reduce_whole_vectors_and_match_onnxruntime(op, length):

@@ -1,7 +1,8 @@
 """``exp``, ``erf``, ``log``, ``sigmoid``, ``tanh``, SiLU, both GELUs, ``softmax`` and
 ``log_softmax`` in float32 become TE kernels built from vectorizable operations
 (`compiler.tir.vector_math`): wasm has no vector ``expf``/``erff``, and a libm call per
-lane serializes the kernel."""
+lane serializes the kernel. ``power`` by a constant 2, 3 or 4 (GPT-2's GELU cubes its input)
+is multiplied out for the same reason: ``powf`` per lane."""
 
 from __future__ import annotations
 
@@ -114,6 +115,29 @@ _ELEMENTWISE = {
 }
 
 
+# Exponents `power` multiplies out (x * x * x, within an ulp or two of powf's rounding).
+_MULTIPLIED_EXPONENTS = (2, 3, 4)
+
+
+def _multiplied_exponent(exponent: relax.Expr) -> int | None:
+    """A constant exponent of one value in `_MULTIPLIED_EXPONENTS`, else None."""
+    if not isinstance(exponent, tvm.ir.expr.Constant) or not isinstance(exponent.value, tvm.runtime.Tensor):
+        return None
+    values = exponent.value.numpy().reshape(-1)
+    if values.size != 1 or values.dtype.kind != "f" or float(values[0]) not in _MULTIPLIED_EXPONENTS:
+        return None
+    return int(values[0])
+
+
+def _power_te(x: te.Tensor, exponent: int) -> te.Tensor:
+    def value(*i):
+        v = x(*i)
+        square = v * v
+        return {2: square, 3: square * v, 4: square * square}[exponent]
+
+    return te.compute(x.shape, value, name="T_power")
+
+
 @relax.expr_functor.mutator
 class _VectorMath(relax.PyExprMutator):
     """Replace float32 calls of the ops in ``_ELEMENTWISE`` and softmax by TE kernels."""
@@ -127,6 +151,10 @@ class _VectorMath(relax.PyExprMutator):
         if fn is not None:
             hint = name.rsplit(".", 1)[-1]
             return self.builder_.call_te(_elementwise_te(fn), call.args[0], primfunc_name_hint=hint)
+        if name == "relax.power" and _multiplied_exponent(call.args[1]) is not None:
+            exponent = _multiplied_exponent(call.args[1])
+            if tuple(call.ty.shape.values) == tuple(call.args[0].ty.shape.values):  # no broadcast by the exponent
+                return self.builder_.call_te(_power_te, call.args[0], exponent, primfunc_name_hint="power")
         if name == "relax.nn.softmax":
             return self.builder_.call_te(_softmax_te, call.args[0], int(call.attrs.axis),
                                          primfunc_name_hint="softmax")
