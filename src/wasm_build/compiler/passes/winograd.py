@@ -14,7 +14,7 @@ tiles do it) and transforms back.  With ``m = 4`` that is 36 instead of 144
 multiply-adds per 4x4 outputs, with ``m = 2`` 16 instead of 36 per 2x2; the price
 is weights held ``(a / 3)^2`` times larger in memory (4x, 16/9), so :func:`winograd_pass`
 only rewrites convs whose output planes reuse every weight many times, within a
-budget of extra weight bytes (:func:`winograd_pass`), choosing each conv's ``m`` (see :func:`_choose`).
+budget of extra memory (:func:`winograd_pass`), choosing each conv's ``m`` (see :func:`_choose`).
 
 Each transform is two passes of 1-D transforms (rows, then columns) with the
 matrix coefficients written into the expression (zeros dropped, +-1 without a
@@ -42,9 +42,9 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx, topi
 
+from ..init_kernels import INIT_KERNEL_ATTR
 from ..tiles import PACKED_ROWS, WINOGRAD_STAGE_ATTR
 from .analysis import bindings
-from ..init_kernels import INIT_KERNEL_ATTR
 from .conv_rewrite import (
     OPAQUE,
     call_te_kernel,
