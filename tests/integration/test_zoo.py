@@ -72,7 +72,8 @@ def test_fast_model_matches_onnxruntime(case: Case, exports: ExportCache, tmp_pa
 # The artifact's weights against the model's constants: packing pads to whole tiles (Winograd's
 # transformed kernels are made at init, `compiler.init_kernels`, and take none), but no weight is
 # copied per call (an RNN's recurrent weights once were, per unrolled step: 22x the model's size).
-WEIGHTS_ALLOWANCE = 1.6
+# Over the whole zoo (bench/zoo/results.json, round 25) the largest is levit@int8, 0.99x + 64 KB.
+WEIGHTS_ALLOWANCE = 1.1
 WEIGHTS_SLACK = 64 * 1024  # alignment and tile padding of a small model's many small tensors
 
 
