@@ -218,7 +218,7 @@ class UnsupportedProgram(WasmBuildError):
 
 @dataclass
 class _Storage:
-    """One `vm.alloc_storage` (or an input slot): live from `first` to `last` (binding steps).
+    """The storage of one tensor (or an input slot): live from `first` to `last` (binding steps).
     `used`: a kernel call has taken it (before that, it holds nothing a call could read);
     `at_init`: an init call writes it; `kept`: runs read it too (or it is an output), so it
     lives in the derived region. Init's intermediates stay in the arena, which init has to

@@ -151,10 +151,12 @@ class _VectorMath(relax.PyExprMutator):
         if fn is not None:
             hint = name.rsplit(".", 1)[-1]
             return self.builder_.call_te(_elementwise_te(fn), call.args[0], primfunc_name_hint=hint)
-        if name == "relax.power" and _multiplied_exponent(call.args[1]) is not None:
+        if name == "relax.power":
             exponent = _multiplied_exponent(call.args[1])
-            if tuple(call.ty.shape.values) == tuple(call.args[0].ty.shape.values):  # no broadcast by the exponent
+            same_shape = tuple(call.ty.shape.values) == tuple(call.args[0].ty.shape.values)  # no broadcast by the exponent
+            if exponent is not None and same_shape:
                 return self.builder_.call_te(_power_te, call.args[0], exponent, primfunc_name_hint="power")
+            return call
         if name == "relax.nn.softmax":
             return self.builder_.call_te(_softmax_te, call.args[0], int(call.attrs.axis),
                                          primfunc_name_hint="softmax")
