@@ -8,6 +8,8 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
 * `padding_taps`: kernel taps that only ever read padding dropped (dilated convs on small maps);
 * `nhwc_conv`: convs in NHWC activations with HWIO weights;
 * `fold_conv_affine`: per-channel affine epilogues (batch norm) folded into conv weights and bias;
+* `lookup_tables`: elementwise chains from one 8-bit tensor to another (a quantized model's
+  activations and their requantizes) as 256-entry tables made at build time;
 * `bilinear_sums`: linear resizes as four weighted taps summed in onnxruntime's order (its
   rounding ties, which quantized models turn into whole steps);
 * `winograd`: stride-1 3x3 convs as Winograd F(2x2, 3x3) / F(4x4, 3x3) within a weight budget;
@@ -47,6 +49,7 @@ from .bilinear_sums import bilinear_sums_pass
 from .conv1d_planes import conv1d_planes_pass
 from .fold_conv_affine import fold_conv_affine_pass
 from .integer_contractions import integer_contractions_pass
+from .lookup_tables import lookup_tables_pass
 from .nhwc_conv import nhwc_conv_pass
 from .padding_taps import padding_taps_pass
 from .paired_taps import paired_taps_pass
@@ -79,6 +82,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         relax.transform.DeadCodeElimination(),  # the dead tuple still counts as a use
         fold_conv_affine_pass(),
         relax.transform.DeadCodeElimination(),
+        lookup_tables_pass(),
         bilinear_sums_pass(),
         winograd_pass(budget=winograd_budget),
         pixel_rows_pass(),

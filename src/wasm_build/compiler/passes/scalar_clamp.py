@@ -1,6 +1,7 @@
-"""ONNX ``Clip`` (ReLU6), which the frontend emits as TE kernels, back to Relax
-``maximum``/``minimum``: it then follows the conv's layout and fuses into the conv kernel, and
-its bounds become constants in the kernel, which keeps NaN (`compiler.tir.nan_propagation`)."""
+"""ONNX ``Clip`` (ReLU6), which the frontend emits as TE kernels, and Relax ``clip``
+(HardSigmoid) as Relax ``maximum``/``minimum``: they then follow the conv's layout and fuse
+into the conv kernel, and their bounds become constants in the kernel, which keeps NaN
+(`compiler.tir.nan_propagation`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ def scalar_clamp_op(func: tirx.PrimFunc):  # -> relax.op.maximum | relax.op.mini
     return ops[type(value)]
 
 
+def _clip_as_clamp(call: relax.Call) -> relax.Expr:
+    """``relax.clip(x, low, high)`` of a float32 tensor as ``minimum(maximum(x, low), high)``:
+    clip has no layout inference either (HardSigmoid, ReLU6 from PyTorch's exporters)."""
+    x, low, high = call.args
+    if not is_float32(x) or not all(isinstance(b, (tirx.IntImm, tirx.FloatImm)) for b in (low, high)):
+        return call
+    clamped = relax.op.maximum(x, relax.const(float(low.value), "float32"))
+    return relax.op.minimum(clamped, relax.const(float(high.value), "float32"))
+
+
 @relax.expr_functor.mutator
 class _ScalarClamp(relax.PyExprMutator):
     """``call_tir(max|min kernel, (x, scalar const))`` -> ``relax.maximum|minimum``:
@@ -46,6 +57,8 @@ class _ScalarClamp(relax.PyExprMutator):
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
+        if isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.clip":
+            return _clip_as_clamp(call)
         if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.call_tir"):
             return call
         callee, args = call.args[0], call.args[1]
