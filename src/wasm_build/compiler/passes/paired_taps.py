@@ -23,6 +23,7 @@ import tvm
 from tvm import relax, te, tirx
 from tvm.script import tirx as T
 
+from .. import tvmscript
 from ..tiles import SCHEDULED_ATTR
 from .conv_rewrite import conv_layouts, conv_rewrite_pass, emit_conv_kernel
 from .qdq import dtype_of, static_shape
@@ -121,7 +122,8 @@ def pairs_kernel(geometry: _Geometry, dtype: str) -> tirx.PrimFunc:
     widened = f"int16x{_VECTOR}"
     interleaved = [lane for i in range(_VECTOR) for lane in (i, i + _VECTOR)]
 
-    @T.prim_func(s_tir=True)
+    @tvmscript.prim_func(s_tir=True, batch=batch, height=height, width=width, channels=channels, dtype=dtype, rows=rows,
+                         columns=columns)
     def pairs(x: T.Buffer((batch, height, width, channels), dtype), paired: T.Buffer((batch, rows, columns, channels, 2), "int16")):
         T.func_attr({"tirx.noalias": True, SCHEDULED_ATTR: True})
         for n, h, w, c in T.grid(batch, rows, columns, channels // _VECTOR):

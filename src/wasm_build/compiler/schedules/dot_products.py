@@ -30,6 +30,7 @@ from tvm import s_tir
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
+from .. import tvmscript
 from .analysis import all_blocks
 
 LANES = 4  # int32 accumulators per v128
@@ -49,7 +50,7 @@ class DotProduct:
 
 
 def _description(activation: str, depth: int, weight: str):
-    @T.prim_func(s_tir=True)
+    @tvmscript.prim_func(s_tir=True, activation=activation, depth=depth, weight=weight)
     def desc(
         A: T.Buffer((depth,), activation, offset_factor=1),
         B: T.Buffer((LANES, depth), weight, offset_factor=1),
@@ -88,7 +89,7 @@ def _weight_vector(weight: str):
 def _dot_i16x8(activation: str, weight: str):
     splat, weights = _pairs_splat(activation), _weight_vector(weight)
 
-    @T.prim_func(s_tir=True)
+    @tvmscript.prim_func(s_tir=True, activation=activation, weight=weight)
     def impl(
         A: T.Buffer((2,), activation, offset_factor=1),
         B: T.Buffer((LANES, 2), weight, offset_factor=1),
@@ -104,7 +105,7 @@ def _dot_i16x8(activation: str, weight: str):
     return impl
 
 
-@T.prim_func(s_tir=True)
+@tvmscript.prim_func(s_tir=True)
 def _lanewise_description(
     A: T.Buffer((LANES, 2), "int16", offset_factor=1),
     B: T.Buffer((LANES, 2), "int8", offset_factor=1),
@@ -119,7 +120,7 @@ def _lanewise_description(
                 C[vi] = C[vi] + T.cast(A[vi, vk], "int32") * T.cast(B[vi, vk], "int32")
 
 
-@T.prim_func(s_tir=True)
+@tvmscript.prim_func(s_tir=True)
 def _lanewise_dot_i16x8(
     A: T.Buffer((LANES, 2), "int16", offset_factor=1),
     B: T.Buffer((LANES, 2), "int8", offset_factor=1),
