@@ -251,3 +251,63 @@ def test_a_quantized_average_pool_rounds_like_onnxruntime(tmp_path, fused_operat
     result = build(model, "qpool", tmp_path)
     (got,) = WasmModel(result.directory / "qpool.wasm").run({"x": x})
     np.testing.assert_array_equal(got, optimized)
+
+
+# -- quantized value moves: the operator on the quantized tensor -------------------------------
+
+
+def _quantized_moves() -> onnx.ModelProto:
+    """float -> uint8 (scale s, zero point 117) -> each operator that only moves values, between
+    a DequantizeLinear and a QuantizeLinear of the same parameters -> float; and one Pad
+    requantized to another scale (not a move)."""
+    moves = {
+        "pad_constant": ("Pad", ["pads_constant", "value"], {"mode": "constant"}, [1, 8, 8, 9]),
+        "pad_reflect": ("Pad", ["pads_one"], {"mode": "reflect"}, [1, 8, 8, 8]),
+        "pad_edge": ("Pad", ["pads_one"], {"mode": "edge"}, [1, 8, 8, 8]),
+        "depth_to_space": ("DepthToSpace", [], {"blocksize": 2}, [1, 2, 12, 12]),
+        "space_to_depth": ("SpaceToDepth", [], {"blocksize": 2}, [1, 32, 3, 3]),
+        "tile": ("Tile", ["repeats"], {}, [1, 8, 12, 6]),
+        "expand": ("Expand", ["expanded"], {}, [2, 8, 6, 6]),
+        "gather": ("Gather", ["indices"], {"axis": 1}, [1, 3, 6, 6]),
+        "rescaled": ("Pad", ["pads_one"], {"mode": "reflect"}, [1, 8, 8, 8]),
+    }
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"])]
+    outputs = []
+    for name, (op, extra, attributes, shape) in moves.items():
+        scale = "s2" if name == "rescaled" else "s"
+        nodes += [
+            helper.make_node(op, ["dq", *extra], [f"{name}_float"], **attributes),
+            helper.make_node("QuantizeLinear", [f"{name}_float", scale, "z"], [f"{name}_q"]),
+            helper.make_node("DequantizeLinear", [f"{name}_q", scale, "z"], [name]),
+        ]
+        outputs.append(_float(name, shape))
+    initializers = [
+        _array("s", 0.05), _array("s2", 0.07), _array("z", 117, np.uint8), _array("value", 0.52),
+        _array("pads_constant", [0, 0, 1, 1, 0, 0, 1, 2], np.int64), _array("pads_one", [0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+        _array("repeats", [1, 1, 2, 1], np.int64), _array("expanded", [2, 8, 6, 6], np.int64),
+        _array("indices", [0, 3, 5], np.int64),
+    ]
+    return _model(nodes, [_float("x", [1, 8, 6, 6])], outputs, initializers)
+
+
+def test_quantized_moves_run_on_the_quantized_tensor(tmp_path):
+    import onnxruntime as ort
+
+    from wasm_build.frontends.onnx_rewrites import quantized_moves
+
+    model = _quantized_moves()
+    rewritten = _rewritten(quantized_moves.rewrite, model)
+    producers = {output: node for node in rewritten.graph.node for output in node.output}
+    moved = {node.output[0]: producers[node.input[0]].op_type for node in rewritten.graph.node if node.op_type in quantized_moves.MOVES}
+    assert moved == {**{f"{name}_q": "QuantizeLinear" for name in (
+        "pad_constant", "pad_reflect", "pad_edge", "depth_to_space", "space_to_depth", "tile", "expand", "gather")},
+        "rescaled_float": "DequantizeLinear"}, moved
+    pad = next(node for node in rewritten.graph.node if node.output[0] == "pad_constant_q")
+    value = next(numpy_helper.to_array(i) for i in rewritten.graph.initializer if i.name == pad.input[2])
+    assert value.dtype == np.uint8 and int(value) == round(0.52 / 0.05) + 117  # what QuantizeLinear makes of it
+
+    x = np.random.default_rng(5).uniform(-5.8, 6.6, [1, 8, 6, 6]).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    result = build(model, "qmoves", tmp_path)
+    for got, want in zip(WasmModel(result.directory / "qmoves.wasm").run({"x": x}), session.run(None, {"x": x})):
+        np.testing.assert_array_equal(got, want)

@@ -30,6 +30,7 @@ from . import (
     lstm,
     prelu_channel_slope,
     quantized_average_pool,
+    quantized_moves,
     quantized_operators,
     rnn,
     slice_attributes,
@@ -80,6 +81,10 @@ REWRITES: tuple[Rewrite, ...] = (
     # the zero point before rounding.
     Rewrite("quantized_average_pool", frozenset({"AveragePool"}), quantized_average_pool.rewrite,
             frozenset({"QLinearAveragePool"})),
+    # A Pad, DepthToSpace, Tile, Gather ... between a dequantize and a quantize of the same
+    # parameters: the operator on the quantized tensor (after `dequantized_operands`, which
+    # makes a Pad's value a constant).
+    Rewrite("quantized_moves", quantized_moves.MOVES, quantized_moves.rewrite),
 )
 # onnxruntime contrib operators the import accepts because a rewrite replaces them.
 REWRITTEN_MICROSOFT_OPS = frozenset().union(*(rewrite.microsoft_op_types for rewrite in REWRITES))
