@@ -18,8 +18,10 @@ from tvm import relax
 
 from wasm_build import WasmModel
 from wasm_build.compiler.passes.lookup_tables import lookup_tables_pass
-from wasm_build.testing import quantized
+from wasm_build.config.settings import DimSpec
+from wasm_build.testing import models, quantized
 from wasm_build.testing.models import GraphBuilder, conv
+from wasm_build.wasm.steps import output_steps
 
 from tests.support import build
 from tests.support.compiler import prim_funcs, scheduled_module
@@ -186,3 +188,19 @@ def test_hard_sigmoid_follows_the_conv_layout(tmp_path):
     assert any("conv2d" in name and "maximum" in name and "minimum" in name for name in names), names
     # The build's smoke test compares the wasm with onnxruntime.
     build(hard_swish_model(), "hard_swish", tmp_path)
+
+
+def test_tables_over_a_bounded_dimension(tmp_path):
+    """A quantized encoder whose token count varies at run time (`dims`): its GELU chain is a
+    lookup over a tensor of symbolic shape, right at every length."""
+    encoder = models.sequence_encoder()
+    calibration = [models.random_inputs(encoder, seed=seed, dims={"seq": 8}) for seed in range(4)]
+    model = quantized.qdq(encoder, calibration_inputs=calibration)
+    wasm = WasmModel(build(model, "qenc", tmp_path, dims={"seq": {"min": 1, "max": 24}}).directory / "qenc.wasm")
+    steps = output_steps(model)
+    assert "lookup" in " ".join(prim_funcs(scheduled_module(model, tmp_path, dims={"seq": DimSpec(min=1, max=24)})))
+    for seq in (1, 5, 24):
+        inputs = models.random_inputs(model, seed=seq, dims={"seq": seq})
+        for output, got, want in zip(model.graph.output, wasm.run(inputs), models.reference_outputs(model, inputs)):
+            assert np.abs(got.astype(np.float64) - want).max() <= steps[output.name] * (1 + 1e-3), (seq, output.name)
+

@@ -56,12 +56,13 @@ def fused_module(model, target, schedule=True, graph_passes=False, winograd_budg
         return tvm.transform.Sequential(passes)(mod)
 
 
-def scheduled_module(model, tmp_path):
+def scheduled_module(model, tmp_path, dims=None):
     """The module of a wasm build (its frontend, quantized and graph passes, legalization and
-    schedules, default options), right after the schedule passes."""
+    schedules, default options; symbolic dimensions bounded by ``dims``, name -> DimSpec),
+    right after the schedule passes."""
     import onnx
 
-    from wasm_build.compiler.pipeline import legalize_passes, optimize_passes, schedule_passes
+    from wasm_build.compiler.pipeline import legalize_passes, optimize_passes, plan_for_bounds, schedule_passes
     from wasm_build.compiler.target import TargetOptions
     from wasm_build.frontends.onnx import load_onnx
 
@@ -71,7 +72,7 @@ def scheduled_module(model, tmp_path):
     target = options.tvm_target()
     passes = [*optimize_passes(), *legalize_passes(target, options), *schedule_passes(target, default_schedules=True)]
     with target, tvm.transform.PassContext(opt_level=3):
-        return tvm.transform.Sequential(passes)(load_onnx(path, {}).module)
+        return tvm.transform.Sequential(passes)(plan_for_bounds(load_onnx(path, {}, dims).module))
 
 
 def prim_funcs(mod):
