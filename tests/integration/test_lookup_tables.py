@@ -204,3 +204,18 @@ def test_tables_over_a_bounded_dimension(tmp_path):
         for output, got, want in zip(model.graph.output, wasm.run(inputs), models.reference_outputs(model, inputs)):
             assert np.abs(got.astype(np.float64) - want).max() <= steps[output.name] * (1 + 1e-3), (seq, output.name)
 
+
+
+def test_tables_tvm_cannot_compute_leave_the_chains_arithmetic(monkeypatch, caplog):
+    """Computing the tables is an optimization: if TVM fails at it, the build goes on with the
+    chains as they were (and says so)."""
+    from wasm_build.compiler.passes import lookup_tables
+
+    def fail(_expressions):
+        raise RuntimeError("no host target")
+
+    monkeypatch.setattr(lookup_tables, "compute_tables", fail)
+    module = _sigmoid_chain(np.full((1, CHANNELS, 1, 1), 0.9, np.float32))
+    with caplog.at_level("WARNING"):
+        assert lookup_tables_pass()(module).same_as(module)
+    assert "chains stay arithmetic" in caplog.text
