@@ -179,6 +179,14 @@ def _speed_summary(rows: list[CaseResult], sessions: Mapping[str, dict]) -> list
             f"- worst: {_ratios(timed[:3])}",
             f"- slower than onnxruntime-web ({len(slower)}): {_ratios(slower) or 'none'}",
         ]
+    quantized = sorted((r for r in rows if r.format == "int8" and r.speed_ratio is not None), key=lambda r: r.speed_ratio)
+    if quantized:
+        slower = [r for r in quantized if r.speed_ratio < 1]
+        lines.append(
+            f"- the quantized builds (`@int8`: onnxruntime's QDQ model, against onnxruntime-web's float32 run of the "
+            f"TorchScript export): {len(quantized)} rows, geometric mean {_geomean([r.speed_ratio for r in quantized])}; "
+            f"worst: {_ratios(quantized[:3])}; slower ({len(slower)}): {_ratios(slower) or 'none'}"
+        )
     untimed = [r for r in rows if r.passed and r.speed_session and r.speed_ratio is None]
     for r in untimed:
         lines.append(f"- `{r.id}` has no ratio: {_cell(r.wasm_timing_error or r.onnxruntime_web_error or 'not timed')}")

@@ -188,7 +188,8 @@ def test_speed_summary_is_over_models_and_names_the_slower_ones() -> None:
                           speed_session="s")
 
     rows = [row("a", "onnx", 1.0, 4.0), row("a@pt2", "pt2", 2.0, 4.0), row("b", "onnx", 4.0, 1.0),
-            row("c", "onnx", 1.0, None, "Error: unsupported op")]
+            row("c", "onnx", 1.0, None, "Error: unsupported op"), row("a@int8", "int8", 0.5, 4.0),
+            row("b@int8", "int8", 2.0, 1.0)]
     session = {"command": "run.py --speed", "cpu": "a CPU", "cores": 2, "load_start": [1.0, 1.0, 1.0],
                "load_web": [], "load_end": [], "node": "v20", "onnxruntime_web": "1.30.0"}
     meta = {"command": "run.py --speed", "generated": "now", "machine": "x86_64", "seconds": 1.0, "tolerance": 1e-3,
@@ -200,6 +201,9 @@ def test_speed_summary_is_over_models_and_names_the_slower_ones() -> None:
     assert "**1 of 2** models at least as fast" in summary
     assert "slower than onnxruntime-web (1): `b` 0.25" in summary
     assert "`c` has no ratio: Error: unsupported op" in summary
+    # The int8 rows apart: sqrt(8 * 1/2).
+    assert "the quantized builds (`@int8`" in summary and "2 rows, geometric mean 2.00" in summary
+    assert "slower (1): `b` 0.50" in summary
     assert "Measured in one session" in summary
     table_row = next(line for line in text.splitlines() if line.startswith("| c | onnx |"))
     assert "error: Error: unsupported op" in table_row
