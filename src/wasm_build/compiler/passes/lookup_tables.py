@@ -101,8 +101,9 @@ def _broadcast_value(array: np.ndarray) -> relax.Expr:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A lookup emitted before its table is computed: the table's expression (constants
-    only), the tensor it reads and the placeholder the kernel call holds meanwhile."""
+    """A lookup emitted before its table is computed: the table's expression (over its root's
+    256 values, `_ROOT_VALUES`), the tensor it reads and the placeholder the kernel call holds
+    meanwhile."""
 
     expression: relax.Expr
     root: relax.Expr
