@@ -40,3 +40,11 @@ def bindings(mod: tvm.IRModule) -> dict:
                     if isinstance(binding, relax.VarBinding):
                         bound[binding.var] = binding.value
     return bound
+
+
+def mutate_functions(mutator: relax.PyExprMutator, mod: tvm.IRModule) -> tvm.IRModule:
+    """``mod`` with each of its Relax functions rewritten by ``mutator`` (one made on ``mod``)."""
+    for gvar, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            mutator.builder_.update_func(gvar, mutator.visit_expr(func))
+    return mutator.builder_.get()

@@ -43,6 +43,7 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
+from .analysis import mutate_functions
 from .qdq import (
     INT_RANGES,
     QUANTIZE,
@@ -419,10 +420,6 @@ def integer_contractions_pass() -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="WasmIntegerContractions")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _IntegerContractions(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return mutator.builder_.get()
+        return mutate_functions(_IntegerContractions(mod), mod)
 
     return _pass

@@ -27,6 +27,7 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
+from .analysis import mutate_functions
 from .conv_rewrite import INJECTIVE, call_te_kernel
 from .qdq import INT_RANGES, Lookup, bound, dtype_of, op_name
 
@@ -291,12 +292,10 @@ def lookup_tables_pass() -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="WasmLookupTables")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         finder = _FindChains(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                finder.builder_.update_func(gvar, finder.visit_expr(func))
+        found = mutate_functions(finder, mod)
         if not finder.pending:
             return mod
-        found = relax.transform.DeadCodeElimination()(finder.builder_.get())
+        found = relax.transform.DeadCodeElimination()(found)
         read = _placeholders_read(found)
         kept = [pending for pending in finder.pending.values() if pending.placeholder in read]
         try:
@@ -305,10 +304,6 @@ def lookup_tables_pass() -> tvm.transform.Pass:
             # Chains left as arithmetic are slower, never wrong: the build goes on.
             logger.warning("lookup tables: TVM could not compute them for the host (%s); chains stay arithmetic", error)
             return mod
-        filler = _FillTables(found, {pending.placeholder: table for pending, table in zip(kept, tables)})
-        for gvar, func in found.functions_items():
-            if isinstance(func, relax.Function):
-                filler.builder_.update_func(gvar, filler.visit_expr(func))
-        return filler.builder_.get()
+        return mutate_functions(_FillTables(found, {pending.placeholder: table for pending, table in zip(kept, tables)}), found)
 
     return _pass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from .analysis import mutate_functions
 from .qdq import DEQUANTIZE, INT_RANGES, QUANTIZE, dequantize_arithmetic, dtype_of, op_name, parameter, saturate
 
 
@@ -43,10 +44,6 @@ def qdq_arithmetic_pass() -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="WasmQdqArithmetic")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _QdqArithmetic(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return mutator.builder_.get()
+        return mutate_functions(_QdqArithmetic(mod), mod)
 
     return _pass

@@ -12,6 +12,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from .analysis import mutate_functions
 from .qdq import QUANTIZE, Dequantized, as_dequantize, bound, constant, dtype_of, op_name
 
 # Operators whose output values are some of their input values, in any order.
@@ -66,10 +67,6 @@ def requant_identities_pass() -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="WasmRequantIdentities")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _RequantIdentities(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return mutator.builder_.get()
+        return mutate_functions(_RequantIdentities(mod), mod)
 
     return _pass

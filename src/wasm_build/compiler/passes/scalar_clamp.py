@@ -9,6 +9,7 @@ import tvm
 from tvm import relax, s_tir, tirx
 
 from ..schedules.analysis import root_blocks
+from .analysis import mutate_functions
 from .vector_math import is_float32
 
 
@@ -76,10 +77,6 @@ class _ScalarClamp(relax.PyExprMutator):
 def scalar_clamp_pass() -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="WasmScalarClamp")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _ScalarClamp(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return relax.transform.DeadCodeElimination()(mutator.builder_.get())
+        return relax.transform.DeadCodeElimination()(mutate_functions(_ScalarClamp(mod), mod))
 
     return _pass

@@ -19,6 +19,7 @@ from ..tir.vector_math import (
     vector_silu,
     vector_tanh,
 )
+from .analysis import mutate_functions
 
 
 def _elementwise_te(fn):
@@ -169,10 +170,6 @@ class _VectorMath(relax.PyExprMutator):
 def vector_math_pass() -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="WasmVectorMath")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _VectorMath(mod)
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                mutator.builder_.update_func(gvar, mutator.visit_expr(func))
-        return mutator.builder_.get()
+        return mutate_functions(_VectorMath(mod), mod)
 
     return _pass
