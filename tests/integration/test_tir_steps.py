@@ -420,3 +420,48 @@ def test_magic_rounding_leaves_scheduled_int8_kernels_small_and_buildable(kernel
     assert "reinterpret" in rewritten.script() and _node_count(rewritten.body) < 4 * _node_count(func.body)
     with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
         tvm.tirx.build(mod, target=tvm.target.Target(WASM), pipeline=tir_pipeline())
+
+
+def _nan_guard_loop():
+    """``b = isnan(a) ? 0 : a`` over 64 values, vectorized 16 wide (the exporters' guard after
+    a masked softmax)."""
+    a = tirx.decl_buffer((64,), "float32", "a")
+    b = tirx.decl_buffer((64,), "float32", "b")
+    outer, lane = tirx.Var("outer", "int32"), tirx.Var("lane", "int32")
+    index = outer * 16 + lane
+    value = tirx.Select(tirx.isnan(tirx.BufferLoad(a, [index])), tirx.const(0.0, "float32"), tirx.BufferLoad(a, [index]))
+    inner = tirx.For(lane, 0, 16, tirx.ForKind.VECTORIZED, tirx.BufferStore(b, value, [index]))
+    return tirx.PrimFunc([a, b], tirx.For(outer, 0, 4, tirx.ForKind.SERIAL, inner)).with_attr("global_symbol", "nan_guard")
+
+
+@pytest.mark.parametrize("with_step", [False, True])
+def test_nan_tests_keep_a_loop_vectorized(with_step):
+    """TVM's vectorizer scalarizes a loop holding ``isnan``; as a test on the bits it stays 16 wide."""
+    from tvm.tirx import compilation_pipeline
+
+    from wasm_build.compiler.tir.nan_tests import vectorizable_nan_tests
+
+    target = tvm.target.Target(WASM)
+    mod = tvm.tirx.transform.BindTarget(target.with_host(target))(tvm.IRModule({"nan_guard": _nan_guard_loop()}))
+    lower, _, _ = compilation_pipeline.get_tir_pipeline("default")
+    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+        lowered = lower(vectorizable_nan_tests()(mod) if with_step else mod)
+    assert _vector_lanes_of_stores(lowered) == ([16] if with_step else [1])
+
+
+def test_nan_guards_match_numpy_on_every_kind_of_float(tmp_path):
+    """``Where(IsNaN(x), 0, x)`` in wasmtime: NaNs of either sign and payload, infinities, the
+    largest finite values, subnormals and zeros, each where the bit test must place it."""
+    from wasm_build import WasmModel
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 32])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    nodes = [helper.make_node("IsNaN", ["x"], ["nan"]), helper.make_node("Where", ["nan", "zero", "x"], ["y"])]
+    model = helper.make_model(helper.make_graph(nodes, "nan_guard", [x], [y], [zero]), opset_imports=[helper.make_opsetid("", 17)])
+    bits = np.array([0x7FC00000, 0xFFC00000, 0x7F800001, 0xFFFFFFFF, 0x7F800000, 0xFF800000, 0x7F7FFFFF, 0xFF7FFFFF,
+                     0x00000001, 0x80000001, 0x00000000, 0x80000000, 0x3F800000, 0x7FBFFFFF], dtype=np.uint32)
+    values = np.resize(bits, 64).view(np.float32).reshape(2, 32)
+    (got,) = WasmModel(build(model, "nan_guard", tmp_path, smoke_test=False).directory / "nan_guard.wasm").run({"x": values})
+    want = np.where(np.isnan(values), np.float32(0), values)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
