@@ -9,6 +9,10 @@ from .analysis import extent, first_divisor, is_plain_reduction, iter_kinds, lan
 from .rule import Rule
 
 
+# Rows under this many vectors are reduced into one vector of partials.
+_SHORT_ROW = 16
+
+
 class RowReduction(Rule):
     """Reduce the innermost contiguous axis into a vector of partial results.
 
@@ -28,7 +32,12 @@ class RowReduction(Rule):
         if not any(r.region[-1].min.same_as(inner_var) for r in stmt.reads):
             return False
         vector = lanes(stmt.writes[0].source.dtype)
-        factor = first_divisor(extent(sch, loops[-1]), (4 * vector, 2 * vector, vector))
+        row = extent(sch, loops[-1])
+        # Four vectors of partials hide the latency of a long row's steps, but leave 16 to add
+        # up one after another: a row shorter than that pays more for them than it saves (a
+        # 16-value attention row: 4 vector steps and 4 partials instead of 1 step and 16).
+        widths = (4 * vector, 2 * vector, vector) if row >= _SHORT_ROW * vector else (vector,)
+        factor = first_divisor(row, widths)
         if factor is None:
             return False
         _, lane = sch.split(loops[-1], [None, factor])
