@@ -130,6 +130,17 @@ def _requantize_loop() -> tirx.PrimFunc:
     return tirx.PrimFunc([a, b], tirx.For(outer, 0, 4, tirx.ForKind.SERIAL, inner)).with_attr("global_symbol", "requantize")
 
 
+def _lowered_loop(func, step=None):
+    """One kernel through ``step`` (when given), then TVM's default TIR lowering for wasm32."""
+    from tvm.tirx import compilation_pipeline
+
+    target = tvm.target.Target(WASM)
+    mod = tvm.tirx.transform.BindTarget(target.with_host(target))(tvm.IRModule({str(func.attrs["global_symbol"]): func}))
+    lower, _, _ = compilation_pipeline.get_tir_pipeline("default")
+    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+        return lower(step(mod) if step is not None else mod)
+
+
 def _vector_lanes_of_stores(mod) -> list[int]:
     lanes = []
     for func in mod.functions.values():
@@ -143,13 +154,7 @@ def test_rounding_keeps_a_loop_vectorized(with_step):
     """TVM's vectorizer scalarizes a loop that rounds with ``nearbyint`` (in a QDQ transformer's
     requantize kernel that retry failed outright: "Let cannot bind the same var to two different
     values", see test_int8's block_qdq); through the LLVM intrinsic, the loop stays 16 lanes wide."""
-    from tvm.tirx import compilation_pipeline
-
-    target = tvm.target.Target(WASM)
-    mod = tvm.tirx.transform.BindTarget(target.with_host(target))(tvm.IRModule({"requantize": _requantize_loop()}))
-    lower, _, _ = compilation_pipeline.get_tir_pipeline("default")
-    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
-        lowered = lower(vectorizable_rounding()(mod) if with_step else mod)
+    lowered = _lowered_loop(_requantize_loop(), vectorizable_rounding() if with_step else None)
     assert _vector_lanes_of_stores(lowered) == ([16] if with_step else [1])
 
 
@@ -437,15 +442,9 @@ def _nan_guard_loop():
 @pytest.mark.parametrize("with_step", [False, True])
 def test_nan_tests_keep_a_loop_vectorized(with_step):
     """TVM's vectorizer scalarizes a loop holding ``isnan``; as a test on the bits it stays 16 wide."""
-    from tvm.tirx import compilation_pipeline
-
     from wasm_build.compiler.tir.nan_tests import vectorizable_nan_tests
 
-    target = tvm.target.Target(WASM)
-    mod = tvm.tirx.transform.BindTarget(target.with_host(target))(tvm.IRModule({"nan_guard": _nan_guard_loop()}))
-    lower, _, _ = compilation_pipeline.get_tir_pipeline("default")
-    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
-        lowered = lower(vectorizable_nan_tests()(mod) if with_step else mod)
+    lowered = _lowered_loop(_nan_guard_loop(), vectorizable_nan_tests() if with_step else None)
     assert _vector_lanes_of_stores(lowered) == ([16] if with_step else [1])
 
 
