@@ -163,13 +163,31 @@ def test_chains_that_are_not_functions_of_one_tensor_stay_arithmetic(constant, s
     assert lookup_tables_pass()(module).same_as(module), why
 
 
-def test_a_relu_and_its_requantize_stay_arithmetic(tmp_path):
-    """Cheaper as vectorized arithmetic than a byte load per value."""
-    g = GraphBuilder("relu", 0)
-    x = g.input("x", [1, CHANNELS, 4, 4])
-    g.output(g.op("Relu", [x]), "y", [1, CHANNELS, 4, 4])
-    model = quantized.qdq(g.build())
-    assert not [name for name in _kernel_names(model, tmp_path) if "lookup" in name]
+def _integer_chain(requantized: bool) -> tvm.IRModule:
+    """``maximum(x, 3)`` of a uint8 tensor, as integers, or requantized to another scale."""
+    x = relax.Var("x", relax.TensorType((1, CHANNELS, 4, 4), "uint8"))
+    builder = relax.BlockBuilder()
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            if requantized:
+                real = relax.op.astype(relax.op.maximum(x, relax.const(3, "uint8")), "float32")
+                scaled = relax.op.round(relax.op.divide(real, relax.const(1.5, "float32")))
+                clamped = relax.op.minimum(relax.op.maximum(scaled, relax.const(0.0, "float32")), relax.const(255.0, "float32"))
+                out = builder.emit_output(relax.op.astype(relax.op.astype(clamped, "int32"), "uint8"))
+            else:
+                out = builder.emit_output(relax.op.maximum(x, relax.const(3, "uint8")))
+        builder.emit_func_output(out)
+    return builder.get()
+
+
+def test_integer_operations_stay_arithmetic_and_a_requantize_makes_a_table():
+    """A maximum of 8-bit values runs 16 lanes at a time: it stays; requantized (a division, a
+    rounding, a clamp), the same chain costs more than a byte load per value: a table."""
+    plain, requantized = _integer_chain(False), _integer_chain(True)
+    assert lookup_tables_pass()(plain).same_as(plain)
+    # The maximum is an 8-bit value of its own: the table is the requantize of its output.
+    (table,) = _lookup_tables(lookup_tables_pass()(requantized))
+    assert np.abs(table.astype(int) - np.clip(np.round(np.arange(256) / 1.5), 0, 255)).max() <= 1
 
 
 def test_modules_without_chains_are_returned_unchanged():

@@ -14,8 +14,10 @@ lookup's output reads it as a function of that lookup's input, and one table rep
 (a whole graph of activations of one tensor becomes one lookup). Only the tables still read
 at the end are computed, all in one build. A chain that reads two different tensors (a
 residual add), a per-channel constant or a non-elementwise operator is left as it was; so
-is a chain of a few cheap operators (a ReLU and its requantize), which vectorized
-arithmetic does faster than a load per value.
+is a chain of a few integer operations (a maximum of 8-bit values), which vectorized
+arithmetic does 16 values at a time. A requantize alone (a division, a rounding, a clamp and
+two conversions) already costs more than a byte load per value: a requantized LeakyReLU over
+64 x 32 x 32 values took 102 us as arithmetic fused with its neighbours, 71 us as a lookup.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ _EXPENSIVE = frozenset(
     ).split()
 )
 _EXPENSIVE_COST = 12
-# A chain that costs less than this (in those operations) stays arithmetic: a dequantize,
-# a ReLU and a requantize cost 13 and run faster vectorized than a byte load per value.
+# A chain that costs less than this (in those operations) stays arithmetic: a few integer
+# operations on 16 lanes at a time beat a byte load per value; a requantize costs 18.
 _LOOKUP_COST = 16
 _TABLE_DTYPES = ("int8", "uint8")
 _TABLE_SIZE = 256
