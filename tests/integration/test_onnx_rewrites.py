@@ -305,6 +305,8 @@ def test_quantized_moves_run_on_the_quantized_tensor(tmp_path):
     pad = next(node for node in rewritten.graph.node if node.output[0] == "pad_constant_q")
     value = next(numpy_helper.to_array(i) for i in rewritten.graph.initializer if i.name == pad.input[2])
     assert value.dtype == np.uint8 and int(value) == round(0.52 / 0.05) + 117  # what QuantizeLinear makes of it
+    for name in ("pad_reflect_q", "pad_edge_q"):  # input values only: no constant given them
+        assert list(next(node for node in rewritten.graph.node if node.output[0] == name).input[2:]) == [], name
 
     x = np.random.default_rng(5).uniform(-5.8, 6.6, [1, 8, 6, 6]).astype(np.float32)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

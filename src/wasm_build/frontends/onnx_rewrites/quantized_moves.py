@@ -83,6 +83,7 @@ def _quantize_pad_value(model: onnx.ModelProto, pad: onnx.NodeProto, known: Cons
     mode = next((a.s.decode() for a in pad.attribute if a.name == "mode"), "constant")
     if any(a.name == "pads" for a in pad.attribute):
         return mode != "constant"  # opset 1-10: the value is an attribute; left as it is
+    if mode != "constant":
         return True  # edge, reflect, wrap: input values only
     has_value = len(pad.input) > 2 and pad.input[2]
     if has_value and pad.input[2] not in known:
