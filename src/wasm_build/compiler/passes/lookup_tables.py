@@ -174,7 +174,7 @@ class _Chain:
             return earlier.expression
         if isinstance(expr, relax.Var):
             return self._rebuild_var(expr)
-        value = bound(expr, self.lookup)
+        value = expr
         if isinstance(value, tvm.ir.expr.Constant):
             return _broadcast_value(value.value.numpy())
         name = op_name(value)
