@@ -42,7 +42,14 @@ from wasm_build.compiler.tir import walk as tir_walk  # noqa: E402
 from wasm_build.compiler.passes import graph_passes as relax_passes  # noqa: E402
 from wasm_build.compiler.schedules import default_schedule_pass  # noqa: E402
 from wasm_build.compiler.tiles import PACKED_ROWS_ATTR  # noqa: E402
-from wasm_build.compiler.tir.vector_math import vector_erf, vector_exp, vector_log, vector_sigmoid, vector_tanh  # noqa: E402
+from wasm_build.compiler.tir.vector_math import (  # noqa: E402
+    normal_exp,
+    vector_erf,
+    vector_exp,
+    vector_log,
+    vector_sigmoid,
+    vector_tanh,
+)
 
 
 
@@ -250,6 +257,25 @@ def test_vector_exp_is_accurate_over_the_float32_range():
     assert np.max(np.abs(got - want) / want) < 5e-7
     tiny = _evaluate(vector_exp, np.array([-200.0, -104.0, -95.0], "float32"))
     assert np.all(tiny >= 0) and np.all(tiny < 1e-40)
+
+
+def test_normal_exp_is_accurate_over_softmax_arguments():
+    """Softmax's exp, of values shifted by the row's maximum and clamped at ln(FLT_MIN)."""
+    xs = np.concatenate([np.linspace(-87.3365, 0.0, 400001), -np.geomspace(1e-30, 1e-3, 1001)]).astype("float32")
+    got = _evaluate(normal_exp, xs).astype("float64")
+    want = np.exp(xs.astype("float64"))
+    assert np.max(np.abs(got - want) / want) < 5e-7
+    assert _evaluate(normal_exp, np.array([0.0], "float32"))[0] == 1.0
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_softmax_exp_rounds_without_conversions(tmp_path):
+    """exp's ``round(x / ln 2)`` comes from adding 1.5 * 2^23, not from ``f32x4.floor`` and
+    ``i32x4.trunc_sat_f32x4_s`` (which Cranelift expands to about eight x86 instructions)."""
+    model = Chain(np.random.default_rng(3), [2, 4, 64]).add("Softmax", axis=-1).build()
+    disassembly = wasm_disassembly(fused_module(model, WASM, graph_passes=True), "softmax", tmp_path)
+    assert "f32x4.mul" in disassembly
+    assert "i32x4.trunc_sat_f32x4_s" not in disassembly and "f32x4.floor" not in disassembly
 
 
 def test_vector_erf_is_accurate():
