@@ -85,6 +85,22 @@ def test_other_transposes_keep_the_plain_schedule_and_match(tmp_path, shape, per
     build_and_compare(model, "transpose", tmp_path)
 
 
+@pytest.mark.parametrize("scale, tiled", [("scalar", True), ("tensor", False)])
+def test_squeezed_and_scaled_transposes_take_blocks(tmp_path, scale, tiled):
+    """Attention's ``K^T * 1/sqrt(d)`` as timm's exports have it: a squeeze, the transpose and
+    a scalar Mul, one kernel reading the input at a constant index too; 197 tokens leave a
+    partial block (ViT-Tiny's ran at 6 GB/s as a vectorized gather). A factor per value is a
+    second tensor the blocks would have to transpose as well: the plain schedule."""
+    g = GraphBuilder("scaled_transpose", 0)
+    x = g.input("x", [1, 1, 3, 197, 8])
+    y = g.op("Transpose", [g.op("Squeeze", [x, g.int64s([0])])], perm=[0, 1, 3, 2])
+    factor = g.scalar(0.125) if scale == "scalar" else g.uniform([1, 3, 8, 197], 0.5, 1.5, "scale")
+    g.output(g.op("Mul", [y, factor]), "y", [1, 3, 8, 197])
+    model = g.build()
+    assert _tiled(model) and all(_tiled(model).values()) == tiled
+    build_and_compare(model, "scaled_transpose", tmp_path)
+
+
 # The two rounds of a 4 x 4 transpose: 32-bit lanes of two rows interleaved (low, high halves),
 # then 64-bit halves of two interleaves; each one `punpck*` instruction on x86.
 _INTERLEAVES = {

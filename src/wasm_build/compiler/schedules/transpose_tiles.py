@@ -38,6 +38,7 @@ class _Transpose:
     out_axes: tuple[int, ...]  # iterators of the output's innermost indices that move together
     in_axes: tuple[int, ...]  # the same for the input's (adjacent loops: they follow each other in the output)
     narrow: bool  # fewer output values a row than a vector (RGB channels last): rows of 4 x that
+    source: str  # the transposed buffer (other reads are scalars)
 
 
 class TransposeTiles(Rule):
@@ -75,7 +76,7 @@ class TransposeTiles(Rule):
         sch.unroll(in_i)
         sch.vectorize(out_i)
         # The gathers `tir.transpose_shuffle` rewrites read this buffer.
-        sch.annotate(block, TRANSPOSED_BLOCKS_ATTR, sch.get(block).reads[0].source.name)
+        sch.annotate(block, TRANSPOSED_BLOCKS_ATTR, found.source)
         return True
 
 
@@ -110,22 +111,29 @@ def _transpose(sch: s_tir.Schedule, block: SBlockRV) -> _Transpose | None:
     """``block`` as a `_Transpose` when it copies one 32-bit tensor into another with its axes
     permuted, each index an iterator, the innermost axis moved, and the input's and the
     output's innermost extents at least a vector each (a partial last block is copied
-    apart); or output rows narrower than one from input rows of whole vectors."""
+    apart); or output rows narrower than one from input rows of whole vectors.
+
+    The input may be read at constant indices too (a squeezed axis), and the copied value
+    scaled by scalars (attention's ``K^T * 1/sqrt(d)``): the gathers stay gathers."""
     if not is_spatial(sch, block) or not has_trivial_binding(sch, block):
         return None
     stmt = sch.get(block)
-    if len(stmt.writes) != 1 or len(stmt.reads) != 1 or not isinstance(stmt.body, tirx.BufferStore):
+    moved = [region for region in stmt.reads if not _is_scalar(region)]
+    if len(stmt.writes) != 1 or len(moved) != 1 or not isinstance(stmt.body, tirx.BufferStore):
         return None
-    write, read = stmt.writes[0], stmt.reads[0]
+    write, read = stmt.writes[0], moved[0]
     if str(write.source.dtype) != str(read.source.dtype) or tvm.DataType(str(write.source.dtype)).bits != _BITS:
         return None
-    axes = []
-    for region in (write, read):
-        indices = [r.min for r in region.region]
-        if not all(isinstance(i, tirx.Var) for i in indices) or any(not _is_unit(r.extent) for r in region.region):
-            return None
-        axes.append([iter_index(stmt, i) for i in indices])
-    out_axes, in_axes = axes
+    if any(not _is_unit(r.extent) for r in (*write.region, *read.region)):
+        return None
+    out_indices = [r.min for r in write.region]
+    in_indices = [r.min for r in read.region if not isinstance(r.min, tirx.IntImm)]
+    if not all(isinstance(i, tirx.Var) for i in (*out_indices, *in_indices)):
+        return None
+    out_axes = [iter_index(stmt, i) for i in out_indices]
+    in_axes = [iter_index(stmt, i) for i in in_indices]
+    if not in_axes:
+        return None
     if None in out_axes or None in in_axes or out_axes[-1] == in_axes[-1]:
         return None
     loops = sch.get_loops(block)
@@ -138,11 +146,13 @@ def _transpose(sch: s_tir.Schedule, block: SBlockRV) -> _Transpose | None:
     column = _extent(sch, loops, in_together)  # the input's rows
     if column < width:
         return None
+    source = read.source.name
     if out_extent >= width:  # whole vectors, then a partial block (`_whole_blocks`)
-        return _Transpose(together, in_together, narrow=False)
+        return _Transpose(together, in_together, narrow=False, source=source)
     narrow_from_whole_rows = extent(sch, loops[in_axes[-1]]) % width == 0 and len(together) == 1
-    if narrow_from_whole_rows and len(out_axes) >= 2 and out_axes[-2] == in_axes[-1]:
-        return _Transpose(together, (in_axes[-1],), narrow=True)
+    plain_copy = len(stmt.reads) == 1 and len(in_indices) == len(read.region)  # `_narrow_rows` caches read 0
+    if narrow_from_whole_rows and plain_copy and len(out_axes) >= 2 and out_axes[-2] == in_axes[-1]:
+        return _Transpose(together, (in_axes[-1],), narrow=True, source=source)
     return None
 
 
@@ -164,6 +174,11 @@ def _moving_together(out_axes: list[int], in_axes: list[int]) -> tuple[int, ...]
             break
         together.insert(0, axis)
     return tuple(together)
+
+
+def _is_scalar(region) -> bool:
+    """A read of one value at constant indices (a scale factor)."""
+    return all(isinstance(r.min, tirx.IntImm) and _is_unit(r.extent) for r in region.region)
 
 
 def _is_unit(value) -> bool:
