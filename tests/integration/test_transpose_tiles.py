@@ -101,6 +101,18 @@ def test_squeezed_and_scaled_transposes_take_blocks(tmp_path, scale, tiled):
     build_and_compare(model, "scaled_transpose", tmp_path)
 
 
+def test_broadcasts_fused_with_a_transpose_keep_the_plain_schedule(tmp_path):
+    """A row broadcast to every output row, then transposed: the output moves along an axis
+    the input does not have, so there are no input blocks to transpose."""
+    g = GraphBuilder("broadcast_transpose", 0)
+    x = g.input("x", [1, 12])
+    y = g.op("Transpose", [g.op("Expand", [x, g.int64s([8, 12])])], perm=[1, 0])
+    g.output(g.op("Mul", [y, g.scalar(0.5)]), "y", [12, 8])
+    model = g.build()
+    assert _tiled(model) and not any(_tiled(model).values())
+    build_and_compare(model, "broadcast_transpose", tmp_path)
+
+
 # The two rounds of a 4 x 4 transpose: 32-bit lanes of two rows interleaved (low, high halves),
 # then 64-bit halves of two interleaves; each one `punpck*` instruction on x86.
 _INTERLEAVES = {

@@ -132,7 +132,7 @@ def _transpose(sch: s_tir.Schedule, block: SBlockRV) -> _Transpose | None:
         return None
     out_axes = [iter_index(stmt, i) for i in out_indices]
     in_axes = [iter_index(stmt, i) for i in in_indices]
-    if not in_axes:
+    if sorted(out_axes) != sorted(in_axes):  # each iterator once on either side: no broadcast
         return None
     if None in out_axes or None in in_axes or out_axes[-1] == in_axes[-1]:
         return None
