@@ -101,6 +101,22 @@ def test_squeezed_and_scaled_transposes_take_blocks(tmp_path, scale, tiled):
     build_and_compare(model, "scaled_transpose", tmp_path)
 
 
+@pytest.mark.parametrize("axis, tiled", [(0, True), (2, False)])
+def test_transposes_of_a_slice(tmp_path, axis, tiled):
+    """One value of an outer axis (a slice and a squeeze, fused with the transpose: timm's
+    ``qkv[1]``) leaves the rows contiguous: blocks. One of an axis between the moving ones
+    does not."""
+    g = GraphBuilder("sliced_transpose", 0)
+    shape = [2, 3, 16, 20] if axis == 0 else [3, 16, 2, 20]
+    x = g.input("x", shape)
+    one = g.op("Slice", [x, g.int64s([1]), g.int64s([2]), g.int64s([axis])])
+    sliced = g.op("Squeeze", [one, g.int64s([axis])])
+    g.output(g.op("Transpose", [sliced], perm=[0, 2, 1]), "y", [3, 20, 16])
+    model = g.build()
+    assert _tiled(model) and all(_tiled(model).values()) == tiled
+    build_and_compare(model, "sliced_transpose", tmp_path)
+
+
 def test_broadcasts_fused_with_a_transpose_keep_the_plain_schedule(tmp_path):
     """A row broadcast to every output row, then transposed: the output moves along an axis
     the input does not have, so there are no input blocks to transpose."""

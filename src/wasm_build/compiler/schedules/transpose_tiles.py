@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import tvm
 from tvm import s_tir, tirx
+from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import SBlockRV
 
 from ..tiles import PARTITIONED_ATTR, TRANSPOSED_BLOCKS_ATTR
@@ -127,7 +128,13 @@ def _transpose(sch: s_tir.Schedule, block: SBlockRV) -> _Transpose | None:
     if any(not _is_unit(r.extent) for r in (*write.region, *read.region)):
         return None
     out_indices = [r.min for r in write.region]
-    in_indices = [r.min for r in read.region if not isinstance(r.min, tirx.IntImm)]
+    # Constant indices on outer axes (a slice) or on axes of one value (a squeeze): one of many
+    # values between moving axes would put the input's rows apart in memory.
+    squeezed = [_is_constant(r.min) for r in read.region]
+    first_moving = squeezed.index(False) if False in squeezed else len(squeezed)
+    if any(s and d > first_moving and not _is_unit(n) for d, (s, n) in enumerate(zip(squeezed, read.source.shape))):
+        return None
+    in_indices = [r.min for r, s in zip(read.region, squeezed) if not s]
     if not all(isinstance(i, tirx.Var) for i in (*out_indices, *in_indices)):
         return None
     out_axes = [iter_index(stmt, i) for i in out_indices]
@@ -178,7 +185,12 @@ def _moving_together(out_axes: list[int], in_axes: list[int]) -> tuple[int, ...]
 
 def _is_scalar(region) -> bool:
     """A read of one value at constant indices (a scale factor)."""
-    return all(isinstance(r.min, tirx.IntImm) and _is_unit(r.extent) for r in region.region)
+    return all(_is_constant(r.min) and _is_unit(r.extent) for r in region.region)
+
+
+def _is_constant(index) -> bool:
+    """An index without iterators (``0 + 1`` from an inlined slice too)."""
+    return not collect_vars_used_in_prim_expr(index)
 
 
 def _is_unit(value) -> bool:
