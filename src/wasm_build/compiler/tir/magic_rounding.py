@@ -27,8 +27,8 @@ from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from .rounding import NEARBYINT
 from .walk import body_rewriting_pass, is_if_then_else, rewrite, visit
 
-_MAGIC = 12582912.0  # 1.5 * 2^23
-_MAGIC_BITS = 0x4B400000
+MAGIC = 12582912.0  # 1.5 * 2^23
+MAGIC_BITS = 0x4B400000  # its bits: those of MAGIC + n are these + n for |n| < 2^22
 _REINTERPRET = tvm.ir.Op.get("tirx.reinterpret")
 # Calls that compute without side effects or traps (an inner requantize's own).
 _PURE_CALLS = (_REINTERPRET, NEARBYINT, tvm.ir.Op.get("tirx.call_llvm_pure_intrin"))
@@ -89,8 +89,8 @@ def _rewritten(expr, lanes: _Lanes | None = None) -> tirx.PrimExpr | None:
         # step knows): truncated first, as the conversion would (one ``f32x4.trunc``).
         zero_point = 0
         clamped = tirx.call_llvm_pure_intrin("float32", "llvm.trunc", _clamped(value, low, high, lanes))
-    shifted = tirx.reinterpret("int32", clamped + tirx.const(_MAGIC, "float32"))
-    return shifted - tirx.const(_MAGIC_BITS - zero_point, "int32")
+    shifted = tirx.reinterpret("int32", clamped + tirx.const(MAGIC, "float32"))
+    return shifted - tirx.const(MAGIC_BITS - zero_point, "int32")
 
 
 def _clamped(x: tirx.PrimExpr, low: int, high: int, lanes: _Lanes | None = None) -> tirx.PrimExpr:

@@ -14,6 +14,8 @@ import math
 
 from tvm import tirx
 
+from .magic_rounding import MAGIC, MAGIC_BITS
+
 # exp(r) ~ 1 + r + r^2 * P(r) on [-ln2/2, ln2/2], least-squares fit of the
 # relative error (max 1.2e-7 over the float32 range, measured).
 _EXP_P = (0.49999991059303284, 0.16666541993618011, 0.04166920855641365,
@@ -62,22 +64,22 @@ def _pow2(exponent: tirx.PrimExpr) -> tirx.PrimExpr:
     return tirx.reinterpret("float32", biased)
 
 
-# n = round(x / ln 2) is left in the low mantissa bits of x / ln 2 + 1.5 * 2^23 (|n| < 2^22):
-# an add and an integer subtract, where floor and ``i32x4.trunc_sat_f32x4_s`` cost about eight
-# x86 instructions in Cranelift (`magic_rounding` does the same for requantizes).
-_MAGIC, _MAGIC_BITS = 12582912.0, 0x4B400000
 
 
 def _exp_parts(xv: tirx.PrimExpr, scaled) -> tirx.PrimExpr:
-    """``scaled(p, n)`` for ``exp(x) = p * 2**n``, ``p = exp(r)``, ``|r| <= ln 2 / 2``."""
-    rounded = tirx.reinterpret("int32", xv * _f32(1.4426950408889634) + _f32(_MAGIC))
+    """``scaled(p, n)`` for ``exp(x) = p * 2**n``, ``p = exp(r)``, ``|r| <= ln 2 / 2``.
+
+    n = round(x / ln 2) is left in the low mantissa bits of x / ln 2 + 1.5 * 2^23, as
+    `magic_rounding` does for requantizes: an add and an integer subtract, where floor and
+    ``i32x4.trunc_sat_f32x4_s`` cost about eight x86 instructions in Cranelift."""
+    rounded = tirx.reinterpret("int32", xv * _f32(1.4426950408889634) + _f32(MAGIC))
 
     def with_n(ni):
         nv = tirx.Cast("float32", ni)
         r = xv - nv * _f32(_LN2_HI) - nv * _f32(_LN2_LO)
         return _let(r, lambda rv: scaled(rv * rv * _horner(rv, _EXP_P) + rv + _f32(1.0), ni))
 
-    return _let(rounded - tirx.const(_MAGIC_BITS, "int32"), with_n)
+    return _let(rounded - tirx.const(MAGIC_BITS, "int32"), with_n)
 
 
 def vector_exp(x: tirx.PrimExpr) -> tirx.PrimExpr:
