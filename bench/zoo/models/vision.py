@@ -55,7 +55,8 @@ MODELS = [
     _timm("convnext", "convnext_atto", depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), formats=_BOTH),
     _timm("vit_timm", "vit_tiny_patch16_224", size=32, img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2, formats=_BOTH),
     _timm("deit_distilled", "deit_tiny_distilled_patch16_224", size=32, img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2),
-    _timm("swin", "swin_tiny_patch4_window7_224", img_size=64, window_size=4, embed_dim=32, depths=(1, 1), num_heads=(2, 4)),
+    # Swin-T's own 7 x 7 windows: 49 keys, not a whole number of vectors.
+    _timm("swin", "swin_tiny_patch4_window7_224", size=112, img_size=112, window_size=7, embed_dim=32, depths=(1, 1), num_heads=(2, 4)),
     ZooModel("mlp_mixer", "timm", "vision", partial(timm_class, "models.mlp_mixer.MlpMixer", num_classes=CLASSES, img_size=32,
                                                      patch_size=8, num_blocks=2, embed_dim=64), image(32), ("logits",)),
     _timm("mobilevit_xxs", "mobilevit_xxs"),

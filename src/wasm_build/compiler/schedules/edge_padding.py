@@ -49,6 +49,8 @@ def pad_to_tiles(sch: s_tir.Schedule, block: SBlockRV) -> SBlockRV | None:
         padding[row] = PACKED_ROWS
     if cheap_padding(extents[vec], vector * _LANE_VECTORS):
         padding[vec] = vector * _LANE_VECTORS
+    elif extents[vec] % vector and extents[vec] > vector * _LANE_VECTORS:
+        padding[vec] = vector
     if padding == [1] * len(extents):
         return None
     return _pad(sch, block, padding, computed_rows=row if padding[row] > 1 else None)

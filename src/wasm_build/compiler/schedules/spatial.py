@@ -6,6 +6,7 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir.schedule import SBlockRV
 
+from ..tir.overlapping_tails import may_overlap
 from .analysis import extent, first_divisor, has_trivial_binding, is_spatial, lanes
 from .rule import Rule
 
@@ -15,10 +16,11 @@ _has_if_then_else = tvm.get_global_func("s_tir.schedule.HasIfThenElse")
 class VectorizeSpatial(Rule):
     """Vectorize the innermost loops of a root-level spatial block.
 
-    Trailing loops are fused until their extent is a multiple of the vector
-    width (e.g. the 7x7 plane of a late conv layer), except in blocks with a
-    condition (padding): there the fused index needs a division per element
-    and the condition scalarizes the vector anyway.
+    A ragged innermost axis longer than a vector gets whole vectors, the last one
+    overlapping (see `vectorize_innermost`); a short one is fused with the loops out until
+    their extent is a multiple of the vector width (e.g. the 7x7 plane of a late conv
+    layer), except in blocks with a condition (padding): there the fused index needs a
+    division per element and the condition scalarizes the vector anyway.
     """
 
     name = "vectorize_spatial"
@@ -38,6 +40,14 @@ def vectorize_innermost(sch: s_tir.Schedule, block: SBlockRV, loops: list) -> bo
     next ones out until their extent is a multiple of the vector width; False when no
     multiple of it is found."""
     vector = lanes(sch.get(block).writes[0].source.dtype)
+    last = extent(sch, loops[-1])
+    if last % vector and last > vector and may_overlap(sch.get(block), sch.mod["main"]):
+        # Whole vectors along the axis, the last overlapping the one before it
+        # (`tir.overlapping_tails`): fused with the next axes out, every lane would divide
+        # its index (a 49-key softmax row: 4 GB/s).
+        _, inner = sch.split(loops[-1], [None, vector])
+        sch.vectorize(inner)
+        return True
     fused_extent, count = 1, 0
     for loop in reversed(loops):
         fused_extent *= extent(sch, loop)

@@ -112,10 +112,33 @@ def _rebuilt(node: Any, items: list[tuple[Any, Any]], done: list[Any], replace: 
     if isinstance(node, tvm_ffi.Array):
         return done if changed else node
     if changed:
-        fields = {name: getattr(node, name) for name in _fields(node)}
-        node = tvm.ir.make_node(type(node).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
+        node = with_fields(node, **changed)
     new = replace(node)
     return node if new is None else new
+
+
+def with_fields(node: Any, **changed: Any) -> Any:
+    """``node`` rebuilt with the reflected fields ``changed`` set (the others as they are)."""
+    fields = {name: getattr(node, name) for name in _fields(node)}
+    return tvm.ir.make_node(type(node).__tvm_ffi_type_info__.type_key, **{**fields, **changed})
+
+
+def substitute(node: Any, var: tirx.Var, value: tirx.PrimExpr) -> Any:
+    """``node`` with every use of ``var`` replaced by ``value`` (no binding of ``var`` inside
+    ``node`` is expected: loop and block variables are bound once)."""
+
+    def replaced(item: Any) -> Any:
+        if isinstance(item, tirx.Var) and item.same_as(var):
+            return value
+        if isinstance(item, tvm_ffi.Array) and any(isinstance(x, tirx.Var) and x.same_as(var) for x in item):
+            return [replaced(x) for x in item]
+        return item
+
+    def replace(expr: Any) -> Any:
+        changed = {name: new for name in _fields(expr) if (new := replaced(old := getattr(expr, name))) is not old}
+        return with_fields(expr, **changed) if changed else None
+
+    return replaced(node) if isinstance(node, tirx.Var) else rewrite(node, replace)
 
 
 def rewriting_pass(name: str, replace: Callable[[Any], Any]) -> tvm.transform.Pass:

@@ -1,0 +1,183 @@
+"""TIR step before lowering: a ragged vector loop's last vector overlaps the one before it.
+
+A vectorized loop split from an axis that is not a whole number of vectors (49 keys of a Swin
+window, 197 tokens, an output cropped from a padded tile) carries the split's predicate,
+``i * V + l < E``, and TVM 0.27's vectorizer turns any predicated loop into scalar code: every
+vector of the axis, not only the last, runs one lane at a time (Swin's 49-key softmax at
+4 GB/s, its 49 x 49 attention scores at a seventh of the dense rate, an int8 crop's requantize
+epilogue).
+
+A block that only computes its output from other buffers may compute an output twice: the
+second time writes the same value. So the last vector starts ``E - V`` instead of
+``(E // V) * V`` and overlaps its neighbour, and no lane is out of range: every binding reads
+``l - max(i * V + V - E, 0)`` for ``l``, and the predicate's conjunct goes. Taken only for
+spatial blocks whose outputs are not among their inputs, and for axes of at least one vector.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import tvm
+import tvm_ffi
+from tvm import tirx
+from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
+from tvm.sym.pattern import detect_linear_equation
+
+from .walk import body_rewriting_pass, substitute, visit, with_fields
+
+
+def overlapping_tails() -> tvm.transform.Pass:
+    return body_rewriting_pass("WasmOverlappingTails", lambda func: functools.partial(_overlapped, func=func, loops=_common_loops(func)))
+
+
+def may_overlap(block: tirx.SBlock, func: tirx.PrimFunc) -> bool:
+    """Whether computing some of ``block``'s outputs twice is harmless (``func``: its kernel).
+
+    Not in a reduction, nor where an output is among the inputs (an accumulation would add
+    twice), nor where another block of the kernel writes an output too (a contraction's
+    accumulator zeroed by its init block: zeroed again after the previous tile's update, the
+    overlapped lanes would lose it); nor where TVM's StorageRewrite may give an output the
+    memory of an input the kernel allocates, of its type and at least its size (an in-place
+    update, done where both are read and written at the same index: the layer norm's
+    ``sum / n``), since the overlapping vector would read values already overwritten."""
+    if block.init is not None or any(int(iv.iter_type) != tirx.IterVar.DataPar for iv in block.iter_vars):
+        return False
+    written = [region.source for region in block.writes]
+    if any(region.source.same_as(out) for region in block.reads for out in written):
+        return False
+    if any(_writers(func, out) > 1 for out in written):
+        return False
+    params = list(func.params)
+    allocated = [out for out in written if not any(out.same_as(p) for p in params)]
+    return not any(_may_share(region.source, out, params) for region in block.reads for out in allocated)
+
+
+def _writers(func: tirx.PrimFunc, buffer) -> int:
+    """How many blocks of ``func`` write ``buffer``."""
+    count = 0
+
+    def look(node) -> None:
+        nonlocal count
+        if isinstance(node, tvm.s_tir.SBlock) and any(region.source.same_as(buffer) for region in node.writes):
+            count += 1
+
+    visit(func.body, look)
+    return count
+
+
+def _may_share(source, out, params) -> bool:
+    """Whether StorageRewrite could update ``out`` in place of ``source``."""
+    if any(source.same_as(p) for p in params) or str(source.dtype) != str(out.dtype):
+        return False
+    return _elements(source) is None or _elements(out) is None or _elements(source) >= _elements(out)
+
+
+def _elements(buffer) -> int | None:
+    count = 1
+    for dim in buffer.shape:
+        if not isinstance(dim, tirx.IntImm):
+            return None
+        count *= int(dim)
+    return count
+
+
+def _overlapped(node, func: tirx.PrimFunc, loops: dict) -> tirx.Stmt | None:
+    if not (isinstance(node, tirx.For) and node.kind == tirx.ForKind.VECTORIZED and isinstance(node.extent, tirx.IntImm)):
+        return None
+    realize = node.body
+    if not isinstance(realize, tvm.s_tir.SBlockRealize) or not may_overlap(realize.block, func):
+        return None
+    lane, width = node.loop_var, int(node.extent)
+    conjuncts = _conjuncts(realize.predicate)
+    tails = [(i, start) for i, c in enumerate(conjuncts) if (start := _lane_bound(c, lane, width)) is not None]
+    others = [c for c in conjuncts if _uses(c, lane)]
+    if len(tails) != 1 or len(others) != 1:
+        return None  # no lane bound, or the lanes are bound in more ways than one
+    index, (base, bound) = tails[0]
+    if str(base.ty) != str(lane.ty) or _reads_tile_local(realize.block, base, func, loops):
+        return None
+    values = [_shifted(v, lane, base, bound - width) for v in realize.iter_values]
+    rest = [c for i, c in enumerate(conjuncts) if i != index]
+    predicate = functools.reduce(tirx.And, rest) if rest else tirx.const(True, "bool")
+    new_realize = with_fields(realize, iter_values=values, predicate=predicate)
+    return with_fields(node, body=new_realize)
+
+
+def _reads_tile_local(block: tirx.SBlock, base: tirx.PrimExpr, func: tirx.PrimFunc, loops: dict) -> bool:
+    """Whether ``block`` reads a buffer of the kernel's own that lives only inside the loop
+    over vectors (whose variable ``base`` holds): TVM then allocates just the current vector's
+    part (a contraction's accumulator tile, read by its crop), and the lanes the last vector
+    shares with the one before are no longer there."""
+    moving = collect_vars_used_in_prim_expr(base)
+    for region in block.reads:
+        if any(region.source.same_as(p) for p in func.params):
+            continue
+        enclosing = loops.get(region.source, ())
+        if any(v.same_as(m) for v in enclosing for m in moving):
+            return True
+    return False
+
+
+def _common_loops(func: tirx.PrimFunc) -> dict:
+    """For each buffer of ``func``: the loop variables around every block touching it."""
+    common: dict = {}
+
+    def walk_stmt(stmt, around: tuple) -> None:
+        if isinstance(stmt, tirx.For):
+            walk_stmt(stmt.body, (*around, stmt.loop_var))
+        elif isinstance(stmt, tirx.SeqStmt):
+            for item in stmt.seq:
+                walk_stmt(item, around)
+        elif isinstance(stmt, tvm.s_tir.SBlockRealize):
+            block = stmt.block
+            for region in (*block.reads, *block.writes):
+                known = common.get(region.source)
+                common[region.source] = around if known is None else tuple(v for v in known if any(v.same_as(a) for a in around))
+            walk_stmt(block.body, around)
+            if block.init is not None:
+                walk_stmt(block.init, around)
+        elif hasattr(stmt, "body") and isinstance(stmt.body, tirx.Stmt):
+            walk_stmt(stmt.body, around)
+
+    walk_stmt(func.body, ())
+    return common
+
+
+def _shifted(value: tirx.PrimExpr, lane: tirx.Var, base: tirx.PrimExpr, last: int) -> tirx.PrimExpr:
+    """Binding ``value`` with its vector starting at ``last`` at most: ``min(base, last) +
+    lane`` where it is ``base + lane`` (bounds TVM's simplifier can prove, so a reshape's
+    ``v % E`` folds away), else ``lane`` shifted back by the overhang."""
+    coeffs = detect_linear_equation(value, [lane])
+    if len(coeffs) == 2 and _is_one(coeffs[0]) and tvm_ffi.structural_equal(coeffs[1], base):
+        return tirx.min(base, tirx.const(last, base.ty)) + lane
+    return substitute(value, lane, lane - tirx.max(base - tirx.const(last, base.ty), tirx.const(0, base.ty)))
+
+
+def _lane_bound(cond, lane: tirx.Var, width: int) -> tuple[tirx.PrimExpr, int] | None:
+    """``(base, E)`` when ``cond`` is ``base + lane < E`` with ``E >= width`` a constant and
+    ``base`` free of ``lane``."""
+    if not isinstance(cond, tirx.LT) or not isinstance(cond.b, tirx.IntImm) or int(cond.b) < width:
+        return None
+    coeffs = detect_linear_equation(cond.a, [lane])
+    if len(coeffs) != 2 or not _is_one(coeffs[0]) or _uses(coeffs[1], lane):
+        return None
+    return coeffs[1], int(cond.b)
+
+
+def _conjuncts(cond) -> list:
+    if isinstance(cond, tirx.And):
+        return _conjuncts(cond.a) + _conjuncts(cond.b)
+    return [] if _is_true(cond) else [cond]
+
+
+def _is_one(expr) -> bool:
+    return isinstance(expr, tirx.IntImm) and int(expr) == 1
+
+
+def _is_true(cond) -> bool:
+    return isinstance(cond, tirx.IntImm) and int(cond) == 1
+
+
+def _uses(expr, var: tirx.Var) -> bool:
+    return any(v.same_as(var) for v in collect_vars_used_in_prim_expr(expr))

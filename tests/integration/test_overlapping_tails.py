@@ -1,0 +1,164 @@
+"""Vector loops over axes that are not whole vectors (49 keys of a Swin window, 197 tokens, a
+crop of a padded tile) end in a vector overlapping the one before it
+(`compiler.tir.overlapping_tails`) instead of a predicate, which TVM's vectorizer turns into
+scalar code for the whole loop; blocks where a recomputed output could differ keep the
+predicate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.support import build
+from tests.support.compiler import NATIVE, WASM, fused_module, onnxruntime_output, prim_funcs, random_feeds
+
+tvm = pytest.importorskip("tvm")
+pytest.importorskip("onnxruntime")
+
+from tvm import s_tir, te, tirx  # noqa: E402
+
+from wasm_build.compiler.tir import walk  # noqa: E402
+from wasm_build.compiler.tir.overlapping_tails import may_overlap, overlapping_tails  # noqa: E402
+from wasm_build.compiler.tir.pipeline import tir_pipeline  # noqa: E402
+from wasm_build.testing.models import GraphBuilder  # noqa: E402
+
+
+def _split_kernel(extent: int, accumulate: bool = False) -> tirx.PrimFunc:
+    """``b = a * 2 + 1`` over [3, extent] (or ``b += a`` when ``accumulate``), its inner axis
+    split in vectors of 4 under the split's predicate."""
+    a = te.placeholder((3, extent), "float32", name="a")
+    if accumulate:
+        k = te.reduce_axis((0, 3), name="k")
+        b = te.compute((extent,), lambda j: te.sum(a[k, j], axis=k), name="b")
+    else:
+        b = te.compute((3, extent), lambda i, j: a[i, j] * 2.0 + 1.0, name="b")
+    sch = s_tir.Schedule(te.create_prim_func([a, b]))
+    block = sch.get_sblock("b")
+    loops = sch.get_loops(block)
+    outer, inner = sch.split(loops[0 if accumulate else 1], [None, 4])
+    if accumulate:
+        sch.reorder(outer, loops[1], inner)  # the lanes innermost, around the block
+    sch.vectorize(inner)
+    return sch.mod["main"].with_attr("global_symbol", "kernel")
+
+
+def _predicated_vector_blocks(func: tirx.PrimFunc) -> list[str]:
+    """Names of blocks right under a vectorized loop whose predicate reads that loop's lane."""
+    found = []
+
+    def look(node) -> None:
+        if isinstance(node, tirx.For) and node.kind == tirx.ForKind.VECTORIZED and isinstance(node.body, tvm.s_tir.SBlockRealize):
+            used = tvm.s_tir.dlight.analysis.collect_vars_used_in_prim_expr(node.body.predicate)
+            if any(v.same_as(node.loop_var) for v in used):
+                found.append(node.body.block.name_hint)
+
+    walk.visit(func.body, look)
+    return found
+
+
+def _after_step(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    mod = overlapping_tails()(tvm.IRModule({"kernel": func}))
+    return mod["kernel"]
+
+
+@pytest.mark.parametrize("extent", [5, 13, 49, 197])
+def test_a_ragged_elementwise_loop_loses_its_predicate_and_computes_every_value(extent):
+    """The last vector starts at ``extent - 4``: no predicate is left, and the kernel built
+    natively through the whole TIR pipeline writes every value right, the overlapped ones too."""
+    func = _split_kernel(extent)
+    assert _predicated_vector_blocks(func) == ["b"]
+    assert _predicated_vector_blocks(_after_step(func)) == []
+
+    with tvm.transform.PassContext(opt_level=3):
+        kernel = tvm.tirx.build(tvm.IRModule({"kernel": func}), target=NATIVE, pipeline=tir_pipeline())
+    a = np.random.default_rng(extent).standard_normal((3, extent)).astype("float32")
+    b = tvm.runtime.tensor(np.full((3, extent), np.nan, "float32"))
+    kernel["kernel"](tvm.runtime.tensor(a), b)
+    np.testing.assert_array_equal(b.numpy(), a * np.float32(2) + np.float32(1))
+
+
+def test_an_accumulation_keeps_its_predicate():
+    """A reduction adds into its output: computed twice, an output would be added twice."""
+    func = _split_kernel(49, accumulate=True)
+    before = _predicated_vector_blocks(func)
+    assert before and _predicated_vector_blocks(_after_step(func)) == before
+
+
+def _layer_norm(shape):
+    g = GraphBuilder("layer_norm", 0)
+    x = g.input("x", list(shape))
+    channels = shape[-1]
+    y = g.op("LayerNormalization", [x, g.normal((channels,), 1.0), g.normal((channels,), 1.0)], axis=-1)
+    g.output(y, "y", list(shape))
+    return g.build()
+
+
+def test_an_update_tvm_may_make_in_place_is_not_overlapped():
+    """A layer norm over 7 x 7 pixels computes ``mean = sum / n`` from one buffer of its own to
+    another of the same size, which TVM's StorageRewrite turns into an update in place: an
+    overlapping vector would then divide some sums twice. That block is refused; others of the
+    kernel are not."""
+    mod = fused_module(_layer_norm((1, 7, 7, 16)), WASM, graph_passes=True)
+    (func,) = [f for name, f in prim_funcs(mod).items() if "layer_norm" in name]
+    verdicts = {}
+
+    def look(node) -> None:
+        if isinstance(node, tvm.s_tir.SBlock) and node.name_hint.endswith("_mean"):
+            verdicts[node.name_hint] = may_overlap(node, func)
+
+    walk.visit(func.body, look)
+    assert verdicts and not any(verdicts.values())
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 7, 16), (1, 14, 14, 24), (2, 3, 49, 49)])
+def test_ragged_layer_norms_match_onnxruntime_in_wasmtime(tmp_path, shape):
+    from wasm_build import WasmModel
+
+    model = _layer_norm(shape)
+    result = build(model, "layer_norm", tmp_path, smoke_test=False)
+    feeds = random_feeds(model, np.random.default_rng(1))
+    (got,) = WasmModel(result.directory / "layer_norm.wasm").run(feeds)
+    np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def _window_attention(windows=4, heads=3, tokens=49, dim=16, seed=0):
+    """Swin's shifted-window attention: Q Kᵀ over 7 x 7 windows, a relative position bias, the
+    shift mask added through a reshape to [batch, windows, heads, tokens, tokens], softmax,
+    attention · V."""
+    g = GraphBuilder("window_attention", seed)
+    q, k, v = (g.input(name, [windows, heads, tokens, dim]) for name in "qkv")
+    scores = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])])
+    scores = g.op("Add", [scores, g.normal((1, heads, tokens, tokens), 1.0)])
+    masked = g.op("Reshape", [scores, g.int64s([1, windows, heads, tokens, tokens])])
+    mask = np.where(np.random.default_rng(seed).random((1, windows, 1, tokens, tokens)) < 0.3, -100.0, 0.0)
+    masked = g.op("Add", [masked, g.constant(mask.astype("float32"))])
+    scores = g.op("Reshape", [masked, g.int64s([windows, heads, tokens, tokens])])
+    context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
+    g.output(context, "y", [windows, heads, tokens, dim])
+    return g.build()
+
+
+def test_window_attention_kernels_lose_their_lane_predicates_where_overlap_is_safe():
+    """Over 49 keys, softmax's exponentials and scaling and the mask's add through reshapes get
+    predicate-free vector loops. The scores' crop keeps its predicate: it reads the register
+    tile of the accumulator, which holds the current vector's lanes only."""
+    mod = fused_module(_window_attention(), WASM, graph_passes=True)
+    kept = {}
+    for name, func in prim_funcs(mod).items():
+        before = _predicated_vector_blocks(func)
+        after = _predicated_vector_blocks(_after_step(func))
+        if "softmax" in name or "reshape" in name:
+            assert before and after == [], name
+        kept[name] = after
+    (crop,) = [blocks for name, blocks in kept.items() if name.startswith("fused_matmul")]
+    assert crop == ["matmul_intermediate_pad"]
+
+
+def test_window_attention_matches_onnxruntime_in_wasmtime(tmp_path):
+    from wasm_build import WasmModel
+
+    model = _window_attention()
+    result = build(model, "window_attention", tmp_path, smoke_test=False)
+    feeds = random_feeds(model, np.random.default_rng(2))
+    (got,) = WasmModel(result.directory / "window_attention.wasm").run(feeds)
+    np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
