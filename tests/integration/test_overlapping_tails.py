@@ -1,6 +1,7 @@
 """Vector loops over axes that are not whole vectors (49 keys of a Swin window, 197 tokens, a
-crop of a padded tile) end in a vector overlapping the one before it
-(`compiler.tir.overlapping_tails`) instead of a predicate, which TVM's vectorizer turns into
+crop of a padded tile) end in a vector overlapping the one before it, and loops over register
+tiles of ragged lanes (a depthwise conv over 18 channels) in a tile overlapping the one before
+it (`compiler.tir.overlapping_tails`), instead of a predicate, which TVM's vectorizer turns into
 scalar code for the whole loop; blocks where a recomputed output could differ keep the
 predicate."""
 
@@ -162,3 +163,52 @@ def test_window_attention_matches_onnxruntime_in_wasmtime(tmp_path):
     feeds = random_feeds(model, np.random.default_rng(2))
     (got,) = WasmModel(result.directory / "window_attention.wasm").run(feeds)
     np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def _depthwise(channels=18, size=16, seed=0):
+    """A depthwise 3 x 3 conv + bias + ReLU over a channel count that is not a whole number of
+    vectors (GhostNet at width 0.5: 18, 36, 54 ...)."""
+    g = GraphBuilder("depthwise", seed)
+    x = g.input("x", [1, channels, size, size])
+    y = g.op("Conv", [x, g.normal((channels, 1, 3, 3), 0.3), g.normal((channels,), 0.1)], group=channels, pads=[1, 1, 1, 1])
+    g.output(g.op("Relu", [y]), "y", [1, channels, size, size])
+    return g.build()
+
+
+def test_register_tiles_over_ragged_channels_lose_their_predicates():
+    """The depthwise conv's tiles of 4 channels over 18: init, update and write-back of the last
+    tile move to channels 14..17 together, and none of them is predicated any more."""
+    mod = fused_module(_depthwise(), WASM, graph_passes=True)
+    (conv,) = [f for name, f in prim_funcs(mod).items() if "conv2d" in name]
+    before = _predicated_vector_blocks(conv)
+    assert len(before) == 3, before  # the accumulator's init and update, the write-back
+    after = _after_step(conv)
+    assert _predicated_vector_blocks(after) == []
+    assert after.script().count("T.min(") >= 3
+
+
+@pytest.mark.parametrize("channels", [18, 6, 27])
+def test_ragged_depthwise_convs_match_onnxruntime_in_wasmtime(tmp_path, channels):
+    from wasm_build import WasmModel
+
+    model = _depthwise(channels)
+    result = build(model, "depthwise", tmp_path, smoke_test=False)
+    feeds = random_feeds(model, np.random.default_rng(3))
+    (got,) = WasmModel(result.directory / "depthwise.wasm").run(feeds)
+    np.testing.assert_allclose(got, onnxruntime_output(model, feeds), rtol=1e-4, atol=1e-5)
+
+
+def test_a_loop_over_vectors_of_a_reduction_axis_keeps_its_predicates():
+    """Row sums over 49 values, 4 at a time (the vector loop outside the block, its tiles along
+    the reduced axis): a tile recomputed over lanes already summed would add them twice."""
+    a = te.placeholder((3, 49), "float32", name="a")
+    k = te.reduce_axis((0, 49), name="k")
+    b = te.compute((3, 4), lambda i, lane: te.sum(tvm.tirx.Select(k % 4 == lane, a[i, k], 0.0), axis=k), name="b")
+    sch = s_tir.Schedule(te.create_prim_func([a, b]))
+    block = sch.get_sblock("b")
+    i, lane, red = sch.get_loops(block)
+    outer, inner = sch.split(red, [None, 4])
+    sch.reorder(i, outer, inner, lane)
+    func = sch.mod["main"].with_attr("global_symbol", "kernel")
+    assert "T.where" in func.script()
+    assert _after_step(func).script() == func.script()

@@ -24,11 +24,15 @@ from tvm import tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.sym.pattern import detect_linear_equation
 
-from .walk import body_rewriting_pass, substitute, visit, with_fields
+from .walk import body_rewriting_pass, rewrite, substitute, visit, with_fields
 
 
 def overlapping_tails() -> tvm.transform.Pass:
-    return body_rewriting_pass("WasmOverlappingTails", lambda func: functools.partial(_overlapped, func=func, loops=_common_loops(func)))
+    return body_rewriting_pass("WasmOverlappingTails", lambda func: functools.partial(_rewritten, func=func, loops=_common_loops(func)))
+
+
+def _rewritten(node, func: tirx.PrimFunc, loops: dict) -> tirx.Stmt | None:
+    return _overlapped(node, func, loops) or _overlapped_tiles(node, func, loops)
 
 
 def may_overlap(block: tirx.SBlock, func: tirx.PrimFunc) -> bool:
@@ -104,6 +108,99 @@ def _overlapped(node, func: tirx.PrimFunc, loops: dict) -> tirx.Stmt | None:
     return with_fields(node, body=new_realize)
 
 
+def _overlapped_tiles(node, func: tirx.PrimFunc, loops: dict) -> tirx.Stmt | None:
+    """A loop over register tiles of ``V`` lanes (``t``) whose blocks are predicated
+    ``t * V + l < E``: every block starts its last tile at ``E - V`` instead, the whole tile
+    computed again over lanes the tile before had (a depthwise conv over 18 channels: its
+    accumulator, its init, its update and its write-back). Taken when each block using ``t``
+    writes buffers that live inside the loop (the accumulator tile) or outputs it alone writes,
+    as `may_overlap` asks."""
+    if not (isinstance(node, tirx.For) and node.kind in (tirx.ForKind.SERIAL, tirx.ForKind.UNROLLED)):
+        return None
+    tile = node.loop_var
+    extents: dict = {}
+    realizes: list = []
+
+    def look(item) -> None:
+        if isinstance(item, tirx.For) and isinstance(item.extent, tirx.IntImm):
+            extents[item.loop_var] = int(item.extent)
+        elif isinstance(item, tvm.s_tir.SBlockRealize):
+            realizes.append(item)
+
+    visit(node.body, look)
+    plans = {}  # block name -> (index of the tail conjunct, width, bound)
+    shape = None
+    for realize in realizes:
+        if not any(_uses(v, tile) for v in realize.iter_values):
+            continue
+        plan = _tile_tail(realize, tile, extents)
+        if plan is None or (shape is not None and plan[1:] != shape):
+            return None
+        shape = plan[1:]
+        for region in realize.block.writes:
+            local = _allocated(region.source, func) and any(v.same_as(tile) for v in loops.get(region.source, ()))
+            if not local and not may_overlap(realize.block, func):
+                return None
+        plans[realize.block.name_hint] = plan
+    if not plans:
+        return None
+    width, bound = shape
+    base = tile * tirx.const(width, tile.ty)
+    start = tirx.min(base, tirx.const(bound - width, tile.ty))
+
+    shifted = []
+
+    def shift(item) -> tvm.s_tir.SBlockRealize | None:
+        if not isinstance(item, tvm.s_tir.SBlockRealize) or item.block.name_hint not in plans:
+            return None
+        conjuncts = _conjuncts(item.predicate)
+        rest = [c for i, c in enumerate(conjuncts) if i != plans[item.block.name_hint][0]]
+        values = [start + detect_linear_equation(v, [tile])[1] if _uses(v, tile) else v for v in item.iter_values]
+        predicate = functools.reduce(tirx.And, rest) if rest else tirx.const(True, "bool")
+        shifted.append(item.block.name_hint)
+        return with_fields(item, iter_values=values, predicate=predicate)
+
+    body = rewrite(node.body, shift)
+    if sorted(shifted) != sorted(plans):
+        return None  # a block met twice, or not at all: leave the loop as it was
+    return with_fields(node, body=body)
+
+
+def _allocated(buffer, func: tirx.PrimFunc) -> bool:
+    """Whether ``buffer`` is the kernel's own (TVM places and sizes it), not a parameter."""
+    return not any(buffer.same_as(p) for p in func.params)
+
+
+def _tile_tail(realize, tile: tirx.Var, extents: dict) -> tuple[int, int, int] | None:
+    """``(conjunct, V, E)`` when ``realize`` binds spatial iterators only to ``t * V + l``
+    (``l`` a loop of ``V`` iterations), wherever ``t`` is used, and is predicated by
+    ``t * V + l < E``, ``E >= V``, in exactly one conjunct using ``t``."""
+    width = lane = None
+    for iter_var, value in zip(realize.block.iter_vars, realize.iter_values):
+        if not _uses(value, tile):
+            continue
+        if int(iter_var.iter_type) != tirx.IterVar.DataPar:
+            return None  # the tile runs along a reduction: its lanes would be added twice
+        coeffs = detect_linear_equation(value, [tile])
+        if len(coeffs) != 2 or not isinstance(coeffs[0], tirx.IntImm) or not isinstance(coeffs[1], tirx.Var):
+            return None
+        lane_extent = next((e for v, e in extents.items() if v.same_as(coeffs[1])), None)
+        if lane_extent is None or lane_extent != int(coeffs[0]) or (lane is not None and not lane.same_as(coeffs[1])):
+            return None
+        width, lane = lane_extent, coeffs[1]
+    conjuncts = _conjuncts(realize.predicate)
+    using = [i for i, c in enumerate(conjuncts) if _uses(c, tile)]
+    if width is None or len(using) != 1:
+        return None
+    cond = conjuncts[using[0]]
+    if not isinstance(cond, tirx.LT) or not isinstance(cond.b, tirx.IntImm) or int(cond.b) < width:
+        return None
+    coeffs = detect_linear_equation(cond.a, [tile])
+    if len(coeffs) != 2 or not isinstance(coeffs[0], tirx.IntImm) or int(coeffs[0]) != width or not coeffs[1].same_as(lane):
+        return None
+    return using[0], width, int(cond.b)
+
+
 def _reads_tile_local(block: tirx.SBlock, base: tirx.PrimExpr, func: tirx.PrimFunc, loops: dict) -> bool:
     """Whether ``block`` reads a buffer of the kernel's own that lives only inside the loop
     over vectors (whose variable ``base`` holds): TVM then allocates just the current vector's
@@ -111,7 +208,7 @@ def _reads_tile_local(block: tirx.SBlock, base: tirx.PrimExpr, func: tirx.PrimFu
     shares with the one before are no longer there."""
     moving = collect_vars_used_in_prim_expr(base)
     for region in block.reads:
-        if any(region.source.same_as(p) for p in func.params):
+        if not _allocated(region.source, func):
             continue
         enclosing = loops.get(region.source, ())
         if any(v.same_as(m) for v in enclosing for m in moving):
