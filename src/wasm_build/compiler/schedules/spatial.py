@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import tvm
 from tvm import s_tir
+from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import SBlockRV
+from tvm.sym.pattern import detect_linear_equation
 
 from ..tir.overlapping_tails import may_overlap
-from .analysis import extent, first_divisor, has_trivial_binding, is_spatial, lanes
+from .analysis import block_realize, extent, first_divisor, has_trivial_binding, is_one, is_spatial, lanes, uses
 from .rule import Rule
 
 _has_if_then_else = tvm.get_global_func("s_tir.schedule.HasIfThenElse")
@@ -39,12 +41,14 @@ def vectorize_innermost(sch: s_tir.Schedule, block: SBlockRV, loops: list) -> bo
     """Vectorize the innermost of ``loops`` (``block``'s, outermost first), fused with the
     next ones out until their extent is a multiple of the vector width; False when no
     multiple of it is found."""
-    vector = lanes(sch.get(block).writes[0].source.dtype)
+    stmt = sch.get(block)
+    vector = lanes(stmt.writes[0].source.dtype)
     last = extent(sch, loops[-1])
-    if last % vector and last > vector and may_overlap(sch.get(block), sch.mod["main"]):
+    if last % vector and last > vector and may_overlap(stmt, sch.mod["main"]) and _reads_rows(sch, block, loops[-1]):
         # Whole vectors along the axis, the last overlapping the one before it
         # (`tir.overlapping_tails`): fused with the next axes out, every lane would divide
-        # its index (a 49-key softmax row: 4 GB/s).
+        # its index (a 49-key softmax row: 4 GB/s). Only for contiguous reads: a gather
+        # (an int8 stem's window rows) runs faster as scalar code than as lane inserts.
         _, inner = sch.split(loops[-1], [None, vector])
         sch.vectorize(inner)
         return True
@@ -60,4 +64,31 @@ def vectorize_innermost(sch: s_tir.Schedule, block: SBlockRV, loops: list) -> bo
     fused = sch.fuse(*loops[-count:]) if count > 1 else loops[-1]
     _, inner = sch.split(fused, [None, factor])
     sch.vectorize(inner)
+    return True
+
+
+def _reads_rows(sch: s_tir.Schedule, block: SBlockRV, loop) -> bool:
+    """Whether every input ``block`` reads along the iterator ``loop`` binds alone is read
+    contiguously: through its last index only, as ``iterator + c`` once simplified over the
+    iterators' ranges (a reshape's ``v % 49`` is ``v``). False where no iterator is bound to
+    ``loop`` alone."""
+    stmt = sch.get(block)
+    loop_var = sch.get(loop).loop_var
+    bound = [iv.var for iv, value in zip(stmt.iter_vars, block_realize(sch, block).iter_values) if value.same_as(loop_var)]
+    if len(bound) != 1:
+        return False
+    var = bound[0]
+    analyzer = tvm.sym.Analyzer()
+    for iv in stmt.iter_vars:
+        analyzer.bind(iv.var, tvm.ir.Range.from_min_extent(iv.dom.min, iv.dom.extent))
+    for region in stmt.reads:
+        indices = [analyzer.simplify(r.min) for r in region.region]
+        moving = [i for i, index in enumerate(indices) if uses([collect_vars_used_in_prim_expr(index)], var)]
+        if not moving:
+            continue
+        if moving != [len(indices) - 1]:
+            return False
+        coeffs = detect_linear_equation(indices[-1], [var])
+        if len(coeffs) != 2 or not is_one(coeffs[0]):
+            return False
     return True
