@@ -8,10 +8,11 @@ vector of the axis, not only the last, runs one lane at a time (Swin's 49-key so
 epilogue).
 
 A block that only computes its output from other buffers may compute an output twice: the
-second time writes the same value. So the last vector starts ``E - V`` instead of
-``(E // V) * V`` and overlaps its neighbour, and no lane is out of range: every binding reads
-``l - max(i * V + V - E, 0)`` for ``l``, and the predicate's conjunct goes. Taken only for
-spatial blocks whose outputs are not among their inputs, and for axes of at least one vector.
+second time writes the same value. So the last vector starts at ``E - V`` instead of
+``(E // V) * V`` and overlaps its neighbour, no lane out of range: its bindings read
+``min(i * V, E - V) + l``, and the predicate's conjunct goes (`may_overlap` says which blocks
+qualify). A loop over register tiles of ragged lanes (a depthwise conv over 18 channels) moves
+its whole last tile the same way: the accumulator's init and update, and the write-back.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def _elements(buffer) -> int | None:
 
 
 def _overlapped(node, func: tirx.PrimFunc, loops: dict) -> tirx.Stmt | None:
+    """A vectorized loop over one block predicated ``base + l < E``, with its last vector
+    overlapping, where the block qualifies and reads no register tile of the loop's."""
     if not (isinstance(node, tirx.For) and node.kind == tirx.ForKind.VECTORIZED and isinstance(node.extent, tirx.IntImm)):
         return None
     realize = node.body
