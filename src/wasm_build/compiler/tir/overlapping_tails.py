@@ -25,7 +25,8 @@ from tvm import tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.sym.pattern import detect_linear_equation
 
-from .walk import body_rewriting_pass, rewrite, substitute, visit, with_fields
+from .lane_shuffle import static_extent
+from .walk import body_rewriting_pass, is_const, rewrite, substitute, visit, with_fields
 
 
 def overlapping_tails() -> tvm.transform.Pass:
@@ -53,9 +54,8 @@ def may_overlap(block: tirx.SBlock, func: tirx.PrimFunc) -> bool:
         return False
     if any(_writers(func, out) > 1 for out in written):
         return False
-    params = list(func.params)
-    allocated = [out for out in written if not any(out.same_as(p) for p in params)]
-    return not any(_may_share(region.source, out, params) for region in block.reads for out in allocated)
+    allocated = [out for out in written if _allocated(out, func)]
+    return not any(_may_share(region.source, out, func) for region in block.reads for out in allocated)
 
 
 def _writers(func: tirx.PrimFunc, buffer) -> int:
@@ -71,20 +71,12 @@ def _writers(func: tirx.PrimFunc, buffer) -> int:
     return count
 
 
-def _may_share(source, out, params) -> bool:
+def _may_share(source, out, func: tirx.PrimFunc) -> bool:
     """Whether StorageRewrite could update ``out`` in place of ``source``."""
-    if any(source.same_as(p) for p in params) or str(source.dtype) != str(out.dtype):
+    if not _allocated(source, func) or str(source.dtype) != str(out.dtype):
         return False
-    return _elements(source) is None or _elements(out) is None or _elements(source) >= _elements(out)
-
-
-def _elements(buffer) -> int | None:
-    count = 1
-    for dim in buffer.shape:
-        if not isinstance(dim, tirx.IntImm):
-            return None
-        count *= int(dim)
-    return count
+    sizes = static_extent(source), static_extent(out)
+    return None in sizes or sizes[0] >= sizes[1]
 
 
 def _overlapped(node, func: tirx.PrimFunc, loops: dict) -> tirx.Stmt | None:
@@ -105,9 +97,7 @@ def _overlapped(node, func: tirx.PrimFunc, loops: dict) -> tirx.Stmt | None:
     if str(base.ty) != str(lane.ty) or _reads_tile_local(realize.block, base, func, loops):
         return None
     values = [_shifted(v, lane, base, bound - width) for v in realize.iter_values]
-    rest = [c for i, c in enumerate(conjuncts) if i != index]
-    predicate = functools.reduce(tirx.And, rest) if rest else tirx.const(True, "bool")
-    new_realize = with_fields(realize, iter_values=values, predicate=predicate)
+    new_realize = with_fields(realize, iter_values=values, predicate=_without(conjuncts, index))
     return with_fields(node, body=new_realize)
 
 
@@ -156,10 +146,8 @@ def _overlapped_tiles(node, func: tirx.PrimFunc, loops: dict) -> tirx.Stmt | Non
     def shift(item) -> tvm.s_tir.SBlockRealize | None:
         if not isinstance(item, tvm.s_tir.SBlockRealize) or item.block.name_hint not in plans:
             return None
-        conjuncts = _conjuncts(item.predicate)
-        rest = [c for i, c in enumerate(conjuncts) if i != plans[item.block.name_hint][0]]
         values = [start + detect_linear_equation(v, [tile])[1] if _uses(v, tile) else v for v in item.iter_values]
-        predicate = functools.reduce(tirx.And, rest) if rest else tirx.const(True, "bool")
+        predicate = _without(_conjuncts(item.predicate), plans[item.block.name_hint][0])
         shifted.append(item.block.name_hint)
         return with_fields(item, iter_values=values, predicate=predicate)
 
@@ -195,13 +183,10 @@ def _tile_tail(realize, tile: tirx.Var, extents: dict) -> tuple[int, int, int] |
     using = [i for i, c in enumerate(conjuncts) if _uses(c, tile)]
     if width is None or len(using) != 1:
         return None
-    cond = conjuncts[using[0]]
-    if not isinstance(cond, tirx.LT) or not isinstance(cond.b, tirx.IntImm) or int(cond.b) < width:
+    found = _upper_bound(conjuncts[using[0]], tile, width)
+    if found is None or not is_const(found[0], width) or not found[1].same_as(lane):
         return None
-    coeffs = detect_linear_equation(cond.a, [tile])
-    if len(coeffs) != 2 or not isinstance(coeffs[0], tirx.IntImm) or int(coeffs[0]) != width or not coeffs[1].same_as(lane):
-        return None
-    return using[0], width, int(cond.b)
+    return using[0], width, found[2]
 
 
 def _reads_tile_local(block: tirx.SBlock, base: tirx.PrimExpr, func: tirx.PrimFunc, loops: dict) -> bool:
@@ -249,7 +234,7 @@ def _shifted(value: tirx.PrimExpr, lane: tirx.Var, base: tirx.PrimExpr, last: in
     lane`` where it is ``base + lane`` (bounds TVM's simplifier can prove, so a reshape's
     ``v % E`` folds away), else ``lane`` shifted back by the overhang."""
     coeffs = detect_linear_equation(value, [lane])
-    if len(coeffs) == 2 and _is_one(coeffs[0]) and tvm_ffi.structural_equal(coeffs[1], base):
+    if len(coeffs) == 2 and is_const(coeffs[0], 1) and tvm_ffi.structural_equal(coeffs[1], base):
         return tirx.min(base, tirx.const(last, base.ty)) + lane
     return substitute(value, lane, lane - tirx.max(base - tirx.const(last, base.ty), tirx.const(0, base.ty)))
 
@@ -257,26 +242,30 @@ def _shifted(value: tirx.PrimExpr, lane: tirx.Var, base: tirx.PrimExpr, last: in
 def _lane_bound(cond, lane: tirx.Var, width: int) -> tuple[tirx.PrimExpr, int] | None:
     """``(base, E)`` when ``cond`` is ``base + lane < E`` with ``E >= width`` a constant and
     ``base`` free of ``lane``."""
+    found = _upper_bound(cond, lane, width)
+    if found is None or not is_const(found[0], 1) or _uses(found[1], lane):
+        return None
+    return found[1], found[2]
+
+
+def _upper_bound(cond, var: tirx.Var, width: int) -> tuple[tirx.PrimExpr, tirx.PrimExpr, int] | None:
+    """``(c, rest, E)`` when ``cond`` is ``c * var + rest < E``, ``E >= width`` a constant."""
     if not isinstance(cond, tirx.LT) or not isinstance(cond.b, tirx.IntImm) or int(cond.b) < width:
         return None
-    coeffs = detect_linear_equation(cond.a, [lane])
-    if len(coeffs) != 2 or not _is_one(coeffs[0]) or _uses(coeffs[1], lane):
-        return None
-    return coeffs[1], int(cond.b)
+    coeffs = detect_linear_equation(cond.a, [var])
+    return None if len(coeffs) != 2 else (coeffs[0], coeffs[1], int(cond.b))
+
+
+def _without(conjuncts: list, index: int) -> tirx.PrimExpr:
+    """The predicate of ``conjuncts`` but the one at ``index``."""
+    rest = [c for i, c in enumerate(conjuncts) if i != index]
+    return functools.reduce(tirx.And, rest) if rest else tirx.const(True, "bool")
 
 
 def _conjuncts(cond) -> list:
     if isinstance(cond, tirx.And):
         return _conjuncts(cond.a) + _conjuncts(cond.b)
-    return [] if _is_true(cond) else [cond]
-
-
-def _is_one(expr) -> bool:
-    return isinstance(expr, tirx.IntImm) and int(expr) == 1
-
-
-def _is_true(cond) -> bool:
-    return isinstance(cond, tirx.IntImm) and int(cond) == 1
+    return [] if is_const(cond, 1) else [cond]
 
 
 def _uses(expr, var: tirx.Var) -> bool:

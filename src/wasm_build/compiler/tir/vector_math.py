@@ -64,8 +64,6 @@ def _pow2(exponent: tirx.PrimExpr) -> tirx.PrimExpr:
     return tirx.reinterpret("float32", biased)
 
 
-
-
 def _exp_parts(xv: tirx.PrimExpr, scaled) -> tirx.PrimExpr:
     """``scaled(p, n)`` for ``exp(x) = p * 2**n``, ``p = exp(r)``, ``|r| <= ln 2 / 2``.
 
