@@ -30,6 +30,7 @@ from .codegen.cmake import write_cmake_package
 from .codegen.plan import plan_executor
 from .codegen.rust import write_rust_crate, write_rust_runtime
 from .compiler.kernels import build_kernels, kernel_work_table
+from .compiler.input_values import input_value_ranges
 from .compiler.pipeline import lower
 from .compiler.target import TargetOptions
 from .config.project import Project
@@ -240,7 +241,9 @@ def _build_uncached(
             tuned = apply_database_pass(str(database), options.tvm_target()) if database and database.is_file() else None
             lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, tuned=tuned)
             # Planned before the kernels are compiled: a model too large for wasm32 fails now, not after LLVM.
-            plan = plan_executor(lowered.module, prefix, loaded.input_names, loaded.output_names)
+            plan = plan_executor(
+                lowered.module, prefix, loaded.input_names, loaded.output_names, input_value_ranges(loaded.module)
+            )
             kernels_object = work / "kernels.o"
             build_kernels(lowered, options, kernels_object)
             kernel_count = sum(1 for f in lowered.module.functions.values() if isinstance(f, tvm.tirx.PrimFunc))
@@ -289,6 +292,7 @@ def _build_uncached(
                         model.atol,
                         log=progress.detail,
                         torch_program=loaded.torch_program,
+                        values=[sig.values for sig, _ in plan.inputs],
                     )
             # Only verified artifacts replace the previous ones.
             write_rust_runtime(destination.parent)

@@ -83,6 +83,22 @@ def _info(sig: Signature) -> dict:
     return {"name": sig.name, "dtype": sig.dtype.name, "shape": shape, "nbytes": sig.nbytes}
 
 
+# C element types of the integer inputs that may index a table.
+_C_INTEGERS = {
+    "int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
+    "uint8": "uint8_t", "uint16": "uint16_t", "uint32": "uint32_t", "uint64": "uint64_t",
+}
+
+
+def _value_checks(plan: ExecutorPlan) -> list[dict]:
+    """Inputs whose values index a table: the run checks every value before any kernel."""
+    return [
+        {"input": i, "ctype": _C_INTEGERS[sig.dtype.name], "min": sig.values.min, "max": sig.values.max}
+        for i, (sig, _) in enumerate(plan.inputs)
+        if sig.values is not None and sig.dtype.name in _C_INTEGERS
+    ]
+
+
 def _tensor_shape(tensor: PlannedTensor, plan: ExecutorPlan) -> str:
     """A tensor's shape for the comments of the generated C."""
     if tensor.dims is None:
@@ -172,6 +188,7 @@ def render(plan: ExecutorPlan, name: str, weights_mode: str, symbol_prefix: str)
         "outputs": [_signature(sig) for sig, _ in plan.outputs],
         "info": {"input": [_info(sig) for sig, _ in plan.inputs], "output": [_info(sig) for sig, _ in plan.outputs]},
         "tensor_of": {"input": [i for _, i in plan.inputs], "output": [i for _, i in plan.outputs]},
+        "value_checks": _value_checks(plan),
         "init_name": f"{init_functions(name, weights_mode)[0]}()",
         "init_call": f"{name}_init()" if weights_mode == "embed" else f'{name}_init_from_file("{name}.weights")',  # the header's example
         **_dims_context(plan, name),

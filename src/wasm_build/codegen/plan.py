@@ -24,12 +24,13 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 import tvm
 from tvm import relax
 
+from ..compiler.input_values import ValueRange
 from ..compiler.row_chunks import ROW_CHUNK_ATTR
 from ..errors import WasmBuildError
 from .abi import ALIGNMENT
@@ -160,6 +161,7 @@ class Signature:
     shape: tuple[int, ...]  # with symbolic dimensions: the largest shape
     dtype: DType
     dims: tuple[int | str, ...] | None = None  # sizes and symbolic dimensions ("seq", "(frames - 1) // 2")
+    values: ValueRange | None = None  # an input that indexes a table: the values it may hold
 
     @property
     def nbytes(self) -> int:
@@ -167,14 +169,16 @@ class Signature:
 
     def describe(self) -> dict[str, Any]:
         """The JSON-style description used by the manifest and the templates."""
+        values = {} if self.values is None else {"values": self.values.describe()}
         if self.dims is None:
-            return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name, "nbytes": self.nbytes}
+            return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.name, "nbytes": self.nbytes, **values}
         return {
             "name": self.name,
             "shape": list(self.dims),
             "max_shape": list(self.shape),
             "dtype": self.dtype.name,
             "max_nbytes": self.nbytes,
+            **values,
         }
 
 
@@ -803,10 +807,14 @@ def plan_executor(
     symbol_prefix: str,
     input_names: list[str] | None = None,
     output_names: list[str] | None = None,
+    value_ranges: Mapping[int, ValueRange] | None = None,
 ) -> ExecutorPlan:
-    """Plan the static executor of `module["main"]` (a module after VM lowering)."""
+    """Plan the static executor of `module["main"]` (a module after VM lowering); `value_ranges`
+    (by input position, `compiler.input_values`) are the values index inputs may hold."""
     plan = _Planner(module, symbol_prefix).run(module["main"], input_names)
     _check_memory(plan)
+    ranges = value_ranges or {}
+    plan.inputs = [(dataclasses.replace(sig, values=ranges.get(i)), index) for i, (sig, index) in enumerate(plan.inputs)]
     if output_names:
         if len(output_names) != len(plan.outputs):
             raise UnsupportedProgram(

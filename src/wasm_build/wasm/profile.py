@@ -24,6 +24,7 @@ import numpy as np
 
 from ..artifact.assemble import read_manifest
 from ..artifact.toolchain import find_toolchain
+from ..compiler.input_values import ValueRange
 from ..errors import WasmBuildError
 from .drivers import PROFILE, link_with_model
 from .host import WasmModel
@@ -118,7 +119,8 @@ def profile_artifact(
         reactor = link_with_model(toolchain, PROFILE, directory, manifest, Path(tmp) / f"{name}_profile.wasm")
         weights = directory / f"{name}.weights" if manifest["weights"]["mode"] == "file" else None
         model = _ProfiledModel(reactor, weights=weights, name=name)
-        positions = model.time_calls(runs, np.random.default_rng(seed), sizes or {})
+        values = [ValueRange.of(tensor) for tensor in manifest["inputs"]]
+        positions = model.time_calls(runs, np.random.default_rng(seed), sizes or {}, values)
     work = manifest.get("kernel_work", {})
     if work and peak is None:
         peak = measure_peak(toolchain)
@@ -146,8 +148,11 @@ def _tuning_name(kernel: str, model: str) -> str:
 
 
 class _ProfiledModel(WasmModel):
-    def time_calls(self, runs: int, rng: np.random.Generator, sizes: dict[str, int]) -> list[tuple[str, float]]:
-        """(kernel, fastest ms) for each kernel call of a run, in call order."""
+    def time_calls(
+        self, runs: int, rng: np.random.Generator, sizes: dict[str, int], values: list[ValueRange | None]
+    ) -> list[tuple[str, float]]:
+        """(kernel, fastest ms) for each kernel call of a run, in call order; `values`: the range
+        of each input that indexes a table."""
         unknown = set(sizes) - {d.name for d in self.dims}
         if unknown:
             raise WasmBuildError(
@@ -156,7 +161,7 @@ class _ProfiledModel(WasmModel):
             )
         sizes = {d.name: sizes.get(d.name, d.max) for d in self.dims}
         shapes = [tuple(d if isinstance(d, int) else sizes[d] for d in info.shape) for info in self.inputs]
-        arrays = [random_array(shape, info.dtype, rng) for info, shape in zip(self.inputs, shapes)]
+        arrays = [random_array(shape, info.dtype, rng, v) for info, shape, v in zip(self.inputs, shapes, values)]
         inputs = [array.tobytes() for array in arrays]
         exports = self._exports
         for _ in range(runs):

@@ -16,6 +16,7 @@ run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from ..compiler.input_values import ValueRange
 from ..compiler.reference import NativeReference
 from ..errors import SmokeTestError
 from .host import WasmModel
@@ -32,9 +34,13 @@ from .steps import MAX_STEPS, is_quantized, output_steps
 SEED = 20240613
 
 
-def random_inputs(signatures: list[tuple[str, tuple[int, ...], str]], seed: int = SEED) -> list[np.ndarray]:
+def random_inputs(
+    signatures: list[tuple[str, tuple[int, ...], str]], seed: int = SEED, values: Sequence[ValueRange | None] = ()
+) -> list[np.ndarray]:
+    """One array per (name, shape, dtype); `values`: the range of each input that indexes a table."""
     rng = np.random.default_rng(seed)
-    return [random_array(shape, dtype, rng) for _name, shape, dtype in signatures]
+    values = list(values) + [None] * (len(signatures) - len(values))
+    return [random_array(shape, dtype, rng, v) for (_name, shape, dtype), v in zip(signatures, values)]
 
 
 def with_special_values(arrays: list[np.ndarray], seed: int = SEED) -> list[np.ndarray]:
@@ -178,9 +184,17 @@ def concrete_shape(shape: tuple[Any, ...], sizes: dict[str, int]) -> tuple[int, 
 
 
 def smoke_test(
-    wasm_path: Path, module: Any, onnx_model: Any, rtol: float, atol: float, log=print, torch_program: Any = None
+    wasm_path: Path,
+    module: Any,
+    onnx_model: Any,
+    rtol: float,
+    atol: float,
+    log=print,
+    torch_program: Any = None,
+    values: Sequence[ValueRange | None] = (),
 ) -> list[Comparison]:
-    """Run the reactor and the references on the same inputs; raise on mismatch."""
+    """Run the reactor and the references on the same inputs; raise on mismatch. `values`: the
+    range of each input that indexes a table (`compiler.input_values`), drawn inside it."""
     model = WasmModel(wasm_path)
     native = NativeReference(module)
     names = [o.name for o in model.outputs]
@@ -189,7 +203,7 @@ def smoke_test(
     comparisons: list[Comparison] = []
     for sizes in dim_sizes(model.dims):
         at = f" @ {', '.join(f'{k}={v}' for k, v in sizes.items())}" if sizes else ""
-        inputs = random_inputs([(i.name, concrete_shape(i.shape, sizes), i.dtype) for i in model.inputs])
+        inputs = random_inputs([(i.name, concrete_shape(i.shape, sizes), i.dtype) for i in model.inputs], values=values)
         got = model.run(inputs)
         comparisons += compare(f"tvm-native{at}", names, native(inputs), got, rtol, atol, steps)
         if onnx_model is not None:
