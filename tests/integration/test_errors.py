@@ -240,6 +240,22 @@ def test_string_tensors_and_training_operators_are_refused_by_name(tmp_path):
     assert_nothing_left(tmp_path, "training")
 
 
+def test_an_invalid_export_is_called_one(tmp_path):
+    # torch's TorchScript exporter writes Falcon's rotary embedding as a Cast to complex128 that a
+    # Mul reads: TVM fails on the dtype, and the message says onnxruntime refuses the model too.
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    nodes = [helper.make_node("Cast", ["x"], ["c"], to=TensorProto.COMPLEX128), helper.make_node("Mul", ["c", "c"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.COMPLEX128, [2])])
+    with pytest.raises(WasmBuildError) as info:
+        build(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "broken", tmp_path)
+    message = str(info.value)
+    assert "onnxruntime cannot load the model either" in message and "complex128" in message
+    assert "re-export" in info.value.fix
+    assert_nothing_left(tmp_path, "broken")
+
+
 def test_artifact_directories_have_ordinary_permissions(mlp_build):
     """Staging directories come from mkdtemp (0700); the artifacts they turn into must not."""
     umask = os.umask(0)

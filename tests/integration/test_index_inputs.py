@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from wasm_build import WasmModel, WasmModelError
+from wasm_build import WasmBuildError, WasmModel, WasmModelError
 from wasm_build.compiler.input_values import ValueRange, input_value_ranges
 from wasm_build.frontends import load_model
 from wasm_build.testing.torchvision import import_torchvision
@@ -185,3 +185,31 @@ def test_symbolic_lengths_check_the_values_of_the_run_s_shape(tmp_path):
     np.testing.assert_array_equal(wasm.run([ids])[0], np.arange(12, dtype=np.float32).reshape(3, 4)[ids])
     with pytest.raises(WasmModelError, match=r"lookup_run_dims: input 0 \('ids'\) holds 3 at element 2, outside -3\.\.2"):
         wasm.run([np.array([[0, 1, 3]], np.int32)])
+
+
+def test_indices_the_model_computes_are_clamped_to_the_table(tmp_path):
+    # `types + 1` is not an input the executor can check; the gather clamps instead of reading
+    # past its table (a trap, or another tensor's bytes), however far off the value is.
+    model = _embeddings(("Shift", "Cast"))
+    with pytest.raises(WasmBuildError, match=r"onnxruntime refused the smoke test's made-up inputs: .*out of data bounds"):
+        build(model, "shifted", tmp_path)  # it draws types 0/1: onnxruntime refuses 1 + 1
+    result = build(model, "shifted", tmp_path, smoke_test=False)
+    assert "values" not in json.loads((result.directory / "shifted.json").read_text())["inputs"][1]
+    ids = np.zeros((1, SEQ), np.int64)
+    types = np.array([[0, 1, 5, 2**20, -2, -3, -2**20, 0]], np.int64)
+    (got,) = WasmModel(result.directory / "shifted.wasm").run([ids, types])
+    words, table = (numpy_helper.to_array(t) for t in model.graph.initializer[:2])
+    shifted = types + 1
+    rows = np.clip(np.where(shifted < 0, shifted + TYPES, shifted), 0, TYPES - 1)
+    np.testing.assert_allclose(got, words[ids] + table[rows], rtol=1e-6, atol=1e-6)
+
+
+def test_untraced_integer_inputs_are_drawn_as_masks():
+    # 0/1: an attention mask summed into positions (OPT) stays inside the table of positions.
+    from wasm_build.wasm.inputs import random_array
+
+    rng = np.random.default_rng(0)
+    assert set(np.unique(random_array((64,), "int64", rng))) == {0, 1}
+    assert set(np.unique(random_array((64,), "int64", rng, ValueRange(-50, 49)))) == set(range(8))
+    assert set(np.unique(random_array((64,), "int32", rng, ValueRange(-2, 1)))) == {0, 1}
+    assert set(np.unique(random_array((256,), "uint8", rng))) == set(range(8))  # quantized data

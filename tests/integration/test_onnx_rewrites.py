@@ -313,3 +313,45 @@ def test_quantized_moves_run_on_the_quantized_tensor(tmp_path):
     result = build(model, "qmoves", tmp_path)
     for got, want in zip(WasmModel(result.directory / "qmoves.wasm").run({"x": x}), session.run(None, {"x": x})):
         np.testing.assert_array_equal(got, want)
+
+
+# -- Operands computed from static shapes (torch's chunk, sort, unfold) --------------------------
+
+
+def _computed_operand_model(kind: str) -> onnx.ModelProto:
+    """What torch's TorchScript exporter writes with operands computed from Shape(x): `chunk`
+    (Slice bounds `(C + 3) // 4 * i`, timm's EfficientViT-M), `sort` (TopK of k = the axis'
+    size) and `F.unfold` (Gathers of Ranges up to sizes read from the shape)."""
+    torch = pytest.importorskip("torch")
+    from tests.support.export import export_onnx
+
+    class Chunks(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 1) for _ in range(4))
+
+        def forward(self, x):
+            parts = [conv(part).reshape(1, 4, -1) for conv, part in zip(self.convs, x.chunk(4, dim=1))]
+            return torch.cat(parts, dim=2)
+
+    class Sorted(torch.nn.Module):
+        def forward(self, x):
+            return torch.sort(x, dim=-1).values * torch.topk(x, 3, dim=-1).values.sum(-1, keepdim=True)
+
+    class Unfolded(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.unfold(x, 3, padding=1).transpose(1, 2)
+
+    torch.manual_seed(0)
+    module, shape = {"chunk": (Chunks(), (1, 16, 5, 5)), "sort": (Sorted(), (2, 10)), "unfold": (Unfolded(), (1, 4, 6, 6))}[kind]
+    return export_onnx(module, (torch.randn(*shape),), ["x"])
+
+
+@pytest.mark.parametrize("kind", ["chunk", "sort", "unfold"])
+def test_operands_computed_from_shapes_become_constants(tmp_path, kind):
+    model = _computed_operand_model(kind)
+    assert onnx_rewrites.computed_operands._computed_operands(model)  # the pattern is there
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    rewritten = onnx_rewrites.apply_rewrites(model, {"x": shape})
+    assert not onnx_rewrites.computed_operands._computed_operands(rewritten)  # folded (a Range wholly)
+    build_and_compare(model, kind, tmp_path)

@@ -109,3 +109,15 @@ def test_a_models_own_quantized_integer_outputs_compare_within_a_step():
     assert compare("r", ["y"], [want], [np.array([4, 4, 251, 1], np.uint8)], 1e-3, 1e-4, steps)[0].ok
     assert not compare("r", ["y"], [want], [np.array([5, 4, 250, 0], np.uint8)], 1e-3, 1e-4, steps)[0].ok
     assert not compare("r", ["i"], [np.array([2])], [np.array([3])], 1e-3, 1e-4, steps)[0].ok
+
+
+def test_a_small_value_among_large_ones_may_carry_their_rounding():
+    # MobileOne with random weights: outputs near 1e14, one near 1e11 that float32 sums reach
+    # with a relative error of 1.5e-3 (1e-6 of the output's scale): rounding, not a defect.
+    want = np.array([8.5e14, -4.2e14, -1.2467e11], np.float32)
+    rounded = np.array([8.5e14 * (1 + 1e-7), -4.2e14, -1.2449e11], np.float32)
+    assert compare("r", ["y"], [want], [rounded], 1e-3, 1e-4)[0].ok
+    # An error of 1e-4 of the scale is not rounding; nor is any error in an output without large values.
+    wrong = np.array([8.5e14, -4.2e14, -1.2467e11 + 8.5e10], np.float32)
+    assert not compare("r", ["y"], [want], [wrong], 1e-3, 1e-4)[0].ok
+    assert not compare("r", ["y"], [want[2:] / 1e11], [rounded[2:] / 1e11], 1e-3, 1e-4)[0].ok

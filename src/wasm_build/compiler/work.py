@@ -29,7 +29,9 @@ class Work(NamedTuple):
 
 def kernel_work(func: tirx.PrimFunc) -> Work:
     """The work of an unscheduled kernel (every block in its own loop nest)."""
-    return Work(_macs(func.body, 1), sum(_nbytes(buffer) for buffer in func.params if isinstance(buffer, tirx.Buffer)))
+    # Scalar parameters (a kernel that takes an offset or a size) are no buffers.
+    buffers = [param for param in func.params if isinstance(param.ty, tirx.BufferType)]
+    return Work(_macs(func.body, 1), sum(_nbytes(buffer) for buffer in buffers))
 
 
 def work_of(func: tirx.PrimFunc) -> Work | None:

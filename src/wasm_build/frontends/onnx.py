@@ -84,10 +84,14 @@ def load_onnx(path: Path, pinned: dict[str, InputSpec], dims: Mapping[str, DimSp
     try:
         module = with_bounds(from_onnx(imported, shape_dict=shape_dict, dtype_dict=dtype_dict), bound)
     except Exception as exc:
-        raise WasmBuildError(
-            f"TVM's ONNX frontend could not import '{path}': {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}",
-            fix="simplify or re-export the model (e.g. onnxsim, a different opset), or report the failing operator",
-        ) from exc
+        message = f"TVM's ONNX frontend could not import '{path}': {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        fix = "simplify or re-export the model (e.g. onnxsim, a different opset), or report the failing operator"
+        refused = _onnxruntime_refusal(model)
+        if refused:
+            # An exporter's slip (a complex Cast, a 2-D Tile repeats): the model is broken, not TVM.
+            message += f"; onnxruntime cannot load the model either: {refused}"
+            fix = "the export is not valid ONNX: re-export it (another exporter or opset, torch.export), or fix the node named"
+        raise WasmBuildError(message, fix=fix) from exc
     return LoadedModel(
         kind="onnx",
         module=module,
@@ -212,6 +216,20 @@ def _check_static_output_shapes(model: Any, path: Path) -> None:
             fix="cut the model before those nodes (onnx.utils.extract_model) and run them in the host, "
             "or replace them by fixed-size forms (e.g. TopK with a constant k and a score threshold applied as a mask)",
         )
+
+
+def _onnxruntime_refusal(model: Any) -> str | None:
+    """onnxruntime's reason for refusing to load `model` (its checks find exporters' slips that
+    ONNX's checker lets through), or None when it loads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # the reason is reported here, not on stderr
+    try:
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's errors derive from Exception alone
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return None
 
 
 def _check_numeric_tensors(model: Any, path: Path) -> None:

@@ -1,6 +1,7 @@
 """Graph passes: Relax-level choices of layout and algorithm, one pass per module, run before
 legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on them.
 
+* `clamped_gathers`: gathers of indices computed at run time clamp them to the table;
 * `scalar_clamp`: Clip's TE kernels back to Relax ``maximum``/``minimum`` (they then follow
   the conv layout and fuse);
 * `conv1d_planes`: 1-D convs as 2-D convs over planes one row high;
@@ -46,6 +47,7 @@ from tvm import relax
 from ..init_kernels import fold_constants
 from .analysis import calls_op
 from .bilinear_sums import bilinear_sums_pass
+from .clamped_gathers import clamped_gathers_pass
 from .conv1d_planes import conv1d_planes_pass
 from .fold_conv_affine import fold_conv_affine_pass
 from .integer_contractions import integer_contractions_pass
@@ -70,6 +72,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
     if target.kind.name != "llvm":
         return []
     return [
+        clamped_gathers_pass(),
         scalar_clamp_pass(),
         conv1d_planes_pass(),
         subpixel_convs_pass(),

@@ -22,6 +22,7 @@ import onnx
 
 from . import (
     celu,
+    computed_operands,
     computed_pads,
     constant_of_shape_scalar,
     dequantized_operands,
@@ -53,6 +54,9 @@ REWRITES: tuple[Rewrite, ...] = (
     # Pad with pads computed from static shapes: TVM refuses non-constant pads; folded first so
     # the rewrites after it see the constants.
     Rewrite("computed_pads", frozenset({"Pad"}), computed_pads.rewrite),
+    # A Slice's bounds, TopK's k, Range's limits ... computed from static shapes (torch's chunk,
+    # sort, unfold): TVM needs them constant.
+    Rewrite("computed_operands", frozenset(computed_operands.OPERANDS), computed_operands.rewrite),
     # A Pad's value (or Clip's bounds) a quantizer dequantizes from int8: TVM needs the constant.
     Rewrite("dequantized_operands", frozenset(dequantized_operands.CONSTANT_OPERANDS), dequantized_operands.rewrite),
     # ConstantOfShape of an empty shape (a scalar): TVM's broadcast_to refuses it (attention masks).
