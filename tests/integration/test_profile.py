@@ -98,3 +98,20 @@ def test_a_kernel_called_several_times_a_run_adds_its_calls(tmp_path):
     repeated = [k for k in profile.kernels if k.calls == 2]
     # The two separable blocks share their depthwise and their pointwise kernel.
     assert len(repeated) == 2, profile.table()
+
+
+def test_scalar_parameters_count_no_bytes():
+    # A kernel may take a size or an offset beside its buffers (what a Range up to a computed
+    # limit lowers to): its work counts the buffers' bytes only.
+    from tvm.script import tirx as T
+
+    from wasm_build.compiler.work import kernel_work
+
+    @T.prim_func(s_tir=True)
+    def shifted(a: T.Buffer((8,), "float32"), b: T.Buffer((8,), "float32"), offset: T.int64):
+        for i in range(8):
+            with T.sblock("b"):
+                v = T.axis.spatial(8, i)
+                b[v] = a[v] + T.Cast("float32", offset)
+
+    assert kernel_work(shifted) == (0, 64)
