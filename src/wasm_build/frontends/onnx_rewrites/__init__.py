@@ -27,6 +27,7 @@ from . import (
     constant_of_shape_scalar,
     dequantized_operands,
     expand_declared_shape,
+    fractional_resize,
     gru,
     lstm,
     prelu_channel_slope,
@@ -71,6 +72,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("static_sequences", frozenset(static_sequences.SEQUENCE_OPS), static_sequences.rewrite),
     # Expand to a shape read from an input: the shape the model declares for the result.
     Rewrite("expand_declared_shape", frozenset({"Expand"}), expand_declared_shape.rewrite),
+    # Resize by scales that give no whole sizes: TVM maps coordinates through the sizes' ratio.
+    Rewrite("fractional_resize", frozenset({"Resize"}), fractional_resize.rewrite),
     # TopK: TVM calls a sort function of its C++ runtime; k rounds of arg-max for a small k.
     Rewrite("topk", frozenset({"TopK"}), topk.rewrite),
     # Recurrent layers, unrolled over the static sequence length.
