@@ -131,3 +131,18 @@ def test_topk_becomes_rounds_of_arg_max_and_matches(k, axis, largest, opset):
     for w, h in zip(want, have):
         assert h.dtype == w.dtype
         np.testing.assert_array_equal(h, w)
+
+
+def test_topk_beyond_the_rounds_is_refused_by_name():
+    # torch.sort of 256 values exports as TopK(k=256): TVM's own sort fails to compile for wasm
+    # with a message about its internals ("Cannot treat type `ir.Call` as type `ir.Expr`").
+    from wasm_build.errors import WasmBuildError
+    from wasm_build.frontends.onnx_rewrites.topk import MAX_K
+
+    nodes = [_ints("k", [MAX_K + 1]), helper.make_node("TopK", ["x", "k"], ["values", "indices"], name="sort")]
+    outputs = [helper.make_tensor_value_info("values", TensorProto.FLOAT, [1, MAX_K + 1]),
+               helper.make_tensor_value_info("indices", TensorProto.INT64, [1, MAX_K + 1])]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, MAX_K + 1])], outputs)
+    with pytest.raises(WasmBuildError, match=rf"TopK 'sort' takes the top {MAX_K + 1} of {MAX_K + 1} values") as info:
+        apply_rewrites(model)
+    assert "sort in the host" in info.value.fix

@@ -81,3 +81,42 @@ def test_adaptive_max_pool_to_a_dividing_size():
 def test_adaptive_max_pool_indices_are_refused_by_name():
     with pytest.raises(WasmBuildError, match="indices"):
         _tvm_run(AdaptiveMaxIndices(), torch.randn(1, 3, 8, 8))
+
+
+class RoundedDivisions(nn.Module):
+    """EdgeNeXt's positional encoding divides a float arange by a Python int (`dim_t // 2`)."""
+
+    def forward(self, x):
+        return x // 2, torch.div(x, 3, rounding_mode="trunc"), torch.div(7.0, x, rounding_mode="floor")
+
+
+def test_rounded_division_of_a_float_tensor_by_a_number():
+    _check(RoundedDivisions(), torch.randn(2, 8) * 10 + 0.5)
+
+
+class GridSamples(nn.Module):
+    """PyTorch's grid is (N, H, W, 2); TVM's exported-program converter passed it as (N, 2, H, W)."""
+
+    def forward(self, x, grid):
+        return (F.grid_sample(x, grid, align_corners=False),
+                F.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=True))
+
+
+def test_grid_sample_reads_pytorchs_grid_layout():
+    torch.manual_seed(0)
+    _check(GridSamples(), torch.randn(1, 3, 6, 7), torch.rand(1, 5, 4, 2) * 2.2 - 1.1)
+
+
+def test_sorting_in_a_program_is_refused_by_name(tmp_path):
+    # TVM's sort, argsort and topk call its C++ runtime; its compiler failed on them with
+    # "Cannot treat type `ir.Call` as type `ir.Expr`".
+    from wasm_build.frontends import load_model
+
+    class Sorts(nn.Module):
+        def forward(self, x):
+            return torch.sort(x, dim=-1).values + torch.topk(x, 3, dim=-1).values.sum(-1, keepdim=True)
+
+    torch.export.save(torch.export.export(Sorts(), (torch.randn(2, 10),)), str(tmp_path / "sorts.pt2"))
+    with pytest.raises(WasmBuildError, match=r"'sorts.pt2' sorts \(.*topk\): TVM computes sorting with its C\+\+ runtime") as info:
+        load_model("sorts.pt2", {}, tmp_path)
+    assert "export the model to ONNX" in info.value.fix

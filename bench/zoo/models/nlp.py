@@ -58,5 +58,9 @@ MODELS = [
              vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=64, use_cache=False, bos_token_id=0, eos_token_id=0),
     _encoder("llama", "LlamaForCausalLM", "LlamaConfig", outputs=("logits",), vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64, use_cache=False),
+    # OPT sums the attention mask into positions (a mask of 7s would run past them); BLOOM's ALiBi.
+    _encoder("opt", "OPTModel", "OPTConfig", vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+             ffn_dim=64, max_position_embeddings=64, word_embed_proj_dim=32),
+    _encoder("bloom", "BloomModel", "BloomConfig", vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=2),
     ZooModel("torch_transformer_encoder", "torch", "nlp", TorchEncoder, (Tensor.floats("x", 1, SEQ, 32), MASK), ("hidden",)),
 ]

@@ -206,6 +206,19 @@ class Logic(nn.Module):
         return filled, greater, torch.eq(x.sign(), y.sign())
 
 
+class ShapeComputed(nn.Module):
+    """What the exporter writes with operands computed from static shapes: chunk (Slice bounds),
+    sort (a TopK of the axis' size), unfold (Gathers of Ranges), and interpolate by a scale that
+    gives no whole size (7 x 2.5 rows: ONNX maps coordinates through the scale)."""
+
+    def forward(self, x: torch.Tensor):
+        parts = x.chunk(4, dim=1)  # 4 x [1, 2, 16, 16]
+        patches = F.unfold(parts[0] * parts[3] + parts[1], 3, padding=1, stride=2)  # [1, 18, 64]
+        ordered = torch.sort(x.mean(1)[:, 0], dim=-1).values  # [1, 16]: TopK of k = 16 (up to 64 are rounds of arg-max)
+        resized = F.interpolate(x[:, :, :7, :9], scale_factor=2.5, mode="bicubic", align_corners=False)  # [1, 8, 17, 22]
+        return patches, ordered, resized
+
+
 _XY = (Tensor.floats("x", 1, 8, 16), Tensor.floats("y", 1, 8, 16))
 
 MODELS = [
@@ -226,4 +239,5 @@ MODELS = [
     ZooModel("ops_matmul", "torch", "ops", MatrixProducts, (Tensor.floats("a", 1, 2, 12, 16), Tensor.floats("b", 1, 2, 12, 16)),
              ("mixed", "scores")),
     ZooModel("ops_logic", "torch", "ops", Logic, _XY, ("filled", "greater", "same_sign")),
+    ZooModel("ops_shape_computed", "torch", "ops", ShapeComputed, X, ("patches", "sorted", "resized"), fast=True),
 ]

@@ -61,6 +61,13 @@ MODELS = [
                                                      patch_size=8, num_blocks=2, embed_dim=64), image(32), ("logits",)),
     _timm("mobilevit_xxs", "mobilevit_xxs"),
     _timm("ghostnet", "ghostnet_050"),
+    # Architectures first built at stop 41 (each found a defect or stands for a family the zoo lacked).
+    _timm("efficientvit_m0", "efficientvit_m0", note="chunk: Slice bounds computed from shapes"),
+    _timm("mobileone", "mobileone_s0", note="unfused training branches: outputs near 1e14"),
+    _timm("fastvit", "fastvit_t8"),
+    _timm("pvt_v2", "pvt_v2_b0"),
+    _timm("edgenext", "edgenext_xx_small"),
+    _tv("inception_v3", "inception_v3", size=80, aux_logits=False, init_weights=True),
     # TensorFlow-style "SAME" padding: explicit Pad nodes before convolutions.
     _timm("efficientnet_lite_tf", "tf_efficientnet_lite0"),
     _timm("levit", "levit_128s", img_size=64),

@@ -21,6 +21,7 @@ from ..errors import WasmBuildError
 from .loaded import LoadedModel
 from .onnx import load_onnx
 from .relax import load_callable
+from .runtime_ops import check_runtime_ops
 from .torch import load_pt2
 
 
@@ -34,16 +35,17 @@ def load_model(
     if isinstance(source, str):
         source = ModelSource.parse(source, project_dir)
     if source.kind == "callable":
-        return load_callable(source.text, pinned, project_dir, dims)
-    assert source.path is not None
-    if not source.path.is_file():
-        raise WasmBuildError(
-            f"model file '{source.text}' does not exist (looked in {source.path.parent})",
-            fix="check the path (relative to the project directory), or use 'package.module:function' for Python sources",
-        )
-    if source.kind == "onnx":
-        return load_onnx(source.path, pinned, dims)
-    return load_pt2(source.path, pinned, dims)
+        loaded = load_callable(source.text, pinned, project_dir, dims)
+    else:
+        assert source.path is not None
+        if not source.path.is_file():
+            raise WasmBuildError(
+                f"model file '{source.text}' does not exist (looked in {source.path.parent})",
+                fix="check the path (relative to the project directory), or use 'package.module:function' for Python sources",
+            )
+        loaded = load_onnx(source.path, pinned, dims) if source.kind == "onnx" else load_pt2(source.path, pinned, dims)
+    check_runtime_ops(loaded.module, source.text, source.kind)
+    return loaded
 
 
 __all__ = ["LoadedModel", "load_model"]

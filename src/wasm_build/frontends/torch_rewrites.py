@@ -128,7 +128,46 @@ def elu(node: Any, importer: Any) -> Any:
     return importer.block_builder.emit(op.multiply(const(scale), body) if scale != 1.0 else body)
 
 
+def div_mode(node: Any, importer: Any) -> Any:
+    """`torch.div(x, y, rounding_mode=...)` (`x // 2` of a float tensor) with a Python number on
+    one side: TVM makes the number an int32 constant whatever the tensor's type, and the
+    division of a float tensor by it fails to type-check (EdgeNeXt's positional encoding). The
+    number takes the tensor's type, as in PyTorch."""
+    from tvm import relax
+
+    x, y = importer.retrieve_args(node)[:2]
+    mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("rounding_mode")
+    if not isinstance(x, relax.Expr):
+        x = relax.const(x, y.ty.dtype)
+    if not isinstance(y, relax.Expr):
+        y = relax.const(y, x.ty.dtype)
+    emit = importer.block_builder.emit
+    if mode == "floor":
+        return emit(relax.op.floor_divide(x, y))
+    quotient = emit(relax.op.divide(x, y))
+    return emit(relax.op.trunc(quotient)) if mode == "trunc" else quotient
+
+
+def grid_sampler_2d(node: Any, importer: Any) -> Any:
+    """`F.grid_sample(x, grid)`: PyTorch's grid is (N, H, W, 2), TVM's `image.grid_sample` reads
+    (N, 2, H, W); TVM's ONNX converter transposes it, its exported-program converter does not
+    (every sample read the wrong coordinates)."""
+    from tvm import relax
+
+    args = importer.retrieve_args(node)
+    data, grid = args[0], args[1]
+    mode, padding, align_corners = (args[i] if len(args) > i else default for i, default in ((2, 0), (3, 0), (4, False)))
+    methods, paddings = {0: "bilinear", 1: "nearest", 2: "bicubic"}, {0: "zeros", 1: "border", 2: "reflection"}
+    channels_first = importer.block_builder.emit(relax.op.permute_dims(grid, [0, 3, 1, 2]))
+    return importer.block_builder.emit(
+        relax.op.image.grid_sample(data, channels_first, method=methods[mode], layout="NCHW",
+                                   padding_mode=paddings[padding], align_corners=bool(align_corners))
+    )
+
+
 CONVERTERS: dict[str, Callable[[Any, Any], Any]] = {
+    "grid_sampler_2d.default": grid_sampler_2d,
+    "div.Tensor_mode": div_mode,
     "elu.default": elu,
     "upsample_nearest2d.vec": upsample_nearest2d,
     "adaptive_max_pool2d.default": adaptive_max_pool2d,

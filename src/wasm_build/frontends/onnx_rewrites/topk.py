@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ...errors import WasmBuildError
 from .graph import DEFAULT_DOMAINS, Constants, add_initializer, default_opset, fresh_name, infer_facts
 
 MAX_K = 64  # each round is a pass over the input: larger k is left to TVM (and refused there)
@@ -37,6 +38,14 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
         k = int(np.asarray(known[node.input[1]]).reshape(-1)[0])
         attributes = {a.name: a.i for a in node.attribute}
         axis = attributes.get("axis", -1) % len(shape)
+        if k > MAX_K and k <= shape[axis]:
+            # TVM's own TopK calls its C++ runtime's sort, which fails to compile for wasm with a
+            # message about its internals: say what is wrong here.
+            raise WasmBuildError(
+                f"TopK '{node.name or node.output[0]}' takes the top {k} of {shape[axis]} values (a sort, as torch.sort "
+                f"exports); wasm-build computes TopK as k rounds of arg-max, for k up to {MAX_K}",
+                fix=f"take at most the top {MAX_K} (torch.topk(x, k)), or sort in the host",
+            )
         if not 0 < k <= min(MAX_K, shape[axis]):
             continue
         replacement = _rounds(model, node, shape, axis, k, largest=bool(attributes.get("largest", 1)))
