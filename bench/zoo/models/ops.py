@@ -239,5 +239,5 @@ MODELS = [
     ZooModel("ops_matmul", "torch", "ops", MatrixProducts, (Tensor.floats("a", 1, 2, 12, 16), Tensor.floats("b", 1, 2, 12, 16)),
              ("mixed", "scores")),
     ZooModel("ops_logic", "torch", "ops", Logic, _XY, ("filled", "greater", "same_sign")),
-    ZooModel("ops_shape_computed", "torch", "ops", ShapeComputed, X, ("patches", "sorted", "resized"), fast=True),
+    ZooModel("ops_shape_computed", "torch", "ops", ShapeComputed, X, ("patches", "sorted", "resized")),
 ]
