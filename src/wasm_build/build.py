@@ -214,6 +214,27 @@ def _reuse(cache: BuildCache, key: str, destination: Path) -> dict[str, Any] | N
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@contextmanager
+def _symbolic_hint(loaded: LoadedModel) -> Iterator[None]:
+    """TVM's own failures on a model with symbolic dimensions, with what to do: TVM 0.27 lowers
+    the TorchScript exporter's dynamic-axes graphs only in part (shapes of shapes, Ranges over a
+    length), and the error it raises is about its internals."""
+    try:
+        yield
+    except WasmBuildError:
+        raise
+    except Exception as exc:
+        if not loaded.dims:
+            raise
+        names = ", ".join(d.name for d in loaded.dims)
+        raise WasmBuildError(
+            f"TVM could not compile the model with its symbolic dimensions ({names}): {type(exc).__name__}: "
+            f"{_summary(exc, verbose=False)}",
+            fix="pin them (one size per build: --input NAME=1x16:int64, or inputs in pyproject), or export the model "
+            "with torch.export and a Dim (a .pt2; see docs/consumers.md, 'Symbolic dimensions')",
+        ) from exc
+
+
 def _build_uncached(
     model: ModelSettings,
     source: ModelSource,
@@ -239,7 +260,8 @@ def _build_uncached(
     with work_dir("build") as work:
         with progress.stage("compile"):
             tuned = apply_database_pass(str(database), options.tvm_target()) if database and database.is_file() else None
-            lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, tuned=tuned)
+            with _symbolic_hint(loaded):
+                lowered = lower(loaded.module, prefix, options, default_schedules=model.default_schedules, tuned=tuned)
             # Planned before the kernels are compiled: a model too large for wasm32 fails now, not after LLVM.
             plan = plan_executor(
                 lowered.module, prefix, loaded.input_names, loaded.output_names, input_value_ranges(loaded.module)

@@ -17,8 +17,9 @@ import pytest
 
 from wasm_build.compiler.row_chunks import row_axes
 from wasm_build.config.settings import DimSpec
-from wasm_build.errors import ConfigError
+from wasm_build.errors import ConfigError, WasmBuildError
 from wasm_build.testing import models
+from wasm_build.testing.torchvision import import_torchvision
 from wasm_build.wasm.host import WasmModel, WasmModelError
 
 from tests.support.c import WASI, compile_ok
@@ -400,3 +401,35 @@ def test_rust_crate_runs_any_length_within_the_bounds(cargo, encoder_onnx, tmp_p
         (want,) = models.reference_outputs(onnx_model, {"tokens": tokens})
         got = np.fromfile(tmp_path / f"hidden{seq}.f32", dtype="<f4").reshape(1, seq, 32)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"seq={seq}")
+
+
+def test_tvms_failure_on_a_dynamic_axes_export_says_what_to_do(tmp_path):
+    # transformers' OPT, exported by the TorchScript exporter with a dynamic sequence length:
+    # TVM 0.27 fails inside its lowering ("emit_te now only supports Tensor that has ShapeExpr
+    # shape"). The error names the dimension and the two ways out; pinning the length builds.
+    torch = pytest.importorskip("torch")
+    import_torchvision()
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.OPTConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, ffn_dim=64,
+                                    max_position_embeddings=32, word_embed_proj_dim=32)
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.opt = transformers.OPTModel(config)
+
+        def forward(self, input_ids, attention_mask):
+            return self.opt(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    names = ["input_ids", "attention_mask"]
+    example = (torch.randint(0, 100, (1, 8)), torch.ones(1, 8, dtype=torch.int64))
+    path = tmp_path / "opt.onnx"
+    with torch.no_grad():
+        torch.onnx.export(Hidden().eval(), example, str(path), opset_version=17, dynamo=False, input_names=names,
+                          dynamic_axes={name: {1: "seq"} for name in names})
+    with pytest.raises(WasmBuildError, match=r"could not compile the model with its symbolic dimensions \(seq\)") as info:
+        build(path, "opt_dyn", tmp_path, dims={"seq": {"min": 1, "max": 16}})
+    assert "pin them" in info.value.fix and "torch.export" in info.value.fix
+    pinned = {name: {"shape": [1, 8], "dtype": "int64"} for name in names}
+    build(path, "opt_pinned", tmp_path, inputs=pinned)  # the smoke test compares with onnxruntime
