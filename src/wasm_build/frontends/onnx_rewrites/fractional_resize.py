@@ -22,12 +22,13 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from .graph import DEFAULT_DOMAINS, Constants, add_initializer, default_opset, fresh_name, static_shapes
+from .graph import DEFAULT_DOMAINS, Constants, add_initializer, default_opset, fresh_name, infer_facts
+from .recurrent import attribute
 
 _SCALES_INPUT_OPSET = 11  # Resize(X, roi, scales, sizes); opset 10 had Resize(X, scales)
 # Coordinate transformations that map through the sizes (as TVM does), or that TVM handles with
 # an extrapolation value the matrices cannot carry.
-_BY_SIZES = (b"align_corners", b"tf_crop_and_resize")
+_BY_SIZES = ("align_corners", "tf_crop_and_resize")
 # Attributes that shape the interpolation along one axis (the rest are about sizes and axes).
 _INTERPOLATION = ("mode", "coordinate_transformation_mode", "cubic_coeff_a", "exclude_outside", "nearest_mode")
 
@@ -37,19 +38,21 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
     if opset < _SCALES_INPUT_OPSET:
         return model
     known = Constants(model)
-    shapes = static_shapes(model)
+    facts = infer_facts(model)  # once: the rewrite adds only initializers and MatMuls of known shapes
     for node in list(model.graph.node):
         if node.op_type != "Resize" or node.domain not in DEFAULT_DOMAINS:
             continue
-        shape = shapes.get(node.input[0])
+        shape = facts.shape(node.input[0])
         scales = _scales(node, known)
-        if shape is None or scales is None or len(shape) not in (3, 4) or len(scales) != len(shape):
+        if shape is None or not all(isinstance(d, int) for d in shape) or scales is None:
+            continue
+        if len(shape) not in (3, 4) or len(scales) != len(shape):
             continue
         if all(float(n * s).is_integer() for n, s in zip(shape, scales)) or any(s != 1 for s in scales[:2]):
             continue  # whole sizes: TVM's ratio is the scale; batch or channel scaling: not an image resize
-        if _attribute(node, "coordinate_transformation_mode", b"half_pixel") in _BY_SIZES:
+        if attribute(node, "coordinate_transformation_mode", "half_pixel") in _BY_SIZES:
             continue
-        if _elem_type(model, node) != TensorProto.FLOAT:
+        if facts.elem_types.get(node.input[0]) != TensorProto.FLOAT:
             continue  # a quantized resize stays between its dequantize and quantize
         _replace(model, node, shape, scales, opset)
     return model
@@ -106,22 +109,3 @@ def _interpolation_matrix(node: onnx.NodeProto, size: int, scale: float, opset: 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (columns,) = session.run(None, {"x": identity, "scales": np.array([1, 1, scale, 1], np.float32)})
     return np.asarray(columns, np.float32)[0, 0]  # (outputs, size): column k is unit vector k resized
-
-
-def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default
-
-
-def _elem_type(model: onnx.ModelProto, node: onnx.NodeProto) -> int | None:
-    """The element type of the Resize's input, where ONNX's inference knows it."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # a model ONNX cannot infer: no rewrite
-        return None
-    for value in [*inferred.graph.input, *inferred.graph.value_info]:
-        if value.name == node.input[0]:
-            return value.type.tensor_type.elem_type
-    return None
