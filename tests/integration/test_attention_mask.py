@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from wasm_build.frontends.onnx_rewrites import apply_rewrites as apply
 from wasm_build.testing.torchvision import import_torchvision
 
-from tests.support.export import build_and_compare, export_onnx
+from tests.support.export import build_and_compare, export_onnx, last_hidden_state
 
 SEQ, VOCAB = 8, 100
 
@@ -76,17 +76,9 @@ def _encoder(kind: str):
         ),
         "roberta": lambda: transformers.RobertaModel(transformers.RobertaConfig(**sizes)),
     }
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self, encoder):
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids, attention_mask):
-            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
+    names = ["input_ids", "attention_mask"]
     example = tuple(torch.from_numpy(x) for x in _token_inputs())
-    return export_onnx(LastHidden(configs[kind]()), example, ["input_ids", "attention_mask"])
+    return export_onnx(last_hidden_state(configs[kind](), names), example, names)
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta"])

@@ -23,6 +23,7 @@ from wasm_build.testing.torchvision import import_torchvision
 from wasm_build.wasm.host import WasmModel, WasmModelError
 
 from tests.support.c import WASI, compile_ok
+from tests.support.export import export_onnx, last_hidden_state
 from tests.support.rust import dependency, write_crate
 from tests.support import build
 from tests.support.wasm import run_command
@@ -413,21 +414,12 @@ def test_tvms_failure_on_a_dynamic_axes_export_says_what_to_do(tmp_path):
     torch.manual_seed(0)
     config = transformers.OPTConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, ffn_dim=64,
                                     max_position_embeddings=32, word_embed_proj_dim=32)
-
-    class Hidden(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.opt = transformers.OPTModel(config)
-
-        def forward(self, input_ids, attention_mask):
-            return self.opt(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
     names = ["input_ids", "attention_mask"]
     example = (torch.randint(0, 100, (1, 8)), torch.ones(1, 8, dtype=torch.int64))
+    model = export_onnx(last_hidden_state(transformers.OPTModel(config), names), example, names,
+                        dynamic_axes={name: {1: "seq"} for name in names})
     path = tmp_path / "opt.onnx"
-    with torch.no_grad():
-        torch.onnx.export(Hidden().eval(), example, str(path), opset_version=17, dynamo=False, input_names=names,
-                          dynamic_axes={name: {1: "seq"} for name in names})
+    path.write_bytes(model.SerializeToString())
     with pytest.raises(WasmBuildError, match=r"could not compile the model with its symbolic dimensions \(seq\)") as info:
         build(path, "opt_dyn", tmp_path, dims={"seq": {"min": 1, "max": 16}})
     assert "pin them" in info.value.fix and "torch.export" in info.value.fix

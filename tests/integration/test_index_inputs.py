@@ -19,7 +19,7 @@ from wasm_build.frontends import load_model
 from wasm_build.testing.torchvision import import_torchvision
 
 from tests.support import build
-from tests.support.export import build_and_compare, export_onnx
+from tests.support.export import build_and_compare, export_onnx, last_hidden_state
 
 WORDS, TYPES, SEQ, DIM = 50, 2, 8, 16
 
@@ -130,18 +130,11 @@ def test_bert_with_token_types_builds_with_its_smoke_test(tmp_path):
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                      intermediate_size=64, max_position_embeddings=64)
-
-    class Hidden(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert = transformers.BertModel(config)
-
-        def forward(self, input_ids, token_type_ids):
-            return self.bert(input_ids=input_ids, token_type_ids=token_type_ids).last_hidden_state
-
+    names = ["input_ids", "token_type_ids"]
     ids = np.random.default_rng(2).integers(0, 100, (1, SEQ)).astype(np.int64)
     types = np.array([[0] * 4 + [1] * 4], np.int64)
-    model = export_onnx(Hidden(), (torch.from_numpy(ids), torch.from_numpy(types)), ["input_ids", "token_type_ids"])
+    encoder = last_hidden_state(transformers.BertModel(config), names)
+    model = export_onnx(encoder, (torch.from_numpy(ids), torch.from_numpy(types)), names)
     build_and_compare(model, "bert_types", tmp_path, [ids, types])
     manifest = json.loads((tmp_path / "bert_types" / "bert_types.json").read_text())
     assert manifest["inputs"][1]["values"]["max"] == 1

@@ -16,14 +16,34 @@ from wasm_build.testing import models
 from . import build
 
 
-def export_onnx(module: Any, example: tuple[Any, ...], input_names: Sequence[str], opset: int = 17) -> onnx.ModelProto:
-    """`module` exported by torch's TorchScript exporter with fixed shapes, as users do."""
+def export_onnx(
+    module: Any, example: tuple[Any, ...], input_names: Sequence[str], opset: int = 17, dynamic_axes: Any = None
+) -> onnx.ModelProto:
+    """`module` exported by torch's TorchScript exporter, as users do: with fixed shapes, or with
+    `dynamic_axes` (torch's own argument)."""
     import torch
 
     buffer = io.BytesIO()
     with torch.no_grad():
-        torch.onnx.export(module.eval(), example, buffer, opset_version=opset, dynamo=False, input_names=list(input_names))
+        torch.onnx.export(module.eval(), example, buffer, opset_version=opset, dynamo=False, input_names=list(input_names),
+                          dynamic_axes=dynamic_axes)
     return onnx.load_from_string(buffer.getvalue())
+
+
+def last_hidden_state(model: Any, input_names: Sequence[str]) -> Any:
+    """A module whose forward takes `input_names` in order, hands them to a transformers `model`
+    by keyword and returns its `last_hidden_state`: what an export of the encoder needs."""
+    import torch
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.model(**dict(zip(input_names, inputs))).last_hidden_state
+
+    return LastHidden()
 
 
 def build_and_compare(
