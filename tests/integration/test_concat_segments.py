@@ -66,3 +66,29 @@ def test_short_concatenations_are_left_to_their_consumer():
     names = [name for kernel in _concat_blocks(mod).values() for name, _ in kernel]
     assert not any(name.endswith("_partition") for name in names)
     assert not any(name.startswith("T_concat") for name in names), "inlined into the transpose"
+
+
+class LaneJoin(torch.nn.Module):
+    """Two inputs concatenated along the innermost axis inside elementwise arithmetic: one
+    kernel, the chain nested under the multiply and the add."""
+
+    def forward(self, x):
+        return torch.cat([torch.tanh(x), x[..., :8] * 2.0], dim=-1) * 3.0 + 1.0
+
+
+def _lane_join():
+    return export_onnx(LaneJoin(), (torch.randn(1, 6, 24),), ["x"])
+
+
+def test_concatenations_along_the_lanes_are_partitioned_at_every_input():
+    """Along the innermost axis each vector lane would take its own branch of the chain, and
+    TVM's vectorizer makes scalar code of a lane-dependent ``if_then_else``: the loop is split
+    into vectors no boundary cuts and partitioned at the inputs, whatever their number."""
+    mod = fused_module(_lane_join(), NATIVE)
+    names = [name for kernel in _concat_blocks(mod).values() for name, _ in kernel]
+    assert sum(name.endswith("_partition") for name in names) == 2, names
+    assert "T.vectorized" in "\n".join(f.script() for f in prim_funcs(mod).values())
+
+
+def test_concatenations_along_the_lanes_match_onnxruntime(tmp_path):
+    build_and_compare(_lane_join(), "lanes", tmp_path)

@@ -16,9 +16,14 @@ import subprocess
 import numpy as np
 import onnx
 import pytest
+import tvm
 from onnx import numpy_helper
+from tvm import relax
 
 from wasm_build import WasmModel
+from wasm_build.compiler.pipeline import optimize_passes
+from wasm_build.compiler.target import TargetOptions
+from wasm_build.frontends.onnx import load_onnx
 from wasm_build.testing import models, quantized
 from wasm_build.wasm.steps import output_steps
 
@@ -33,6 +38,7 @@ from tests.support.steps import worst_steps
 CASES = {
     "cnn_qdq": (models.cnn, lambda m: quantized.qdq(m)),
     "cnn_qdq_s8": (models.cnn, lambda m: quantized.qdq(m, activations="int8", per_channel=False, symmetric_activations=True)),
+    "concat_qdq": (models.concat_cnn, lambda m: quantized.qdq(m)),
     "mlp_dynamic": (models.mlp, lambda m: quantized.dynamic(m)),
     "cnn_dynamic": (models.cnn, lambda m: quantized.dynamic(m)),
     "cnn_qop": (models.cnn, lambda m: quantized.qoperator(m)),
@@ -63,7 +69,7 @@ def built(tmp_path_factory):
     return _get
 
 
-@pytest.mark.parametrize("name", ["cnn_qdq", "cnn_qdq_s8"])
+@pytest.mark.parametrize("name", ["cnn_qdq", "cnn_qdq_s8", "concat_qdq"])
 def test_qdq_model_within_one_step_of_onnxruntime(built, name):
     model, directory = built(name)
     assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm"} <= {n.op_type for n in model.graph.node}
@@ -229,6 +235,42 @@ def test_channels_last_quantized_pooling_is_refused(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     with pytest.raises(WasmBuildError, match="pool_nhwc.*channels-last"):
         build(model, "nhwc", tmp_path)
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_concatenations_of_differently_quantized_inputs_move_integers(built, tmp_path):
+    """Concat inputs quantized with scales of their own (GhostNet's and ShuffleNet's blocks)
+    are each requantized to the output's scale where they are made, and the concatenation (and
+    the channel shuffle after it) moves 8-bit values: no kernel dequantizes, concatenates and
+    quantizes again, value by value (`passes.requant_identities`). And no kernel converts bytes
+    to floats lane by lane (`tir.narrow_conversions`)."""
+    model, directory = built("concat_qdq")
+    scales = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    producers = {n.output[0]: n for n in model.graph.node}
+    for concat in (n for n in model.graph.node if n.op_type == "Concat"):
+        inputs = [producers[name] for name in concat.input]
+        assert all(n.op_type == "DequantizeLinear" for n in inputs)
+        assert len({float(scales[n.input[1]]) for n in inputs}) == 2, "the inputs' scales should differ"
+    joined = _concatenated_dtypes(model, tmp_path)
+    assert len(joined) == 2 and all(dtypes <= {"int8", "uint8"} for dtypes in joined), joined
+    kernels = kernel_instructions(directory / "concat_qdq.wasm")
+    assert not [k for k, c in kernels.items() if c["i8x16.extract_lane_u"] or c["i8x16.extract_lane_s"]], kernels
+
+
+def _concatenated_dtypes(model, tmp_path) -> list[set[str]]:
+    """The element types of each concatenation's inputs once the quantized passes have run."""
+    path = tmp_path / "model.onnx"
+    onnx.save(model, path)
+    with TargetOptions().tvm_target():
+        mod = tvm.transform.Sequential(optimize_passes())(load_onnx(path, {}, None).module)
+    joined = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.concat":
+            joined.append({str(field.dtype) for field in expr.args[0].ty.fields})
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    return joined
 
 
 def test_integer_products_count_as_work(built):

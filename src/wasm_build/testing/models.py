@@ -413,6 +413,31 @@ def cnn(seed: int = 0) -> onnx.ModelProto:
     return g.build()
 
 
+def concat_cnn(seed: int = 0) -> onnx.ModelProto:
+    """CNN whose blocks concatenate channels: "image" [1, 3, 32, 32] -> "probs" [1, 10].
+
+    Exercises a GhostNet-style block (a 1x1 conv and a depthwise conv of its output,
+    concatenated) and a ShuffleNet-style one (the channels sliced in halves, one half
+    convolved, the halves concatenated and shuffled by Reshape, Transpose and Reshape).
+    Quantized, each Concat's inputs come with scales of their own.
+    """
+    channels, half = 16, 8
+    g = GraphBuilder("concat_cnn", seed)
+    x = g.input("image", [1, 3, 32, 32])
+    stem = conv_bn(g, x, 3, channels, 3, stride=2)  # [1, 16, 16, 16]
+    primary = conv_bn(g, stem, channels, half, 1)
+    cheap = conv_bn(g, primary, half, half, 3, groups=half)
+    y = g.op("Add", [stem, g.op("Concat", [primary, cheap], axis=1)])
+    left = g.op("Slice", [y, g.int64s([0]), g.int64s([half]), g.int64s([1])])
+    right = g.op("Slice", [y, g.int64s([half]), g.int64s([channels]), g.int64s([1])])
+    joined = g.op("Concat", [left, conv_bn(g, right, half, half, 1)], axis=1)
+    grouped = g.op("Reshape", [joined, g.int64s([1, 2, half, 16, 16])])
+    shuffled = g.op("Reshape", [g.op("Transpose", [grouped], perm=[0, 2, 1, 3, 4]), g.int64s([1, channels, 16, 16])])
+    logits = classifier_head(g, shuffled, channels, 10)
+    g.output(g.op("Softmax", [logits], axis=-1), "probs", [1, 10])
+    return g.build()
+
+
 def transformer_block(seed: int = 0, seq: int = 16, d: int = 32, heads: int = 2) -> onnx.ModelProto:
     """One pre-norm transformer encoder layer: "tokens" [1, seq, d] -> "hidden" [1, seq, d].
 

@@ -6,7 +6,8 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
   the conv layout and fuse);
 * `conv1d_planes`: 1-D convs as 2-D convs over planes one row high;
 * `subpixel_convs`: transposed convs as one ordinary conv per output phase, interleaved;
-* `padding_taps`: kernel taps that only ever read padding dropped (dilated convs on small maps);
+* `padding_taps`: kernel taps that only ever read padding dropped (dilated convs on small maps,
+  float or integer);
 * `nhwc_conv`: convs in NHWC activations with HWIO weights;
 * `fold_conv_affine`: per-channel affine epilogues (batch norm) folded into conv weights and bias;
 * `lookup_tables`: elementwise chains from one 8-bit tensor to another (a quantized model's
@@ -29,7 +30,8 @@ Quantized models first go through `quantized_passes` (before the first ``FoldCon
 would fold dequantized weights into float32 constants):
 
 * `requant_identities`: ``quantize(op(dequantize(x)))`` with equal parameters -> ``op(x)`` for
-  reshapes, transposes, max pooling and concatenations;
+  reshapes, transposes, max pooling and concatenations (a concatenation's inputs with other
+  parameters each requantized to the output's first);
 * `integer_contractions`: QDQ convs, matmuls and Gemms, and ``MatMulInteger``, as int8 x int8
   -> int32 products with a requantize epilogue;
 * `qdq_arithmetic`: the remaining quantize/dequantize calls as elementwise arithmetic that

@@ -7,9 +7,11 @@ kernel rows and columns removed and its padding shifted: a dilated 3x3 on a 4x4 
 conv (undilated, so the 1x1 kernels of `pixel_rows` take it), which is 9x fewer multiply-adds
 and no bounds test per tap.
 
-Taken: NCHW / OIHW float32 conv2d with static shapes and constant weights (run before
-`nhwc_conv`), any stride, dilation and groups, when some kernel row or column reads no input
-position for any output position.
+Taken: NCHW / OIHW conv2d with static shapes and constant weights (run before `nhwc_conv`),
+any stride, dilation and groups, when some kernel row or column reads no input position for any
+output position: float32 convs, and the integer ones of `integer_contractions` (8- or 16-bit
+activations and weights into int32), whose padding is zero too (an activation's zero point is
+never padded: that pass makes it 0 first), so a tap reading only padding adds nothing there either.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .conv_rewrite import constant_conv, rewrite_calls
+from .conv_rewrite import ConstantConv, constant_conv, conv_layouts, rewrite_calls
+from .qdq import static_shape
+
+_LAYOUTS = ("NCHW", "OIHW", "NCHW")
+_INTEGERS = ("int8", "uint8", "int16")
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,22 @@ class _Trim:
     weight: np.ndarray
 
 
+def _conv(call: relax.Call) -> ConstantConv | None:
+    """A float32 conv with constant weights and static shapes, or an integer one."""
+    conv = constant_conv(call, "relax.nn.conv2d", _LAYOUTS)
+    if conv is not None or not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+        return conv
+    data, weight = call.args
+    if conv_layouts(call) != _LAYOUTS or str(call.attrs.out_dtype) != "int32" or not isinstance(weight, tvm.ir.expr.Constant):
+        return None
+    if weight.value.dtype not in _INTEGERS or not isinstance(data.ty, relax.TensorType) or data.ty.dtype not in _INTEGERS:
+        return None
+    data_shape, out_shape = static_shape(data), static_shape(call)
+    return None if data_shape is None or out_shape is None else ConstantConv(weight, data_shape, out_shape)
+
+
 def _trim(call: relax.Call) -> _Trim | None:
-    conv = constant_conv(call, "relax.nn.conv2d", ("NCHW", "OIHW", "NCHW"))
+    conv = _conv(call)
     if conv is None:
         return None
     attrs, data_shape, out_shape = call.attrs, conv.data_shape, conv.out_shape

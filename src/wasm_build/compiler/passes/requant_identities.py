@@ -4,6 +4,11 @@ onnxruntime's quantizer wraps reshapes, transposes, max pooling and concatenatio
 ``dequantize -> op -> quantize`` with the same scale and zero point on both sides (they do not
 change a value's quantization). ``quantize(op(dequantize(x, s, z)), s, z)`` is then ``op(x)``
 exactly: the op runs on int8 data (a quarter of the bytes) and no float kernel is made for it.
+
+A concatenation of inputs quantized with other parameters than its output's (each input's own
+range: GhostNet, ShuffleNet, Inception) becomes a concatenation of the inputs each quantized
+with the output's parameters, ``concat(quantize(dequantize(x_i, s_i), s))``: the same values, as
+quantizing is elementwise, and the requantize of each input fuses into the kernel making it.
 """
 
 from __future__ import annotations
@@ -53,9 +58,16 @@ class _RequantIdentities(relax.PyExprMutator):
             if not isinstance(fields, relax.Tuple):
                 return call
             dqs = [as_dequantize(field, self.lookup_binding) for field in fields.fields]
-            if not all(dq is not None and _same_quantization(dq, scale, zero_point, dtype) for dq in dqs):
+            if not all(dq is not None for dq in dqs):
                 return call
-            return relax.Call(inner.op, [relax.Tuple([dq.tensor for dq in dqs])], inner.attrs)
+            # Quantized input by input (exact: quantize is elementwise), the concatenation moves
+            # integers: an input with other parameters is requantized in its own producer's kernel.
+            quantized = [
+                dq.tensor if _same_quantization(dq, scale, zero_point, dtype)
+                else self.builder_.emit(relax.Call(call.op, [field, *call.args[1:]], call.attrs))
+                for dq, field in zip(dqs, fields.fields)
+            ]
+            return relax.Call(inner.op, [relax.Tuple(quantized)], inner.attrs)
         dq = as_dequantize(inner.args[0], self.lookup_binding)
         if dq is None or not _same_quantization(dq, scale, zero_point, dtype):
             return call

@@ -9,16 +9,24 @@ and the part is a plain, vectorized copy of its input.
 
 Such a block is also kept out of its consumer (`inline_producers`), where the chain would sit
 behind the consumer's index arithmetic (a transpose, a reshape) and no loop range could decide it.
+
+A concatenation along the innermost axis is partitioned whatever its number of inputs, and also
+when the chain sits inside other arithmetic (a quantized concatenation: each input dequantized,
+the result quantized, all in one kernel): there every vector lane would take its own branch, and
+TVM's vectorizer turns a lane-dependent ``if_then_else`` into scalar code (4 GB/s).
 """
 
 from __future__ import annotations
+
+import math
 
 import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
 
-from ..tir.walk import is_if_then_else
-from .analysis import has_trivial_binding, is_spatial
+from ..tiles import PARTITIONED_ATTR
+from ..tir.walk import is_if_then_else, visit
+from .analysis import extent, first_divisor, has_trivial_binding, is_spatial, lanes
 from .rule import Rule
 from .spatial import vectorize_innermost
 
@@ -58,6 +66,27 @@ def concatenation_bounds(stmt: tirx.SBlock) -> tuple[tirx.Var, list[int]] | None
     return (var, starts) if len(starts) + 1 >= MIN_SEGMENTS else None
 
 
+def nested_concatenation(stmt: tirx.SBlock) -> tuple[tirx.Var, list[int]] | None:
+    """The concatenated axis and its segment starts when ``stmt``'s value holds concatenation
+    links (``if_then_else(c <= v, ...)``) anywhere, all over one variable, else None."""
+    body = stmt.body
+    if not isinstance(body, tirx.BufferStore):
+        return None
+    links: list[tuple[tirx.Var, int]] = []
+
+    def collect(node) -> None:
+        if is_if_then_else(node):
+            condition = node.args[0]
+            if (isinstance(condition, tvm.ir.prim.expr.LE) and isinstance(condition.a, tvm.ir.prim.expr.IntImm)
+                    and isinstance(condition.b, tirx.Var)):
+                links.append((condition.b, int(condition.a.value)))
+
+    visit(body.value, collect)
+    if not links or any(not var.same_as(links[0][0]) for var, _ in links):
+        return None
+    return links[0][0], sorted({bound for _, bound in links if bound > 0})
+
+
 class ConcatSegments(Rule):
     name = "concat_segments"
 
@@ -65,7 +94,7 @@ class ConcatSegments(Rule):
         if not is_spatial(sch, block) or not has_trivial_binding(sch, block):
             return False
         stmt = sch.get(block)
-        found = concatenation_bounds(stmt)
+        found = concatenation_bounds(stmt) or nested_concatenation(stmt)
         if found is None:
             return False
         var, starts = found
@@ -73,9 +102,36 @@ class ConcatSegments(Rule):
         if axis is None:
             return False
         loop = sch.get_loops(block)[axis]
+        starts = [start for start in starts if start < extent(sch, loop)]  # a slice may drop the last inputs
+        if not starts:
+            return False
+        if axis == len(stmt.iter_vars) - 1:
+            return _partition_lanes(sch, block, loop, starts)
+        if concatenation_bounds(stmt) is None:
+            return False  # a short chain along an outer axis: one compare per vector
         lengths = [b - a for a, b in zip([0, *starts], starts)]
         for part in sch.loop_partition(loop, [*lengths, None]):
             (copy,) = sch.get_child_blocks(part)
-            loops = sch.get_loops(copy)
-            vectorize_innermost(sch, copy, loops[axis + 1:] or loops[axis:])
+            loops = sch.get_loops(copy)  # from the part's loop in (the loops outside sit above a block)
+            first = next(i for i, each in enumerate(loops) if sch.get(each).same_as(sch.get(part)))
+            vectorize_innermost(sch, copy, loops[first + 1:])
+            sch.annotate(copy, PARTITIONED_ATTR, True)
         return True
+
+
+def _partition_lanes(sch: s_tir.Schedule, block: SBlockRV, loop, starts: list[int]) -> bool:
+    """Concatenated along the innermost axis: split it into vectors that no segment boundary
+    cuts (a vector is then wholly inside one input), and partition the loop over them at the
+    boundaries. False when the boundaries leave no vector of 4 or more lanes."""
+    vector = lanes(sch.get(block).writes[0].source.dtype)
+    common = math.gcd(extent(sch, loop), *starts)
+    step = first_divisor(common, [width for width in (4 * vector, 2 * vector, vector, vector // 2, vector // 4) if width >= 4])
+    if step is None:
+        return False
+    outer, inner = sch.split(loop, [None, step])
+    lengths = [(b - a) // step for a, b in zip([0, *starts], starts)]
+    for part in sch.loop_partition(outer, [*lengths, None]):
+        (copy,) = sch.get_child_blocks(part)
+        sch.vectorize(sch.get_loops(copy)[-1])
+        sch.annotate(copy, PARTITIONED_ATTR, True)
+    return True

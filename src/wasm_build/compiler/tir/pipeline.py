@@ -8,6 +8,7 @@ from tvm.tirx import compilation_pipeline
 from .lane_shuffle import shuffle_packed_rows
 from .magic_rounding import magic_rounding
 from .nan_propagation import propagate_nan
+from .narrow_conversions import narrow_conversions
 from .nan_tests import vectorizable_nan_tests
 from .narrow_products import narrow_products
 from .overlapping_tails import overlapping_tails
@@ -27,7 +28,7 @@ def tir_pipeline() -> str:
         lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
         steps = tvm.transform.Sequential(
             [
-                magic_rounding(), vectorizable_rounding(), vectorizable_nan_tests(), overlapping_tails(), lower, presplat_packed_rows(), shuffle_packed_rows(), shuffle_activation_pairs(), shuffle_transposed_blocks(),
+                magic_rounding(), narrow_conversions(), vectorizable_rounding(), vectorizable_nan_tests(), overlapping_tails(), lower, presplat_packed_rows(), shuffle_packed_rows(), shuffle_activation_pairs(), shuffle_transposed_blocks(),
                 propagate_nan(), narrow_products(), bind_through_registers(),
             ]
         )
