@@ -161,13 +161,14 @@ def test_an_rgb_stem_agrees_with_the_native_reference_exactly(tmp_path):
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
 @pytest.mark.parametrize(
     "name, kernel, every",
-    [("cnn_qdq", "conv2d", False), ("cnn_qdq_s8", "conv2d", False), ("mlp_dynamic", "matmul", False),
-     ("cnn_qop", "conv2d", False), ("block_qop", "matmul", False)],
+    [("cnn_qdq", "conv2d", False), ("cnn_qdq_s8", "conv2d", False), ("mlp_dynamic", "matmul", True),
+     ("cnn_qdq", "matmul", True), ("cnn_qop", "conv2d", False), ("block_qop", "matmul", False)],
 )
 def test_integer_kernels_multiply_integers(built, name, kernel, every):
     """Conv/matmul kernels of a quantized model multiply with integer SIMD instructions: the
-    CNN's convs (see the test above); of the MLP's matmuls the 128-wide one (a product with fewer than 4 or a non-multiple of 4 output
-    channels, the 10 classes, keeps scalar integer code)."""
+    CNN's convs (see the test above), every matmul of the MLP and the CNN's classifier, whose
+    10 classes are no whole number of 4-lane vectors (its weights get two zero columns,
+    `integer_contractions._whole_lane_vectors`; it ran as scalar code before)."""
     _, directory = built(name)
     kernels = {k: c for k, c in kernel_instructions(directory / f"{name}.wasm").items()
                if kernel in k and not k.startswith("__tvm_ffi")}

@@ -59,6 +59,9 @@ from .qdq import (
 )
 from .scalar_clamp import scalar_clamp_op
 
+# Output channels of one vector of int32 accumulators (`schedules.dot_products.LANES`).
+LANES = 4
+
 _ACTIVATIONS = ("int8", "uint8")
 # Dense convs over an odd number of input channels (an RGB stem) get a zero-weight channel
 # (`_paired_channels`): `i32x4.dot_i16x8_s` multiplies channel pairs. Kept in float, the stem's
@@ -68,6 +71,19 @@ _ACTIVATIONS = ("int8", "uint8")
 # Depthwise convs (one channel per group) stay 8-bit: `paired_taps` widens their activations
 # where it pairs window taps (and `tir.narrow_products` multiplies those it cannot pair in 16
 # bits, which int16 activations would rule out: they ran 1.6x slower).
+
+
+def _whole_lane_vectors(weights: np.ndarray, axis: int) -> np.ndarray:
+    """``weights`` with zero output channels (along ``axis``) up to a whole number of 4-lane
+    vectors: the dot-product tiles (`schedules.integer_contraction`) take only whole vectors, and
+    a conv or matmul with 6, 10 or 110 output channels (SE blocks, GhostNet) otherwise ran as a
+    plain loop at a tenth of their rate. The product's extra channels are cropped after it."""
+    extra = -weights.shape[axis] % LANES
+    if not extra:
+        return weights
+    shape = list(weights.shape)
+    shape[axis] = extra
+    return np.concatenate([weights, np.zeros(shape, weights.dtype)], axis=axis)
 
 
 @dataclass(frozen=True)
@@ -172,20 +188,23 @@ class _IntegerContractions(relax.PyExprMutator):
                 activation = self._widened_activation(activation)
                 if kernel.shape[1] % 2:
                     activation, kernel = self._paired_channels(activation, kernel)
-            product = relax.op.nn.conv2d(activation, relax.const(kernel), attrs.strides, attrs.padding,
+            axis, dense = 1, int(attrs.groups) == 1
+            padded = _whole_lane_vectors(kernel, 0) if dense else kernel
+            product = relax.op.nn.conv2d(activation, relax.const(padded), attrs.strides, attrs.padding,
                                          attrs.dilation, int(attrs.groups), "NCHW", "OIHW", "NCHW", "int32")
+            product = self._cropped(product, axis, kernel.shape[0], padded.shape[0])
             sums = weights.values.astype(np.int64).sum(axis=(1, 2, 3))
-            axis = 1
         else:
             if weights.values.ndim != 2 or not weights.along(1) or len(out_shape) < 1:
                 return None
             activation, zero_point = self._widened_activation(data.tensor), int(data.zero_point.reshape(-1)[0])
-            product = relax.op.matmul(activation, relax.const(weights.values), out_dtype="int32")
+            axis, padded = len(out_shape) - 1, _whole_lane_vectors(weights.values, 1)
+            product = relax.op.matmul(activation, relax.const(padded), out_dtype="int32")
+            product = self._cropped(product, axis, weights.values.shape[1], padded.shape[1])
             sums = weights.values.astype(np.int64).sum(axis=0)
-            axis = len(out_shape) - 1
         scale = np.float32(data.scale.reshape(-1)[0]) * weights.scale
         acc = Accumulation(
-            product=self.builder_.emit(product),
+            product=product,
             offset=(-zero_point * sums).astype(np.int32),
             scale=scale.astype(np.float32),
             axis=axis,
@@ -244,6 +263,14 @@ class _IntegerContractions(relax.PyExprMutator):
         padding = [0, 0, 0, 1] + [0, 0] * (len(kernel.shape) - 2)
         return self.builder_.emit(relax.op.nn.pad(activation, padding)), np.concatenate([kernel, channels], axis=1)
 
+    def _cropped(self, product: relax.Expr, axis: int, channels: int, padded: int) -> relax.Var:
+        """The product (emitted), its ``channels`` real output channels when the weights were
+        padded to ``padded`` (`_whole_lane_vectors`)."""
+        product = self.builder_.emit(product)
+        if padded == channels:
+            return product
+        return self.builder_.emit(relax.op.strided_slice(product, axes=[axis], begin=[0], end=[channels]))
+
     def _widened_activation(self, tensor: relax.Expr) -> relax.Expr:
         """8-bit activations of a dense product as int16 (same values), widened once where they
         are made (FuseOps puts the cast in the producer's kernel) rather than at every use."""
@@ -268,7 +295,9 @@ class _IntegerContractions(relax.PyExprMutator):
             weights, weight_zero = (weights.astype(np.int16) - 128).astype(np.int8), weight_zero - 128
         if weights.dtype != np.int8 or np.any(weight_zero):
             return None
-        product = self.builder_.emit(relax.op.matmul(self._widened_activation(lhs[0]), relax.const(weights), out_dtype="int32"))
+        padded = _whole_lane_vectors(weights, 1)
+        product = relax.op.matmul(self._widened_activation(lhs[0]), relax.const(padded), out_dtype="int32")
+        product = self._cropped(product, int(call.ty.ndim) - 1, weights.shape[1], padded.shape[1])
         if lhs[1] is None:
             return product
         # sum((x - zx) W) = x W - zx sum(W): one multiply-add per output.
