@@ -20,6 +20,8 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
 * `paired_taps`: integer depthwise convs over pairs of window taps, for ``i32x4.dot_i16x8_s``;
 * `window_rows`: integer convs over few input channels (stems) as products along the window's
   rows, widened to int16 once;
+* `grouped_products`: grouped convs (integer, or float of 8+ channels a group) as products over a
+  group axis of their own;
 * `vector_math`: exp/erf/log/sigmoid/tanh/softmax as vectorizable polynomial kernels.
 
 `static_slices` runs earlier, first of `compiler.pipeline.optimize_passes`: it gives dynamic
@@ -51,6 +53,7 @@ from .analysis import calls_op
 from .bilinear_sums import bilinear_sums_pass
 from .clamped_gathers import clamped_gathers_pass
 from .conv1d_planes import conv1d_planes_pass
+from .grouped_products import grouped_products_pass
 from .fold_conv_affine import fold_conv_affine_pass
 from .integer_contractions import integer_contractions_pass
 from .lookup_tables import lookup_tables_pass
@@ -94,6 +97,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
         patch_rows_pass(),
         paired_taps_pass(),
         window_rows_pass(),
+        grouped_products_pass(),
         vector_math_pass(),
         fold_constants(),  # leaves the kernels that run at init (Winograd's filter transforms)
     ]
