@@ -33,6 +33,10 @@ from .spatial import vectorize_innermost
 # Inputs from which a concatenation is split into copies (fewer: the chain is cheap, and
 # inlined into its consumer the concatenation costs no pass over memory).
 MIN_SEGMENTS = 4
+# Inputs up to which a concatenation along the lanes is partitioned: each part holds the whole
+# chain until lowering simplifies it, and the partitioned kernel is printed and parsed again
+# (`schedules._with_own_block_iterators`), a size that grows with the square of the inputs.
+MAX_LANE_SEGMENTS = 16
 
 
 def select_chain(value: tirx.PrimExpr) -> tuple[tirx.Var, list[int]] | None:
@@ -106,7 +110,7 @@ class ConcatSegments(Rule):
         if not starts:
             return False
         if axis == len(stmt.iter_vars) - 1:
-            return _partition_lanes(sch, block, loop, starts)
+            return len(starts) < MAX_LANE_SEGMENTS and _partition_lanes(sch, block, loop, starts)
         if concatenation_bounds(stmt) is None:
             return False  # a short chain along an outer axis: one compare per vector
         lengths = [b - a for a, b in zip([0, *starts], starts)]
@@ -115,7 +119,6 @@ class ConcatSegments(Rule):
             loops = sch.get_loops(copy)  # from the part's loop in (the loops outside sit above a block)
             first = next(i for i, each in enumerate(loops) if sch.get(each).same_as(sch.get(part)))
             vectorize_innermost(sch, copy, loops[first + 1:])
-            sch.annotate(copy, PARTITIONED_ATTR, True)
         return True
 
 

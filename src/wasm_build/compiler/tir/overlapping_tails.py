@@ -60,15 +60,34 @@ def may_overlap(block: tirx.SBlock, func: tirx.PrimFunc) -> bool:
 
 def _writers(func: tirx.PrimFunc, buffer) -> int:
     """How many blocks of ``func`` write ``buffer``."""
-    count = 0
+    return sum(1 for written in _written_buffers(func) if written.same_as(buffer))
+
+
+# The kernels whose written buffers were looked up last, by identity (kernels that print the
+# same are still other objects, with buffers of their own).
+_WRITTEN: list = []
+
+
+def _written_buffers(func: tirx.PrimFunc) -> tuple:
+    """Every block's written buffers, a block's each once: walked once per kernel, not once per
+    vectorized loop (a bidirectional LSTM's unrolled steps: hundreds of loops in one kernel,
+    each walk over all of it, took minutes of its build)."""
+    for known, written in _WRITTEN:
+        if known.same_as(func):
+            return written
+    found: list = []
 
     def look(node) -> None:
-        nonlocal count
-        if isinstance(node, tvm.s_tir.SBlock) and any(region.source.same_as(buffer) for region in node.writes):
-            count += 1
+        if isinstance(node, tvm.s_tir.SBlock):
+            sources: list = []
+            for region in node.writes:
+                if not any(region.source.same_as(seen) for seen in sources):
+                    sources.append(region.source)
+            found.extend(sources)
 
     visit(func.body, look)
-    return count
+    _WRITTEN[:] = [(func, tuple(found)), *_WRITTEN[:7]]
+    return tuple(found)
 
 
 def _may_share(source, out, func: tirx.PrimFunc) -> bool:
