@@ -187,6 +187,7 @@ def _speed_summary(rows: list[CaseResult], sessions: Mapping[str, dict]) -> list
             f"TorchScript export): {len(quantized)} rows, geometric mean {_geomean([r.speed_ratio for r in quantized])}; "
             f"worst: {_ratios(quantized[:3])}; slower ({len(slower)}): {_ratios(slower) or 'none'}"
         )
+    lines += _int8_against_float32(rows)
     untimed = [r for r in rows if r.passed and r.speed_session and r.speed_ratio is None]
     for r in untimed:
         lines.append(f"- `{r.id}` has no ratio: {_cell(r.wasm_timing_error or r.onnxruntime_web_error or 'not timed')}")
@@ -210,6 +211,25 @@ def _speed_summary(rows: list[CaseResult], sessions: Mapping[str, dict]) -> list
             f"Node {s['node'] or '-'}, onnxruntime-web {s['onnxruntime_web'] or '-'}"
         )
     return [*lines, ""]
+
+
+def _int8_against_float32(rows: list[CaseResult]) -> list[str]:
+    """A line comparing each model's quantized build with its float32 one, both timed inside
+    wasmtime (float32 ms / int8 ms): quantizing should never make a model slower (issue 19)."""
+    float32 = {r.model: r for r in rows if r.format == "onnx" and r.wasm_ms}
+    pairs = sorted(((float32[r.model].wasm_ms / r.wasm_ms, r) for r in rows if r.format == "int8" and r.wasm_ms and r.model in float32),
+                   key=lambda pair: pair[0])
+    if not pairs:
+        return []
+    slower = [pair for pair in pairs if pair[0] < 1]
+    architectures = [ratio for ratio, r in pairs if r.task != "ops"]
+    worst = ", ".join(f"`{r.model}` {ratio:.2f} ({_ms(float32[r.model].wasm_ms)} / {_ms(r.wasm_ms)} ms)" for ratio, r in pairs[:3])
+    return [
+        f"- the quantized builds against the float32 builds of the same models (float32 ms / int8 ms, both inside "
+        f"wasmtime): {len(pairs)} models, geometric mean {_geomean([ratio for ratio, _ in pairs])} (without the "
+        f"one-operator nets: {len(architectures)}, {_geomean(architectures)}); int8 slower on {len(slower)}; "
+        f"slowest: {worst}"
+    ]
 
 
 def _geomean(ratios: list[float]) -> str:
