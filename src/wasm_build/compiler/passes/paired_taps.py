@@ -29,8 +29,11 @@ from .conv_rewrite import conv_layouts, conv_rewrite_pass, emit_conv_kernel
 from .qdq import dtype_of, static_shape
 
 _ACTIVATIONS = ("int8", "uint8", "int16")
-# Channels the pairs kernel widens and interleaves at a time (8 int16 lanes, one v128).
+# Channels the pairs kernel widens and interleaves at a time (8 int16 lanes, one v128), or 4
+# (half a v128 widened, interleaved into a whole one) when the channels are no multiple of 8
+# (GhostNet's 12, 36 or 60: they ran as plain loops at 2-5 GMAC/s).
 _VECTOR = 8
+_HALF_VECTOR = 4
 
 
 def paired_taps_pass() -> tvm.transform.Pass:
@@ -39,7 +42,7 @@ def paired_taps_pass() -> tvm.transform.Pass:
 
 
 def eligible(call: relax.Call) -> bool:
-    """An NHWC/HWIO depthwise conv (one output channel per input channel, a multiple of 8 of
+    """An NHWC/HWIO depthwise conv (one output channel per input channel, a multiple of 4 of
     them: the pairs kernel's vectors) of 8-bit or int16 activations with constant int8 weights, accumulating in int32,
     over static shapes, with a window at least two taps wide."""
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
@@ -57,7 +60,7 @@ def eligible(call: relax.Call) -> bool:
     return (
         int(call.attrs.groups) == channels == out_channels
         and per_group == 1
-        and channels % _VECTOR == 0
+        and channels % _HALF_VECTOR == 0
         and window_w >= 2
     )
 
@@ -111,41 +114,42 @@ class _Geometry:
 
 
 def pairs_kernel(geometry: _Geometry, dtype: str) -> tirx.PrimFunc:
-    """The pairs tensor, 8 channels at a time: two vector loads widened to int16 (zeros in the
-    padding) and interleaved by one shuffle. Written vectorized: as a loop nest, the pairs'
+    """The pairs tensor, 8 (or 4) channels at a time: two vector loads widened to int16 (zeros in
+    the padding) and interleaved by one shuffle. Written vectorized: as a loop nest, the pairs'
     interleaving made TVM load and store every value on its own."""
     g = geometry
     batch, height, width, channels, rows, columns = g.batch, g.height, g.width, g.channels, g.rows, g.columns
     top, left, _, _ = g.padding
     step = g.dilation[1]
-    loads = f"{dtype}x{_VECTOR}"
-    widened = f"int16x{_VECTOR}"
-    interleaved = [lane for i in range(_VECTOR) for lane in (i, i + _VECTOR)]
+    vector = _VECTOR if channels % _VECTOR == 0 else _HALF_VECTOR
+    loads = f"{dtype}x{vector}"
+    widened = f"int16x{vector}"
+    interleaved = [lane for i in range(vector) for lane in (i, i + vector)]
 
     @tvmscript.prim_func(s_tir=True, batch=batch, height=height, width=width, channels=channels, dtype=dtype, rows=rows,
-                         columns=columns)
+                         columns=columns, vector=vector)
     def pairs(x: T.Buffer((batch, height, width, channels), dtype), paired: T.Buffer((batch, rows, columns, channels, 2), "int16")):
         T.func_attr({"tirx.noalias": True, SCHEDULED_ATTR: True})
-        for n, h, w, c in T.grid(batch, rows, columns, channels // _VECTOR):
+        for n, h, w, c in T.grid(batch, rows, columns, channels // vector):
             with T.sblock("paired_taps"):
                 vn, vh, vw, vc = T.axis.remap("SSSS", [n, h, w, c])
-                T.reads(x[vn, 0:height, 0:width, vc * _VECTOR : vc * _VECTOR + _VECTOR])
-                T.writes(paired[vn, vh, vw, vc * _VECTOR : vc * _VECTOR + _VECTOR, 0:2])
+                T.reads(x[vn, 0:height, 0:width, vc * vector : vc * vector + vector])
+                T.writes(paired[vn, vh, vw, vc * vector : vc * vector + vector, 0:2])
                 y = vh - top
                 first = vw - left
                 second = vw + step - left
                 row_inside = 0 <= y and y < height
                 a = T.if_then_else(
                     row_inside and 0 <= first and first < width,
-                    T.Cast(widened, x.vload([vn, y, first, vc * _VECTOR], loads)),
-                    T.Broadcast(T.int16(0), _VECTOR),
+                    T.Cast(widened, x.vload([vn, y, first, vc * vector], loads)),
+                    T.Broadcast(T.int16(0), vector),
                 )
                 b = T.if_then_else(
                     row_inside and 0 <= second and second < width,
-                    T.Cast(widened, x.vload([vn, y, second, vc * _VECTOR], loads)),
-                    T.Broadcast(T.int16(0), _VECTOR),
+                    T.Cast(widened, x.vload([vn, y, second, vc * vector], loads)),
+                    T.Broadcast(T.int16(0), vector),
                 )
-                paired.vstore([vn, vh, vw, vc * _VECTOR, 0], T.Shuffle([a, b], interleaved))
+                paired.vstore([vn, vh, vw, vc * vector, 0], T.Shuffle([a, b], interleaved))
 
     # Named by the module it joins (one pairs kernel per conv geometry), not by this function.
     return pairs.without_attr("global_symbol")
