@@ -60,7 +60,7 @@ from .qdq import (
 from .scalar_clamp import scalar_clamp_op
 
 # Output channels of one vector of int32 accumulators (`schedules.dot_products.LANES`).
-LANES = 4
+_LANES = 4
 
 _ACTIVATIONS = ("int8", "uint8")
 # Dense convs over an odd number of input channels (an RGB stem) get a zero-weight channel
@@ -78,7 +78,7 @@ def _whole_lane_vectors(weights: np.ndarray, axis: int) -> np.ndarray:
     vectors: the dot-product tiles (`schedules.integer_contraction`) take only whole vectors, and
     a conv or matmul with 6, 10 or 110 output channels (SE blocks, GhostNet) otherwise ran as a
     plain loop at a tenth of their rate. The product's extra channels are cropped after it."""
-    extra = -weights.shape[axis] % LANES
+    extra = -weights.shape[axis] % _LANES
     if not extra:
         return weights
     shape = list(weights.shape)

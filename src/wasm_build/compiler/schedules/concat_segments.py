@@ -10,10 +10,11 @@ and the part is a plain, vectorized copy of its input.
 Such a block is also kept out of its consumer (`inline_producers`), where the chain would sit
 behind the consumer's index arithmetic (a transpose, a reshape) and no loop range could decide it.
 
-A concatenation along the innermost axis is partitioned whatever its number of inputs, and also
-when the chain sits inside other arithmetic (a quantized concatenation: each input dequantized,
-the result quantized, all in one kernel): there every vector lane would take its own branch, and
-TVM's vectorizer turns a lane-dependent ``if_then_else`` into scalar code (4 GB/s).
+A concatenation along the innermost axis is partitioned from two inputs (up to
+`MAX_LANE_SEGMENTS`), also when the chain sits inside other arithmetic (a quantized
+concatenation: each input dequantized, the result quantized, all in one kernel): there every
+vector lane would take its own branch, and TVM's vectorizer turns a lane-dependent
+``if_then_else`` into scalar code (4 GB/s).
 """
 
 from __future__ import annotations
