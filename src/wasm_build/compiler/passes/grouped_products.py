@@ -1,4 +1,4 @@
-"""Grouped integer convs as products over a group axis of their own.
+"""Grouped convs as products over a group axis of their own.
 
 A grouped conv (RegNet's and ResNeXt's 3x3 convs: groups of 8 to 64 channels) reads input
 channel ``o // width * per_group + c`` for output channel ``o``: TVM's kernel indexes its
@@ -104,7 +104,7 @@ def grouped_weights(kernel: np.ndarray, g: _Geometry) -> np.ndarray:
 def grouped_conv(data: te.Tensor, weights: te.Tensor, g: _Geometry) -> te.Tensor:
     """int32 ``[N, OH, OW, G, F]`` from ``data`` ``[N, H, W, G, C]``, padded in a stage of its own."""
     top, left, bottom, right = g.padding
-    zero = tirx.const(0, g.sums if g.sums == "float32" else data.dtype)
+    zero = tirx.const(0, data.dtype)
 
     def padded_value(n, y, x, group, c):
         inside = tirx.all(top <= y, y < g.height + top, left <= x, x < g.width + left)
