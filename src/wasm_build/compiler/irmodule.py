@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import tvm
+from tvm import relax
 
 
 def with_functions(mod: tvm.IRModule, updates: Mapping[tvm.ir.GlobalVar, tvm.ir.BaseFunc]) -> tvm.IRModule:
@@ -15,3 +16,17 @@ def with_functions(mod: tvm.IRModule, updates: Mapping[tvm.ir.GlobalVar, tvm.ir.
     functions = dict(mod.functions_items())
     functions.update(updates)
     return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
+
+
+def op_calls(mod: tvm.IRModule, accept: Callable[[relax.Call], bool]) -> list[relax.Call]:
+    """Every call of an operator in ``mod``'s Relax functions that ``accept`` takes, in post order."""
+    found: list[relax.Call] = []
+
+    def visit(expr) -> None:
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and accept(expr):
+            found.append(expr)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return found

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import tvm
-from tvm import relax
-
+from ..compiler.irmodule import op_calls
 from ..errors import WasmBuildError
 
 # Relax operator -> what the user wrote.
@@ -18,15 +16,7 @@ RUNTIME_OPS = {"relax.sort": "sort", "relax.argsort": "argsort", "relax.topk": "
 def check_runtime_ops(module: Any, source: str, kind: str) -> None:
     """Raise if `module` (a frontend's Relax IRModule, from a source of `kind`) calls an operator
     of `RUNTIME_OPS`."""
-    found: set[str] = set()
-
-    def visit(expr: Any) -> None:
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name in RUNTIME_OPS:
-            found.add(RUNTIME_OPS[expr.op.name])
-
-    for _, func in module.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, visit)
+    found = {RUNTIME_OPS[call.op.name] for call in op_calls(module, lambda call: call.op.name in RUNTIME_OPS)}
     if found:
         raise WasmBuildError(
             f"'{source}' sorts ({', '.join(sorted(found))}): TVM computes sorting with its C++ runtime, which a "

@@ -49,6 +49,7 @@ import tvm
 from tvm import relax
 
 from ..init_kernels import fold_constants
+from ..irmodule import op_calls
 from .analysis import calls_op
 from .bilinear_sums import bilinear_sums_pass
 from .clamped_gathers import clamped_gathers_pass
@@ -126,17 +127,7 @@ def quantized_passes() -> tvm.transform.Pass:
 
 def _integer_matmuls(mod: tvm.IRModule) -> bool:
     """Whether ``mod`` has an int32 matmul (ONNX MatMulInteger's import)."""
-    found = []
-
-    def visit(expr):
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.matmul":
-            if str(expr.attrs.out_dtype) == "int32":
-                found.append(expr)
-
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, visit)
-    return bool(found)
+    return bool(op_calls(mod, lambda call: call.op.name == "relax.matmul" and str(call.attrs.out_dtype) == "int32"))
 
 
 __all__ = ["graph_passes", "quantized_passes", "static_slices_pass"]

@@ -5,18 +5,11 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from ..irmodule import op_calls
+
 
 def calls_op(mod: tvm.IRModule, op_name: str) -> bool:
-    found = []
-
-    def visit(expr):
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == op_name:
-            found.append(expr)
-
-    for _, func in mod.functions_items():
-        if isinstance(func, relax.Function):
-            relax.analysis.post_order_visit(func, visit)
-    return bool(found)
+    return bool(op_calls(mod, lambda call: call.op.name == op_name))
 
 
 def var_uses(func: relax.Function) -> dict:

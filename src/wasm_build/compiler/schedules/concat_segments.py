@@ -40,20 +40,28 @@ MIN_SEGMENTS = 4
 MAX_LANE_SEGMENTS = 16
 
 
+def _link(node) -> tuple[tirx.Var, int] | None:
+    """``(v, c)`` when ``node`` is ``if_then_else(c <= v, _, _)``: one link of TVM's concatenate."""
+    if not is_if_then_else(node):
+        return None
+    condition = node.args[0]
+    if not (isinstance(condition, tvm.ir.prim.expr.LE) and isinstance(condition.a, tvm.ir.prim.expr.IntImm)
+            and isinstance(condition.b, tirx.Var)):
+        return None
+    return condition.b, int(condition.a.value)
+
+
 def select_chain(value: tirx.PrimExpr) -> tuple[tirx.Var, list[int]] | None:
     """``(v, [c_1, ..., c_n])`` when ``value`` is ``if_then_else(c_1 <= v, _, if_then_else(c_2
     <= v, _, ... _))`` (TVM's concatenate), else None."""
     var, bounds = None, []
     while is_if_then_else(value):
-        condition, _, otherwise = value.args
-        if not (isinstance(condition, tvm.ir.prim.expr.LE) and isinstance(condition.a, tvm.ir.prim.expr.IntImm)
-                and isinstance(condition.b, tirx.Var)):
+        link = _link(value)
+        if link is None or (var is not None and not link[0].same_as(var)):
             return None
-        if var is not None and not condition.b.same_as(var):
-            return None
-        var = condition.b
-        bounds.append(int(condition.a.value))
-        value = otherwise
+        var = link[0]
+        bounds.append(link[1])
+        value = value.args[2]
     return (var, bounds) if var is not None else None
 
 
@@ -80,11 +88,9 @@ def nested_concatenation(stmt: tirx.SBlock) -> tuple[tirx.Var, list[int]] | None
     links: list[tuple[tirx.Var, int]] = []
 
     def collect(node) -> None:
-        if is_if_then_else(node):
-            condition = node.args[0]
-            if (isinstance(condition, tvm.ir.prim.expr.LE) and isinstance(condition.a, tvm.ir.prim.expr.IntImm)
-                    and isinstance(condition.b, tirx.Var)):
-                links.append((condition.b, int(condition.a.value)))
+        link = _link(node)
+        if link is not None:
+            links.append(link)
 
     visit(body.value, collect)
     if not links or any(not var.same_as(links[0][0]) for var, _ in links):
@@ -99,24 +105,25 @@ class ConcatSegments(Rule):
         if not is_spatial(sch, block) or not has_trivial_binding(sch, block):
             return False
         stmt = sch.get(block)
-        found = concatenation_bounds(stmt) or nested_concatenation(stmt)
+        if not isinstance(stmt.body, tirx.BufferStore):
+            return False
+        # A bare concatenation is partitioned along an outer axis only: along the lanes the
+        # spatial rule's vector selects ran 1.2-2x faster than partitioned copies (GoogLeNet's
+        # four branches of 32 to 128 channels). One inside other arithmetic, along the lanes only.
+        bare = select_chain(stmt.body.value) is not None
+        found = concatenation_bounds(stmt) if bare else nested_concatenation(stmt)
         if found is None:
             return False
         var, starts = found
         axis = next((i for i, iv in enumerate(stmt.iter_vars) if iv.var.same_as(var)), None)
-        if axis is None:
+        if axis is None or (axis == len(stmt.iter_vars) - 1) == bare:
             return False
         loop = sch.get_loops(block)[axis]
         starts = [start for start in starts if start < extent(sch, loop)]  # a slice may drop the last inputs
         if not starts:
             return False
-        bare = concatenation_bounds(stmt) is not None or select_chain(stmt.body.value) is not None
-        if axis == len(stmt.iter_vars) - 1:
-            # A bare concatenation is left to the spatial rule, whose vector selects ran 1.2-2x
-            # faster than the partitioned copies (GoogLeNet's four branches of 32 to 128 channels).
-            return not bare and len(starts) < MAX_LANE_SEGMENTS and _partition_lanes(sch, block, loop, starts)
-        if concatenation_bounds(stmt) is None:
-            return False  # a short chain along an outer axis: one compare per vector
+        if not bare:
+            return len(starts) < MAX_LANE_SEGMENTS and _partition_lanes(sch, block, loop, starts)
         lengths = [b - a for a, b in zip([0, *starts], starts)]
         for part in sch.loop_partition(loop, [*lengths, None]):
             (copy,) = sch.get_child_blocks(part)
