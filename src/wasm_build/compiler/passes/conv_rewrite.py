@@ -31,8 +31,13 @@ def padding_rows(pixels: int, rows: int) -> int | None:
 
 def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     """The static shape of a float32 tensor expression, else None."""
+    return _static_shape(expr, ("float32",))
+
+
+def _static_shape(expr: relax.Expr, dtypes: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The static shape of a tensor expression of one of ``dtypes``, else None."""
     ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or ty.dtype != "float32" or ty.shape is None:
+    if not isinstance(ty, relax.TensorType) or ty.dtype not in dtypes or ty.shape is None:
         return None
     dims = list(ty.shape.values) if hasattr(ty.shape, "values") else None
     if dims is None or not all(isinstance(d, tirx.IntImm) for d in dims):
@@ -48,7 +53,8 @@ def conv_layouts(call: relax.Call) -> tuple[str, str, str]:
 
 @dataclass(frozen=True)
 class ConstantConv:
-    """A float32 conv-like call with constant float32 weights and static shapes."""
+    """A conv-like call with constant weights and static shapes: float32, or an integer product
+    (8- or 16-bit operands into int32, `integer_contractions`)."""
 
     constant: tvm.ir.expr.Constant  # the weights
     data_shape: tuple[int, ...]
@@ -59,20 +65,26 @@ class ConstantConv:
         return self.constant.value.numpy()
 
 
-def constant_conv(call: relax.Call, op_name: str, layouts: tuple[str, str, str]) -> ConstantConv | None:
+_FLOAT_OUTPUTS = ("None", "", "void", "float32")
+_INTEGERS = ("int8", "uint8", "int16")
+
+
+def constant_conv(call: relax.Call, op_name: str, layouts: tuple[str, str, str], *, integer: bool = False) -> ConstantConv | None:
     """``call`` as a :class:`ConstantConv` when it calls ``op_name`` with ``layouts`` (data,
-    kernel, output), a float32 output, constant float32 weights and static shapes; else None."""
+    kernel, output), constant weights and static shapes, all float32 (with ``integer``: 8- or
+    16-bit data and weights, an int32 output); else None."""
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == op_name):
         return None
     attrs = call.attrs
     if conv_layouts(call) != layouts:
         return None
-    if str(attrs.out_dtype) not in ("None", "", "void", "float32"):
+    if str(attrs.out_dtype) not in (("int32",) if integer else _FLOAT_OUTPUTS):
         return None
     data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "float32":
+    operands = _INTEGERS if integer else ("float32",)
+    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype not in operands:
         return None
-    data_shape, out_shape = static_float32_shape(data), static_float32_shape(call)
+    data_shape, out_shape = _static_shape(data, operands), _static_shape(call, ("int32",) if integer else ("float32",))
     if data_shape is None or out_shape is None:
         return None
     return ConstantConv(weight, data_shape, out_shape)

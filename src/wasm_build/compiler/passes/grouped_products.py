@@ -35,10 +35,9 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import conv_layouts, emit_conv_kernel, rewrite_calls
-from .qdq import dtype_of, static_shape
+from .conv_rewrite import constant_conv, emit_conv_kernel, rewrite_calls
 
-_ACTIVATIONS = ("int8", "uint8", "int16")
+_LAYOUTS = ("NHWC", "HWIO", "NHWC")
 # A group's output channels: whole vectors of int32 accumulators; its input channels: pairs
 # (`i32x4.dot_i16x8_s` multiplies two at a time).
 _LANES = 4
@@ -66,23 +65,15 @@ class _Geometry:
 
 
 def _plan(call: relax.Call) -> tuple[_Geometry, np.ndarray] | None:
-    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+    floats = constant_conv(call, "relax.nn.conv2d", _LAYOUTS)
+    conv = floats or constant_conv(call, "relax.nn.conv2d", _LAYOUTS, integer=True)
+    if conv is None or (not floats and conv.constant.value.dtype != "int8"):
         return None
-    attrs = call.attrs
-    if conv_layouts(call) != ("NHWC", "HWIO", "NHWC"):
-        return None
-    data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant):
-        return None
-    integer = str(attrs.out_dtype) == "int32" and weight.value.dtype == "int8" and dtype_of(data) in _ACTIVATIONS
-    floats = str(attrs.out_dtype) in ("", "None", "void", "float32") and weight.value.dtype == "float32" and dtype_of(data) == "float32"
-    if not (integer or floats):
-        return None
-    shape, out_shape = static_shape(data), static_shape(call)
+    attrs, shape, out_shape = call.attrs, conv.data_shape, conv.out_shape
     groups = int(attrs.groups)
-    if shape is None or out_shape is None or len(shape) != 4 or groups < 2:
+    if len(shape) != 4 or groups < 2:
         return None
-    kernel = weight.value.numpy()
+    kernel = conv.weight
     per_group, width_out = int(kernel.shape[2]), int(kernel.shape[3]) // groups
     if per_group < (_FLOAT_MIN_PER_GROUP if floats else _PAIR) or per_group % _PAIR or width_out % _LANES or shape[3] != groups * per_group:
         return None
@@ -90,7 +81,7 @@ def _plan(call: relax.Call) -> tuple[_Geometry, np.ndarray] | None:
     geometry = _Geometry(
         shape[0], shape[1], shape[2], groups, per_group, width_out, (int(kernel.shape[0]), int(kernel.shape[1])),
         (int(attrs.strides[0]), int(attrs.strides[1])), (int(attrs.dilation[0]), int(attrs.dilation[1])),
-        (top, left, bottom, right), out_shape[1], out_shape[2], "int32" if integer else "float32",
+        (top, left, bottom, right), out_shape[1], out_shape[2], "float32" if floats else "int32",
     )
     return geometry, kernel
 

@@ -23,11 +23,9 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .conv_rewrite import ConstantConv, constant_conv, conv_layouts, rewrite_calls
-from .qdq import static_shape
+from .conv_rewrite import constant_conv, rewrite_calls
 
 _LAYOUTS = ("NCHW", "OIHW", "NCHW")
-_INTEGERS = ("int8", "uint8", "int16")
 
 
 @dataclass(frozen=True)
@@ -73,22 +71,8 @@ class _Trim:
     weight: np.ndarray
 
 
-def _conv(call: relax.Call) -> ConstantConv | None:
-    """A float32 conv with constant weights and static shapes, or an integer one."""
-    conv = constant_conv(call, "relax.nn.conv2d", _LAYOUTS)
-    if conv is not None or not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
-        return conv
-    data, weight = call.args
-    if conv_layouts(call) != _LAYOUTS or str(call.attrs.out_dtype) != "int32" or not isinstance(weight, tvm.ir.expr.Constant):
-        return None
-    if weight.value.dtype not in _INTEGERS or not isinstance(data.ty, relax.TensorType) or data.ty.dtype not in _INTEGERS:
-        return None
-    data_shape, out_shape = static_shape(data), static_shape(call)
-    return None if data_shape is None or out_shape is None else ConstantConv(weight, data_shape, out_shape)
-
-
 def _trim(call: relax.Call) -> _Trim | None:
-    conv = _conv(call)
+    conv = constant_conv(call, "relax.nn.conv2d", _LAYOUTS) or constant_conv(call, "relax.nn.conv2d", _LAYOUTS, integer=True)
     if conv is None:
         return None
     attrs, data_shape, out_shape = call.attrs, conv.data_shape, conv.out_shape
