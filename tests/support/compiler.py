@@ -129,7 +129,14 @@ def kernel_instructions(wasm_path) -> dict[str, Counter]:
             current = kernels.setdefault(header.group(1), Counter())
         elif current is not None:
             current.update(re.findall(r"\b([if](?:8x16|16x8|32x4|64x2)\.[a-z0-9_]+)", line))
+            unknown = re.match(r"^\s*[0-9a-f]+:((?: [0-9a-f]{2})+)\s+<unknown>", line)
+            if unknown and unknown.group(1).strip() in _UNNAMED:
+                current[_UNNAMED[unknown.group(1).strip()]] += 1
     return kernels
+
+
+# Instructions llvm-objdump 19 prints as <unknown>, by their bytes (prefix and LEB128 opcode).
+_UNNAMED = {"fd 93 02": "i32x4.relaxed_dot_i8x16_i7x16_add_s"}
 
 
 def innermost_loops(disassembly):

@@ -103,7 +103,7 @@ class ModelSettings:
     simd: bool = field(default=True, metadata=_doc("Use WebAssembly SIMD128."))
     relaxed_simd: bool = field(
         default=False,
-        metadata=_doc("Use relaxed SIMD (faster FMA/min/max). The module then fails to load on hosts without it."),
+        metadata=_doc("Use relaxed SIMD (faster FMA/min/max; int8 products of 7-bit weights on its dot product). The module then fails to load on hosts without it."),
     )
     weights: Literal["embed", "file"] = field(
         default="embed", metadata=_doc("Embed weights in the archive, or write NAME.weights to load at init.")

@@ -1,6 +1,7 @@
 """Rule: integer products (int8, uint8 or int16 activations x constant int8 weights -> int32:
 the convs and matmuls of `compiler.passes.integer_contractions`; int16 weights: Winograd's,
-`compiler.passes.winograd`) on dot-product intrinsics.
+`compiler.passes.winograd`; uint8 weights in [0, 127] times int8 activations:
+`compiler.passes.relaxed_products`, on the relaxed dot product) on dot-product intrinsics.
 
 The float contraction's register tile, with the reduction's innermost ``depth`` steps inside
 each intrinsic: a tile of ``rows x 4 * vectors`` int32 accumulators, where every step of the
@@ -43,12 +44,13 @@ _REGISTERS = 14
 # the intrinsic and its add. Reduction steps run at about 4 instructions a cycle.
 _STEP_COST = 4
 _SPLAT_COST = {"int16": 4, "int8": 5, "uint8": 5}
+# ... and four int8 activations for the relaxed dot product, one `v128.load32_splat`.
+_QUAD_SPLAT_COST = 4
 # ... and int16 pairs in groups of four steps (`PAIR_GROUP`): a quarter of a load and a shuffle.
 _GROUPED_SPLAT_COST = 1.5
 # ... and lane-wise activations, a vector load (its address and the load) per accumulator.
 _LANEWISE_LOAD_COST = 2
 _VECTOR_COST = 2
-_PRODUCT_COST = 2
 _ROWS = (1, 2, 3, 4, 5, 6, 7)
 # Reduction steps unrolled together over int16 activations: the pairs of one v128, which
 # `tir.pair_shuffle` loads once.
@@ -70,7 +72,8 @@ class IntegerProduct:
     # Activations of their own per channel, ``A[..., n, k]`` (`passes.paired_taps`), loaded as
     # vectors like the weights; otherwise ``A[..., k]``, splat across the lanes.
     lanewise: bool = False
-    # int8, or int16 (Winograd's transformed weights, `passes.winograd`).
+    # int8, int16 (Winograd's transformed weights, `passes.winograd`) or uint8 in [0, 127]
+    # (`passes.relaxed_products`: the relaxed dot product's weights).
     weight_dtype: str = "int8"
 
 
@@ -174,10 +177,12 @@ def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | No
     if lane_index is None or kinds[lane_index] != "S":
         return None
     for weight, activation in (loads, loads[::-1]):
-        if weight.source.dtype not in ("int8", "int16") or not any(weight.source.same_as(b) for b in constant):
+        if weight.source.dtype not in ("int8", "int16", "uint8") or not any(weight.source.same_as(b) for b in constant):
             continue
         if activation.source.dtype not in ("int8", "uint8", "int16"):
             continue
+        if weight.source.dtype == "uint8" and activation.source.dtype != "int8":
+            continue  # uint8 weights are `passes.relaxed_products`' (int8 activations)
         if not (len(weight.indices) >= 2 and weight.indices[-1].same_as(lane)):
             continue
         depth_var = activation.indices[-1]
@@ -304,7 +309,10 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         and product.activation_dtype == "int16"
         and extents[product.depth] % (PAIR_GROUP * intrinsic.depth) == 0
     )
-    splat = _GROUPED_SPLAT_COST if grouped else _SPLAT_COST[product.activation_dtype]
+    if grouped:
+        splat = _GROUPED_SPLAT_COST
+    else:
+        splat = _QUAD_SPLAT_COST if intrinsic.depth == 4 else _SPLAT_COST[product.activation_dtype]
     paddable = can_pad(stmt)
     best = None
     for rows in _ROWS:
@@ -320,8 +328,8 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
                 activations = rows * vectors * _LANEWISE_LOAD_COST
             else:
                 activations = rows * splat
-            instructions = _STEP_COST + activations + vectors * _VECTOR_COST + rows * vectors * _PRODUCT_COST
-            rate = rows * vectors / instructions * used
+            instructions = _STEP_COST + activations + vectors * _VECTOR_COST + rows * vectors * intrinsic.instructions
+            rate = rows * vectors * intrinsic.depth / instructions * used
             if best is None or rate > best[0]:
                 best = (rate, rows, vectors)
     if best is None:

@@ -1,0 +1,234 @@
+"""Integer convs and matmuls on relaxed SIMD's dot product, where their weights allow it.
+
+``i32x4.relaxed_dot_i8x16_i7x16_add_s`` multiplies 16 int8 values by 16 values in [0, 127]
+and adds them 4 by 4 into int32 lanes: 16 multiply-adds where `dot_i16x8` does 8 (34 G int8
+MAC/s measured against 17). Outside [0, 127] its second operand is implementation-defined
+(x86 hosts read it unsigned and saturate the pair sums), so it is only given values known to
+lie there: weights, known at build time.
+
+8-bit weights span 255 values; 7-bit ones (onnxruntime's ``reduce_range=True``, its advice for
+x86 hosts: symmetric, [-64, 64]) span at most 129 per output channel. Per output channel ``n``
+the weights are offset by their least value, ``b = W - low[n]``, and the activations read as
+int8 ``s`` (uint8 ones shifted by -128, as ``x ^ 0x80`` would)::
+
+    sum_k x[k] W[k, n] = sum_k s[k] b[k, n] + low[n] * sum_k s[k] + shift * sum_k W[k, n]
+
+The first term is the relaxed product; the second a multiple of the activations' sum over the
+reduction (a matmul row, a conv's window), computed by a product of ones over one vector of
+lanes; the last a constant. Both corrections fuse into the product's epilogue. Where ``b``
+reaches 128 (a channel holding both -64 and 64) it is taken down to 127 and the 1 multiplied
+apart: the input channels that held such a weight are read a second time, at weight 1 for the
+output channels concerned (`offset_weights`). Exact: every term is the integer sum it stands for.
+
+Taken: the int32 matmuls (weights ``[K, N]``) and NHWC convs (groups 1) that
+`integer_contractions` writes, 8-bit activations widened to int16 and constant int8 weights,
+with a multiple of 4 input channels, and weights spanning at most 129 values per output
+channel; others keep `dot_i16x8`. Convs padded over uint8 activations get the padding written
+out at the shifted zero (-128). Runs after `winograd` (F(2x2)'s 2.25x fewer multiply-adds beat
+the relaxed dot's faster ones), and only with ``relaxed-simd = true`` (the module then needs a
+host with relaxed SIMD).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from .analysis import mutate_functions
+from .qdq import bound, constant, dtype_of, op_name
+
+# Reduction steps of one relaxed dot product (`schedules.dot_products.RELAXED_DOT`).
+_DEPTH = 4
+# The instruction's second operand: [0, 127].
+_WINDOW = 127
+_NHWC = ("NHWC", "HWIO", "NHWC")  # convs reach this pass in `nhwc_conv`'s layouts
+
+
+@dataclass(frozen=True)
+class _Offsets:
+    # uint8 in [0, 127]: W - low, in W's layout, with the reduction's repeated channels after
+    # the others (see `offset_weights`).
+    weights: np.ndarray
+    low: np.ndarray  # int32 per output channel
+    sums: np.ndarray  # int32 per output channel: W summed over everything but its channel
+    # Input channels the product reads a second time, a multiple of 4 of them (or none).
+    repeated: np.ndarray
+
+
+def offset_weights(weights: np.ndarray, channel_axis: int, depth_axis: int) -> _Offsets | None:
+    """Int8 weights as uint8 in [0, 127] less the least value of their output channel (along
+    ``channel_axis``); None when a channel's weights span more than 129 values.
+
+    A channel spanning 129 (7-bit weights: both -64 and 64) has its weights at the top taken
+    down to 127, and the 1 taken off each multiplied apart: the input channels (along
+    ``depth_axis``, the reduction's) that held one are read a second time, at weight 1 for the
+    output channels they were taken from. That is a few more reduction steps for the whole
+    product (channels in whole groups of the dot's depth, the extra ones of weight 0), where
+    a second product would need its sums gathered to their channels after it."""
+    if weights.dtype != np.int8:
+        return None
+    wide = weights.astype(np.int32)
+    others = tuple(axis for axis in range(wide.ndim) if axis != channel_axis)
+    low = wide.min(axis=others, keepdims=True)
+    offset = wide - low
+    if offset.max() > _WINDOW + 1:
+        return None
+    top = (offset > _WINDOW).astype(np.int32)
+    rows = np.flatnonzero(top.any(axis=tuple(axis for axis in range(wide.ndim) if axis != depth_axis)))
+    extra = -rows.size % _DEPTH
+    repeated = np.concatenate([rows, np.full(extra, rows[0] if rows.size else 0)]).astype(np.int32)
+    again = np.take(top, repeated, axis=depth_axis)
+    if extra:  # the padding channels count for nothing
+        index = [slice(None)] * wide.ndim
+        index[depth_axis] = slice(rows.size, None)
+        again[tuple(index)] = 0
+    return _Offsets(
+        weights=np.concatenate([offset - top, again], axis=depth_axis).astype(np.uint8),
+        low=low.reshape(-1).astype(np.int32),
+        sums=wide.sum(axis=others).astype(np.int32),
+        repeated=repeated,
+    )
+
+
+@relax.expr_functor.mutator
+class _RelaxedProducts(relax.PyExprMutator):
+    def __init__(self, mod: tvm.IRModule) -> None:
+        super().__init__(mod)
+        # What several products of one activation share (a transformer's Q, K and V): its int8
+        # form, padded form and sums, made once.
+        self.made: dict[tuple, relax.Expr] = {}
+
+    def visit_dataflow_block_(self, block: relax.DataflowBlock) -> relax.BindingBlock:
+        self.made = {}  # what a block binds is out of scope in the next
+        return super().visit_dataflow_block_(block)
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        for rule in (self._matmul, self._conv):
+            rewritten = rule(call)
+            if rewritten is not None:
+                return rewritten
+        return call
+
+    def _matmul(self, call: relax.Call) -> relax.Expr | None:
+        if op_name(call) != "relax.matmul" or str(call.attrs.out_dtype) != "int32":
+            return None
+        operands = self._operands(call, ndim=2, channel_axis=1, depth_axis=0)
+        if operands is None:
+            return None
+        signed, shift, weights, offsets = operands
+        reads = self._repeating(signed, offsets.repeated, -1)
+        product = self.builder_.emit(relax.op.matmul(reads, relax.const(offsets.weights), out_dtype="int32"))
+        correction = relax.const(shift * offsets.sums)
+        if np.any(offsets.low):
+            ones = relax.const(np.ones((weights.shape[0], _DEPTH), np.uint8))
+            row_sums = self._once(("rows", signed), lambda: self._sums(relax.op.matmul(signed, ones, out_dtype="int32"), -1))
+            correction = relax.op.add(relax.op.multiply(row_sums, relax.const(offsets.low)), correction)
+        return relax.op.add(product, correction)
+
+    def _conv(self, call: relax.Call) -> relax.Expr | None:
+        """An NHWC conv2d as the matmul above, its row sums each output pixel's window sums
+        (the same conv over weights of ones). Padding of an activation read shifted (uint8) is
+        written out at the shifted zero (-128)."""
+        if op_name(call) != "relax.nn.conv2d" or str(call.attrs.out_dtype) != "int32":
+            return None
+        attrs = call.attrs
+        layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout))
+        if layouts != _NHWC or int(attrs.groups) != 1:
+            return None
+        operands = self._operands(call, ndim=4, channel_axis=3, depth_axis=2)
+        if operands is None:
+            return None
+        signed, shift, weights, offsets = operands
+        padding = tuple(int(p) for p in attrs.padding)  # top, left, bottom, right
+        if shift and any(padding):
+            top, left, bottom, right = padding
+            width = [0, 0, top, bottom, left, right, 0, 0]
+            signed = self._once(("pad", signed, padding), lambda: relax.op.nn.pad(signed, width, pad_value=-128.0))
+            padding = (0, 0, 0, 0)
+        geometry = {
+            "strides": [int(v) for v in attrs.strides],
+            "padding": list(padding),
+            "dilation": [int(v) for v in attrs.dilation],
+        }
+        conv = dict(**geometry, data_layout="NHWC", kernel_layout="HWIO", out_layout="NHWC", out_dtype="int32")
+        reads = self._repeating(signed, offsets.repeated, 3)
+        product = self.builder_.emit(relax.op.nn.conv2d(reads, relax.const(offsets.weights), **conv))
+        correction = relax.const(shift * offsets.sums)
+        if np.any(offsets.low):
+            ones = relax.const(np.ones((*weights.shape[:3], _DEPTH), np.uint8))
+            windows = self._once(
+                ("windows", signed, weights.shape[:2], *(tuple(v) for v in geometry.values())),
+                lambda: self._sums(relax.op.nn.conv2d(signed, ones, **conv), 3),
+            )
+            correction = relax.op.add(relax.op.multiply(windows, relax.const(offsets.low)), correction)
+        return relax.op.add(product, correction)
+
+    def _operands(self, call: relax.Call, ndim: int, channel_axis: int, depth_axis: int):
+        """(the activation as int8, what was taken from it, the int8 weights, their offsets) of
+        a product the relaxed dot takes, else None."""
+        activation = self._narrow(call.args[0])
+        weights = constant(call.args[1], self.lookup_binding)
+        if activation is None or weights is None or weights.ndim != ndim or weights.shape[depth_axis] % _DEPTH:
+            return None
+        offsets = offset_weights(weights, channel_axis, depth_axis)
+        if offsets is None:
+            return None
+        return (*self._signed(activation), weights, offsets)
+
+    def _narrow(self, expr: relax.Expr) -> relax.Expr | None:
+        """The 8-bit tensor an int16 operand was widened from (``astype(x, int16)``, maybe
+        transposed after: `nhwc_conv`'s layout change at a model's input), else None."""
+        widened = bound(expr, self.lookup_binding)
+        axes = None
+        if op_name(widened) == "relax.permute_dims":
+            axes = widened.attrs.axes
+            widened = bound(widened.args[0], self.lookup_binding)
+        if op_name(widened) != "relax.astype" or dtype_of(widened) != "int16":
+            return None
+        narrow = widened.args[0]
+        if dtype_of(narrow) not in ("int8", "uint8"):
+            return None
+        if axes is None:
+            return narrow
+        return self._once(("transposed", narrow, tuple(int(a) for a in axes)), lambda: relax.op.permute_dims(narrow, axes))
+
+    def _signed(self, activation: relax.Expr) -> tuple[relax.Expr, int]:
+        """The activation as int8 and what was taken from it (128 for uint8, else 0)."""
+        if dtype_of(activation) == "int8":
+            return activation, 0
+        def shifted() -> relax.Expr:
+            wide = relax.op.astype(activation, "int16")
+            return relax.op.astype(relax.op.subtract(wide, relax.const(128, "int16")), "int8")
+
+        return self._once(("signed", activation), shifted), 128
+
+    def _repeating(self, activation: relax.Expr, channels: np.ndarray, axis: int) -> relax.Expr:
+        """The activation with ``channels`` (along ``axis``) after its own (`offset_weights`)."""
+        if not channels.size:
+            return activation
+        again = relax.op.take(activation, relax.const(channels), axis=axis, mode="clip")  # "fast" warns at every build
+        return self.builder_.emit(relax.op.concat([activation, again], axis=axis))
+
+    def _sums(self, ones_product: relax.Expr, axis: int) -> relax.Expr:
+        """A product of ones over one vector of lanes (4 equal sums: the dot-product kernels
+        take whole vectors), its first lane."""
+        sums = self.builder_.emit(ones_product)
+        axis = axis % int(sums.ty.ndim)
+        return relax.op.strided_slice(sums, axes=[axis], begin=[0], end=[1])
+
+    def _once(self, key: tuple, make) -> relax.Expr:
+        if key not in self.made:
+            self.made[key] = self.builder_.emit(make())
+        return self.made[key]
+
+
+def relaxed_products_pass() -> tvm.transform.Pass:
+    @tvm.transform.module_pass(opt_level=0, name="WasmRelaxedProducts")
+    def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        return mutate_functions(_RelaxedProducts(mod), mod)
+
+    return _pass

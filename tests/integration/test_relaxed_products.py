@@ -1,0 +1,90 @@
+"""Integer products on relaxed SIMD's dot product (`compiler.passes.relaxed_products`): models
+quantized to 7-bit weights (onnxruntime's ``reduce_range=True``) and built with
+``relaxed-simd = true`` multiply with ``i32x4.relaxed_dot_i8x16_i7x16_add_s`` and give exactly
+what the default build (``i32x4.dot_i16x8_s``) gives, within a step of onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import numpy_helper
+
+from tests.support import build
+from tests.support.compiler import OBJDUMP, kernel_instructions
+from tests.support.steps import worst_steps
+from wasm_build import WasmModel
+from wasm_build.testing import models, quantized
+
+pytest.importorskip("onnxruntime")
+
+RELAXED_DOT = "i32x4.relaxed_dot_i8x16_i7x16_add_s"
+DOT_I16X8 = "i32x4.dot_i16x8_s"
+
+
+def seven_bit_cnn():
+    """Padded 3x3 convs at stride 2 over ReLU outputs (uint8, zero point 0: the padding is
+    written out at the shifted zero), a 1x1 conv and a Gemm head, quantized by onnxruntime with
+    7-bit weights."""
+    g = models.Chain(np.random.default_rng(7), [1, 8, 16, 16])
+    g.add("Relu").conv(8, 16, 3, stride=2, pad=1).add("Relu")
+    g.conv(16, 32, 1).add("Relu")
+    g.conv(32, 16, 3, stride=2, pad=1).add("Relu")
+    g.add("GlobalAveragePool").add("Flatten").add("Gemm", g.const([16, 12]))
+    return quantized.qdq(g.build(), reduce_range=True)
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    root = tmp_path_factory.mktemp("relaxed")
+    model = seven_bit_cnn()
+    relaxed = build(model, "relaxed", root, relaxed_simd=True).directory / "relaxed.wasm"
+    default = build(model, "default", root).directory / "default.wasm"
+    return model, relaxed, default
+
+
+def test_seven_bit_weights_span_up_to_129_values(cnn):
+    """The case the rewrite splits (both -64 and 64 in one output channel) is in the model."""
+    model, _, _ = cnn
+    spans = [np.ptp(a.reshape(a.shape[0], -1).astype(int), axis=1).max()
+             for a in (numpy_helper.to_array(i) for i in model.graph.initializer) if a.dtype == np.int8 and a.ndim == 4]
+    assert spans and max(spans) == 128, spans
+
+
+def test_relaxed_build_gives_the_default_builds_values(cnn):
+    model, relaxed, default = cnn
+    for seed in range(3):
+        inputs = models.random_inputs(model, seed=seed)
+        for got, want in zip(WasmModel(relaxed).run(inputs), WasmModel(default).run(inputs)):
+            np.testing.assert_array_equal(got, want)
+    worst = worst_steps(model, WasmModel(relaxed), seeds=range(20, 23))
+    assert max(worst.values()) <= 1.0 + 1e-3, worst
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_products_run_on_the_relaxed_dot(cnn):
+    """Every conv and the Gemm multiply with the relaxed dot in the relaxed build, none with
+    `dot_i16x8`; the default build never uses relaxed SIMD."""
+    _, relaxed, default = cnn
+
+    def products(path):
+        return {k: c for k, c in kernel_instructions(path).items()
+                if ("conv2d" in k or "matmul" in k) and not k.startswith("__tvm_ffi")}
+
+    fast = products(relaxed)
+    assert sum(1 for c in fast.values() if c[RELAXED_DOT]) >= 4, fast
+    assert not any(c[DOT_I16X8] for c in fast.values()), fast
+    assert not any(c[RELAXED_DOT] for c in kernel_instructions(default).values())
+
+
+def test_dynamic_matmuls_on_the_relaxed_dot(tmp_path):
+    """``quantize_dynamic``'s MatMulInteger (activations quantized at run time, zero point a
+    run-time value) with 7-bit weights: the float outputs onnxruntime gives, on relaxed dots."""
+    model = quantized.dynamic(models.mlp(), reduce_range=True)
+    wasm = build(model, "mlp", tmp_path, relaxed_simd=True).directory / "mlp.wasm"
+    for seed in range(3):
+        inputs = models.random_inputs(model, seed=seed)
+        for got, want in zip(WasmModel(wasm).run(inputs), models.reference_outputs(model, inputs)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    if OBJDUMP is not None:
+        matmuls = {k: c for k, c in kernel_instructions(wasm).items() if "matmul" in k and not k.startswith("__tvm_ffi")}
+        assert matmuls and all(c[RELAXED_DOT] for c in matmuls.values()), matmuls
