@@ -457,7 +457,8 @@ def int8_lines(results: dict[str, Any]) -> list[str]:
     lines = [INT8_HEADING, "",
              f"Written by `{results['command']}` on {results['date']} ({machine['cpu']}, {machine['cores']} cores; "
              f"load average {', '.join(map(str, machine.get('load_average', [])))} at the start). Each model is built "
-             "twice by wasm-build with default settings (SIMD128, no relaxed SIMD): float32, and quantized by "
+             "twice by wasm-build with default settings (SIMD128, no relaxed SIMD; rows saying \"relaxed SIMD\": both "
+             "builds with `relaxed-simd = true`): float32, and quantized by "
              "onnxruntime's quantizer (seeded calibration). Both are timed inside wasm (the C driver around "
              f"`NAME_run`, WASI clock) in {results['rounds']} alternating rounds of up to {results['repeat']} runs; "
              "onnxruntime-web (one thread, Node `--no-liftoff`) runs the same two ONNX files in one process after "
