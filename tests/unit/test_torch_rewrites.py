@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wasm_build.errors import WasmBuildError
-from wasm_build.frontends.torch_rewrites import CONVERTERS, apply_edits
+from wasm_build.frontends.torch_rewrites import to_relax
 
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
@@ -17,10 +17,7 @@ nn, F = torch.nn, torch.nn.functional
 def _tvm_run(module: nn.Module, *inputs: torch.Tensor) -> list[np.ndarray]:
     import tvm
     from tvm import relax
-    from tvm.relax.frontend.torch import from_exported_program
-
-    program = apply_edits(torch.export.export(module, inputs))
-    mod = from_exported_program(program, keep_params_as_input=False, custom_convert_map=CONVERTERS)
+    mod = to_relax(torch.export.export(module, inputs))
     vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
     out = vm["main"](*(tvm.runtime.tensor(i.numpy()) for i in inputs))
     return [out.numpy()] if hasattr(out, "numpy") else [o.numpy() for o in out]  # one tensor or a tuple
@@ -81,6 +78,21 @@ def test_adaptive_max_pool_to_a_dividing_size():
 def test_adaptive_max_pool_indices_are_refused_by_name():
     with pytest.raises(WasmBuildError, match="indices"):
         _tvm_run(AdaptiveMaxIndices(), torch.randn(1, 3, 8, 8))
+
+
+class Unfolds(nn.Module):
+    def forward(self, x):
+        plain = F.unfold(x, kernel_size=3)
+        spaced = F.unfold(x, kernel_size=(3, 2), dilation=(1, 2), padding=(1, 0), stride=(2, 1))
+        return plain, spaced, F.unfold(x[0], kernel_size=2, stride=2)  # the last unbatched
+
+
+def test_unfold_gathers_each_window():
+    """F.unfold (aten.im2col), batched and not, with dilation, padding and stride; an inf in the
+    input stays inf in every column that holds it."""
+    x = torch.randn(2, 3, 9, 8)
+    x[0, 1, 4, 4] = float("inf")
+    _check(Unfolds(), x)
 
 
 class RoundedDivisions(nn.Module):

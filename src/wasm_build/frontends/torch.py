@@ -11,7 +11,7 @@ from ..config.settings import DimSpec, InputSpec
 from ..errors import WasmBuildError
 from .loaded import LoadedModel
 from .shapes import pin_relax_inputs
-from .torch_rewrites import CONVERTERS, apply_edits
+from .torch_rewrites import to_relax
 
 
 def load_pt2(path: Path, pinned: dict[str, InputSpec], dims: Mapping[str, DimSpec] | None = None) -> LoadedModel:
@@ -21,8 +21,6 @@ def load_pt2(path: Path, pinned: dict[str, InputSpec], dims: Mapping[str, DimSpe
         raise WasmBuildError(
             f"'{path.name}' is a PyTorch program but torch is not installed", fix="pip install 'wasm-build[torch]'"
         ) from None
-    from tvm.relax.frontend.torch import from_exported_program
-
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
@@ -31,7 +29,7 @@ def load_pt2(path: Path, pinned: dict[str, InputSpec], dims: Mapping[str, DimSpe
             fix="save the program with torch.export.save(torch.export.export(model, example_inputs), 'model.pt2')",
         ) from None
     # Edits keep the program's meaning: it stays the smoke test's reference.
-    module = from_exported_program(apply_edits(program), custom_convert_map=CONVERTERS)
+    module = to_relax(program)
     loaded = pin_relax_inputs("pt2", module, pinned, hashlib.sha256(path.read_bytes()).hexdigest(), dims)
     loaded.torch_program = program
     return loaded

@@ -55,6 +55,24 @@ def apply_edits(program: Any) -> Any:
     return program
 
 
+# Operators kept whole through torch's decomposition to core ATen, for a converter below: their
+# decompositions reach TVM as operators it converts wrongly (`im2col`'s advanced indexing).
+KEPT_WHOLE = ("im2col",)
+
+
+def to_relax(program: Any) -> Any:
+    """The Relax module of `program` (edited, see `apply_edits`): decomposed to core ATen as TVM's
+    frontend does, but for `KEPT_WHOLE`, then translated with our `CONVERTERS`."""
+    import torch
+    from tvm.relax.frontend.torch import from_exported_program
+
+    table = torch.export.default_decompositions()
+    for name in KEPT_WHOLE:
+        table.pop(getattr(torch.ops.aten, name).default, None)
+    decomposed = apply_edits(program).run_decompositions(table)
+    return from_exported_program(decomposed, custom_convert_map=CONVERTERS, run_ep_decomposition=False)
+
+
 # -- converters ---------------------------------------------------------------------------------
 
 
@@ -165,10 +183,46 @@ def grid_sampler_2d(node: Any, importer: Any) -> Any:
     )
 
 
+def im2col(node: Any, importer: Any) -> Any:
+    """`F.unfold(x, kernel_size, dilation, padding, stride)`: every sliding window's values,
+    ``[N, C * kh * kw, L]`` (channel-major, then the window's rows), as one strided slice of the
+    padded input per window tap, stacked. Data movement only, so exact for every value (a conv
+    with one-hot weights would turn an inf beside the tap into NaN). TVM's converter fails on
+    it."""
+    from tvm import relax
+
+    from ..errors import WasmBuildError
+
+    x = importer.env[node.args[0]]
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = ([int(v) for v in node.args[i]] for i in range(1, 5))
+    shape = list(importer.shape_of(x))
+    if not all(isinstance(d, int) or hasattr(d, "value") for d in shape):
+        raise WasmBuildError(f"'{node.name}': F.unfold of an input with symbolic sizes {shape}",
+                             fix="export with static input sizes for F.unfold")
+    shape = [int(d) for d in shape]
+    op = relax.op
+    unbatched = len(shape) == 3
+    if unbatched:
+        x, shape = op.expand_dims(x, 0), [1, *shape]
+    batch, channels, height, width = shape
+    out_h = (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if ph or pw:
+        x = op.nn.pad(x, [0, 0, 0, 0, ph, ph, pw, pw])
+    taps = [
+        op.strided_slice(x, axes=[2, 3], begin=[i * dh, j * dw],
+                         end=[i * dh + sh * (out_h - 1) + 1, j * dw + sw * (out_w - 1) + 1], strides=[sh, sw])
+        for i in range(kh) for j in range(kw)
+    ]
+    columns = op.reshape(op.stack(taps, axis=2), [batch, channels * kh * kw, out_h * out_w])
+    return importer.block_builder.emit(op.squeeze(columns, [0]) if unbatched else columns)
+
+
 CONVERTERS: dict[str, Callable[[Any, Any], Any]] = {
     "grid_sampler_2d.default": grid_sampler_2d,
     "div.Tensor_mode": div_mode,
     "elu.default": elu,
     "upsample_nearest2d.vec": upsample_nearest2d,
     "adaptive_max_pool2d.default": adaptive_max_pool2d,
+    "im2col.default": im2col,
 }
