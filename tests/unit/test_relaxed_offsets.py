@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tvm")
 
-from wasm_build.compiler.passes.relaxed_products import offset_weights  # noqa: E402
+from wasm_build.compiler.passes.relaxed_products import offset_weights, pays  # noqa: E402
 
 
 def _seven_bit(rng, shape, channel_axis):
@@ -64,3 +64,15 @@ def test_eight_bit_weights_are_left_to_dot_i16x8():
     into [0, 127], and the product keeps `dot_i16x8`."""
     weights = np.random.default_rng(0).integers(-127, 128, size=(32, 8)).astype(np.int8)
     assert offset_weights(weights, channel_axis=1, depth_axis=0) is None
+
+
+def test_products_repeating_most_of_their_channels_keep_dot_i16x8():
+    """Every input channel of a narrow 1x1 conv holds some output channel's top weight: reading
+    them all again would double its reduction, more than the relaxed dot saves."""
+    weights = np.zeros((8, 16), np.int8)  # [K, N]
+    weights[:, 0::2], weights[:, 1::2] = -64, 64
+    weights[np.arange(8), np.arange(8) * 2] = 64  # each row holds both ends for some column
+    offsets = offset_weights(weights, channel_axis=1, depth_axis=0)
+    assert offsets is not None and offsets.repeated.size == 8
+    assert not pays(offsets, 8)
+    assert pays(offset_weights(weights[:, 1::2], channel_axis=1, depth_axis=0), 8)  # nothing repeated
