@@ -30,9 +30,6 @@ CASES = {
     # Channels that are no multiple of 8: half vectors, 4 channels at a time (GhostNet's 12-60).
     "3x3-12-channels": (12, 3, 1, 1, 1, 10, True, {}),
     "5x5-stride-2-20-channels": (20, 5, 2, 2, 1, 11, False, {}),
-    # ... nor of 4: zero channels up to 4 (GhostNet's 6-50), cropped after the conv.
-    "3x3-6-channels": (6, 3, 1, 1, 1, 10, True, {}),
-    "3x3-stride-2-18-channels-int16": (18, 3, 2, 1, 1, 11, False, {}),
 }
 PAIRED = "depthwise_conv2d_paired"
 
@@ -63,6 +60,15 @@ def test_depthwise_convs_over_tap_pairs_match_onnxruntime(tmp_path, case):
     directory = build(model, "dw", tmp_path).directory
     assert any(PAIRED in kernel for kernel in _kernels(directory, "dw")), _kernels(directory, "dw")
     assert max(worst_steps(model, WasmModel(directory / "dw.wasm"), range(3)).values()) <= 1.0
+
+
+def test_channels_that_are_not_whole_vectors_keep_the_tap_by_tap_kernel(tmp_path):
+    """6 channels: the pairs kernel interleaves 4 or 8 at a time, so the conv keeps its plain
+    depthwise kernel, and still matches."""
+    model = quantized.qdq(depthwise_model(6, 3, 1, 1, 1, 10, True))
+    directory = build(model, "dw6", tmp_path).directory
+    assert not any(PAIRED in kernel for kernel in _kernels(directory, "dw6"))
+    assert max(worst_steps(model, WasmModel(directory / "dw6.wasm"), range(3)).values()) <= 1.0
 
 
 def test_several_depthwise_convs_get_pairs_kernels_of_their_own(tmp_path):
