@@ -425,3 +425,28 @@ def test_tvms_failure_on_a_dynamic_axes_export_says_what_to_do(tmp_path):
     assert "pin them" in info.value.fix and "torch.export" in info.value.fix
     pinned = {name: {"shape": [1, 8], "dtype": "int64"} for name in names}
     build(path, "opt_pinned", tmp_path, inputs=pinned)  # the smoke test compares with onnxruntime
+
+
+def test_dynamically_quantized_encoder_runs_integer_products_at_every_length(tmp_path):
+    """`quantize_dynamic`'s int8 projections over a symbolic number of tokens are row chunks
+    like float ones (their int8, int32 and float tensors only computed with, never indices), so
+    they run on `dot_i16x8` tiles: before, an integer kernel stayed symbolic, a plain loop nest."""
+    from tests.support.compiler import OBJDUMP, kernel_instructions
+    from wasm_build.testing import quantized
+
+    onnx_model = quantized.dynamic(models.sequence_encoder())
+    assert "MatMulInteger" in {node.op_type for node in onnx_model.graph.node}
+    built = build(onnx_model, "qenc", tmp_path, dims={"seq": {"min": 1, "max": 24}})
+    # Kernels with a work estimate are static or chunked; a symbolic kernel has none.
+    chunked = [name for name in built.manifest["kernel_work"] if "matmul" in name]
+    assert chunked, built.manifest["kernel_work"]
+    if OBJDUMP is not None:
+        products = [name for name, counts in kernel_instructions(built.directory / "qenc.wasm").items()
+                    if counts["i32x4.dot_i16x8_s"] and not name.startswith("__tvm_ffi")]
+        assert len(products) >= 4, products  # the projections and the feed-forward layers
+    model = WasmModel(built.directory / "qenc.wasm")
+    for seq in (1, 3, 4, 5, 17, 24):
+        inputs = models.random_inputs(onnx_model, seed=seq, dims={"seq": seq})
+        (want,) = models.reference_outputs(onnx_model, inputs)
+        (got,) = model.run(inputs)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3, err_msg=f"seq={seq}")

@@ -7,8 +7,10 @@ row `i` of their outputs from row `i` of their inputs and from weights alone. Su
 is compiled for `ROWS` rows, scheduled like any static kernel, and the executor calls it
 once per chunk of `ROWS` rows, each chunk's tensors pointing `ROWS` rows further
 (`codegen.plan` reads the attribute this pass leaves). The last chunk may run past the
-actual rows: tensors are planned with room for whole chunks, and only kernels whose
-tensors are all floating point are chunked, so rows of stale data cost time, never a trap.
+actual rows: tensors are planned with room for whole chunks, and a kernel is chunked only
+where rows of stale data cost time, never a trap: its tensors are floating point, or
+integers only computed with (a quantized model's products and requantizes: no load addressed
+by a loaded value, no integer division by one).
 
 A kernel qualifies when it has one symbolic variable `n` and every use of it is a row:
 - every buffer is `[1, ..., 1, n, static...]` (rows contiguous) or static;
@@ -72,16 +74,44 @@ def row_axes(func: tirx.PrimFunc) -> RowAxes | None:
         return None
     (n,) = symbols.values()
     axes = []
+    integers = False
     for param in func.params:
-        if not isinstance(param.ty, tirx.BufferType) or not str(param.ty.dtype).startswith(("float", "bfloat")):
-            return None  # scalars (symbolic values passed in), and integers, whose stale rows could index memory
+        if not isinstance(param.ty, tirx.BufferType):
+            return None  # scalars (symbolic values passed in)
+        dtype = str(param.ty.dtype)
+        if not dtype.startswith(("float", "bfloat")):
+            if dtype not in _INTEGERS:
+                return None
+            integers = True
         axis = _row_axis(param, n)
         if axis is None:
             return None
         axes.append(axis)
-    if not _only_row_uses(func, n):
+    if not _only_row_uses(func, n) or (integers and not _values_only(func)):
         return None
     return RowAxes(n, tuple(axes))
+
+
+# Integer tensors a chunked kernel may hold (stale rows of them are values, see `_values_only`).
+_INTEGERS = ("int8", "uint8", "int16", "int32")
+_DIVISIONS = ("Div", "FloorDiv", "Mod", "FloorMod")
+
+
+def _values_only(func: tirx.PrimFunc) -> bool:
+    """Whether the data `func` loads only ever becomes values: no load or store addressed by
+    a loaded value (a gather: stale indices could point anywhere) and no division or remainder
+    by anything but a constant (a stale zero would trap)."""
+    for node in _nodes(func.body, Counter()):
+        kind = type(node).__name__
+        if kind in ("TensorLoad", "BufferStore") and any(_loads(index) for index in node.indices):
+            return False
+        if kind in _DIVISIONS and not isinstance(node.b, (tirx.IntImm, tirx.FloatImm)):
+            return False
+    return True
+
+
+def _loads(expr: Any) -> bool:
+    return any(type(node).__name__ == "TensorLoad" for node in _nodes(expr, Counter()))
 
 
 def _shape(buffer: Any) -> list[Any]:
