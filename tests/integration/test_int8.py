@@ -328,3 +328,22 @@ def test_native_reference_resizes_in_onnxruntimes_order(tmp_path):
         inputs = models.random_inputs(model, seed=seed)
         (got,), (want,) = native(list(inputs.values())), models.reference_outputs(model, inputs)
         np.testing.assert_array_equal(got, want)
+
+
+def test_dynamically_quantized_encoder_passes_its_smoke_test(tmp_path):
+    """A 2-layer encoder quantized by `quantize_dynamic`: its float kernels (layer norm, GELU's
+    erf, softmax's exp) are an ulp from onnxruntime's, which moves a value before a
+    DynamicQuantizeLinear across a rounding boundary; at 65 tokens the output ends 0.048 from
+    onnxruntime's (2 steps of its range over 255) and the smoke test failed the build. It now
+    allows a few such steps against onnxruntime (`steps.run_time_steps`); the native reference
+    still holds the artifact to rtol/atol."""
+    from wasm_build.wasm.steps import quantizes_at_run_time, run_time_steps
+
+    model = quantized.dynamic(models.sequence_encoder(d=128, heads=4, layers=2))
+    assert quantizes_at_run_time(model) and not quantizes_at_run_time(models.sequence_encoder())
+    directory = build(model, "enc", tmp_path, inputs={"tokens": {"shape": [1, 65, 128]}}).directory
+    wasm = WasmModel(directory / "enc.wasm")
+    for seed in range(2):
+        inputs = models.random_inputs(model, seed=seed, dims={"seq": 65})
+        (got,), (want,) = wasm.run(inputs), models.reference_outputs(model, inputs)
+        assert np.abs(got - want).max() <= run_time_steps(want)

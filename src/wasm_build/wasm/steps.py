@@ -59,3 +59,25 @@ def is_quantized(onnx_model: Any) -> bool:
 
 _QUANTIZING = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}
 
+
+def quantizes_at_run_time(onnx_model: Any) -> bool:
+    """Whether the model quantizes activations with scales computed at run time
+    (`quantize_dynamic`'s DynamicQuantizeLinear)."""
+    return onnx_model is not None and any(node.op_type == "DynamicQuantizeLinear" for node in onnx_model.graph.node)
+
+
+# How far, in steps of a float output's range over 255, two correct runs of a dynamically
+# quantized model may put a value (see `run_time_steps`); a 2-layer encoder measured 2.
+MAX_RUN_TIME_STEPS = 4.0
+
+
+def run_time_steps(output: Any) -> float:
+    """`MAX_RUN_TIME_STEPS` steps of a float output's range over 255 (an 8-bit quantization of
+    it). A float kernel an ulp apart from another (an exp or erf polynomial, a layer norm) moves
+    a value before a DynamicQuantizeLinear across a rounding boundary, or the minimum or maximum
+    its scale comes from; the integer products after it carry that step on, and each later
+    layer may add its own."""
+    values = np.asarray(output, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return MAX_RUN_TIME_STEPS * float(finite.max() - finite.min()) / 255.0 if finite.size else 0.0
+
