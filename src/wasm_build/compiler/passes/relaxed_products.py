@@ -192,9 +192,11 @@ class _RelaxedProducts(relax.PyExprMutator):
         """The 8-bit tensor an int16 operand was widened from (``astype(x, int16)``, maybe
         transposed after: `nhwc_conv`'s layout change at a model's input), else None."""
         widened = bound(expr, self.lookup_binding)
-        axes = None
+        axes: tuple[int, ...] | None = None  # None: not transposed
         if op_name(widened) == "relax.permute_dims":
-            axes = widened.attrs.axes
+            ndim = int(widened.ty.ndim)
+            given = widened.attrs.axes
+            axes = tuple(reversed(range(ndim))) if given is None else tuple(int(a) for a in given)
             widened = bound(widened.args[0], self.lookup_binding)
         if op_name(widened) != "relax.astype" or dtype_of(widened) != "int16":
             return None
@@ -203,12 +205,13 @@ class _RelaxedProducts(relax.PyExprMutator):
             return None
         if axes is None:
             return narrow
-        return self._once(("transposed", narrow, tuple(int(a) for a in axes)), lambda: relax.op.permute_dims(narrow, axes))
+        return self._once(("transposed", narrow, axes), lambda: relax.op.permute_dims(narrow, list(axes)))
 
     def _signed(self, activation: relax.Expr) -> tuple[relax.Expr, int]:
         """The activation as int8 and what was taken from it (128 for uint8, else 0)."""
         if dtype_of(activation) == "int8":
             return activation, 0
+
         def shifted() -> relax.Expr:
             wide = relax.op.astype(activation, "int16")
             return relax.op.astype(relax.op.subtract(wide, relax.const(128, "int16")), "int8")
