@@ -53,6 +53,7 @@ from .qdq import (
     channel_shape,
     constant,
     dtype_of,
+    flipped_bytes,
     op_name,
     saturate,
     static_shape,
@@ -247,12 +248,9 @@ class _IntegerContractions(relax.PyExprMutator):
         tensor, zero_point = data.tensor, int(data.zero_point.reshape(-1)[0])
         if not padded or zero_point == 0:
             return tensor, zero_point
-        dtype = dtype_of(tensor)
+        if (dtype_of(tensor), zero_point) in (("int8", -128), ("uint8", 128)):
+            return self.builder_.emit(flipped_bytes(tensor)), 0
         widened = relax.op.astype(tensor, "int16")
-        if (dtype, zero_point) in (("int8", -128), ("uint8", 128)):
-            shift = 128 if dtype == "int8" else -128
-            other = "uint8" if dtype == "int8" else "int8"
-            return self.builder_.emit(relax.op.astype(relax.op.add(widened, relax.const(shift, "int16")), other)), 0
         return self.builder_.emit(relax.op.subtract(widened, relax.const(zero_point, "int16"))), 0
 
     def _paired_channels(self, activation: relax.Expr, kernel: np.ndarray) -> tuple[relax.Expr, np.ndarray]:

@@ -25,10 +25,10 @@ from tvm.script import tirx as T
 
 from .. import tvmscript
 from ..tiles import SCHEDULED_ATTR
-from .conv_rewrite import conv_layouts, conv_rewrite_pass, emit_conv_kernel
-from .qdq import dtype_of, static_shape
+from .conv_rewrite import constant_conv, conv_rewrite_pass, emit_conv_kernel
+from .qdq import static_shape
 
-_ACTIVATIONS = ("int8", "uint8", "int16")
+_LAYOUTS = ("NHWC", "HWIO", "NHWC")
 # Channels the pairs kernel widens and interleaves at a time (8 int16 lanes, one v128), or 4
 # (half a v128 widened, interleaved into a whole one) when the channels are no multiple of 8
 # (GhostNet's 12, 36 or 60: they ran as plain loops at 2-5 GMAC/s).
@@ -45,18 +45,11 @@ def eligible(call: relax.Call) -> bool:
     """An NHWC/HWIO depthwise conv (one output channel per input channel, a multiple of 4 of
     them: the pairs kernel's vectors) of 8-bit or int16 activations with constant int8 weights, accumulating in int32,
     over static shapes, with a window at least two taps wide."""
-    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+    conv = constant_conv(call, "relax.nn.conv2d", _LAYOUTS, integer=True)
+    if conv is None or conv.constant.value.dtype != "int8" or len(conv.data_shape) != 4:
         return False
-    if conv_layouts(call) != ("NHWC", "HWIO", "NHWC") or str(call.attrs.out_dtype) != "int32":
-        return False
-    data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "int8":
-        return False
-    shape = static_shape(data)
-    if shape is None or len(shape) != 4 or dtype_of(data) not in _ACTIVATIONS:
-        return False
-    _, window_w, per_group, out_channels = (int(x) for x in weight.value.shape)
-    channels = shape[3]
+    _, window_w, per_group, out_channels = (int(x) for x in conv.constant.value.shape)
+    channels = conv.data_shape[3]
     return (
         int(call.attrs.groups) == channels == out_channels
         and per_group == 1

@@ -157,6 +157,13 @@ def dequantize_arithmetic(tensor: relax.Expr, scale, zero_point, axis: int, ndim
     return relax.op.multiply(relax.op.astype(shifted, "float32"), parameter(scale, ndim, axis, "float32"))
 
 
+def flipped_bytes(tensor: relax.Expr) -> relax.Expr:
+    """An 8-bit tensor as the other 8-bit type, its values moved by 128 into it (int8 x + 128 as
+    uint8, uint8 x - 128 as int8): the same bytes with their top bit flipped."""
+    shift, other = (128, "uint8") if dtype_of(tensor) == "int8" else (-128, "int8")
+    return relax.op.astype(relax.op.add(relax.op.astype(tensor, "int16"), relax.const(shift, "int16")), other)
+
+
 def saturate(value: relax.Expr, low: float, high: float, dtype: str) -> relax.Expr:
     """``value`` (float32, integral) clamped to [low, high] and converted to ``dtype``.
     maximum/minimum, not clip: ``ConvertLayout`` sees through them. Converted through int32

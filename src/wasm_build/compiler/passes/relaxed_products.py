@@ -38,7 +38,8 @@ import tvm
 from tvm import relax
 
 from .analysis import mutate_functions
-from .qdq import bound, constant, dtype_of, op_name
+from .conv_rewrite import conv_layouts
+from .qdq import bound, constant, dtype_of, flipped_bytes, op_name
 
 # Reduction steps of one relaxed dot product (`schedules.dot_products.RELAXED_DOT`).
 _DEPTH = 4
@@ -145,8 +146,7 @@ class _RelaxedProducts(relax.PyExprMutator):
         if op_name(call) != "relax.nn.conv2d" or str(call.attrs.out_dtype) != "int32":
             return None
         attrs = call.attrs
-        layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout))
-        if layouts != _NHWC or int(attrs.groups) != 1:
+        if conv_layouts(call) != _NHWC or int(attrs.groups) != 1:
             return None
         operands = self._operands(call, ndim=4, channel_axis=3, depth_axis=2)
         if operands is None:
@@ -211,12 +211,7 @@ class _RelaxedProducts(relax.PyExprMutator):
         """The activation as int8 and what was taken from it (128 for uint8, else 0)."""
         if dtype_of(activation) == "int8":
             return activation, 0
-
-        def shifted() -> relax.Expr:
-            wide = relax.op.astype(activation, "int16")
-            return relax.op.astype(relax.op.subtract(wide, relax.const(128, "int16")), "int8")
-
-        return self._once(("signed", activation), shifted), 128
+        return self._once(("signed", activation), lambda: flipped_bytes(activation)), 128
 
     def _repeating(self, activation: relax.Expr, channels: np.ndarray, axis: int) -> relax.Expr:
         """The activation with ``channels`` (along ``axis``) after its own (`offset_weights`)."""

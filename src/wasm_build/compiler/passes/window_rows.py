@@ -29,10 +29,8 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import OPAQUE, call_te_kernel, conv_layouts, emit_conv_kernel, rewrite_calls
-from .qdq import dtype_of, static_shape
+from .conv_rewrite import OPAQUE, call_te_kernel, constant_conv, emit_conv_kernel, rewrite_calls
 
-_ACTIVATIONS = ("int8", "uint8", "int16")
 _MAX_CHANNELS = 4
 # int16 values the dot-product kernels read per group of reduction steps (`PAIR_GROUP` pairs).
 _GROUP = 8
@@ -77,20 +75,13 @@ class _Plan:
 
 
 def _plan(call: relax.Call) -> _Plan | None:
-    if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
+    conv = constant_conv(call, "relax.nn.conv2d", ("NHWC", "HWIO", "NHWC"), integer=True)
+    if conv is None or conv.constant.value.dtype != "int8" or len(conv.data_shape) != 4:
         return None
-    attrs = call.attrs
-    if conv_layouts(call) != ("NHWC", "HWIO", "NHWC") or str(attrs.out_dtype) != "int32" or int(attrs.groups) != 1:
+    attrs, shape, out_shape = call.attrs, conv.data_shape, conv.out_shape
+    if int(attrs.groups) != 1 or any(int(d) != 1 for d in attrs.dilation):
         return None
-    if any(int(d) != 1 for d in attrs.dilation):
-        return None
-    data, weight = call.args
-    if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype != "int8" or dtype_of(data) not in _ACTIVATIONS:
-        return None
-    shape, out_shape = static_shape(data), static_shape(call)
-    if shape is None or out_shape is None or len(shape) != 4:
-        return None
-    kernel = weight.value.numpy()
+    kernel = conv.weight
     channels = tuple(c for c in range(kernel.shape[2]) if kernel[:, :, c, :].any()) or (0,)
     if kernel.shape[1] < 2 or len(channels) > _MAX_CHANNELS:
         return None
