@@ -5,14 +5,19 @@ what the default build (``i32x4.dot_i16x8_s``) gives, within a step of onnxrunti
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import tvm
 from onnx import numpy_helper
+from tvm import te
 
 from tests.support import build
 from tests.support.compiler import OBJDUMP, kernel_instructions
 from tests.support.steps import worst_steps
 from wasm_build import WasmModel
+from wasm_build.compiler.passes import relaxed_products
 from wasm_build.testing import models, quantized
 
 pytest.importorskip("onnxruntime")
@@ -33,6 +38,10 @@ def seven_bit_cnn():
     return quantized.qdq(g.build(), reduce_range=True)
 
 
+def _int8_weights(model):
+    return [a for a in (numpy_helper.to_array(i) for i in model.graph.initializer) if a.dtype == np.int8]
+
+
 @pytest.fixture(scope="module")
 def cnn(tmp_path_factory):
     root = tmp_path_factory.mktemp("relaxed")
@@ -45,8 +54,7 @@ def cnn(tmp_path_factory):
 def test_seven_bit_weights_span_up_to_129_values(cnn):
     """The case the rewrite splits (both -64 and 64 in one output channel) is in the model."""
     model, _, _ = cnn
-    spans = [np.ptp(a.reshape(a.shape[0], -1).astype(int), axis=1).max()
-             for a in (numpy_helper.to_array(i) for i in model.graph.initializer) if a.dtype == np.int8 and a.ndim == 4]
+    spans = [np.ptp(a.reshape(a.shape[0], -1).astype(int), axis=1).max() for a in _int8_weights(model) if a.ndim == 4]
     assert spans and max(spans) == 128, spans
 
 
@@ -88,3 +96,53 @@ def test_dynamic_matmuls_on_the_relaxed_dot(tmp_path):
     if OBJDUMP is not None:
         matmuls = {k: c for k, c in kernel_instructions(wasm).items() if "matmul" in k and not k.startswith("__tvm_ffi")}
         assert matmuls and all(c[RELAXED_DOT] for c in matmuls.values()), matmuls
+
+
+def test_relaxed_build_ships_the_int8_weights_once(cnn):
+    """The offset weights, their per-channel terms and the repeated channels are made at init:
+    beyond the default build's weights, the relaxed build carries only its vectors of ones (one
+    per window shape, for the activations' sums) and the indices of the repeated channels."""
+    model, relaxed, default = cnn
+
+    def weight_bytes(wasm):
+        return json.loads(wasm.with_suffix(".json").read_text())["weights"]["nbytes"]
+
+    convs = [a for a in _int8_weights(model) if a.ndim == 4]  # [O, I, kh, kw]
+    (gemm,) = [a for a in _int8_weights(model) if a.ndim == 2]  # [K, N]
+    ones = 4 * (sum(int(np.prod(a.shape[1:])) for a in convs) + gemm.shape[0])  # uint8, 4 lanes
+    indices = 4 * (sum(a.shape[1] for a in convs) + gemm.shape[0])  # int32, at most each input channel once
+    assert weight_bytes(relaxed) <= weight_bytes(default) + ones + indices, (weight_bytes(relaxed), weight_bytes(default))
+
+
+def _native(compute, *arrays_and_args):
+    """``compute`` (a te kernel of `relaxed_products`) built for this machine and run."""
+    tensors = [te.placeholder(a.shape, str(a.dtype), name=f"in{i}") for i, a in enumerate(arrays_and_args) if isinstance(a, np.ndarray)]
+    scalars = [a for a in arrays_and_args if not isinstance(a, np.ndarray)]
+    result = compute(*tensors, *scalars)
+    kernel = tvm.compile(te.create_prim_func([*tensors, result]), target="llvm")
+    out = tvm.runtime.tensor(np.zeros([int(d) for d in result.shape], str(result.dtype)))
+    kernel(*(tvm.runtime.tensor(a) for a in arrays_and_args if isinstance(a, np.ndarray)), out)
+    return out.numpy()
+
+
+@pytest.mark.parametrize("shape", [(64, 24), (3, 3, 16, 8), (1, 1, 12, 20)])
+def test_init_kernels_make_the_offsets_the_rewrite_planned(shape):
+    """The kernels run at init (`offset_filter`, `channel_lows`, `channel_sums`) make from the
+    int8 weights what `offset_weights` planned on them at build time, repeated channels and
+    their padding included."""
+    rng = np.random.default_rng(len(shape) + shape[-1])
+    weights = rng.integers(-63, 64, size=shape).astype(np.int8)
+    for channel in range(0, shape[-1], 3):  # some channels span 129 values: -64 and 64
+        taps = weights[..., channel].reshape(-1)
+        taps[rng.integers(taps.size)], taps[0] = 64, -64
+        weights[..., channel] = taps.reshape(shape[:-1])
+    offsets = relaxed_products.offset_weights(weights, channel_axis=len(shape) - 1, depth_axis=len(shape) - 2)
+    assert offsets is not None and offsets.rows > 0 and offsets.repeated.size % 4 == 0
+    made = _native(relaxed_products.offset_filter, weights, offsets.repeated, offsets.rows)
+    np.testing.assert_array_equal(made, offsets.weights)
+    np.testing.assert_array_equal(_native(relaxed_products.channel_lows, weights), offsets.low)
+    np.testing.assert_array_equal(_native(relaxed_products.channel_sums, weights, 128), 128 * offsets.sums)
+    unrepeated = weights[..., 1::3]  # no channel spans 129: nothing read twice
+    plain = relaxed_products.offset_weights(unrepeated, channel_axis=len(shape) - 1, depth_axis=len(shape) - 2)
+    assert plain.repeated.size == 0
+    np.testing.assert_array_equal(_native(relaxed_products.offset_filter, np.ascontiguousarray(unrepeated)), plain.weights)

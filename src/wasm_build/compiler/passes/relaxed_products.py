@@ -15,7 +15,11 @@ int8 ``s`` (uint8 ones shifted by -128, as ``x ^ 0x80`` would)::
 
 The first term is the relaxed product; the second a multiple of the activations' sum over the
 reduction (a matmul row, a conv's window), computed by a product of ones over one vector of
-lanes; the last a constant. Both corrections fuse into the product's epilogue. Where ``b``
+lanes; the last a constant. Both corrections fuse into the product's epilogue. ``b``, ``low``
+and ``shift * sum W`` are made from the int8 weights when the module is initialized
+(`compiler.init_kernels`): the artifact carries the int8 weights, as a build without relaxed
+SIMD does, not a second copy of them (``b`` grows by the repeated channels below) and two
+int32 values per output channel (25% of a 32-channel 1x1 conv's weight bytes). Where ``b``
 reaches 128 (a channel holding both -64 and 64) it is taken down to 127 and the 1 multiplied
 apart: the input channels that held such a weight are read a second time, at weight 1 for the
 output channels concerned (`offset_weights`). Exact: every term is the integer sum it stands for.
@@ -35,10 +39,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import tvm
-from tvm import relax
+from tvm import relax, te, tirx
 
+from ..init_kernels import INIT_KERNEL_ATTR
 from .analysis import mutate_functions
-from .conv_rewrite import conv_layouts
+from .conv_rewrite import OPAQUE, call_te_kernel, conv_layouts
 from .qdq import bound, constant, dtype_of, flipped_bytes, op_name
 
 # Reduction steps of one relaxed dot product (`schedules.dot_products.RELAXED_DOT`).
@@ -59,8 +64,10 @@ class _Offsets:
     weights: np.ndarray
     low: np.ndarray  # int32 per output channel
     sums: np.ndarray  # int32 per output channel: W summed over everything but its channel
-    # Input channels the product reads a second time, a multiple of 4 of them (or none).
+    # Input channels the product reads a second time, a multiple of 4 of them (or none): the
+    # first `rows` hold a top weight, the others pad the group and are read at weight 0.
     repeated: np.ndarray
+    rows: int
 
 
 def offset_weights(weights: np.ndarray, channel_axis: int, depth_axis: int) -> _Offsets | None:
@@ -95,12 +102,54 @@ def offset_weights(weights: np.ndarray, channel_axis: int, depth_axis: int) -> _
         low=low.reshape(-1).astype(np.int32),
         sums=wide.sum(axis=others).astype(np.int32),
         repeated=repeated,
+        rows=rows.size,
     )
 
 
 def pays(offsets: _Offsets, channels: int) -> bool:
     """Whether the relaxed product is worth its repeated input channels (`_MAX_REPEATED`)."""
     return offsets.repeated.size <= _MAX_REPEATED * channels
+
+
+def _over_channels(weights: te.Tensor, reducer, name: str, scale: int = 1) -> te.Tensor:
+    """int32 per output channel (the last axis): ``reducer`` over all other axes of ``weights``
+    (times ``scale``)."""
+    axes = [te.reduce_axis((0, extent), name=f"r{i}") for i, extent in enumerate(weights.shape[:-1])]
+    return te.compute(
+        (weights.shape[-1],), lambda n: reducer(weights[(*axes, n)].astype("int32") * scale, axis=axes), name=name
+    )
+
+
+def channel_lows(weights: te.Tensor) -> te.Tensor:
+    """`_Offsets.low` of ``[..., K, N]`` int8 weights, at init."""
+    return _over_channels(weights, te.min, "relaxed_lows")
+
+
+def channel_sums(weights: te.Tensor, shift: int) -> te.Tensor:
+    """``shift * `_Offsets.sums``` of ``[..., K, N]`` int8 weights, at init."""
+    return _over_channels(weights, te.sum, "relaxed_sums", shift)
+
+
+def offset_filter(weights: te.Tensor, repeated: te.Tensor | None = None, rows: int = 0) -> te.Tensor:
+    """`_Offsets.weights` of ``[..., K, N]`` int8 weights, at init: ``W - low`` at most 127,
+    then the ``repeated`` input channels (the first ``rows`` of them real) at weight 1 where
+    their channel was taken down from 128."""
+    low = channel_lows(weights)
+    depth = int(weights.shape[-2])
+    extra = 0 if repeated is None else int(repeated.shape[0])
+
+    def value(*index):
+        *outer, k, n = index
+        offset = tirx.min(weights[(*outer, k, n)].astype("int32") - low[n], _WINDOW)
+        if repeated is None:
+            return offset.astype("uint8")
+        again = tirx.max(k - depth, 0)
+        top = weights[(*outer, repeated[again], n)].astype("int32") - low[n] > _WINDOW
+        taken = tirx.if_then_else(tirx.all(again < rows, top), 1, 0)
+        return tirx.if_then_else(k < depth, offset, taken).astype("uint8")
+
+    shape = (*weights.shape[:-2], depth + extra, weights.shape[-1])
+    return te.compute(shape, value, name="relaxed_weights")
 
 
 @relax.expr_functor.mutator
@@ -131,13 +180,13 @@ class _RelaxedProducts(relax.PyExprMutator):
             return None
         signed, shift, weights, offsets = operands
         reads = self._repeating(signed, offsets.repeated, -1)
-        product = self.builder_.emit(relax.op.matmul(reads, relax.const(offsets.weights), out_dtype="int32"))
-        correction = relax.const(shift * offsets.sums)
-        if np.any(offsets.low):
+        product = self.builder_.emit(relax.op.matmul(reads, self._filter(weights, offsets), out_dtype="int32"))
+
+        def row_sums():
             ones = relax.const(np.ones((weights.shape[0], _DEPTH), np.uint8))
-            row_sums = self._once(("rows", signed), lambda: self._sums(relax.op.matmul(signed, ones, out_dtype="int32"), -1))
-            correction = relax.op.add(relax.op.multiply(row_sums, relax.const(offsets.low)), correction)
-        return relax.op.add(product, correction)
+            return self._once(("rows", signed), lambda: self._sums(relax.op.matmul(signed, ones, out_dtype="int32"), -1))
+
+        return self._corrected(product, row_sums, weights, offsets, shift)
 
     def _conv(self, call: relax.Call) -> relax.Expr | None:
         """An NHWC conv2d as the matmul above, its row sums each output pixel's window sums
@@ -165,16 +214,40 @@ class _RelaxedProducts(relax.PyExprMutator):
         }
         conv = dict(**geometry, data_layout="NHWC", kernel_layout="HWIO", out_layout="NHWC", out_dtype="int32")
         reads = self._repeating(signed, offsets.repeated, 3)
-        product = self.builder_.emit(relax.op.nn.conv2d(reads, relax.const(offsets.weights), **conv))
-        correction = relax.const(shift * offsets.sums)
-        if np.any(offsets.low):
+        product = self.builder_.emit(relax.op.nn.conv2d(reads, self._filter(weights, offsets), **conv))
+
+        def window_sums():
             ones = relax.const(np.ones((*weights.shape[:3], _DEPTH), np.uint8))
-            windows = self._once(
+            return self._once(
                 ("windows", signed, weights.shape[:2], *(tuple(v) for v in geometry.values())),
                 lambda: self._sums(relax.op.nn.conv2d(signed, ones, **conv), 3),
             )
-            correction = relax.op.add(relax.op.multiply(windows, relax.const(offsets.low)), correction)
-        return relax.op.add(product, correction)
+
+        return self._corrected(product, window_sums, weights, offsets, shift)
+
+    def _corrected(self, product: relax.Expr, sums, weights: np.ndarray, offsets: _Offsets, shift: int) -> relax.Expr:
+        """``product`` plus ``low`` times the activations' ``sums()`` (a function: they are
+        made only where some ``low`` is not 0) plus ``shift * sum W``."""
+        if np.any(offsets.low):
+            product = relax.op.add(product, relax.op.multiply(sums(), self._at_init(channel_lows, weights)))
+        if shift:
+            product = relax.op.add(product, self._at_init(channel_sums, weights, shift))
+        return product
+
+    def _filter(self, weights: np.ndarray, offsets: _Offsets) -> relax.Expr:
+        """`_Offsets.weights`, made at init."""
+        if not offsets.repeated.size:
+            return self._at_init(offset_filter, weights)
+        return self._at_init(offset_filter, weights, relax.const(offsets.repeated), offsets.rows)
+
+    def _at_init(self, compute, weights: np.ndarray, *args) -> relax.Expr:
+        """``compute`` over the int8 ``weights`` (`offset_filter`, `channel_lows`,
+        `channel_sums`) as a kernel run at init (`compiler.init_kernels`)."""
+        call = call_te_kernel(
+            self.builder_, compute, relax.const(weights), *args, name=compute.__name__, pattern=OPAQUE,
+            attrs={INIT_KERNEL_ATTR: True},
+        )
+        return self.builder_.emit(call)
 
     def _operands(self, call: relax.Call, ndim: int, channel_axis: int, depth_axis: int):
         """(the activation as int8, what was taken from it, the int8 weights, their offsets) of
