@@ -347,3 +347,32 @@ def test_dynamically_quantized_encoder_passes_its_smoke_test(tmp_path):
         inputs = models.random_inputs(model, seed=seed, dims={"seq": 65})
         (got,), (want,) = wasm.run(inputs), models.reference_outputs(model, inputs)
         assert np.abs(got - want).max() <= run_time_steps(want)
+
+
+def test_activations_shared_by_projections_are_quantized_once(tmp_path):
+    """`quantize_dynamic` quantizes each MatMulInteger's input, and the exporter writes a
+    reshape per projection: a transformer block's Q, K and V quantized the same activations
+    three times (three max and min reductions, three quantize kernels). After
+    `optimize_passes` one quantization serves all three; the block still matches onnxruntime."""
+    model = quantized.dynamic(models.transformer_block())
+    quantized_inputs = [n.input[0] for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"]
+    reshaped = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Reshape"}
+    sources = {reshaped.get(name, name) for name in quantized_inputs}  # what each reshape reads
+    assert len(sources) < len(quantized_inputs), quantized_inputs  # the case is in the model
+    path = tmp_path / "block.onnx"
+    onnx.save(model, path)
+    with TargetOptions().tvm_target():
+        mod = tvm.transform.Sequential(optimize_passes())(load_onnx(path, {}, None).module)
+    reductions = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.max":
+            reductions.append(expr)
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    assert len(reductions) == len(sources), (len(reductions), len(sources))
+    wasm = WasmModel(build(model, "block", tmp_path).directory / "block.wasm")
+    for seed in range(2):
+        inputs = models.random_inputs(model, seed=seed)
+        for got, want in zip(wasm.run(inputs), models.reference_outputs(model, inputs)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

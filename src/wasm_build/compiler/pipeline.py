@@ -5,7 +5,8 @@ three changes:
 
 1. `optimize_passes`: static shapes restored where the frontend lost them (`compiler.passes.
    static_slices`), quantized operators as integer kernels (`compiler.passes.quantized_passes`),
-   then inference-only decompositions (batch norm) and constant folding;
+   then inference-only decompositions (batch norm), constant folding and common
+   subexpressions computed once;
 2. `legalize_passes`: wasm-build's graph passes (`compiler.passes`) before TVM's
    legalization, so layouts and algorithms are chosen before kernels exist (and, for
    bounded symbolic dimensions, `row_chunks` after it);
@@ -49,12 +50,18 @@ class LoweredModel:
 def optimize_passes() -> list[tvm.transform.Pass]:
     """Static slices (FoldConstant stops at the first tensor of unknown shape), quantized
     operators as integer kernels (before constant folding turns int8 weights into float32
-    ones), inference-only decompositions (batch norm) and constant folding."""
+    ones), inference-only decompositions (batch norm), constant folding, and what is computed
+    twice computed once: exporters write a reshape per consumer, and ``quantize_dynamic``
+    then quantizes each one (a transformer's Q, K and V projections quantized the same
+    activations three times)."""
     return [
         static_slices_pass(),
         quantized_passes(),
         relax.transform.DecomposeOpsForInference(),
         relax.transform.FoldConstant(),
+        relax.transform.EliminateCommonSubexpr(),
+        relax.transform.CanonicalizeBindings(),
+        relax.transform.DeadCodeElimination(),
     ]
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tvm
-from tvm import s_tir
+from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import SBlockRV
 from tvm.sym.pattern import detect_linear_equation
 
+from ..tir import walk
 from ..tir.overlapping_tails import may_overlap
 from .analysis import block_realize, extent, first_divisor, has_trivial_binding, is_one, is_spatial, lanes, uses
 from .rule import Rule
@@ -22,7 +23,8 @@ class VectorizeSpatial(Rule):
     overlapping (see `vectorize_innermost`); a short one is fused with the loops out until
     their extent is a multiple of the vector width (e.g. the 7x7 plane of a late conv
     layer), except in blocks with a condition (padding): there the fused index needs a
-    division per element and the condition scalarizes the vector anyway.
+    division per element and the condition scalarizes the vector anyway. A block that
+    narrows its values (`narrows`) takes one vector of its output a step.
     """
 
     name = "vectorize_spatial"
@@ -58,13 +60,34 @@ def vectorize_innermost(sch: s_tir.Schedule, block: SBlockRV, loops: list) -> bo
         count += 1
         if fused_extent % vector == 0:
             break
-    factor = first_divisor(fused_extent, (4 * vector, 2 * vector, vector))
+    factor = first_divisor(fused_extent, (vector,) if narrows(stmt) else (4 * vector, 2 * vector, vector))
     if factor is None:
         return False
     fused = sch.fuse(*loops[-count:]) if count > 1 else loops[-1]
     _, inner = sch.split(fused, [None, factor])
     sch.vectorize(inner)
     return True
+
+
+def narrows(stmt: tirx.SBlock) -> bool:
+    """Whether ``stmt`` computes in wider values than it writes (a quantize: float32 or int32
+    to 8 bits). LLVM's wasm backend narrows one output vector's worth with `narrow`
+    instructions, and more (32 or 64 int8 lanes from int32 ones) half lane by lane, an
+    extract and a replace per value: quantizing a transformer's activations ran at 8 GB/s.
+    Value widths are the buffers read and the conversions of values (of floats or of 8- and
+    16-bit integers: an index's conversion to int64 is not a value)."""
+    written = tvm.DataType(stmt.writes[0].source.dtype).bits
+    widest = max((tvm.DataType(region.source.dtype).bits for region in stmt.reads), default=0)
+
+    def visit(node) -> None:
+        nonlocal widest
+        if isinstance(node, tirx.Cast):
+            source = tvm.DataType(str(node.value.ty))
+            if source.is_float or source.bits < 32:
+                widest = max(widest, source.bits, tvm.DataType(str(node.ty)).bits)
+
+    walk.visit(stmt.body, visit)
+    return widest > written
 
 
 def _reads_rows(sch: s_tir.Schedule, block: SBlockRV, loop) -> bool:
