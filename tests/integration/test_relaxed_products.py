@@ -103,20 +103,43 @@ def test_dynamic_matmuls_on_the_relaxed_dot(tmp_path):
         assert quantizing and not any(c["i8x16.replace_lane"] for c in quantizing.values()), quantizing
 
 
-def test_relaxed_build_ships_the_int8_weights_once(cnn):
-    """The offset weights, their per-channel terms and the repeated channels are made at init:
-    beyond the default build's weights, the relaxed build carries only its vectors of ones (one
-    per window shape, for the activations' sums) and the indices of the repeated channels."""
-    model, relaxed, default = cnn
+def test_relaxed_build_ships_the_int8_weights_once(tmp_path):
+    """Wide 7-bit convs (many channels spanning 129 values): their offset weights, repeated
+    channels and per-channel sums are made at init where that is smaller than shipping them.
+    Beyond the default build's weights the relaxed build carries only small constants: vectors
+    of ones (for the activations' sums), repeated channels' indices, per-channel values of
+    narrow products; the repeated channels' weights are not among them."""
+    g = models.Chain(np.random.default_rng(11), [1, 64, 12, 12])
+    g.add("Relu").conv(64, 128, 3, stride=2, pad=1).add("Relu").conv(128, 128, 1).add("Relu")
+    g.add("GlobalAveragePool").add("Flatten").add("Gemm", g.const([128, 10]))
+    float_model = g.build()
+    for init in float_model.graph.initializer:
+        w = numpy_helper.to_array(init).copy()
+        if w.ndim == 4:  # every output channel holds both ends once (64 and -64 once quantized)
+            top = np.abs(w).reshape(len(w), -1).max(axis=1)
+            w *= 0.5
+            rows = np.arange(len(w))
+            w[rows, rows % (w.shape[1] // 4), 0, 0], w[rows, w.shape[1] - 1, 0, 0] = top, -top
+            init.CopyFrom(numpy_helper.from_array(w, init.name))
+    model = quantized.qdq(float_model, reduce_range=True)
+    relaxed = build(model, "relaxed", tmp_path, relaxed_simd=True).directory / "relaxed.json"
+    default = build(model, "default", tmp_path).directory / "default.json"
+    manifests = {path.stem: json.loads(path.read_text()) for path in (relaxed, default)}
+    added = manifests["relaxed"]["weights"]["nbytes"] - manifests["default"]["weights"]["nbytes"]
+    assert manifests["relaxed"]["derived_nbytes"] > 0  # something is made at init
 
-    def weight_bytes(wasm):
-        return json.loads(wasm.with_suffix(".json").read_text())["weights"]["nbytes"]
-
-    convs = [a for a in _int8_weights(model) if a.ndim == 4]  # [O, I, kh, kw]
-    (gemm,) = [a for a in _int8_weights(model) if a.ndim == 2]  # [K, N]
-    ones = 4 * (sum(int(np.prod(a.shape[1:])) for a in convs) + gemm.shape[0])  # uint8, 4 lanes
-    indices = 4 * (sum(a.shape[1] for a in convs) + gemm.shape[0])  # int32, at most each input channel once
-    assert weight_bytes(relaxed) <= weight_bytes(default) + ones + indices, (weight_bytes(relaxed), weight_bytes(default))
+    repeated = small = 0
+    for weights in _int8_weights(model):
+        hwio = weights.transpose(2, 3, 1, 0) if weights.ndim == 4 else weights  # Gemm: [K, N]
+        offsets = relaxed_products.offset_weights(hwio, channel_axis=hwio.ndim - 1, depth_axis=hwio.ndim - 2)
+        if offsets is None:
+            continue
+        repeated += offsets.weights.nbytes - hwio.nbytes
+        depth = int(np.prod(hwio.shape[:-1]))
+        # ones (uint8, 4 lanes), indices (int32), lows and sums (int32) below the init threshold
+        small += 4 * depth + 4 * offsets.repeated.size + 8 * hwio.shape[-1]
+    assert repeated > 2 * small, (repeated, small)  # the case is in the model
+    assert added <= small, (added, small, repeated)
 
 
 def _native(compute, *arrays_and_args):

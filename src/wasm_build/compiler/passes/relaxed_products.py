@@ -17,9 +17,10 @@ The first term is the relaxed product; the second a multiple of the activations'
 reduction (a matmul row, a conv's window), computed by a product of ones over one vector of
 lanes; the last a constant. Both corrections fuse into the product's epilogue. ``b``, ``low``
 and ``shift * sum W`` are made from the int8 weights when the module is initialized
-(`compiler.init_kernels`): the artifact carries the int8 weights, as a build without relaxed
-SIMD does, not a second copy of them (``b`` grows by the repeated channels below) and two
-int32 values per output channel (25% of a 32-channel 1x1 conv's weight bytes). Where ``b``
+(`compiler.init_kernels`) where that makes the artifact smaller: the int8 weights then ship as
+a build without relaxed SIMD ships them, and ``b``'s repeated channels (below) or the int32
+values per output channel are not shipped; each kernel run at init costs code, about a
+kilobyte (`_INIT_KERNEL_BYTES`). Where ``b``
 reaches 128 (a channel holding both -64 and 64) it is taken down to 127 and the 1 multiplied
 apart: the input channels that held such a weight are read a second time, at weight 1 for the
 output channels concerned (`offset_weights`). Exact: every term is the integer sum it stands for.
@@ -55,6 +56,9 @@ _NHWC = ("NHWC", "HWIO", "NHWC")  # convs reach this pass in `nhwc_conv`'s layou
 # reduction step, and the relaxed dot's 1.5-1.7x faster steps (measured) no longer pay past
 # about 0.6 (a 1x1 conv over 12 channels had 16 to repeat).
 _MAX_REPEATED = 0.5
+# Code of a kernel run at init, about (36 of them made 39 KB of a wasm32 module): values are
+# made at init only where the constants they replace are larger (`_RelaxedProducts._init`).
+_INIT_KERNEL_BYTES = 1536
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ class _RelaxedProducts(relax.PyExprMutator):
             return None
         signed, shift, weights, offsets = operands
         reads = self._repeating(signed, offsets.repeated, -1)
-        product = self.builder_.emit(relax.op.matmul(reads, self._filter(weights, offsets), out_dtype="int32"))
+        product = self.builder_.emit(relax.op.matmul(reads, self._filter(weights, offsets, shift), out_dtype="int32"))
 
         def row_sums():
             ones = relax.const(np.ones((weights.shape[0], _DEPTH), np.uint8))
@@ -214,7 +218,7 @@ class _RelaxedProducts(relax.PyExprMutator):
         }
         conv = dict(**geometry, data_layout="NHWC", kernel_layout="HWIO", out_layout="NHWC", out_dtype="int32")
         reads = self._repeating(signed, offsets.repeated, 3)
-        product = self.builder_.emit(relax.op.nn.conv2d(reads, self._filter(weights, offsets), **conv))
+        product = self.builder_.emit(relax.op.nn.conv2d(reads, self._filter(weights, offsets, shift), **conv))
 
         def window_sums():
             ones = relax.const(np.ones((*weights.shape[:3], _DEPTH), np.uint8))
@@ -229,16 +233,30 @@ class _RelaxedProducts(relax.PyExprMutator):
         """``product`` plus ``low`` times the activations' ``sums()`` (a function: they are
         made only where some ``low`` is not 0) plus ``shift * sum W``."""
         if np.any(offsets.low):
-            product = relax.op.add(product, relax.op.multiply(sums(), self._at_init(channel_lows, weights)))
+            lows = self._at_init(channel_lows, weights) if self._init(weights, offsets, shift) else relax.const(offsets.low)
+            product = relax.op.add(product, relax.op.multiply(sums(), lows))
         if shift:
-            product = relax.op.add(product, self._at_init(channel_sums, weights, shift))
+            constant = self._at_init(channel_sums, weights, shift) if self._init(weights, offsets, shift) else None
+            product = relax.op.add(product, relax.const(shift * offsets.sums) if constant is None else constant)
         return product
 
-    def _filter(self, weights: np.ndarray, offsets: _Offsets) -> relax.Expr:
-        """`_Offsets.weights`, made at init."""
+    def _filter(self, weights: np.ndarray, offsets: _Offsets, shift: int) -> relax.Expr:
+        """`_Offsets.weights`, as a constant or made at init (`_init`)."""
+        if not self._init(weights, offsets, shift):
+            return relax.const(offsets.weights)
         if not offsets.repeated.size:
             return self._at_init(offset_filter, weights)
         return self._at_init(offset_filter, weights, relax.const(offsets.repeated), offsets.rows)
+
+    @staticmethod
+    def _init(weights: np.ndarray, offsets: _Offsets, shift: int) -> bool:
+        """Whether a product's offset weights, lows and sums are made at init: where the
+        constants that saves (the repeated channels' weights, int32 values per output
+        channel) outweigh the kernels' code (`_INIT_KERNEL_BYTES`). All or none: made at
+        init, they are made from the int8 weights, which the artifact then carries."""
+        kernels = 1 + bool(np.any(offsets.low)) + bool(shift)
+        saved = offsets.weights.nbytes - weights.nbytes + offsets.low.nbytes * (kernels - 1)
+        return saved > kernels * _INIT_KERNEL_BYTES
 
     def _at_init(self, compute, weights: np.ndarray, *args) -> relax.Expr:
         """``compute`` over the int8 ``weights`` (`offset_filter`, `channel_lows`,
