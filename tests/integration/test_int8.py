@@ -258,20 +258,25 @@ def test_concatenations_of_differently_quantized_inputs_move_integers(built, tmp
     assert not [k for k, c in kernels.items() if c["i8x16.extract_lane_u"] or c["i8x16.extract_lane_s"]], kernels
 
 
-def _concatenated_dtypes(model, tmp_path) -> list[set[str]]:
-    """The element types of each concatenation's inputs once the quantized passes have run."""
+def _optimized_calls(model, tmp_path, op: str) -> list[relax.Call]:
+    """The calls of ``op`` in ``model``'s main function once `optimize_passes` have run."""
     path = tmp_path / "model.onnx"
     onnx.save(model, path)
     with TargetOptions().tvm_target():
         mod = tvm.transform.Sequential(optimize_passes())(load_onnx(path, {}, None).module)
-    joined = []
+    calls = []
 
     def visit(expr):
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.concat":
-            joined.append({str(field.dtype) for field in expr.args[0].ty.fields})
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == op:
+            calls.append(expr)
 
     relax.analysis.post_order_visit(mod["main"], visit)
-    return joined
+    return calls
+
+
+def _concatenated_dtypes(model, tmp_path) -> list[set[str]]:
+    """The element types of each concatenation's inputs once the quantized passes have run."""
+    return [{str(field.dtype) for field in call.args[0].ty.fields} for call in _optimized_calls(model, tmp_path, "relax.concat")]
 
 
 def test_integer_products_count_as_work(built):
@@ -359,17 +364,7 @@ def test_activations_shared_by_projections_are_quantized_once(tmp_path):
     reshaped = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Reshape"}
     sources = {reshaped.get(name, name) for name in quantized_inputs}  # what each reshape reads
     assert len(sources) < len(quantized_inputs), quantized_inputs  # the case is in the model
-    path = tmp_path / "block.onnx"
-    onnx.save(model, path)
-    with TargetOptions().tvm_target():
-        mod = tvm.transform.Sequential(optimize_passes())(load_onnx(path, {}, None).module)
-    reductions = []
-
-    def visit(expr):
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.max":
-            reductions.append(expr)
-
-    relax.analysis.post_order_visit(mod["main"], visit)
+    reductions = _optimized_calls(model, tmp_path, "relax.max")
     assert len(reductions) == len(sources), (len(reductions), len(sources))
     wasm = WasmModel(build(model, "block", tmp_path).directory / "block.wasm")
     for seed in range(2):
