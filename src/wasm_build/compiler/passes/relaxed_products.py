@@ -232,12 +232,13 @@ class _RelaxedProducts(relax.PyExprMutator):
     def _corrected(self, product: relax.Expr, sums, weights: np.ndarray, offsets: _Offsets, shift: int) -> relax.Expr:
         """``product`` plus ``low`` times the activations' ``sums()`` (a function: they are
         made only where some ``low`` is not 0) plus ``shift * sum W``."""
+        at_init = self._init(weights, offsets, shift)
         if np.any(offsets.low):
-            lows = self._at_init(channel_lows, weights) if self._init(weights, offsets, shift) else relax.const(offsets.low)
+            lows = self._at_init(channel_lows, weights) if at_init else relax.const(offsets.low)
             product = relax.op.add(product, relax.op.multiply(sums(), lows))
         if shift:
-            constant = self._at_init(channel_sums, weights, shift) if self._init(weights, offsets, shift) else None
-            product = relax.op.add(product, relax.const(shift * offsets.sums) if constant is None else constant)
+            shifted = self._at_init(channel_sums, weights, shift) if at_init else relax.const(shift * offsets.sums)
+            product = relax.op.add(product, shifted)
         return product
 
     def _filter(self, weights: np.ndarray, offsets: _Offsets, shift: int) -> relax.Expr:
