@@ -140,6 +140,11 @@ def test_relaxed_build_ships_the_int8_weights_once(tmp_path):
         small += 4 * depth + 4 * offsets.repeated.size + 8 * hwio.shape[-1]
     assert repeated > 2 * small, (repeated, small)  # the case is in the model
     assert added <= small, (added, small, repeated)
+    for seed in range(2):  # and what init makes gives the default build's values
+        inputs = models.random_inputs(model, seed=seed)
+        wasm = [WasmModel(path.with_suffix(".wasm")).run(inputs) for path in (relaxed, default)]
+        for got, want in zip(*wasm):
+            np.testing.assert_array_equal(got, want)
 
 
 def _native(compute, *arrays_and_args):
