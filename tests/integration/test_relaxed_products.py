@@ -179,3 +179,41 @@ def test_init_kernels_make_the_offsets_the_rewrite_planned(shape):
     plain = relaxed_products.offset_weights(unrepeated, channel_axis=len(shape) - 1, depth_axis=len(shape) - 2)
     assert plain.repeated.size == 0
     np.testing.assert_array_equal(_native(relaxed_products.offset_filter, np.ascontiguousarray(unrepeated)), plain.weights)
+
+
+@pytest.mark.parametrize(
+    "make, ndim",
+    [(seven_bit_cnn, 4), (lambda: quantized.dynamic(models.mlp(), reduce_range=True), 2)],
+    ids=["static convs with biases", "dynamic matmuls"],
+)
+def test_shift_terms_ship_as_no_constant_of_their_own(make, ndim, tmp_path):
+    """A product over activations shifted by -128 adds back ``128 * sum W`` per output channel:
+    joined with the bias a static model adds next (the CNN's convs; its Gemm has none), or with
+    the zero-point correction of a dynamically quantized one (``(128 - z) * sum W``; the MLP's
+    10-class head crops padded channels in between), it ships as no constant of its own."""
+    from tvm import relax
+
+    from wasm_build.compiler.passes import graph_passes
+    from wasm_build.compiler.pipeline import optimize_passes
+    from wasm_build.compiler.target import TargetOptions
+    from wasm_build.frontends.onnx import load_onnx
+
+    model = make()
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    target = TargetOptions(relaxed_simd=True).tvm_target()
+    with target, tvm.transform.PassContext(opt_level=3):
+        mod = tvm.transform.Sequential([*optimize_passes(), *graph_passes(target)])(load_onnx(path, {}, None).module)
+    constants = []
+
+    def visit(expr):
+        if isinstance(expr, tvm.ir.expr.Constant) and isinstance(expr.value, tvm.runtime.Tensor):
+            constants.append(expr.value.numpy())
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    shifts = [128 * (w.astype(np.int64).sum(axis=(1, 2, 3)) if w.ndim == 4 else w.astype(np.int64).sum(axis=0))
+              for w in _int8_weights(model) if w.ndim == ndim]  # conv [O, I, kh, kw], matmul [K, N]
+    assert shifts
+    found = [c for c in constants if c.dtype == np.int32 and c.ndim >= 1 and any(
+        c.size >= s.size and np.array_equal(c.reshape(-1)[: s.size], s) for s in shifts)]
+    assert not found, found  # the builds' values: the tests above

@@ -83,7 +83,7 @@ def graph_passes(target: tvm.target.Target, winograd_budget: float = 0.0) -> lis
     # The relaxed dot product only where the module may use relaxed SIMD (it then needs a host
     # that has it), on the integer products Winograd leaves (its 2.25x fewer multiply-adds beat
     # the relaxed dot's 1.5-2x faster ones).
-    relaxed = [relaxed_products_pass()] if "+relaxed-simd" in list(target.attrs.get("mattr") or []) else []
+    relaxed = [relaxed_products_pass(), relax.transform.DeadCodeElimination()] if "+relaxed-simd" in list(target.attrs.get("mattr") or []) else []
     return [
         clamped_gathers_pass(),
         scalar_clamp_pass(),

@@ -163,6 +163,8 @@ class _RelaxedProducts(relax.PyExprMutator):
         # What several products of one activation share (a transformer's Q, K and V): its int8
         # form, padded form and sums, made once.
         self.made: dict[tuple, relax.Expr] = {}
+        # The ``shift * sum W`` constants added to products, for `_joined_shift`.
+        self.shifts: list[tvm.ir.expr.Constant] = []
 
     def visit_dataflow_block_(self, block: relax.DataflowBlock) -> relax.BindingBlock:
         self.made = {}  # what a block binds is out of scope in the next
@@ -170,7 +172,7 @@ class _RelaxedProducts(relax.PyExprMutator):
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
-        for rule in (self._matmul, self._conv):
+        for rule in (self._matmul, self._conv, self._joined_shift):
             rewritten = rule(call)
             if rewritten is not None:
                 return rewritten
@@ -237,9 +239,63 @@ class _RelaxedProducts(relax.PyExprMutator):
             lows = self._at_init(channel_lows, weights) if at_init else relax.const(offsets.low)
             product = relax.op.add(product, relax.op.multiply(sums(), lows))
         if shift:
-            shifted = self._at_init(channel_sums, weights, shift) if at_init else relax.const(shift * offsets.sums)
+            if at_init:
+                shifted = self._at_init(channel_sums, weights, shift)
+            else:
+                shifted = relax.const(shift * offsets.sums)
+                self.shifts.append(shifted)
             product = relax.op.add(product, shifted)
         return product
+
+    def _joined_shift(self, call: relax.Call) -> relax.Expr | None:
+        """A product's ``shift * sum W`` joined with the constant term after it, in int32
+        (exact: wrapping sums reassociate), so it ships as no constant of its own: ``(x + c)
+        + b`` (a static model's bias) as ``x + (c + b)``; ``(x + c) - z * S`` (a dynamically
+        quantized model's zero-point correction, ``S = sum W``, ``c = shift * S``) as
+        ``x + (shift - z) * S``; either with the crop of padded output channels between
+        (`integer_contractions` pads them to whole vectors). The first sum is left unused
+        (`DeadCodeElimination` after)."""
+        if op_name(call) not in ("relax.add", "relax.subtract") or dtype_of(call) != "int32":
+            return None
+        shifted = self._shifted(call.args[0])
+        if shifted is None:
+            return None
+        x, values = shifted
+        if op_name(call) == "relax.add":
+            term = constant(call.args[1], self.lookup_binding)
+            if term is None or dtype_of(call.args[1]) != "int32":
+                return None
+            return relax.op.add(x, relax.const((values + term).astype(np.int32)))
+        correction = bound(call.args[1], self.lookup_binding)
+        if op_name(correction) != "relax.multiply":
+            return None
+        zero_point, sums = correction.args
+        known = constant(sums, self.lookup_binding)
+        if known is None or known.shape != values.shape or int(zero_point.ty.ndim) != 0 or not known.any():
+            return None
+        shift = int(values[known != 0][0] // known[known != 0][0])
+        if not np.array_equal(values, shift * known.astype(np.int64)):
+            return None
+        return relax.op.add(x, relax.op.multiply(relax.op.subtract(relax.const(shift, "int32"), zero_point), sums))
+
+    def _shifted(self, expr: relax.Expr) -> tuple[relax.Expr, np.ndarray] | None:
+        """(``x``, ``c``) where ``expr`` is ``x + c`` with ``c`` one of `shifts`, or a crop of
+        that sum's last axis from 0 (then ``x`` cropped, ``c`` too)."""
+        value = bound(expr, self.lookup_binding)
+        crop = None
+        if op_name(value) == "relax.strided_slice":
+            # Arguments: data, axes, begin, end[, strides], each a tuple of integers.
+            axes, begin, end, *strides = ([int(f.value) for f in arg.fields] for arg in value.args[1:])
+            ndim = int(value.ty.ndim)
+            if [a % ndim for a in axes] != [ndim - 1] or begin != [0] or strides not in ([], [[1]]):
+                return None
+            crop, value = end[0], bound(value.args[0], self.lookup_binding)
+        if op_name(value) != "relax.add" or not any(value.args[1].same_as(c) for c in self.shifts):
+            return None
+        x, values = value.args[0], value.args[1].value.numpy()
+        if crop is None:
+            return x, values
+        return relax.op.strided_slice(x, axes=[-1], begin=[0], end=[crop]), values[..., :crop]
 
     def _filter(self, weights: np.ndarray, offsets: _Offsets, shift: int) -> relax.Expr:
         """`_Offsets.weights`, as a constant or made at init (`_init`)."""
