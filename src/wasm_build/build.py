@@ -315,6 +315,7 @@ def _build_uncached(
                         log=progress.detail,
                         torch_program=loaded.torch_program,
                         values=[sig.values for sig, _ in plan.inputs],
+                        fused_multiply_adds=model.relaxed_simd,
                     )
             # Only verified artifacts replace the previous ones.
             write_rust_runtime(destination.parent)

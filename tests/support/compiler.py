@@ -136,7 +136,7 @@ def kernel_instructions(wasm_path) -> dict[str, Counter]:
 
 
 # Instructions llvm-objdump 19 prints as <unknown>, by their bytes (prefix and LEB128 opcode).
-_UNNAMED = {"fd 93 02": "i32x4.relaxed_dot_i8x16_i7x16_add_s"}
+_UNNAMED = {"fd 93 02": "i32x4.relaxed_dot_i8x16_i7x16_add_s", "fd 85 02": "f32x4.relaxed_madd"}
 
 
 def innermost_loops(disassembly):
