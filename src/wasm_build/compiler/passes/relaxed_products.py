@@ -44,20 +44,19 @@ from tvm import relax, te, tirx
 
 from ..init_kernels import INIT_KERNEL_ATTR
 from .analysis import mutate_functions
-from .conv_rewrite import OPAQUE, call_te_kernel, conv_layouts
+from .conv_rewrite import NHWC_LAYOUTS, OPAQUE, call_te_kernel, conv_layouts
 from .qdq import bound, constant, dtype_of, flipped_bytes, op_name
 
 # Reduction steps of one relaxed dot product (`schedules.dot_products.RELAXED_DOT`).
 _DEPTH = 4
 # The instruction's second operand: [0, 127].
 _WINDOW = 127
-_NHWC = ("NHWC", "HWIO", "NHWC")  # convs reach this pass in `nhwc_conv`'s layouts
 # Input channels read a second time, at most, as a fraction of the reduction's: each one costs a
 # reduction step, and the relaxed dot's 1.5-1.7x faster steps (measured) no longer pay past
 # about 0.6 (a 1x1 conv over 12 channels had 16 to repeat).
 _MAX_REPEATED = 0.5
 # Code of a kernel run at init, about (36 of them made 39 KB of a wasm32 module): values are
-# made at init only where the constants they replace are larger (`_RelaxedProducts._init`).
+# made at init only where the constants they replace are larger (`_RelaxedProducts._made_at_init`).
 _INIT_KERNEL_BYTES = 1536
 
 
@@ -72,6 +71,18 @@ class _Offsets:
     # first `rows` hold a top weight, the others pad the group and are read at weight 0.
     repeated: np.ndarray
     rows: int
+
+
+@dataclass(frozen=True)
+class _Product:
+    """A product the relaxed dot takes, as `_RelaxedProducts._product` reads it."""
+
+    signed: relax.Expr  # the activation as int8
+    shift: int  # what was taken from it: 128 for uint8, else 0
+    weights: np.ndarray  # int8
+    offsets: _Offsets
+    # Whether the offset weights, lows and sums are made at init (`_made_at_init`).
+    at_init: bool
 
 
 def offset_weights(weights: np.ndarray, channel_axis: int, depth_axis: int) -> _Offsets | None:
@@ -181,18 +192,18 @@ class _RelaxedProducts(relax.PyExprMutator):
     def _matmul(self, call: relax.Call) -> relax.Expr | None:
         if op_name(call) != "relax.matmul" or str(call.attrs.out_dtype) != "int32":
             return None
-        operands = self._operands(call, ndim=2, channel_axis=1, depth_axis=0)
-        if operands is None:
+        found = self._product(call, ndim=2, channel_axis=1, depth_axis=0)
+        if found is None:
             return None
-        signed, shift, weights, offsets = operands
-        reads = self._repeating(signed, offsets.repeated, -1)
-        product = self.builder_.emit(relax.op.matmul(reads, self._filter(weights, offsets, shift), out_dtype="int32"))
+        signed = found.signed
+        reads = self._repeating(signed, found.offsets.repeated, -1)
+        product = self.builder_.emit(relax.op.matmul(reads, self._filter(found), out_dtype="int32"))
 
         def row_sums():
-            ones = relax.const(np.ones((weights.shape[0], _DEPTH), np.uint8))
+            ones = relax.const(np.ones((found.weights.shape[0], _DEPTH), np.uint8))
             return self._once(("rows", signed), lambda: self._sums(relax.op.matmul(signed, ones, out_dtype="int32"), -1))
 
-        return self._corrected(product, row_sums, weights, offsets, shift)
+        return self._corrected(product, row_sums, found)
 
     def _conv(self, call: relax.Call) -> relax.Expr | None:
         """An NHWC conv2d as the matmul above, its row sums each output pixel's window sums
@@ -201,14 +212,14 @@ class _RelaxedProducts(relax.PyExprMutator):
         if op_name(call) != "relax.nn.conv2d" or str(call.attrs.out_dtype) != "int32":
             return None
         attrs = call.attrs
-        if conv_layouts(call) != _NHWC or int(attrs.groups) != 1:
+        if conv_layouts(call) != NHWC_LAYOUTS or int(attrs.groups) != 1:
             return None
-        operands = self._operands(call, ndim=4, channel_axis=3, depth_axis=2)
-        if operands is None:
+        found = self._product(call, ndim=4, channel_axis=3, depth_axis=2)
+        if found is None:
             return None
-        signed, shift, weights, offsets = operands
+        signed = found.signed
         padding = tuple(int(p) for p in attrs.padding)  # top, left, bottom, right
-        if shift and any(padding):
+        if found.shift and any(padding):
             top, left, bottom, right = padding
             width = [0, 0, top, bottom, left, right, 0, 0]
             signed = self._once(("pad", signed, padding), lambda: relax.op.nn.pad(signed, width, pad_value=-128.0))
@@ -219,27 +230,27 @@ class _RelaxedProducts(relax.PyExprMutator):
             "dilation": [int(v) for v in attrs.dilation],
         }
         conv = dict(**geometry, data_layout="NHWC", kernel_layout="HWIO", out_layout="NHWC", out_dtype="int32")
-        reads = self._repeating(signed, offsets.repeated, 3)
-        product = self.builder_.emit(relax.op.nn.conv2d(reads, self._filter(weights, offsets, shift), **conv))
+        reads = self._repeating(signed, found.offsets.repeated, 3)
+        product = self.builder_.emit(relax.op.nn.conv2d(reads, self._filter(found), **conv))
 
         def window_sums():
-            ones = relax.const(np.ones((*weights.shape[:3], _DEPTH), np.uint8))
+            ones = relax.const(np.ones((*found.weights.shape[:3], _DEPTH), np.uint8))
             return self._once(
-                ("windows", signed, weights.shape[:2], *(tuple(v) for v in geometry.values())),
+                ("windows", signed, found.weights.shape[:2], *(tuple(v) for v in geometry.values())),
                 lambda: self._sums(relax.op.nn.conv2d(signed, ones, **conv), 3),
             )
 
-        return self._corrected(product, window_sums, weights, offsets, shift)
+        return self._corrected(product, window_sums, found)
 
-    def _corrected(self, product: relax.Expr, sums, weights: np.ndarray, offsets: _Offsets, shift: int) -> relax.Expr:
+    def _corrected(self, product: relax.Expr, sums, found: _Product) -> relax.Expr:
         """``product`` plus ``low`` times the activations' ``sums()`` (a function: they are
         made only where some ``low`` is not 0) plus ``shift * sum W``."""
-        at_init = self._init(weights, offsets, shift)
+        offsets, weights, shift = found.offsets, found.weights, found.shift
         if np.any(offsets.low):
-            lows = self._at_init(channel_lows, weights) if at_init else relax.const(offsets.low)
+            lows = self._at_init(channel_lows, weights) if found.at_init else relax.const(offsets.low)
             product = relax.op.add(product, relax.op.multiply(sums(), lows))
         if shift:
-            if at_init:
+            if found.at_init:
                 shifted = self._at_init(channel_sums, weights, shift)
             else:
                 shifted = relax.const(shift * offsets.sums)
@@ -297,16 +308,17 @@ class _RelaxedProducts(relax.PyExprMutator):
             return x, values
         return relax.op.strided_slice(x, axes=[-1], begin=[0], end=[crop]), values[..., :crop]
 
-    def _filter(self, weights: np.ndarray, offsets: _Offsets, shift: int) -> relax.Expr:
-        """`_Offsets.weights`, as a constant or made at init (`_init`)."""
-        if not self._init(weights, offsets, shift):
+    def _filter(self, found: _Product) -> relax.Expr:
+        """`_Offsets.weights`, as a constant or made at init."""
+        offsets = found.offsets
+        if not found.at_init:
             return relax.const(offsets.weights)
         if not offsets.repeated.size:
-            return self._at_init(offset_filter, weights)
-        return self._at_init(offset_filter, weights, relax.const(offsets.repeated), offsets.rows)
+            return self._at_init(offset_filter, found.weights)
+        return self._at_init(offset_filter, found.weights, relax.const(offsets.repeated), offsets.rows)
 
     @staticmethod
-    def _init(weights: np.ndarray, offsets: _Offsets, shift: int) -> bool:
+    def _made_at_init(weights: np.ndarray, offsets: _Offsets, shift: int) -> bool:
         """Whether a product's offset weights, lows and sums are made at init: where the
         constants that saves (the repeated channels' weights, int32 values per output
         channel) outweigh the kernels' code (`_INIT_KERNEL_BYTES`). All or none: made at
@@ -324,9 +336,8 @@ class _RelaxedProducts(relax.PyExprMutator):
         )
         return self.builder_.emit(call)
 
-    def _operands(self, call: relax.Call, ndim: int, channel_axis: int, depth_axis: int):
-        """(the activation as int8, what was taken from it, the int8 weights, their offsets) of
-        a product the relaxed dot takes, else None."""
+    def _product(self, call: relax.Call, ndim: int, channel_axis: int, depth_axis: int) -> _Product | None:
+        """``call`` as a product the relaxed dot takes, else None."""
         activation = self._narrow(call.args[0])
         weights = constant(call.args[1], self.lookup_binding)
         if activation is None or weights is None or weights.ndim != ndim or weights.shape[depth_axis] % _DEPTH:
@@ -334,7 +345,8 @@ class _RelaxedProducts(relax.PyExprMutator):
         offsets = offset_weights(weights, channel_axis, depth_axis)
         if offsets is None or not pays(offsets, weights.shape[depth_axis]):
             return None
-        return (*self._signed(activation), weights, offsets)
+        signed, shift = self._signed(activation)
+        return _Product(signed, shift, weights, offsets, self._made_at_init(weights, offsets, shift))
 
     def _narrow(self, expr: relax.Expr) -> relax.Expr | None:
         """The 8-bit tensor an int16 operand was widened from (``astype(x, int16)``, maybe
