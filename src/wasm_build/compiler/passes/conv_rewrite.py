@@ -45,6 +45,10 @@ def _static_shape(expr: relax.Expr, dtypes: tuple[str, ...]) -> tuple[int, ...] 
     return tuple(int(d) for d in dims)
 
 
+# Data, kernel and output layouts of the convs `nhwc_conv` leaves, which the rewrites after it take.
+NHWC_LAYOUTS = ("NHWC", "HWIO", "NHWC")
+
+
 def conv_layouts(call: relax.Call) -> tuple[str, str, str]:
     """A conv-like call's data, kernel and output layouts (the output's is the data's when unset)."""
     attrs = call.attrs
@@ -98,7 +102,7 @@ def is_plain_nhwc_conv(call: relax.Call, *, strided: bool = False) -> bool:
     attrs = call.attrs
     if any(int(v) != 1 for v in (*([] if strided else attrs.strides), *attrs.dilation)) or int(attrs.groups) != 1:
         return False
-    return constant_conv(call, "relax.nn.conv2d", ("NHWC", "HWIO", "NHWC")) is not None
+    return constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS) is not None
 
 
 def call_te_kernel(

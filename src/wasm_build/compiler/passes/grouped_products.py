@@ -35,9 +35,8 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import constant_conv, emit_conv_kernel, rewrite_calls
+from .conv_rewrite import NHWC_LAYOUTS, constant_conv, emit_conv_kernel, rewrite_calls
 
-_LAYOUTS = ("NHWC", "HWIO", "NHWC")
 # A group's output channels: whole vectors of int32 accumulators; its input channels: pairs
 # (`i32x4.dot_i16x8_s` multiplies two at a time).
 _LANES = 4
@@ -65,8 +64,8 @@ class _Geometry:
 
 
 def _plan(call: relax.Call) -> tuple[_Geometry, np.ndarray] | None:
-    floats = constant_conv(call, "relax.nn.conv2d", _LAYOUTS)
-    conv = floats or constant_conv(call, "relax.nn.conv2d", _LAYOUTS, integer=True)
+    floats = constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS)
+    conv = floats or constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS, integer=True)
     if conv is None or (not floats and conv.constant.value.dtype != "int8"):
         return None
     attrs, shape, out_shape = call.attrs, conv.data_shape, conv.out_shape

@@ -25,10 +25,9 @@ from tvm.script import tirx as T
 
 from .. import tvmscript
 from ..tiles import SCHEDULED_ATTR
-from .conv_rewrite import constant_conv, conv_rewrite_pass, emit_conv_kernel
+from .conv_rewrite import NHWC_LAYOUTS, constant_conv, conv_rewrite_pass, emit_conv_kernel
 from .qdq import static_shape
 
-_LAYOUTS = ("NHWC", "HWIO", "NHWC")
 # Channels the pairs kernel widens and interleaves at a time (8 int16 lanes, one v128), or 4
 # (half a v128 widened, interleaved into a whole one) when the channels are no multiple of 8
 # (GhostNet's 12, 36 or 60: they ran as plain loops at 2-5 GMAC/s).
@@ -45,7 +44,7 @@ def eligible(call: relax.Call) -> bool:
     """An NHWC/HWIO depthwise conv (one output channel per input channel, a multiple of 4 of
     them: the pairs kernel's vectors) of 8-bit or int16 activations with constant int8 weights, accumulating in int32,
     over static shapes, with a window at least two taps wide."""
-    conv = constant_conv(call, "relax.nn.conv2d", _LAYOUTS, integer=True)
+    conv = constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS, integer=True)
     if conv is None or conv.constant.value.dtype != "int8" or len(conv.data_shape) != 4:
         return False
     _, window_w, per_group, out_channels = (int(x) for x in conv.constant.value.shape)

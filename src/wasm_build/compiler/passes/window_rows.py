@@ -29,7 +29,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import OPAQUE, call_te_kernel, constant_conv, emit_conv_kernel, rewrite_calls
+from .conv_rewrite import NHWC_LAYOUTS, OPAQUE, call_te_kernel, constant_conv, emit_conv_kernel, rewrite_calls
 
 _MAX_CHANNELS = 4
 # int16 values the dot-product kernels read per group of reduction steps (`PAIR_GROUP` pairs).
@@ -75,7 +75,7 @@ class _Plan:
 
 
 def _plan(call: relax.Call) -> _Plan | None:
-    conv = constant_conv(call, "relax.nn.conv2d", ("NHWC", "HWIO", "NHWC"), integer=True)
+    conv = constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS, integer=True)
     if conv is None or conv.constant.value.dtype != "int8" or len(conv.data_shape) != 4:
         return None
     attrs, shape, out_shape = call.attrs, conv.data_shape, conv.out_shape

@@ -46,6 +46,7 @@ from ..init_kernels import INIT_KERNEL_ATTR
 from ..tiles import PACKED_ROWS, WINOGRAD_STAGE_ATTR
 from .analysis import bindings
 from .conv_rewrite import (
+    NHWC_LAYOUTS,
     OPAQUE,
     call_te_kernel,
     conv_layouts,
@@ -281,7 +282,7 @@ def _is_integer_conv(call: relax.Call, lookup: Lookup) -> bool:
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
         return False
     attrs = call.attrs
-    if conv_layouts(call) != ("NHWC", "HWIO", "NHWC") or str(attrs.out_dtype) != "int32":
+    if conv_layouts(call) != NHWC_LAYOUTS or str(attrs.out_dtype) != "int32":
         return False
     if any(int(v) != 1 for v in (*attrs.strides, *attrs.dilation)) or int(attrs.groups) != 1:
         return False
