@@ -15,6 +15,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
 
 from wasm_build.compiler.init_kernels import fold_constants
+from wasm_build.compiler.passes import epilogue_transposes_pass
 from wasm_build.compiler.passes import graph_passes as relax_passes
 from wasm_build.compiler.schedules import default_schedule_pass
 from wasm_build.compiler.schedules.analysis import all_blocks
@@ -47,6 +48,7 @@ def fused_module(model, target, schedule=True, graph_passes=False, winograd_budg
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
         fold_constants(),  # as the pipeline: kernels marked to run at init stay calls
+        epilogue_transposes_pass(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
     ]

@@ -33,7 +33,7 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu
 
 from .init_kernels import fold_constants
-from .passes import graph_passes, quantized_passes, static_slices_pass
+from .passes import epilogue_transposes_pass, graph_passes, quantized_passes, static_slices_pass
 from .row_chunks import row_chunk_pass
 from .schedules import default_schedule_pass
 from .symbolic_loops import symbolic_loop_pass
@@ -66,7 +66,8 @@ def optimize_passes() -> list[tvm.transform.Pass]:
 
 
 def legalize_passes(target: tvm.target.Target, options: TargetOptions) -> list[tvm.transform.Pass]:
-    """wasm-build's graph passes, then TVM's library dispatch and legalization to TIR; row-wise
+    """wasm-build's graph passes, then TVM's library dispatch and legalization to TIR, fusion
+    (transposes of a contraction's output fused into it: `epilogue_transposes`); row-wise
     kernels over a symbolic number of rows are then compiled for chunks of rows (`row_chunks`)."""
     return [
         *graph_passes(target, winograd_budget=options.winograd_budget),
@@ -76,6 +77,7 @@ def legalize_passes(target: tvm.target.Target, options: TargetOptions) -> list[t
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
         fold_constants(),
+        epilogue_transposes_pass(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
         row_chunk_pass(),

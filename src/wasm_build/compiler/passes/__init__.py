@@ -26,6 +26,9 @@ legalization (see `compiler.pipeline.legalize_passes`); the schedules rely on th
   group axis of their own;
 * `vector_math`: exp/erf/log/sigmoid/tanh/softmax as vectorizable polynomial kernels.
 
+`epilogue_transposes` runs later, after legalization and before fusion: a transpose of a
+contraction's output is fused into it, which then stores its tiles transposed.
+
 `static_slices` runs earlier, first of `compiler.pipeline.optimize_passes`: it gives dynamic
 slices with bounds known at build time (ShuffleNet's channel split) static shapes, which
 FoldConstant and legalization need; `shape_arith` evaluates those bounds.
@@ -56,6 +59,7 @@ from .analysis import calls_op
 from .bilinear_sums import bilinear_sums_pass
 from .clamped_gathers import clamped_gathers_pass
 from .conv1d_planes import conv1d_planes_pass
+from .epilogue_transposes import epilogue_transposes_pass
 from .grouped_products import grouped_products_pass
 from .fold_conv_affine import fold_conv_affine_pass
 from .integer_contractions import integer_contractions_pass
@@ -138,4 +142,4 @@ def _integer_matmuls(mod: tvm.IRModule) -> bool:
     return bool(op_calls(mod, lambda call: call.op.name == "relax.matmul" and str(call.attrs.out_dtype) == "int32"))
 
 
-__all__ = ["graph_passes", "quantized_passes", "static_slices_pass"]
+__all__ = ["epilogue_transposes_pass", "graph_passes", "quantized_passes", "static_slices_pass"]

@@ -13,7 +13,10 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
-# TVM's OpPatternKind values a rewrite gives the kernels it writes (`call_te_kernel`).
+# TVM's OpPatternKind values a rewrite gives the kernels it writes (`call_te_kernel`), and
+# `epilogue_transposes` reads.
+ELEMWISE = 0
+BROADCAST = 1
 INJECTIVE = 2
 OUT_ELEMWISE_FUSABLE = 4  # elementwise consumers fuse into the kernel's output
 OPAQUE = 8  # fuses with nothing
@@ -31,10 +34,10 @@ def padding_rows(pixels: int, rows: int) -> int | None:
 
 def static_float32_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     """The static shape of a float32 tensor expression, else None."""
-    return _static_shape(expr, ("float32",))
+    return static_shape(expr, ("float32",))
 
 
-def _static_shape(expr: relax.Expr, dtypes: tuple[str, ...]) -> tuple[int, ...] | None:
+def static_shape(expr: relax.Expr, dtypes: tuple[str, ...]) -> tuple[int, ...] | None:
     """The static shape of a tensor expression of one of ``dtypes``, else None."""
     ty = expr.ty
     if not isinstance(ty, relax.TensorType) or ty.dtype not in dtypes or ty.shape is None:
@@ -88,7 +91,7 @@ def constant_conv(call: relax.Call, op_name: str, layouts: tuple[str, str, str],
     operands = _INTEGERS if integer else ("float32",)
     if not isinstance(weight, tvm.ir.expr.Constant) or weight.value.dtype not in operands:
         return None
-    data_shape, out_shape = _static_shape(data, operands), _static_shape(call, ("int32",) if integer else ("float32",))
+    data_shape, out_shape = static_shape(data, operands), static_shape(call, ("int32",) if integer else ("float32",))
     if data_shape is None or out_shape is None:
         return None
     return ConstantConv(weight, data_shape, out_shape)

@@ -13,9 +13,11 @@ from typing import NamedTuple
 import numpy as np
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
+from tvm.sym.pattern import detect_linear_equation
 
+from ..tiles import TRANSPOSED_BLOCKS_ATTR
 from ..tir import walk as tir_walk
-from .analysis import VECTOR_BITS, is_plain_reduction, is_spatial, iter_kinds
+from .analysis import VECTOR_BITS, block_realize, extent, is_plain_reduction, is_spatial, iter_kinds
 from .edge_padding import pad_to_tiles
 from .packing import pack_constant_operand, pack_row_operand
 from .pixel_axes import fuse_pixel_axes, write_by_pixel
@@ -67,7 +69,7 @@ class Contraction(Rule):
         init = sch.decompose_reduction(block, loops.reduce[0])
         _vectorize_tile(sch, init, len(loops.tile))
         if not row_epilogue:
-            _vectorize_tile(sch, write_back, len(loops.tile))
+            _vectorize_write_back(sch, write_back, len(loops.tile), shape.lanes, sch.get(block).writes[0].source.name)
         pack_constant_operand(sch, block, shape.lane_var, shape.lane_tile)
         if shape.row_operand is not None:
             once_per_call = shape.lane_tiles_outermost and shape.lane_block == 1
@@ -137,6 +139,7 @@ def _write_back(
         and shape.lane_extent % shape.lanes == 0
         and shape.rows * row_bytes <= _ROW_EPILOGUE_BYTES
         and _float_ops(sch.get(write_back)) > _HEAVY_EPILOGUE_OPS
+        and not _stores_transposed(sch.get(write_back))
     )
     if width:
         write_by_pixel(sch, block, write_back, width)
@@ -183,6 +186,40 @@ def _float_ops(stmt: tirx.SBlock) -> int:
 
     tir_walk.visit(stmt.body, visit)
     return count
+
+
+def _stores_transposed(stmt: tirx.SBlock) -> bool:
+    """Whether a write-back stores its tile transposed (`passes.epilogue_transposes`): the
+    output's innermost index is another of its iterators than the tile's lanes (the last)."""
+    index = stmt.writes[0].region[-1].min
+    return any(index.same_as(iv.var) for iv in stmt.iter_vars[:-1])
+
+
+def _vectorize_write_back(sch: s_tir.Schedule, write_back: SBlockRV, depth: int, lanes: int, tile: str) -> None:
+    """Vectorize a tile's write-back along its output's contiguous axis: the lanes, or the
+    tile rows of a tile stored transposed when they are whole vectors, each store one column
+    of the ``tile`` buffer's 4 x 4 blocks (`tir.transpose_shuffle` makes them by interleaves,
+    eight shuffles a block; LLVM's own took three a column). Otherwise lane by lane."""
+    inner = sch.get_loops(write_back)[depth:]
+    if len(inner) > 1 and _stores_transposed(sch.get(write_back)):
+        index = _written_innermost_index(sch, write_back)
+        for position, loop in enumerate(inner[:-1]):
+            coeffs = detect_linear_equation(index, [sch.get(loop).loop_var])
+            unit = len(coeffs) == 2 and isinstance(coeffs[0], tirx.IntImm) and int(coeffs[0]) == 1
+            if unit and extent(sch, loop) % lanes == 0:
+                sch.reorder(*inner[:position], *inner[position + 1 :], loop)
+                sch.annotate(write_back, TRANSPOSED_BLOCKS_ATTR, tile)
+                break
+    _vectorize_tile(sch, write_back, depth)
+
+
+def _written_innermost_index(sch: s_tir.Schedule, block: SBlockRV) -> tirx.PrimExpr:
+    """The innermost index of the buffer ``block`` writes, in terms of its loops' variables."""
+    stmt = sch.get(block)
+    index = stmt.writes[0].region[-1].min
+    for iv, value in zip(stmt.iter_vars, block_realize(sch, block).iter_values):
+        index = tir_walk.substitute(index, iv.var, value)
+    return index
 
 
 def _vectorize_tile(sch: s_tir.Schedule, block: SBlockRV, depth: int) -> None:
