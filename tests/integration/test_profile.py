@@ -86,6 +86,26 @@ def test_the_roofline_holds_each_kernel_against_the_peak(tmp_path):
     assert f"{100 * matmul.bound_ms(peak) / matmul.ms:4.0f}%" in profile.table()
 
 
+def test_an_activation_is_rated_by_its_float_operations(tmp_path):
+    """GELU over a tensor does about 30 float operations an element (its erf polynomial) for
+    8 bytes: bound by arithmetic, not memory. The build counts them, and the profile rates the
+    kernel in GFLOP/s at twice the multiply-add peak (one vector multiply and one vector add a
+    step), where it had been a memory-bound kernel at a small fraction of the in-cache rate."""
+    g = models.GraphBuilder("gelu", 0)
+    x = g.input("x", [1, 4096])
+    g.output(models.gelu(g, x), "y", [1, 4096])
+    result = build(g.build(), "pgelu", tmp_path / "out", smoke_test=False)
+    (work,) = result.manifest["kernel_work"].values()
+    assert work["macs"] == 0 and work["bytes"] == 2 * 4 * 4096
+    assert 10 * 4096 <= work["flops"] <= 100 * 4096, work
+    peak = Peak(gmacs=20.0, gbytes=80.0)
+    profile = profile_artifact(result.directory, runs=2, peak=peak)
+    (kernel,) = profile.kernels
+    assert kernel.flops == work["flops"] and kernel.bound_by(peak) == "GFLOP/s"
+    assert kernel.bound_ms(peak) == pytest.approx(work["flops"] / 40e6)
+    assert "GFLOP/s" in profile.table().splitlines()[2]
+
+
 def test_a_directory_without_an_artifact_names_the_fix(tmp_path):
     with pytest.raises(WasmBuildError, match="holds no wasm-build artifact") as info:
         profile_artifact(tmp_path)
@@ -114,4 +134,5 @@ def test_scalar_parameters_count_no_bytes():
                 v = T.axis.spatial(8, i)
                 b[v] = a[v] + T.Cast("float32", offset)
 
-    assert kernel_work(shifted) == (0, 64)
+    # Its one float add an element counts as work too.
+    assert kernel_work(shifted) == (0, 64, 8)

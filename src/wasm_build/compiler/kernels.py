@@ -29,7 +29,7 @@ def kernel_work_table(lowered: LoweredModel) -> dict[str, dict[str, int]]:
     for gvar, func in lowered.module.functions.items():
         work = work_of(func) if isinstance(func, tvm.tirx.PrimFunc) else None
         if work is not None:
-            table[gvar.name_hint] = {"macs": work.macs, "bytes": work.bytes}
+            table[gvar.name_hint] = {"macs": work.macs, "bytes": work.bytes, "flops": work.flops}
     return dict(sorted(table.items()))
 
 

@@ -1,5 +1,6 @@
-"""What a kernel has to do, whatever its schedule: the multiply-adds of its contractions and the
-bytes of its arguments.
+"""What a kernel has to do, whatever its schedule: the multiply-adds of its contractions, its
+other float operations (an activation's polynomial, a normalization) and the bytes of its
+arguments.
 
 `annotate_work_pass` runs right after fusion, before any schedule (a tuned one or the
 defaults), and records both on each kernel, so padding or recomputation that a schedule adds
@@ -17,27 +18,33 @@ import tvm
 from tvm import s_tir, tirx
 
 from .irmodule import with_functions
+from .tir import walk as tir_walk
 
-# PrimFunc attribute: [multiply-adds, bytes of arguments], set by `annotate_work_pass`.
+# PrimFunc attribute: [multiply-adds, bytes of arguments, other float operations], set by
+# `annotate_work_pass` (records from before float operations were counted have two values).
 WORK_ATTR = "wasm_build.work"
+
+_FLOAT_ARITHMETIC = (tirx.Add, tirx.Sub, tirx.Mul, tirx.Div, tirx.Min, tirx.Max)
 
 
 class Work(NamedTuple):
     macs: int  # multiply-adds accumulated into outputs (matmuls, convs, Winograd products; float or integer)
     bytes: int  # bytes of the kernel's arguments: what it reads and writes at the least
+    flops: int = 0  # float operations besides those multiply-adds (GELU's erf polynomial: about 30 an element)
 
 
 def kernel_work(func: tirx.PrimFunc) -> Work:
     """The work of an unscheduled kernel (every block in its own loop nest)."""
     # Scalar parameters (a kernel that takes an offset or a size) are no buffers.
     buffers = [param for param in func.params if isinstance(param.ty, tirx.BufferType)]
-    return Work(_macs(func.body, 1), sum(_nbytes(buffer) for buffer in buffers))
+    macs, flops = _count(func.body, 1)
+    return Work(macs, sum(_nbytes(buffer) for buffer in buffers), flops)
 
 
 def work_of(func: tirx.PrimFunc) -> Work | None:
     """The work `annotate_work_pass` recorded on ``func``, if it did."""
     value = func.attrs.get(WORK_ATTR) if func.attrs is not None else None
-    return Work(int(value[0]), int(value[1])) if value is not None else None
+    return Work(*(int(v) for v in value)) if value is not None else None
 
 
 def annotate_work_pass() -> tvm.transform.Pass:
@@ -63,16 +70,35 @@ def _symbolic(func: tirx.PrimFunc) -> bool:
     )
 
 
-def _macs(stmt, times: int) -> int:
-    """Multiply-adds in ``stmt`` when it runs ``times`` times."""
+def _count(stmt, times: int) -> tuple[int, int]:
+    """Multiply-adds and other float operations in ``stmt`` when it runs ``times`` times."""
     if isinstance(stmt, tirx.For):
         extent = stmt.extent
-        return _macs(stmt.body, times * int(extent)) if isinstance(extent, tirx.IntImm) else 0
+        return _count(stmt.body, times * int(extent)) if isinstance(extent, tirx.IntImm) else (0, 0)
     if isinstance(stmt, s_tir.SBlock):
-        return (times if _is_multiply_add(stmt.body) else 0) + _macs(stmt.body, times)
-    if isinstance(stmt, tirx.SeqStmt):
-        return sum(_macs(s, times) for s in stmt.seq)
-    return sum(_macs(child, times) for child in _child_stmts(stmt))
+        inner_macs, inner_flops = _count(stmt.body, times)
+        if _is_multiply_add(stmt.body):
+            return inner_macs + times, inner_flops
+        return inner_macs, inner_flops + times * _float_operations(stmt.body)
+    counts = [_count(child, times) for child in (stmt.seq if isinstance(stmt, tirx.SeqStmt) else _child_stmts(stmt))]
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
+def _float_operations(body) -> int:
+    """Float arithmetic in a block's own statement (its nested blocks count for themselves):
+    one per add, subtract, multiply, divide, min or max, and per call of a float function."""
+    if not isinstance(body, tirx.BufferStore):
+        return 0
+    count = 0
+
+    def visit(node) -> None:
+        nonlocal count
+        is_float = str(getattr(node, "ty", "")).startswith("float")
+        if is_float and (isinstance(node, _FLOAT_ARITHMETIC) or (isinstance(node, tvm.ir.expr.Call) and not tir_walk.is_if_then_else(node))):
+            count += 1
+
+    tir_walk.visit(body.value, visit)
+    return count
 
 
 def _child_stmts(stmt):

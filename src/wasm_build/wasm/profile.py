@@ -7,11 +7,14 @@ module. The model then runs a number of times in wasmtime; each call position ke
 fastest time, so the report is the least disturbed run of every kernel. Kernels are named
 as `wasm-build tune` names them, ready for ``--kernels``.
 
-Each kernel is also held against a roofline: its work as fused (multiply-adds and argument
-bytes, recorded by the build in the manifest's ``kernel_work``, see `compiler.work`) against
-the machine's SIMD128 peaks measured in the same session (`wasm.peak`). Its bound is the
-longer of the two ideal times, multiply-adds at the peak rate or bytes at the in-cache
-bandwidth; ``roof`` is that bound over its time, so slow kernels point at themselves.
+Each kernel is also held against a roofline: its work as fused (multiply-adds, other float
+operations and argument bytes, recorded by the build in the manifest's ``kernel_work``, see
+`compiler.work`) against the machine's SIMD128 peaks measured in the same session
+(`wasm.peak`). Its bound is the longest of the ideal times: multiply-adds at the peak rate,
+other float operations at twice it (the peak is a vector multiply and a vector add in each
+step), bytes at the in-cache bandwidth; ``roof`` is that bound over its time, so slow kernels
+point at themselves. A kernel is rated by the work that bounds it: GMAC/s, GFLOP/s (an
+activation's polynomial: GELU, sigmoid) or GB/s.
 """
 
 from __future__ import annotations
@@ -42,16 +45,29 @@ class KernelTime:
     ms: float  # per run: the sum of its calls' fastest times
     macs: int | None = None  # multiply-adds per run, when the build recorded the kernel's work
     nbytes: int | None = None  # argument bytes per run, likewise
+    flops: int = 0  # other float operations per run, likewise (0 in builds that did not count them)
+
+    def _ideal_ms(self, peak: Peak) -> dict[str, float]:
+        """Each kind of work at its peak rate, by the rate's unit."""
+        return {
+            "GMAC/s": self.macs / peak.gmacs / 1e6,
+            "GFLOP/s": self.flops / (2 * peak.gmacs) / 1e6,
+            "GB/s": self.nbytes / peak.gbytes / 1e6,
+        }
 
     def bound_ms(self, peak: Peak) -> float | None:
-        """The roofline's time for this work: multiply-adds at the peak rate or bytes at the
-        in-cache bandwidth, whichever takes longer."""
+        """The roofline's time for this work: the longest of its kinds at their peaks."""
         if self.macs is None or self.nbytes is None:
             return None
-        return max(self.macs / peak.gmacs, self.nbytes / peak.gbytes) / 1e6
+        return max(self._ideal_ms(peak).values())
+
+    def bound_by(self, peak: Peak) -> str:
+        """The unit of the work that bounds the kernel: GMAC/s, GFLOP/s or GB/s."""
+        ideal = self._ideal_ms(peak)
+        return max(ideal, key=ideal.get)
 
     def memory_bound(self, peak: Peak) -> bool:
-        return self.nbytes / peak.gbytes > self.macs / peak.gmacs
+        return self.bound_by(peak) == "GB/s"
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,7 @@ class Profile:
         width = max([len("kernel"), *(len(k.kernel) for k in self.kernels)])
         head, rule = f"{'kernel':<{width}}  calls   ms/run   share", f"{'-' * width}  -----  -------  ------"
         if self.roofline:
-            head, rule = head + "         rate   roof", rule + "  -----------  -----"
+            head, rule = head + "          rate   roof", rule + "  ------------  -----"
         lines = [head, rule]
         for k in self.kernels:
             share = 100 * k.ms / total if total else 0.0
@@ -85,7 +101,8 @@ class Profile:
         lines.append(f"{'all kernels':<{width}}  {sum(k.calls for k in self.kernels):5d}  {total:7.3f}")
         if self.roofline:
             lines.append(
-                f"{self.peak.describe()}; rate: GMAC/s, or GB/s for kernels bound by memory; "
+                f"{self.peak.describe()}; rate: GMAC/s, or GFLOP/s for kernels bound by other float "
+                "operations (at twice the multiply-add peak), or GB/s for kernels bound by memory; "
                 "roof: their bound's time (work at those peaks) over their time"
             )
         return "\n".join(lines)
@@ -95,11 +112,10 @@ def _roof_columns(kernel: KernelTime, peak: Peak) -> str:
     bound = kernel.bound_ms(peak)
     if bound is None or kernel.ms <= 0:
         return ""
-    if kernel.memory_bound(peak):
-        rate = f"{kernel.nbytes / kernel.ms / 1e6:5.1f} GB/s"
-    else:
-        rate = f"{kernel.macs / kernel.ms / 1e6:5.1f} GMAC/s"
-    return f"  {rate:>11}  {100 * bound / kernel.ms:4.0f}%"
+    unit = kernel.bound_by(peak)
+    work = {"GMAC/s": kernel.macs, "GFLOP/s": kernel.flops, "GB/s": kernel.nbytes}[unit]
+    rate = f"{work / kernel.ms / 1e6:5.1f} {unit}"
+    return f"  {rate:>12}  {100 * bound / kernel.ms:4.0f}%"
 
 
 def profile_artifact(
@@ -135,9 +151,11 @@ def _kernel_time(kernel: str, calls: list[tuple[str, float]], work: dict) -> Ker
     """One kernel's calls in a run, its work summed over them (if the build recorded it)."""
     known = [work.get(symbol) for symbol, _ in calls]
     macs = nbytes = None
+    flops = 0
     if all(known):
         macs, nbytes = sum(w["macs"] for w in known), sum(w["bytes"] for w in known)
-    return KernelTime(kernel, len(calls), sum(ms for _, ms in calls), macs, nbytes)
+        flops = sum(w.get("flops", 0) for w in known)
+    return KernelTime(kernel, len(calls), sum(ms for _, ms in calls), macs, nbytes, flops)
 
 
 def _tuning_name(kernel: str, model: str) -> str:
