@@ -3,7 +3,7 @@ other float operations (an activation's polynomial, a normalization) and the byt
 arguments.
 
 `annotate_work_pass` runs right after fusion, before any schedule (a tuned one or the
-defaults), and records both on each kernel, so padding or recomputation that a schedule adds
+defaults), and records them on each kernel, so padding or recomputation that a schedule adds
 is not counted as work. The build writes them into the manifest (`kernel_work`), and
 `wasm-build profile` divides them by each kernel's time and by the machine's measured peak
 (`wasm.peak`): slow kernels point at themselves.
@@ -93,8 +93,10 @@ def _float_operations(body) -> int:
 
     def visit(node) -> None:
         nonlocal count
-        is_float = str(getattr(node, "ty", "")).startswith("float")
-        if is_float and (isinstance(node, _FLOAT_ARITHMETIC) or (isinstance(node, tvm.ir.expr.Call) and not tir_walk.is_if_then_else(node))):
+        if not str(getattr(node, "ty", "")).startswith("float"):
+            return
+        function = isinstance(node, tvm.ir.expr.Call) and not tir_walk.is_if_then_else(node)
+        if function or isinstance(node, _FLOAT_ARITHMETIC):
             count += 1
 
     tir_walk.visit(body.value, visit)
