@@ -141,6 +141,21 @@ def test_transposes_undone_later_stay_in_their_kernels(case, shape, body, out_sh
     build_and_compare(model, case, tmp_path / "build")
 
 
+def test_integer_products_leave_their_transposes(tmp_path):
+    """A quantized conv is an integer product (`integer_contractions`): its tile holds int32
+    lanes and its epilogue writes 8-bit values, 16 a vector, which 4 tile rows cannot fill; the
+    pass takes float32 sums of products only, and the quantized model still matches."""
+    pytest.importorskip("onnxruntime")
+    from wasm_build.testing import quantized
+
+    shape, body, out_shape = TAKEN["conv_relu"]
+    model = quantized.qdq(_model("qconv", shape, body, out_shape))
+    kernels = _kernels(model, tmp_path)
+    assert any("conv2d" in name for name in kernels), sorted(kernels)
+    assert not [name for name in kernels if "_epilogue" in name], sorted(kernels)
+    build(model, "qconv", tmp_path / "build")  # its smoke test: against onnxruntime, in steps
+
+
 def test_layer_norms_do_not_take_their_transposes(tmp_path):
     """A reduction that is no sum of products (a layer norm, a softmax) is not a contraction
     the rule tiles: its transpose stays a kernel (EdgeNeXt, EfficientViT)."""
