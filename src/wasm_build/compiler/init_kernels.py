@@ -20,6 +20,7 @@ import logging
 import tvm
 from tvm import relax, tirx
 
+from .irmodule import is_call_tir
 from .tiles import SCHEDULED_ATTR
 
 logger = logging.getLogger(__name__)
@@ -36,12 +37,8 @@ def init_kernels(mod: tvm.IRModule) -> set[tvm.ir.GlobalVar]:
     }
 
 
-def _is_call_tir(expr: relax.Expr) -> bool:
-    return isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir"
-
-
 def _calls_init_kernel(expr: relax.Expr, kernels: set[tvm.ir.GlobalVar]) -> bool:
-    return _is_call_tir(expr) and expr.args[0] in kernels
+    return is_call_tir(expr) and expr.args[0] in kernels
 
 
 def derived_from_constants(func: relax.Function, kernels: set[tvm.ir.GlobalVar]) -> set[relax.Var]:
@@ -165,7 +162,7 @@ def _packings(func: relax.Expr, kernels: set[tvm.ir.GlobalVar]) -> list[tuple[re
     produced = {var: value for var, value in bindings if _calls_init_kernel(value, kernels)}
     pairs = []
     for _, value in bindings:
-        if _is_call_tir(value):
+        if is_call_tir(value):
             fields = value.args[1].fields
             if len(fields) == 1 and fields[0] in produced and uses[fields[0]] == 1:
                 pairs.append((produced[fields[0]], value))

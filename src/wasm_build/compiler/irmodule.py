@@ -18,6 +18,11 @@ def with_functions(mod: tvm.IRModule, updates: Mapping[tvm.ir.GlobalVar, tvm.ir.
     return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
 
 
+def is_call_tir(expr: relax.Expr | None) -> bool:
+    """Whether ``expr`` calls a kernel (``relax.call_tir``)."""
+    return isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir"
+
+
 def op_calls(mod: tvm.IRModule, accept: Callable[[relax.Call], bool]) -> list[relax.Call]:
     """Every call of an operator in ``mod``'s Relax functions that ``accept`` takes, in post order."""
     found: list[relax.Call] = []

@@ -9,6 +9,7 @@ from tvm import relax, tirx
 from tvm.s_tir.stmt import SBlock
 
 from ..init_kernels import compose_init_packing, derived_from_constants, fold_constants, init_kernels
+from ..irmodule import is_call_tir
 from ..tiles import LAYOUT_REWRITE_PREPROC_ATTR
 from ..tir import walk
 
@@ -21,7 +22,7 @@ def constant_params(mod: tvm.IRModule) -> dict[tvm.ir.GlobalVar, set[int]]:
     derived: set[relax.Var] = set()
 
     def visit(expr):
-        if not (isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir"):
+        if not is_call_tir(expr):
             return
         callee, args = expr.args[0], expr.args[1]
         if not isinstance(args, relax.Tuple):
