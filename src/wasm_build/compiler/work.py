@@ -77,7 +77,7 @@ def _count(stmt, times: int) -> tuple[int, int]:
         return _count(stmt.body, times * int(extent)) if isinstance(extent, tirx.IntImm) else (0, 0)
     if isinstance(stmt, s_tir.SBlock):
         inner_macs, inner_flops = _count(stmt.body, times)
-        if _is_multiply_add(stmt.body):
+        if is_multiply_add(stmt.body):
             return inner_macs + times, inner_flops
         return inner_macs, inner_flops + times * _float_operations(stmt.body)
     counts = [_count(child, times) for child in (stmt.seq if isinstance(stmt, tirx.SeqStmt) else _child_stmts(stmt))]
@@ -110,7 +110,7 @@ def _child_stmts(stmt):
             yield child
 
 
-def _is_multiply_add(body) -> bool:
+def is_multiply_add(body) -> bool:
     """``acc[i] = acc[i] + a * b`` (either order of the sum), in floats or in integers (an int8
     product accumulates in int32: one multiply-add, like a float one)."""
     if not (isinstance(body, tirx.BufferStore) and isinstance(body.value, tirx.Add)):

@@ -27,8 +27,11 @@ import tvm
 from tvm import relax, tirx
 from tvm.s_tir.stmt import SBlock
 
+from ..irmodule import is_call_tir
 from ..tir import walk
-from .conv_rewrite import BROADCAST, ELEMWISE, INJECTIVE, OUT_ELEMWISE_FUSABLE, static_shape
+from ..work import is_multiply_add
+from .analysis import var_uses
+from .conv_rewrite import BROADCAST, ELEMWISE, INJECTIVE, OUT_ELEMWISE_FUSABLE, rewrite_calls, static_shape
 
 # The tile's rows: 4 float32 values, one vector (`schedules.tile_shape`, `tiles.PACKED_ROWS`).
 _VECTOR_ROWS = 4
@@ -42,17 +45,18 @@ def epilogue_transposes_pass() -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="WasmEpilogueTransposes")
     def _pass(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        updates = {}
-        for gvar, func in mod.functions_items():
-            if isinstance(func, relax.Function):
-                marked = _mark(mod, func)
-                if marked is not None:
-                    mod, updates[gvar] = marked
-        if not updates:
-            return mod
-        functions = dict(mod.functions_items())
-        functions.update(updates)
-        return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)
+        taken: dict[relax.Call, tvm.ir.GlobalVar] = {}
+        for _, func in mod.functions_items():
+            if isinstance(func, relax.Function) and isinstance(func.body, relax.SeqExpr):
+                taken.update(_taken(_Dataflow.of(mod, func)))
+        copies: dict[tvm.ir.GlobalVar, tvm.ir.GlobalVar] = {}
+
+        def elementwise(builder: relax.BlockBuilder, call: relax.Call, gvar: tvm.ir.GlobalVar) -> relax.Expr:
+            if gvar not in copies:
+                copies[gvar] = builder.add_func(mod[gvar].with_attr("op_pattern", ELEMWISE), f"{gvar.name_hint}_epilogue")
+            return relax.Call(call.op, [copies[gvar], *call.args[1:]], call.attrs, call.ty_args)
+
+        return rewrite_calls(mod, taken.get, elementwise) if taken else mod
 
     return _pass
 
@@ -70,57 +74,34 @@ class _Dataflow:
     @classmethod
     def of(cls, mod: tvm.IRModule, func: relax.Function) -> _Dataflow:
         values = {b.var: b.value for block in func.body.blocks for b in block.bindings}
-        uses: dict[relax.Var, int] = {}
-
-        def count(expr) -> None:
-            if isinstance(expr, relax.Var):
-                uses[expr] = uses.get(expr, 0) + 1
-
-        relax.analysis.post_order_visit(func.body, count)
         consumers: dict[relax.Var, list[relax.Var]] = {}
         for var, value in values.items():
             for arg in _arguments(value):
                 consumers.setdefault(arg, []).append(var)
-        return cls(mod, values, uses, consumers)
+        return cls(mod, values, var_uses(func), consumers)
 
     def kernel(self, var: relax.Var) -> tirx.PrimFunc | None:
         """The kernel ``var``'s value calls, if it is a kernel call."""
         value = self.values.get(var)
-        return self.mod[value.args[0]] if _is_call_tir(value) else None
+        return self.mod[value.args[0]] if is_call_tir(value) else None
 
 
-def _mark(mod: tvm.IRModule, func: relax.Function) -> tuple[tvm.IRModule, relax.Function] | None:
-    """``mod`` with elementwise copies of the transposes taken in ``func``, and ``func`` calling
-    them; None when none is taken."""
-    if not isinstance(func.body, relax.SeqExpr):
-        return None
-    flow = _Dataflow.of(mod, func)
-    builder = relax.BlockBuilder(mod)
-    replaced: dict[relax.Call, relax.Call] = {}
-    copies: dict[tvm.ir.GlobalVar, tvm.ir.GlobalVar] = {}
+def _taken(flow: _Dataflow) -> dict[relax.Call, tvm.ir.GlobalVar]:
+    """The transpose calls a contraction of ``flow`` can write itself, to the kernels they call."""
+    taken = {}
     for var, value in flow.values.items():
         perm = _permutation(flow.kernel(var))
         data = _arguments(value)
         if perm is None or len(data) != 1 or not _rows_become_innermost(data[0], perm):
             continue
-        if not _follows_float_contraction(flow, data[0]) or _transposed_again(flow, var):
-            continue
-        gvar = value.args[0]
-        if gvar not in copies:
-            copies[gvar] = builder.add_func(mod[gvar].with_attr("op_pattern", ELEMWISE), f"{gvar.name_hint}_epilogue")
-        replaced[value] = relax.Call(value.op, [copies[gvar], *value.args[1:]], value.attrs, value.ty_args)
-    if not replaced:
-        return None
-    return builder.get(), _ReplaceCalls(replaced).visit_expr(func)
-
-
-def _is_call_tir(expr: relax.Expr | None) -> bool:
-    return isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir"
+        if _follows_float_contraction(flow, data[0]) and not _transposed_again(flow, var):
+            taken[value] = value.args[0]
+    return taken
 
 
 def _arguments(value: relax.Expr) -> list[relax.Var]:
     """The variables a kernel call reads (none for other values)."""
-    if not _is_call_tir(value):
+    if not is_call_tir(value):
         return []
     return [arg for arg in value.args[1].fields if isinstance(arg, relax.Var)]
 
@@ -203,19 +184,14 @@ def _transposed_again(flow: _Dataflow, var: relax.Var, depth: int = _MAX_EPILOGU
 
 
 def _is_float_contraction(func: tirx.PrimFunc) -> bool:
-    """Whether ``func``'s one reduction is a float32 sum of products writing its output (a conv
-    or matmul the contraction rule tiles; not a layer norm or a pooling)."""
+    """Whether ``func``'s one reduction is a float32 multiply-add (`work.is_multiply_add`)
+    writing its output: a conv or matmul the contraction rule tiles, not a layer norm or a
+    pooling."""
     reductions = [block for block in _blocks(func) if any(int(iv.iter_type) == tirx.IterVar.CommReduce for iv in block.iter_vars)]
-    if len(reductions) != 1 or not isinstance(reductions[0].body, tirx.BufferStore):
+    if len(reductions) != 1 or not is_multiply_add(reductions[0].body):
         return False
-    store = reductions[0].body
-    total = store.value
-    if store.buffer.dtype != "float32" or not store.buffer.same_as(func.params[-1]):
-        return False
-    if not isinstance(total, tirx.Add):
-        return False
-    accumulated = any(isinstance(term, tvm.ir.TensorLoad) and term.source.same_as(store.buffer) for term in (total.a, total.b))
-    return accumulated and any(isinstance(term, tirx.Mul) for term in (total.a, total.b))
+    written = reductions[0].body.buffer
+    return written.dtype == "float32" and written.same_as(func.params[-1])
 
 
 def _blocks(func: tirx.PrimFunc) -> list[SBlock]:
@@ -227,14 +203,3 @@ def _blocks(func: tirx.PrimFunc) -> list[SBlock]:
 def _same_shape(a: relax.Expr, b: relax.Expr) -> bool:
     shape = static_shape(a, ("float32",))
     return shape is not None and shape == static_shape(b, ("float32",))
-
-
-@relax.expr_functor.mutator
-class _ReplaceCalls(relax.PyExprMutator):
-    def __init__(self, replaced: dict[relax.Call, relax.Call]) -> None:
-        super().__init__()
-        self.replaced = replaced
-
-    def visit_call_(self, call: relax.Call) -> relax.Expr:
-        new = self.replaced.get(call)
-        return new if new is not None else super().visit_call_(call)
