@@ -10,6 +10,7 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr, get_root_block
 from tvm.s_tir.schedule import LoopRV, SBlockRV
+from tvm.sym.pattern import detect_linear_equation
 
 VECTOR_BITS = 128
 
@@ -99,6 +100,13 @@ def is_zero(expr) -> bool:
 
 def is_one(extent) -> bool:
     return isinstance(extent, tirx.IntImm) and int(extent) == 1
+
+
+def steps_by_one(index, var: tirx.Var) -> bool:
+    """Whether ``index`` is ``var + c``, ``c`` free of ``var``: consecutive values of ``var``
+    address consecutive elements."""
+    coeffs = detect_linear_equation(index, [var])
+    return len(coeffs) == 2 and is_one(coeffs[0])
 
 
 # --------------------------------------------------------------------------

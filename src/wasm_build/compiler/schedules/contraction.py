@@ -13,11 +13,10 @@ from typing import NamedTuple
 import numpy as np
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import LoopRV, SBlockRV, ScheduleError
-from tvm.sym.pattern import detect_linear_equation
 
 from ..tiles import TRANSPOSED_BLOCKS_ATTR
 from ..tir import walk as tir_walk
-from .analysis import VECTOR_BITS, block_realize, extent, is_plain_reduction, is_spatial, iter_kinds
+from .analysis import VECTOR_BITS, block_realize, extent, is_plain_reduction, is_spatial, iter_kinds, steps_by_one
 from .edge_padding import pad_to_tiles
 from .packing import pack_constant_operand, pack_row_operand
 from .pixel_axes import fuse_pixel_axes, write_by_pixel
@@ -204,9 +203,7 @@ def _vectorize_write_back(sch: s_tir.Schedule, write_back: SBlockRV, depth: int,
     if len(inner) > 1 and _stores_transposed(sch.get(write_back)):
         index = _written_innermost_index(sch, write_back)
         for position, loop in enumerate(inner[:-1]):
-            coeffs = detect_linear_equation(index, [sch.get(loop).loop_var])
-            unit = len(coeffs) == 2 and isinstance(coeffs[0], tirx.IntImm) and int(coeffs[0]) == 1
-            if unit and extent(sch, loop) % lanes == 0:
+            if steps_by_one(index, sch.get(loop).loop_var) and extent(sch, loop) % lanes == 0:
                 sch.reorder(*inner[:position], *inner[position + 1 :], loop)
                 sch.annotate(write_back, TRANSPOSED_BLOCKS_ATTR, tile)
                 break

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from tvm import s_tir, tirx
 from tvm.s_tir.schedule import SBlockRV
-from tvm.sym.pattern import detect_linear_equation
 
 from ..tiles import PACKED_ROWS
-from .analysis import is_one, iter_index, iter_kinds, lane_axis, region_vars, uses
+from .analysis import is_one, iter_index, iter_kinds, lane_axis, region_vars, steps_by_one, uses
 
 
 def fuse_pixel_axes(sch: s_tir.Schedule, block: SBlockRV) -> int:
@@ -49,10 +48,8 @@ def fuse_pixel_axes(sch: s_tir.Schedule, block: SBlockRV) -> int:
             return 0
         if not (isinstance(region.source.shape[dims[1]], tirx.IntImm) and int(region.source.shape[dims[1]]) == width):
             return 0
-        for d, var in zip(dims, (h_var, w_var)):
-            coeffs = detect_linear_equation(region.region[d].min, [var])
-            if len(coeffs) != 2 or not (isinstance(coeffs[0], tirx.IntImm) and int(coeffs[0]) == 1):
-                return 0
+        if not all(steps_by_one(region.region[d].min, var) for d, var in zip(dims, (h_var, w_var))):
+            return 0
     fuse = tirx.IndexMap.from_func(lambda *ivs: (*ivs[:h], ivs[h] * width + ivs[w], *ivs[w + 1 :]), ndim=len(kinds))
     sch.transform_block_layout(block, fuse)
     return width

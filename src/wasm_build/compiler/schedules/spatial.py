@@ -6,11 +6,10 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import SBlockRV
-from tvm.sym.pattern import detect_linear_equation
 
 from ..tir import walk
 from ..tir.overlapping_tails import may_overlap
-from .analysis import block_realize, extent, first_divisor, has_trivial_binding, is_one, is_spatial, lanes, uses
+from .analysis import block_realize, extent, first_divisor, has_trivial_binding, is_spatial, lanes, steps_by_one, uses
 from .rule import Rule
 
 _has_if_then_else = tvm.get_global_func("s_tir.schedule.HasIfThenElse")
@@ -111,7 +110,6 @@ def _reads_rows(sch: s_tir.Schedule, block: SBlockRV, loop) -> bool:
             continue
         if moving != [len(indices) - 1]:
             return False
-        coeffs = detect_linear_equation(indices[-1], [var])
-        if len(coeffs) != 2 or not is_one(coeffs[0]):
+        if not steps_by_one(indices[-1], var):
             return False
     return True

@@ -9,7 +9,6 @@ import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import LoopRV, SBlockRV
-from tvm.sym.pattern import detect_linear_equation
 
 from ..tiles import CACHE_BYTES, PACKED_ROWS
 from .analysis import (
@@ -21,6 +20,7 @@ from .analysis import (
     lane_axis,
     lanes,
     region_vars,
+    steps_by_one,
     uses,
 )
 from .packing import RowOperand, copies_rows, row_operand
@@ -140,8 +140,7 @@ def _streams_along(stmt: tirx.SBlock, var: tirx.Var) -> bool:
         return False
     if len(stmt.reads) > 1:
         return True
-    coeffs = detect_linear_equation(moving[0].region[-1].min, [var])
-    return len(coeffs) == 2 and isinstance(coeffs[0], tirx.IntImm) and int(coeffs[0]) == 1
+    return steps_by_one(moving[0].region[-1].min, var)
 
 
 def _row_axis(
