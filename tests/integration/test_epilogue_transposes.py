@@ -15,19 +15,11 @@ from onnx import TensorProto
 tvm = pytest.importorskip("tvm")
 
 from tests.support import build  # noqa: E402
-from tests.support.compiler import OBJDUMP, prim_funcs, scheduled_module  # noqa: E402
+from tests.support.compiler import INTERLEAVE_MASKS, OBJDUMP, prim_funcs, scheduled_module  # noqa: E402
 from tests.support.export import build_and_compare  # noqa: E402
 from wasm_build.compiler.tiles import TRANSPOSED_BLOCKS_ATTR  # noqa: E402
 from wasm_build.testing.models import GraphBuilder, conv  # noqa: E402
 
-# The interleaves of `tir.transpose_shuffle`: 32-bit lanes of two rows (low and high halves),
-# then 64-bit halves of two interleaves. Each is one x86 instruction in wasmtime's code.
-_INTERLEAVES = {
-    (0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23),
-    (8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31),
-    (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
-    (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31),
-}
 
 
 def _model(name, shape, body, out_shape):
@@ -176,6 +168,6 @@ def test_transposed_tiles_are_stored_by_interleaves(tmp_path):
     text = subprocess.run([OBJDUMP, "-d", str(wasm)], capture_output=True, text=True, check=True).stdout
     kernel = re.search(r"<conv_relu_fused_conv2d\w*_epilogue\w*_compute_>:\n(.*?)\n\n", text, re.S)
     assert kernel is not None
-    masks = [tuple(int(v) for v in m.split(",")) for m in re.findall(r"i8x16\.shuffle\s+([\d, ]+)", kernel.group(1))]
-    assert masks and set(masks) <= _INTERLEAVES, set(masks) - _INTERLEAVES
+    masks = {m.replace(",", "").strip() for m in re.findall(r"i8x16\.shuffle\s+([\d, ]+)", kernel.group(1))}
+    assert masks and masks <= INTERLEAVE_MASKS, masks - INTERLEAVE_MASKS
     assert "extract_lane" not in kernel.group(1) and "replace_lane" not in kernel.group(1)

@@ -11,6 +11,7 @@ tvm = pytest.importorskip("tvm")
 from tvm import s_tir  # noqa: E402
 
 from tests.support.compiler import (
+    INTERLEAVE_MASKS,
     NATIVE,
     OBJDUMP,
     fused_module,
@@ -133,12 +134,6 @@ def test_broadcasts_fused_with_a_transpose_keep_the_plain_schedule(tmp_path):
     build_and_compare(model, "broadcast_transpose", tmp_path)
 
 
-# The two rounds of a 4 x 4 transpose: 32-bit lanes of two rows interleaved (low, high halves),
-# then 64-bit halves of two interleaves; each one `punpck*` instruction on x86.
-_INTERLEAVES = {
-    "0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23", "8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31",
-    "0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23", "8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31",
-}
 
 
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
@@ -155,7 +150,7 @@ def test_blocks_are_transposed_by_two_rounds_of_interleaves(tmp_path, shape, per
     stores = ops.count("v128.store")
     assert stores and ops.count("v128.load") == stores and ops.count("i8x16.shuffle") == 2 * stores, ops
     masks = {" ".join(i.split()[1:]).replace(",", "") for i in loop if i.startswith("i8x16.shuffle")}
-    assert masks <= _INTERLEAVES, masks
+    assert masks <= INTERLEAVE_MASKS, masks
     assert not any(op.endswith(("replace_lane", "load32_lane")) or op == "f32.load" for op in ops), ops
 
 

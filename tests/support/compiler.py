@@ -137,6 +137,15 @@ def kernel_instructions(wasm_path) -> dict[str, Counter]:
     return kernels
 
 
+# The two rounds of `tir.transpose_shuffle`'s 4 x 4 transposes, as llvm-objdump prints an
+# `i8x16.shuffle`'s lanes (commas dropped): 32-bit lanes of two rows interleaved (low, high
+# halves), then 64-bit halves of two interleaves; each one `punpck*` instruction on x86.
+INTERLEAVE_MASKS = {
+    "0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23", "8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31",
+    "0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23", "8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31",
+}
+
+
 # Instructions llvm-objdump 19 prints as <unknown>, by their bytes (prefix and LEB128 opcode).
 _UNNAMED = {"fd 93 02": "i32x4.relaxed_dot_i8x16_i7x16_add_s", "fd 85 02": "f32x4.relaxed_madd"}
 
