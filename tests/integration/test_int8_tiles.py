@@ -133,13 +133,22 @@ def test_accumulators_of_a_12_lane_tile_stay_vectors(built, tmp_path):
 
 
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
-def test_activations_are_widened_once_and_splat_by_shuffles(built):
+def test_activations_are_widened_once_and_never_splat_by_scalar_loads(built):
     """The 8-bit activations of a dense product are widened to int16 where they are made (the
-    quantize kernel writes int16), and four reduction steps load their pairs as one vector
-    (`tir.pair_shuffle`): the reduction loop widens nothing but the weights (before: a
-    widening per row and step) and splats by lane shuffles, not `v128.load32_splat` (a scalar
-    load, a move and a broadcast in Cranelift's code)."""
+    quantize kernel writes int16): the reduction loop widens nothing but the weights (before: a
+    widening per row and step), and broadcasts no pair by `v128.load32_splat` (a scalar load, a
+    move and a broadcast in Cranelift's code): its rows' pairs are stored pre-splat
+    (tests/integration/test_presplat_pairs.py)."""
     (body,) = dot_product_loops(built(197, 96, 48)[1])
     assert not any("extend_low_i8x16" in i or "load16_splat" in i for i in body), body
+    assert not any("load32_splat" in i for i in body), body
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_rows_swept_per_lane_tile_splat_their_pairs_by_shuffles(built):
+    """Weights past `tiles.CACHE_BYTES` put lane tiles outermost: a pre-splat copy per row tile
+    would be made again for every lane tile, so four reduction steps load their pairs as one
+    vector instead (`tir.pair_shuffle`) and splat them by lane shuffles, not `v128.load32_splat`."""
+    (body,) = dot_product_loops(built(8, 1024, 1152)[1])
     assert not any("load32_splat" in i for i in body), body
     assert any("i8x16.shuffle" in i for i in body), body

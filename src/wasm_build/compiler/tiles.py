@@ -17,6 +17,9 @@ COMPUTED_ROWS_ATTR = "wasm_build.computed_rows"
 PADDED_COPY_ATTR = "wasm_build.padded_copy"
 # PrimFunc attribute listing the buffers the contraction rule packed (read by lane_shuffle).
 PACKED_ROWS_ATTR = "wasm_build.packed_rows"
+# PrimFunc attribute listing the buffers of int16 activation pairs an integer contraction packed
+# per row tile (`schedules.integer_contraction`), stored pre-splat by `compiler.tir.presplat_pairs`.
+PRESPLAT_PAIRS_ATTR = "wasm_build.presplat_pairs"
 # Block annotation naming the input a transpose reads in 4 x 4 blocks (`transpose_tiles`), gathered
 # into this PrimFunc attribute for `compiler.tir.transpose_shuffle`, which loads each block by rows
 # and transposes it by shuffles.

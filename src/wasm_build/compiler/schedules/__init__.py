@@ -38,7 +38,7 @@ import tvm.script
 from tvm import s_tir, tirx
 
 from ..irmodule import with_functions
-from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, PARTITIONED_ATTR, SCHEDULED_ATTR, TRANSPOSED_BLOCKS_ATTR
+from ..tiles import LAYOUT_FREE_ATTR, PACKED_ROWS_ATTR, PARTITIONED_ATTR, PRESPLAT_PAIRS_ATTR, SCHEDULED_ATTR, TRANSPOSED_BLOCKS_ATTR
 from .analysis import all_blocks, root_blocks
 from .concat_segments import ConcatSegments
 from .contraction import Contraction
@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 # Revision of the default schedules' output. Tuning databases record the revision their
 # records were compared with (see wasm_build.tuning): bump it when a change makes default
 # kernels faster or slower, so that builds stop applying records that beat an older default.
-SCHEDULES_REVISION = 22
+SCHEDULES_REVISION = 23
 
 RULES: tuple[Rule, ...] = (
     WinogradTransforms(),
@@ -114,7 +114,7 @@ def schedule_prim_func(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     func = sch.mod["main"].with_attr(SCHEDULED_ATTR, True)
     # Buffers the TIR steps after lowering rewrite: annotated on blocks, kept on the PrimFunc.
     annotations = [sch.get(block).annotations for block in all_blocks(sch)]
-    for attr in (PACKED_ROWS_ATTR, TRANSPOSED_BLOCKS_ATTR):
+    for attr in (PACKED_ROWS_ATTR, PRESPLAT_PAIRS_ATTR, TRANSPOSED_BLOCKS_ATTR):
         names = [a[attr] for a in annotations if attr in a]
         if names:
             func = func.with_attr(attr, names)

@@ -9,6 +9,9 @@ reduction splats ``depth`` consecutive activations of a row (its innermost, cont
 and loads ``depth`` weights of 4 channels at once. The weights are repacked at compile time,
 lane tile by lane tile, as ``W[channel // tile, ..., k // depth, channel % tile, k % depth]``:
 one contiguous stream per tile. Requantize epilogues are fused into the tile's write-back.
+int16 rows (the dense products' activations) are copied per row tile and stored pre-splat
+(`_presplat_rows`, `compiler.tir.presplat_pairs`): each step then loads a row's broadcast pair
+as one vector.
 Rows that do not come in whole tiles (197 tokens) are padded to them (`edge_padding.pad_rows`).
 
 Depthwise convs over pairs of taps (`passes.paired_taps`) read activations of their own per
@@ -25,9 +28,19 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import SBlockRV
 
-from ..tiles import CACHE_BYTES, LAYOUT_FREE_ATTR
+from ..tiles import CACHE_BYTES, LAYOUT_FREE_ATTR, PRESPLAT_PAIRS_ATTR
 from ..tir import pair_shuffle
-from .analysis import extent, has_broadcast_operand, has_trivial_binding, iter_index, iter_kinds, uses
+from .analysis import (
+    block_realize,
+    extent,
+    has_broadcast_operand,
+    has_trivial_binding,
+    is_one,
+    iter_index,
+    iter_kinds,
+    steps_by_one,
+    uses,
+)
 from .contraction import Contraction, fuse_epilogues, vectorize_tile
 from .dot_products import LANES, LANEWISE_DOT, TENSORIZE_ATTR, DotProduct, dot_product
 from .edge_padding import can_pad, cheap_padding, pad_rows
@@ -50,6 +63,15 @@ _QUAD_SPLAT_COST = 4
 _GROUPED_SPLAT_COST = 1.5
 # ... and lane-wise activations, a vector load (its address and the load) per accumulator.
 _LANEWISE_LOAD_COST = 2
+# ... and int16 pairs stored pre-splat (`_presplat_rows`): one vector load per row. Measured in
+# C micro-kernels in wasmtime over four 1x1 convs' shapes (G int8 multiply-adds a second):
+# 4 x 8 38-41, 5 x 8 35-40, 3 x 12 36-39, 2 x 16 34-37, 6 x 8 (15 registers) 32-35, 7 x 4
+# 32-35 (a load per row for one vector of products), 7 x 8 (17 registers) 29-31, where
+# 2 x 16 tiles splatting their pairs ran 26-30. Pre-splat tiles take two lane vectors or
+# more and at most 13 registers.
+_PRESPLAT_COST = 1
+_PRESPLAT_REGISTERS = 13
+_PRESPLAT_VECTORS = 2
 _VECTOR_COST = 2
 _ROWS = (1, 2, 3, 4, 5, 6, 7)
 # Reduction steps unrolled together over int16 activations: the pairs of one v128, which
@@ -84,6 +106,8 @@ class _Tile:
     vectors: int  # lane vectors of 4 channels
     intrinsic: DotProduct
     grouped: bool  # reduction steps unrolled by `PAIR_GROUP` (int16 pairs splat by shuffles)
+    # int16 activation pairs copied per row tile and stored pre-splat (`_presplat_rows`)
+    presplat: bool = False
 
     @property
     def lanes(self) -> int:
@@ -150,6 +174,8 @@ class IntegerContraction(Rule):
         _split_lanes(sch, write_back, tile.lanes)
         vectorize_tile(sch, write_back, len(tile_loops))
         _pack_weights(sch, block, product, tile)
+        if tile.presplat:
+            _presplat_rows(sch, block, product, tile, row_o[0])
         # Tensorized once every rule has run (`dot_products.tensorize_marked`): a schedule
         # cannot be copied after `tensorize`, and each rule works on a copy.
         sch.annotate(sch.blockize(lane_i), TENSORIZE_ATTR, tile.intrinsic.name)
@@ -313,6 +339,17 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         splat = _GROUPED_SPLAT_COST
     else:
         splat = _QUAD_SPLAT_COST if intrinsic.depth == 4 else _SPLAT_COST[product.activation_dtype]
+    # Pre-splat pairs: dot_i16x8 over int16 rows in one dimension, row tiles outside lane tiles
+    # (the copy per row tile is then reused by every lane tile).
+    presplat = (
+        not product.lanewise
+        and intrinsic.depth == 2
+        and product.activation_dtype == "int16"
+        and product.weight_dtype == "int8"  # (int16 weights, Winograd's, load unwidened: it ran slower)
+        and row_axis is not None
+        and streamed_bytes(stmt, stmt.iter_vars[product.lane].var) <= CACHE_BYTES
+        and _row_dim(stmt, product, stmt.iter_vars[row_axis].var) is not None
+    )
     paddable = can_pad(stmt)
     best = None
     for rows in _ROWS:
@@ -322,20 +359,42 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
             continue
         used = 1.0 if row_axis is None else extents[row_axis] / (-(-extents[row_axis] // rows) * rows)
         for vectors in _VECTORS:
-            if (extents[product.lane] // LANES) % vectors or rows * vectors + vectors + 1 > _REGISTERS:
+            if (extents[product.lane] // LANES) % vectors:
                 continue
-            if product.lanewise:  # a load per accumulator instead of a splat per row
-                activations = rows * vectors * _LANEWISE_LOAD_COST
-            else:
-                activations = rows * splat
-            instructions = _STEP_COST + activations + vectors * _VECTOR_COST + rows * vectors * intrinsic.instructions
-            rate = rows * vectors * intrinsic.depth / instructions * used
-            if best is None or rate > best[0]:
-                best = (rate, rows, vectors)
+            # (row splat cost, registers, pre-splat) of each way to broadcast the rows' pairs
+            ways = [(splat, _REGISTERS, False)]
+            if presplat and rows > 1 and vectors >= _PRESPLAT_VECTORS:
+                ways.append((_PRESPLAT_COST, _PRESPLAT_REGISTERS, True))
+            for row_splat, registers, presplat_rows in ways:
+                if rows * vectors + vectors + 1 > registers:
+                    continue
+                if product.lanewise:  # a load per accumulator instead of a splat per row
+                    activations = rows * vectors * _LANEWISE_LOAD_COST
+                else:
+                    activations = rows * row_splat
+                instructions = _STEP_COST + activations + vectors * _VECTOR_COST + rows * vectors * intrinsic.instructions
+                rate = rows * vectors * intrinsic.depth / instructions * used
+                if best is None or rate > best[0]:
+                    best = (rate, rows, vectors, presplat_rows)
     if best is None:
         return None
-    _, rows, vectors = best
-    return _Tile(rows, row_axis if rows > 1 else None, vectors, intrinsic, grouped)
+    _, rows, vectors, presplat_rows = best
+    return _Tile(rows, row_axis if rows > 1 else None, vectors, intrinsic, grouped and not presplat_rows, presplat_rows)
+
+
+def _row_dim(stmt: tirx.SBlock, product: IntegerProduct, row: tirx.Var) -> int | None:
+    """The activation's dimension the tile rows index, when rows are consecutive in it (a
+    matmul's rows, a 1x1 conv's output columns: ``row`` plus iterators of extent 1) and the
+    reduction is its innermost; else None."""
+    region = stmt.reads[_read_index(stmt, product.activation)].region
+    dims = [d for d, r in enumerate(region) if _uses([r.min], row)]
+    if len(dims) != 1 or dims[0] == len(region) - 1 or not steps_by_one(region[dims[0]].min, row):
+        return None
+    others = collect_vars_used_in_prim_expr(region[dims[0]].min)
+    extents = {iv.var: iv.dom.extent for iv in stmt.iter_vars}
+    if any(not var.same_as(row) and not is_one(extents.get(var, 0)) for var in others):
+        return None
+    return dims[0]
 
 
 def _split_lanes(sch: s_tir.Schedule, write_back: SBlockRV, lanes: int) -> None:
@@ -345,6 +404,44 @@ def _split_lanes(sch: s_tir.Schedule, write_back: SBlockRV, lanes: int) -> None:
     if lanes & (lanes - 1):
         *_, last = sch.get_loops(write_back)
         sch.split(last, [None, lanes & -lanes])
+
+
+def _presplat_rows(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct, tile: _Tile, row_loop) -> None:
+    """Copy each row tile's int16 activations pair by pair, rows side by side:
+    ``A[..., r, ..., k]`` -> ``P[..., r // rows, ..., k // 2, r % rows, k % 2]``, once per row tile
+    (reused by every lane tile), and name the copy for `compiler.tir.presplat_pairs`, which stores
+    each pair four times so a reduction step loads its broadcast as one vector."""
+    stmt = sch.get(block)
+    row_var = stmt.iter_vars[tile.row_axis].var
+    row_dim = _row_dim(stmt, product, row_var)
+    index = _read_index(stmt, product.activation)
+    shape = stmt.reads[index].source.shape
+    rows = tile.rows
+    if row_dim is None or not isinstance(shape[row_dim], tirx.IntImm) or int(shape[row_dim]) % rows:
+        return  # (padded rows read another buffer: checked again on the one read now)
+    pack = sch.cache_read(block, index, "global")
+
+    def packed(*idx):
+        outer = [i // rows if d == row_dim else i for d, i in enumerate(idx[:-1])]
+        return (*outer, idx[-1] // 2, idx[row_dim] % rows, idx[-1] % 2)
+
+    sch.transform_layout(pack, ("write", 0), packed)
+    sch.compute_at(pack, row_loop)
+    values = block_realize(sch, pack).iter_values
+    copy_loops = sch.get_loops(pack)
+    depth = 1 + next(i for i, loop in enumerate(copy_loops) if sch.get(loop).same_as(sch.get(row_loop)))
+
+    def loop_of(dim):
+        return next((l for l in copy_loops[depth:] if _uses([values[dim]], sch.get(l).loop_var)), None)
+
+    row_copy, step = loop_of(row_dim), loop_of(len(values) - 1)
+    if row_copy is None or step is None:
+        return  # a plain copy: the pairs stay splat by `v128.load32_splat`
+    step_o, step_i = sch.split(step, [None, 2])
+    sch.reorder(step_o, row_copy, step_i)
+    sch.unroll(row_copy)
+    sch.vectorize(step_i)
+    sch.annotate(pack, PRESPLAT_PAIRS_ATTR, sch.get(pack).writes[0].source.name)
 
 
 def _pack_weights(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct, tile: _Tile) -> None:

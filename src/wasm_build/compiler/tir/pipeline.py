@@ -13,6 +13,7 @@ from .nan_tests import vectorizable_nan_tests
 from .narrow_products import narrow_products
 from .overlapping_tails import overlapping_tails
 from .pair_shuffle import shuffle_activation_pairs
+from .presplat_pairs import presplat_activation_pairs
 from .presplat_rows import presplat_packed_rows
 from .registers import bind_through_registers
 from .rounding import vectorizable_rounding
@@ -28,7 +29,7 @@ def tir_pipeline() -> str:
         lower, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("default")
         steps = tvm.transform.Sequential(
             [
-                magic_rounding(), narrow_conversions(), vectorizable_rounding(), vectorizable_nan_tests(), overlapping_tails(), lower, presplat_packed_rows(), shuffle_packed_rows(), shuffle_activation_pairs(), shuffle_transposed_blocks(),
+                magic_rounding(), narrow_conversions(), vectorizable_rounding(), vectorizable_nan_tests(), overlapping_tails(), lower, presplat_packed_rows(), shuffle_packed_rows(), presplat_activation_pairs(), shuffle_activation_pairs(), shuffle_transposed_blocks(),
                 propagate_nan(), narrow_products(), bind_through_registers(),
             ]
         )

@@ -1,0 +1,149 @@
+"""Integer products over pre-splat activation pairs (schedules.integer_contraction's row copy,
+compiler.tir.presplat_pairs): each row tile's int16 pairs are copied once, four copies of each
+pair side by side, and every reduction step loads a row's broadcast as one vector."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.support import build
+from wasm_build import WasmModel
+from wasm_build.testing import quantized
+from wasm_build.testing.models import Chain, GraphBuilder, conv, random_inputs, reference_outputs, relu6
+from wasm_build.wasm.steps import output_steps
+
+tvm = pytest.importorskip("tvm")
+pytest.importorskip("onnxruntime")
+
+from tvm.script import tirx as T  # noqa: E402
+
+from tests.support.compiler import OBJDUMP, innermost_loops, prim_funcs, scheduled_module  # noqa: E402
+from wasm_build.compiler.tiles import PRESPLAT_PAIRS_ATTR  # noqa: E402
+from wasm_build.compiler.tir.presplat_pairs import presplat_activation_pairs  # noqa: E402
+
+
+def qdq_pointwise(c_in, c_out, h, w, seed=0):
+    """A 1x1 conv + bias + ReLU6 on an NCHW image, quantized by onnxruntime (QDQ, per channel)."""
+    g = GraphBuilder("pointwise", seed)
+    x = g.input("x", [1, c_in, h, w])
+    g.output(relu6(g, conv(g, x, c_in, c_out, 1, bias=True)), "y", [1, c_out, h, w])
+    return quantized.qdq(g.build())
+
+
+def qdq_dense(m, k, n, seed=0):
+    g = Chain(np.random.default_rng(seed), [m, k])
+    g.add("MatMul", g.const([k, n], scale=1 / np.sqrt(k)))
+    g.add("Add", g.const([n]))
+    return quantized.qdq(g.build())
+
+
+def product_kernel(mod, name):
+    ((func,),) = [[f for n, f in prim_funcs(mod).items() if name in n]]
+    return func
+
+
+@pytest.mark.parametrize(
+    "model, kernel",
+    [(qdq_pointwise(48, 64, 8, 16), "conv2d"), (qdq_dense(197, 96, 48), "matmul")],
+    ids=["1x1 conv", "197 rows"],
+)
+def test_products_of_int16_rows_copy_their_pairs_presplat(tmp_path, model, kernel):
+    """A 1x1 conv's pixels and a dense layer's rows (padded to whole tiles) take tiles of two
+    rows or more and two lane vectors or more over a copy named for the pre-splat step."""
+    func = product_kernel(scheduled_module(model, tmp_path), kernel)
+    (copy,) = func.attrs[PRESPLAT_PAIRS_ATTR]
+    script = func.script()
+    assert f'T.sblock("{copy}")' in script
+    assert "llvm.wasm.dot" in script
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    cache = {}
+
+    def _get(name, model):
+        if name not in cache:
+            cache[name] = build(model, name, tmp_path_factory.mktemp(name)).directory / f"{name}.wasm"
+        return cache[name]
+
+    return _get
+
+
+def dot_loops(wasm_path, kernel):
+    text = subprocess.run([OBJDUMP, "-d", str(wasm_path)], capture_output=True, text=True, check=True).stdout
+    start = text.index("_compute_>:", text.index(kernel))
+    body = text[start : text.index("\n\n", start)]
+    return [loop for loop in innermost_loops(body) if any("dot_i16x8_s" in i for i in loop)]
+
+
+@pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
+def test_reduction_steps_load_the_broadcast_pairs_as_vectors(built):
+    """The pointwise conv's reduction loop broadcasts no pair itself: no `v128.load32_splat`
+    (a scalar load, a move and a broadcast in Cranelift's x86 code, two of them on the port that
+    widens the weights) and no lane shuffle; every row's pair is one `v128.load`, next to the
+    weights' widening loads (fails without `tir.presplat_pairs`: one `load32_splat` per row)."""
+    (loop,) = dot_loops(built("pointwise", qdq_pointwise(48, 64, 8, 16)), "pointwise_fused_conv2d")
+    assert not [i for i in loop if "load32_splat" in i or "i8x16.shuffle" in i], loop
+    dots = sum("dot_i16x8_s" in i for i in loop)
+    widened = sum("i16x8.load8x8_s" in i for i in loop)
+    vector_loads = sum(i.startswith("v128.load ") for i in loop)
+    assert widened >= 2 and dots == widened * vector_loads and vector_loads >= 2, (dots, widened, vector_loads)
+
+
+@pytest.mark.parametrize("name, model", [
+    ("pointwise", qdq_pointwise(48, 64, 8, 16)),
+    ("pointwise14", qdq_pointwise(32, 24, 14, 14, seed=1)),
+    ("dense197", qdq_dense(197, 96, 48)),
+])
+def test_presplat_products_match_onnxruntime_in_wasmtime(built, name, model):
+    """Built and run in wasmtime, within one output quantization step of onnxruntime (14-wide
+    rows and 197 rows padded to whole row tiles: the copy reads the padding's zeros too)."""
+    wasm = WasmModel(built(name, model))
+    steps = output_steps(model)
+    assert steps
+    for seed in range(3):
+        inputs = random_inputs(model, seed=seed)
+        ((got,), (want,)) = wasm.run(inputs), reference_outputs(model, inputs)
+        assert np.abs(got.astype(np.float64) - want).max() <= next(iter(steps.values())) * (1 + 1e-3)
+
+
+@T.prim_func
+def _pairs_broadcast(a: T.Buffer((16,), "int16"), w: T.Buffer((32,), "int8"), c: T.Buffer((8,), "int32")):
+    T.func_attr({PRESPLAT_PAIRS_ATTR: ["p"]})
+    p = T.alloc_buffer((8,), "int16x2")
+    for i in range(8):
+        p[i] = a[T.Ramp(i * 2, 1, 2)]
+    for k in range(8):
+        c[T.Ramp(0, 1, 4)] = c[T.Ramp(0, 1, 4)] + T.call_llvm_pure_intrin(
+            "int32x4", "llvm.wasm.dot", T.Cast("int16x8", w[T.Ramp(0, 1, 8)]),
+            T.reinterpret("int16x8", T.Broadcast(T.reinterpret("int32", p[k]), 4)))
+
+
+@T.prim_func
+def _pairs_also_read_whole(a: T.Buffer((16,), "int16"), w: T.Buffer((32,), "int8"), c: T.Buffer((8,), "int32")):
+    T.func_attr({PRESPLAT_PAIRS_ATTR: ["p"]})
+    p = T.alloc_buffer((8,), "int16x2")
+    for i in range(8):
+        p[i] = a[T.Ramp(i * 2, 1, 2)]
+    for k in range(8):
+        c[T.Ramp(0, 1, 4)] = c[T.Ramp(0, 1, 4)] + T.call_llvm_pure_intrin(
+            "int32x4", "llvm.wasm.dot", T.Cast("int16x8", w[T.Ramp(0, 1, 8)]),
+            T.reinterpret("int16x8", T.Broadcast(T.reinterpret("int32", p[k]), 4)))
+    c[0] = T.reinterpret("int32", p[3])
+
+
+def test_pairs_are_stored_four_times_and_loaded_as_one_vector():
+    script = presplat_activation_pairs()(tvm.IRModule({"f": _pairs_broadcast})).script()
+    assert 'T.alloc_buffer((8,), "int16x8")' in script
+    assert 'p[i] = T.reinterpret("int16x8", T.Broadcast(T.reinterpret("int32", a[T.Ramp(i * 2, 1, 2)]), 4))' in script
+    assert 'T.reinterpret("int32x4", p[k])' in script and "T.Broadcast(T.reinterpret(\"int32\", p[k])" not in script
+
+
+def test_a_copy_read_another_way_is_left_as_it_is():
+    """A pair read other than as a broadcast (or stored other than whole) keeps its buffer:
+    four copies of each pair would give that read another element."""
+    mod = tvm.IRModule({"f": _pairs_also_read_whole})
+    assert presplat_activation_pairs()(mod).script() == mod.script()
