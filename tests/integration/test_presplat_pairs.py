@@ -110,6 +110,43 @@ def test_presplat_products_match_onnxruntime_in_wasmtime(built, name, model):
         assert np.abs(got.astype(np.float64) - want).max() <= next(iter(steps.values())) * (1 + 1e-3)
 
 
+def qdq_inverted_residual_tail(size, channels=32, expanded=64, seed=0):
+    """Expand, ReLU, project, + the block's input (MobileNetV2's 1x1 convs), quantized."""
+    g = Chain(np.random.default_rng(seed), [1, channels, size, size])
+    g.conv(channels, expanded, 1).add("Relu")
+    g.conv(expanded, channels, 1)
+    return quantized.qdq(g.add("Add", "x").build())
+
+
+@pytest.mark.parametrize("size, pixels", [(7, 52), (14, 196)])
+def test_pointwise_convs_on_planes_of_ragged_width_tile_four_pixels(tmp_path, size, pixels):
+    """Quantized 1x1 convs over 7- and 14-wide planes are products over their pixels
+    (`passes.pixel_rows`, zero pixels up to a multiple of 4 for 7x7's 49), whose 4-pixel row tiles
+    copy their pairs pre-splat, the pixels computed in that copy: no separate pass writes the
+    padded pixels. Over the image's columns the tile would have 7 or 2 rows."""
+    mod = scheduled_module(qdq_inverted_residual_tail(size), tmp_path)
+    kernels = {n: f for n, f in prim_funcs(mod).items() if "pixel_rows" in n}
+    assert len(kernels) == 2, sorted(prim_funcs(mod))
+    for name, func in kernels.items():
+        script = func.script()
+        (copy,) = func.attrs[PRESPLAT_PAIRS_ATTR]
+        channels = int(func.params[0].shape[-1])
+        assert f"{copy} = T.sblock_alloc_buffer((T.int64({pixels // 4}), T.int64({channels // 2}), T.int64(4), T.int64(2))" in script, name
+        assert 'T.sblock("pixel_rows")' not in script, name
+
+
+@pytest.mark.parametrize("size", [7, 14])
+def test_pointwise_convs_over_pixels_match_onnxruntime_in_wasmtime(built, size):
+    model = qdq_inverted_residual_tail(size, seed=size)
+    wasm = WasmModel(built(f"tail{size}", model))
+    steps = output_steps(model)
+    assert steps
+    for seed in range(3):
+        inputs = random_inputs(model, seed=seed)
+        ((got,), (want,)) = wasm.run(inputs), reference_outputs(model, inputs)
+        assert np.abs(got.astype(np.float64) - want).max() <= next(iter(steps.values())) * (1 + 1e-3)
+
+
 @T.prim_func
 def _pairs_broadcast(a: T.Buffer((16,), "int16"), w: T.Buffer((32,), "int8"), c: T.Buffer((8,), "int32")):
     T.func_attr({PRESPLAT_PAIRS_ATTR: ["p"]})

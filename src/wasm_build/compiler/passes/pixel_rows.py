@@ -17,6 +17,11 @@ product, without padding: its 4-pixel tile rows straddle image rows, so the conv
 packed its input once per call and splatted it by lane shuffles; the product packs each row
 tile's four pixels where the tile needs them, stored pre-splat (a 96 -> 576 conv on 14x14:
 16.4 -> 20.8 GMAC/s, 78% -> 97% of the peak).
+
+Integer 1x1 convs (int16 activations times int8 weights, `integer_contractions`' dense
+products) take the same product, summed in int32: their 4-pixel row tiles copy the pixels'
+pairs pre-splat (`schedules.integer_contraction`), where over a 7- or 14-wide image row the
+tile had 7 or 2 rows.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, padding_rows, static_float32_shape
+from .conv_rewrite import NHWC_LAYOUTS, constant_conv, conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, padding_rows, static_shape
 from ..tiles import COMPUTED_ROWS_ATTR, PACKED_ROWS
 
 
@@ -42,19 +47,34 @@ def pixel_rows_pass() -> tvm.transform.Pass:
 
 
 def eligible(call: relax.Call) -> bool:
-    """A stride-1, unpadded, 1x1 NHWC/HWIO conv with constant float32 weights over a static
-    image whose width is not a multiple of 4, of ``P`` pixels, padding ``P`` to one costing little."""
-    if not is_plain_nhwc_conv(call) or any(int(p) != 0 for p in call.attrs.padding):
+    """A stride-1, unpadded, 1x1 NHWC/HWIO conv with constant float32 weights (or int16
+    activations times int8 weights summed in int32: `integer_contractions`' dense products) over
+    a static image whose width is not a multiple of 4, of ``P`` pixels, padding ``P`` to one
+    costing little."""
+    if not (is_plain_nhwc_conv(call) or _is_plain_integer_conv(call)) or any(int(p) != 0 for p in call.attrs.padding):
         return False
     data, weight = call.args
     if tuple(weight.value.shape[:2]) != (1, 1):
         return False
-    shape = static_float32_shape(data)
-    if len(shape) != 4:
+    shape = static_shape(data, ("float32", "int16"))
+    if shape is None or len(shape) != 4:
         return False
     padding = padding_rows(int(np.prod(shape[:3])), PACKED_ROWS)
     # Widths that are a multiple of 4 already give 4-pixel rows (along the image row).
     return padding is not None and shape[2] % PACKED_ROWS != 0
+
+
+def _is_plain_integer_conv(call: relax.Call) -> bool:
+    """`is_plain_nhwc_conv` for an integer product: int16 activations, constant int8 weights."""
+    conv = constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS, integer=True)
+    attrs = call.attrs
+    return (
+        conv is not None
+        and str(call.args[0].ty.dtype) == "int16"
+        and conv.constant.value.dtype == "int8"
+        and int(attrs.groups) == 1
+        and all(int(v) == 1 for v in (*attrs.strides, *attrs.dilation))
+    )
 
 
 def conv2d_1x1_nhwc(data: te.Tensor, weight: te.Tensor) -> te.Tensor:
@@ -69,13 +89,19 @@ def conv2d_1x1_nhwc(data: te.Tensor, weight: te.Tensor) -> te.Tensor:
     def pixel(p, c):
         image, rest = p // plane, p % plane
         value = data[image, rest // width, rest % width, c]
-        return tirx.if_then_else(p < pixels, value, tirx.const(0.0, data.dtype))
+        return tirx.if_then_else(p < pixels, value, tirx.const(0, data.dtype))
 
     rows = te.compute((padded, channels), pixel, name="pixel_rows", attrs={COMPUTED_ROWS_ATTR: True})
     c = te.reduce_axis((0, channels), name="rc")
+
+    def term(p, o):
+        if data.dtype == "float32":
+            return rows[p, c] * weight[0, 0, c, o]
+        return rows[p, c].astype("int32") * weight[0, 0, c, o].astype("int32")  # summed in int32
+
     product = te.compute(
         (padded, out_channels),
-        lambda p, o: te.sum(rows[p, c] * weight[0, 0, c, o], axis=c),
+        lambda p, o: te.sum(term(p, o), axis=c),
         name="conv2d_pixel_rows",
     )
     return te.compute(

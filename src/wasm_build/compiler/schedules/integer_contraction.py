@@ -28,7 +28,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import SBlockRV
 
-from ..tiles import CACHE_BYTES, LAYOUT_FREE_ATTR, PRESPLAT_PAIRS_ATTR
+from ..tiles import CACHE_BYTES, COMPUTED_ROWS_ATTR, LAYOUT_FREE_ATTR, PRESPLAT_PAIRS_ATTR
 from ..tir import pair_shuffle
 from .analysis import (
     block_realize,
@@ -68,9 +68,10 @@ _LANEWISE_LOAD_COST = 2
 # 4 x 8 38-41, 5 x 8 35-40, 3 x 12 36-39, 2 x 16 34-37, 6 x 8 (15 registers) 32-35, 7 x 4
 # 32-35 (a load per row for one vector of products), 7 x 8 (17 registers) 29-31, where
 # 2 x 16 tiles splatting their pairs ran 26-30. Pre-splat tiles take two lane vectors or
-# more and at most 13 registers.
+# more and at most 11 registers: 4 x 8 where the lanes allow (with 13, a 49-pixel plane took
+# 5 x 8 tiles over 55 rows, where `pixel_rows` pads it to 52 for 4 x 8).
 _PRESPLAT_COST = 1
-_PRESPLAT_REGISTERS = 13
+_PRESPLAT_REGISTERS = 11
 _PRESPLAT_VECTORS = 2
 _VECTOR_COST = 2
 _ROWS = (1, 2, 3, 4, 5, 6, 7)
@@ -441,6 +442,11 @@ def _presplat_rows(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct
     sch.reorder(step_o, row_copy, step_i)
     sch.unroll(row_copy)
     sch.vectorize(step_i)
+    # Rows computed for the tile (`pixel_rows`' pixels, zeros past the image) are computed in
+    # the copy.
+    for producer in sch.get_producers(pack):
+        if sch.get(producer).annotations.get(COMPUTED_ROWS_ATTR):
+            sch.compute_inline(producer)
     sch.annotate(pack, PRESPLAT_PAIRS_ATTR, sch.get(pack).writes[0].source.name)
 
 
