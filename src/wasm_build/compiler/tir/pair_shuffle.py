@@ -29,15 +29,24 @@ def shuffle_activation_pairs() -> tvm.transform.Pass:
     return body_rewriting_pass("WasmShuffleActivationPairs", lambda func: _pair_splats(integer_lets(func.body)))
 
 
+def broadcast_pair(expr) -> tvm.ir.TensorLoad | None:
+    """The load of ``Broadcast(reinterpret(int32, <int16x2 load>), 4)`` (a dot-product tile's
+    activation pair, splat to the four 32-bit lanes), else None."""
+    if not (isinstance(expr, tirx.Broadcast) and str(expr.ty) == "int32x4"):
+        return None
+    call = expr.value
+    if not (isinstance(call, tvm.ir.Call) and getattr(call.op, "name", None) == _REINTERPRET):
+        return None
+    load = call.args[0]
+    if isinstance(load, tvm.ir.TensorLoad) and str(load.ty) == "int16x2" and len(load.indices) == 1:
+        return load
+    return None
+
+
 def _pair_splats(analyzer: tvm.sym.Analyzer):
     def splat(expr):
-        if not (isinstance(expr, tirx.Broadcast) and str(expr.ty) == "int32x4"):
-            return None
-        call = expr.value
-        if not (isinstance(call, tvm.ir.Call) and getattr(call.op, "name", None) == _REINTERPRET):
-            return None
-        load = call.args[0]
-        if not (isinstance(load, tvm.ir.TensorLoad) and str(load.ty) == "int16x2" and len(load.indices) == 1):
+        load = broadcast_pair(expr)
+        if load is None:
             return None
         ramp = load.indices[0]
         if not (isinstance(ramp, tirx.Ramp) and is_const(ramp.stride, 1) and _whole_groups(load.source)):

@@ -27,6 +27,7 @@ import tvm
 from tvm import tirx
 
 from ..tiles import PRESPLAT_PAIRS_ATTR
+from .pair_shuffle import broadcast_pair
 from .walk import attribute_names, body_rewriting_pass, integer_lets, is_const, visit
 
 _COPIES = 4  # 32-bit lanes of a v128: one copy of the pair each
@@ -66,15 +67,8 @@ def _pair_access(buffer: tirx.Buffer, indices) -> bool:
 
 def _pair_splat(expr):
     """The load of ``Broadcast(reinterpret(int32, P[pair]), 4)``, else None."""
-    if not (isinstance(expr, tirx.Broadcast) and str(expr.ty) == "int32x4"):
-        return None
-    call = expr.value
-    if not (isinstance(call, tvm.ir.Call) and getattr(call.op, "name", None) == _REINTERPRET):
-        return None
-    load = call.args[0]
-    if isinstance(load, tvm.ir.TensorLoad) and str(load.ty) == "int16x2" and _pair_access(load.source, load.indices):
-        return load
-    return None
+    load = broadcast_pair(expr)
+    return load if load is not None and _pair_access(load.source, load.indices) else None
 
 
 def _rewritable(body: tirx.Stmt, names: set[str]) -> list[tirx.Buffer]:
