@@ -150,11 +150,31 @@ def _pairs_broadcast(a: T.Buffer((16,), "int16"), w: T.Buffer((32,), "int8"), c:
             T.reinterpret("int16x8", T.Broadcast(T.reinterpret("int32", p[k]), 4)))
 
 
+@T.prim_func
+def _int16_pairs_broadcast(a: T.Buffer((16,), "int16"), w: T.Buffer((32,), "int8"), c: T.Buffer((8,), "int32")):
+    T.func_attr({PRESPLAT_PAIRS_ATTR: ["p"]})
+    p = T.alloc_buffer((16,), "int16")
+    for i in range(8):
+        p[T.Ramp(i * 2, 1, 2)] = a[T.Ramp(i * 2, 1, 2)]
+    for k in range(8):
+        c[T.Ramp(0, 1, 4)] = c[T.Ramp(0, 1, 4)] + T.call_llvm_pure_intrin(
+            "int32x4", "llvm.wasm.dot", T.Cast("int16x8", w[T.Ramp(0, 1, 8)]),
+            T.reinterpret("int16x8", T.Broadcast(T.reinterpret("int32", p[T.Ramp(k * 2, 1, 2)]), 4)))
+
+
 def test_pairs_are_stored_four_times_and_loaded_as_one_vector():
     script = presplat_activation_pairs()(tvm.IRModule({"f": _pairs_broadcast})).script()
     assert 'T.alloc_buffer((8,), "int16x8")' in script
     assert 'p[i] = T.reinterpret("int16x8", T.Broadcast(T.reinterpret("int32", a[T.Ramp(i * 2, 1, 2)]), 4))' in script
     assert 'T.reinterpret("int32x4", p[k])' in script and "T.Broadcast(T.reinterpret(\"int32\", p[k])" not in script
+
+
+def test_pairs_of_an_int16_copy_are_stored_four_times_and_loaded_as_one_vector():
+    """A copy TVM left an int16 buffer (pairs as two values) becomes one four times longer."""
+    script = presplat_activation_pairs()(tvm.IRModule({"f": _int16_pairs_broadcast})).script()
+    assert 'T.alloc_buffer((64,), "int16")' in script
+    assert 'p[i * 8:i * 8 + 8] = T.reinterpret("int16x8", T.Broadcast(T.reinterpret("int32", a[T.Ramp(i * 2, 1, 2)]), 4))' in script
+    assert 'T.reinterpret("int32x4", p[T.Ramp(k * 8, 1, 8)])' in script
 
 
 def test_a_copy_read_another_way_is_left_as_it_is():

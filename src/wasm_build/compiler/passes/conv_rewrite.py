@@ -97,15 +97,16 @@ def constant_conv(call: relax.Call, op_name: str, layouts: tuple[str, str, str],
     return ConstantConv(weight, data_shape, out_shape)
 
 
-def is_plain_nhwc_conv(call: relax.Call, *, strided: bool = False) -> bool:
+def is_plain_nhwc_conv(call: relax.Call, *, strided: bool = False, integer: bool = False) -> bool:
     """A stride-1 (any stride when ``strided``), undilated, ungrouped conv2d of NHWC float32
-    activations with constant HWIO float32 weights, its input and output shapes static."""
+    activations with constant HWIO float32 weights (with ``integer``: an integer product, see
+    `constant_conv`), its input and output shapes static."""
     if not (isinstance(call.op, tvm.ir.Op) and call.op.name == "relax.nn.conv2d"):
         return False
     attrs = call.attrs
     if any(int(v) != 1 for v in (*([] if strided else attrs.strides), *attrs.dilation)) or int(attrs.groups) != 1:
         return False
-    return constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS) is not None
+    return constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS, integer=integer) is not None
 
 
 def call_te_kernel(

@@ -31,7 +31,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from .conv_rewrite import NHWC_LAYOUTS, constant_conv, conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, padding_rows, static_shape
+from .conv_rewrite import conv_rewrite_pass, emit_conv_kernel, is_plain_nhwc_conv, padding_rows, static_shape
 from ..tiles import COMPUTED_ROWS_ATTR, PACKED_ROWS
 
 
@@ -65,15 +65,11 @@ def eligible(call: relax.Call) -> bool:
 
 
 def _is_plain_integer_conv(call: relax.Call) -> bool:
-    """`is_plain_nhwc_conv` for an integer product: int16 activations, constant int8 weights."""
-    conv = constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS, integer=True)
-    attrs = call.attrs
+    """`is_plain_nhwc_conv` for an integer product of int16 activations and int8 weights."""
     return (
-        conv is not None
+        is_plain_nhwc_conv(call, integer=True)
         and str(call.args[0].ty.dtype) == "int16"
-        and conv.constant.value.dtype == "int8"
-        and int(attrs.groups) == 1
-        and all(int(v) == 1 for v in (*attrs.strides, *attrs.dilation))
+        and call.args[1].value.dtype == "int8"
     )
 
 

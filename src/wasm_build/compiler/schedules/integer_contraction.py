@@ -28,7 +28,7 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
 from tvm.s_tir.schedule import SBlockRV
 
-from ..tiles import CACHE_BYTES, COMPUTED_ROWS_ATTR, LAYOUT_FREE_ATTR, PRESPLAT_PAIRS_ATTR
+from ..tiles import CACHE_BYTES, LAYOUT_FREE_ATTR, PRESPLAT_PAIRS_ATTR
 from ..tir import pair_shuffle
 from .analysis import (
     block_realize,
@@ -44,6 +44,7 @@ from .analysis import (
 from .contraction import Contraction, fuse_epilogues, vectorize_tile
 from .dot_products import LANES, LANEWISE_DOT, TENSORIZE_ATTR, DotProduct, dot_product
 from .edge_padding import can_pad, cheap_padding, pad_rows
+from .packing import compute_rows_in_copy, copy_at
 from .rule import Rule
 from .tile_shape import TileShape, streamed_bytes
 
@@ -156,8 +157,7 @@ class IntegerContraction(Rule):
             row_o, row_i = [outer_row], [inner_row]
         spatial = [loops[i] for i, k in enumerate(kinds) if k == "S" and i not in (product.lane, tile.row_axis)]
         reductions = [loops[i] for i, k in enumerate(kinds) if k == "R" and i != product.depth]
-        lane_var = stmt.iter_vars[product.lane].var
-        if streamed_bytes(stmt, lane_var) > CACHE_BYTES:
+        if _lane_tiles_outermost(stmt, product):
             tile_loops = [lane_o, *spatial, *row_o]
         else:
             tile_loops = [*spatial, *row_o, lane_o]
@@ -348,7 +348,7 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         and product.activation_dtype == "int16"
         and product.weight_dtype == "int8"  # (int16 weights, Winograd's, load unwidened: it ran slower)
         and row_axis is not None
-        and streamed_bytes(stmt, stmt.iter_vars[product.lane].var) <= CACHE_BYTES
+        and not _lane_tiles_outermost(stmt, product)
         and _row_dim(stmt, product, stmt.iter_vars[row_axis].var) is not None
     )
     paddable = can_pad(stmt)
@@ -381,6 +381,12 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         return None
     _, rows, vectors, presplat_rows = best
     return _Tile(rows, row_axis if rows > 1 else None, vectors, intrinsic, grouped and not presplat_rows, presplat_rows)
+
+
+def _lane_tiles_outermost(stmt: tirx.SBlock, product: IntegerProduct) -> bool:
+    """Whether lane tiles loop outside row tiles: weights past `tiles.CACHE_BYTES`, so that one
+    lane tile's slice stays in cache for every row."""
+    return streamed_bytes(stmt, stmt.iter_vars[product.lane].var) > CACHE_BYTES
 
 
 def _row_dim(stmt: tirx.SBlock, product: IntegerProduct, row: tirx.Var) -> int | None:
@@ -427,13 +433,11 @@ def _presplat_rows(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct
         return (*outer, idx[-1] // 2, idx[row_dim] % rows, idx[-1] % 2)
 
     sch.transform_layout(pack, ("write", 0), packed)
-    sch.compute_at(pack, row_loop)
+    copy_loops = copy_at(sch, pack, row_loop)
     values = block_realize(sch, pack).iter_values
-    copy_loops = sch.get_loops(pack)
-    depth = 1 + next(i for i, loop in enumerate(copy_loops) if sch.get(loop).same_as(sch.get(row_loop)))
 
     def loop_of(dim):
-        return next((l for l in copy_loops[depth:] if _uses([values[dim]], sch.get(l).loop_var)), None)
+        return next((l for l in copy_loops if _uses([values[dim]], sch.get(l).loop_var)), None)
 
     row_copy, step = loop_of(row_dim), loop_of(len(values) - 1)
     if row_copy is None or step is None:
@@ -442,11 +446,7 @@ def _presplat_rows(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct
     sch.reorder(step_o, row_copy, step_i)
     sch.unroll(row_copy)
     sch.vectorize(step_i)
-    # Rows computed for the tile (`pixel_rows`' pixels, zeros past the image) are computed in
-    # the copy.
-    for producer in sch.get_producers(pack):
-        if sch.get(producer).annotations.get(COMPUTED_ROWS_ATTR):
-            sch.compute_inline(producer)
+    compute_rows_in_copy(sch, pack)
     sch.annotate(pack, PRESPLAT_PAIRS_ATTR, sch.get(pack).writes[0].source.name)
 
 

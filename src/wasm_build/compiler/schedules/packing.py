@@ -143,17 +143,27 @@ def pack_row_operand(sch: s_tir.Schedule, block: SBlockRV, operand: RowOperand, 
     pack = sch.cache_read(block, index, "global")
     sch.transform_layout(pack, ("write", 0), packed)
     if len(dims) == 1 and row_loop is not None:
-        sch.compute_at(pack, row_loop)
         # The copy's own loops (below the row tile); the one over the rows goes innermost.
-        loops = sch.get_loops(pack)
-        depth = 1 + next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(sch.get(row_loop)))
-        copy_loops = loops[depth:]
+        copy_loops = copy_at(sch, pack, row_loop)
         row_binding = collect_vars_used_in_prim_expr(block_realize(sch, pack).iter_values[dims[0]])
         is_row = [uses([row_binding], sch.get(loop).loop_var) for loop in copy_loops]
         sch.reorder(*[l for l, r in zip(copy_loops, is_row) if not r], *[l for l, r in zip(copy_loops, is_row) if r])
         sch.vectorize(sch.get_loops(pack)[-1])
-    # Rows computed for the tile (pixel_rows' zero-padded pixels) are computed in the copy.
-    for producer in sch.get_producers(pack):
+    compute_rows_in_copy(sch, pack)
+    sch.annotate(pack, PACKED_ROWS_ATTR, sch.get(pack).writes[0].source.name)
+
+
+def copy_at(sch: s_tir.Schedule, copy: SBlockRV, row_loop: LoopRV) -> list[LoopRV]:
+    """Compute a row operand's ``copy`` per row tile (at ``row_loop``); its own loops, below it."""
+    sch.compute_at(copy, row_loop)
+    loops = sch.get_loops(copy)
+    depth = 1 + next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(sch.get(row_loop)))
+    return loops[depth:]
+
+
+def compute_rows_in_copy(sch: s_tir.Schedule, copy: SBlockRV) -> None:
+    """Rows computed for the tile (`pixel_rows`' pixels, zeros past the image) are computed in
+    the row operand's ``copy``."""
+    for producer in sch.get_producers(copy):
         if sch.get(producer).annotations.get(COMPUTED_ROWS_ATTR):
             sch.compute_inline(producer)
-    sch.annotate(pack, PACKED_ROWS_ATTR, sch.get(pack).writes[0].source.name)

@@ -31,7 +31,6 @@ from .pair_shuffle import broadcast_pair
 from .walk import attribute_names, body_rewriting_pass, integer_lets, is_const, visit
 
 _COPIES = 4  # 32-bit lanes of a v128: one copy of the pair each
-_REINTERPRET = "tirx.reinterpret"
 
 
 def presplat_activation_pairs() -> tvm.transform.Pass:
