@@ -145,10 +145,12 @@ def test_activations_are_widened_once_and_never_splat_by_scalar_loads(built):
 
 
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
-def test_rows_swept_per_lane_tile_splat_their_pairs_by_shuffles(built):
-    """Weights past `tiles.CACHE_BYTES` put lane tiles outermost: a pre-splat copy per row tile
-    would be made again for every lane tile, so four reduction steps load their pairs as one
-    vector instead (`tir.pair_shuffle`) and splat them by lane shuffles, not `v128.load32_splat`."""
+def test_rows_swept_per_lane_tile_load_pairs_copied_once_per_call(built):
+    """Weights past `tiles.CACHE_BYTES` put lane tiles outermost, each sweeping every row: the
+    pairs are copied pre-splat once per call (a copy per row tile would be made again for every
+    lane tile), so the reduction loop loads each row's broadcast pair as one vector, neither
+    `v128.load32_splat` nor the lane shuffles of `tir.pair_shuffle` (15% faster for 128 rows x
+    768 @ 768 x 3072 in the journal's round 36)."""
     (body,) = dot_product_loops(built(8, 1024, 1152)[1])
-    assert not any("load32_splat" in i for i in body), body
-    assert any("i8x16.shuffle" in i for i in body), body
+    assert not any("load32_splat" in i or "i8x16.shuffle" in i for i in body), body
+    assert sum(i.startswith("v128.load ") for i in body) >= 2, body

@@ -1,6 +1,7 @@
-"""Integer products over pre-splat activation pairs (schedules.integer_contraction's row copy,
-compiler.tir.presplat_pairs): each row tile's int16 pairs are copied once, four copies of each
-pair side by side, and every reduction step loads a row's broadcast as one vector."""
+"""Integer products over pre-splat activation pairs (schedules.integer_contraction's copies,
+compiler.tir.presplat_pairs): int16 pairs are copied once per row tile (or once per call),
+four copies of each pair side by side, and every reduction step loads a row's broadcast as one
+vector."""
 
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def qdq_inverted_residual_tail(size, channels=32, expanded=64, seed=0):
     return quantized.qdq(g.add("Add", "x").build())
 
 
+def qdq_conv(c_in, c_out, size, kernel, stride, seed=0):
+    """A conv (padded to keep the size at stride 1) + bias + ReLU, quantized (QDQ, per channel)."""
+    g = Chain(np.random.default_rng(seed), [1, c_in, size, size])
+    return quantized.qdq(g.conv(c_in, c_out, kernel, stride=stride, pad=kernel // 2).add("Relu").build())
+
+
 def product_kernel(mod, name):
     ((func,),) = [[f for n, f in prim_funcs(mod).items() if name in n]]
     return func
@@ -66,6 +73,41 @@ def test_products_of_int16_rows_copy_their_pairs_presplat(tmp_path, model, kerne
     script = func.script()
     assert f'T.sblock("{copy}")' in script
     assert "llvm.wasm.dot" in script
+
+
+@pytest.mark.parametrize("model, padded", [
+    (qdq_conv(32, 64, 16, 3, 1), (1, 18, 18, 16, 2)),
+    (qdq_conv(32, 64, 32, 3, 2), (1, 34, 34, 16, 2)),
+], ids=["3x3", "3x3 stride 2"])
+def test_convs_over_windows_copy_their_pairs_once_per_call(tmp_path, model, padded):
+    """A 3x3 conv's tile rows read overlapping windows (a strided conv's, every other column),
+    never one row tile's slice of the activation: the pairs are copied once per call, the whole
+    padded image, with the padding computed in that copy (no separate padding pass)."""
+    func = product_kernel(scheduled_module(model, tmp_path), "conv2d")
+    (copy,) = func.attrs[PRESPLAT_PAIRS_ATTR]
+    script = func.script()
+    shape = ", ".join(f"T.int64({n})" for n in padded)
+    assert f'{copy} = T.sblock_alloc_buffer(({shape}), "int16")' in script
+    assert 'T.sblock("pad_temp")' not in script
+
+
+def test_a_copy_four_times_the_pixels_read_is_not_made(tmp_path):
+    """A 1x1 conv of stride 2 reads a quarter of its input's pixels: a copy of the whole input
+    would cost more than the broadcasts it saves (its kernel ran 15% slower), so its pairs stay
+    splat by lane shuffles."""
+    func = product_kernel(scheduled_module(qdq_conv(64, 128, 56, 1, 2), tmp_path), "conv2d")
+    assert "llvm.wasm.dot" in func.script()
+    assert not func.attrs.get(PRESPLAT_PAIRS_ATTR)
+
+
+def test_a_copy_past_its_byte_budget_is_not_made(tmp_path):
+    """A stride-2 3x3 conv over a 192 x 192 x 32 image would copy 9.6 MB pre-splat (8 bytes a
+    value): past `_WHOLE_COPY_BYTES`, its pairs stay splat by lane shuffles; the same conv over
+    64 x 64 (1.1 MB) copies them."""
+    for size, copied in ((192, False), (64, True)):
+        func = product_kernel(scheduled_module(qdq_conv(32, 64, size, 3, 2), tmp_path), "conv2d")
+        assert "llvm.wasm.dot" in func.script()
+        assert bool(func.attrs.get(PRESPLAT_PAIRS_ATTR)) == copied, size
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +130,23 @@ def dot_loops(wasm_path, kernel):
 
 
 @pytest.mark.skipif(OBJDUMP is None, reason="llvm-objdump(-19) not installed")
-def test_reduction_steps_load_the_broadcast_pairs_as_vectors(built):
-    """The pointwise conv's reduction loop broadcasts no pair itself: no `v128.load32_splat`
-    (a scalar load, a move and a broadcast in Cranelift's x86 code, two of them on the port that
-    widens the weights) and no lane shuffle; every row's pair is one `v128.load`, next to the
-    weights' widening loads (fails without `tir.presplat_pairs`: one `load32_splat` per row)."""
-    (loop,) = dot_loops(built("pointwise", qdq_pointwise(48, 64, 8, 16)), "pointwise_fused_conv2d")
-    assert not [i for i in loop if "load32_splat" in i or "i8x16.shuffle" in i], loop
-    dots = sum("dot_i16x8_s" in i for i in loop)
-    widened = sum("i16x8.load8x8_s" in i for i in loop)
-    vector_loads = sum(i.startswith("v128.load ") for i in loop)
-    assert widened >= 2 and dots == widened * vector_loads and vector_loads >= 2, (dots, widened, vector_loads)
+@pytest.mark.parametrize("name, model", [
+    ("pointwise", qdq_pointwise(48, 64, 8, 16)),
+    ("conv3x3", qdq_conv(32, 64, 16, 3, 1, seed=3)),
+], ids=["copied per row tile", "copied once per call"])
+def test_reduction_steps_load_the_broadcast_pairs_as_vectors(built, name, model):
+    """The reduction loops broadcast no pair themselves: no `v128.load32_splat` (a scalar load,
+    a move and a broadcast in Cranelift's x86 code, two of them on the port that widens the
+    weights) and no lane shuffle; every row's pair is one `v128.load`, next to the weights'
+    widening loads (fails without `tir.presplat_pairs`: one `load32_splat` per row)."""
+    loops = dot_loops(built(name, model), f"{name}_fused_conv2d")
+    assert loops
+    for loop in loops:
+        assert not [i for i in loop if "load32_splat" in i or "i8x16.shuffle" in i], loop
+        dots = sum("dot_i16x8_s" in i for i in loop)
+        widened = sum("i16x8.load8x8_s" in i for i in loop)
+        vector_loads = sum(i.startswith("v128.load ") for i in loop)
+        assert widened >= 2 and dots == widened * vector_loads and vector_loads >= 2, (dots, widened, vector_loads)
 
 
 @pytest.mark.parametrize("name, model", [
@@ -107,11 +155,14 @@ def test_reduction_steps_load_the_broadcast_pairs_as_vectors(built):
     ("dense197", qdq_dense(197, 96, 48)),
     ("tail7", qdq_inverted_residual_tail(7, seed=7)),
     ("tail14", qdq_inverted_residual_tail(14, seed=14)),
+    ("conv3x3", qdq_conv(32, 64, 16, 3, 1, seed=3)),
+    ("conv3x3s2", qdq_conv(32, 64, 32, 3, 2, seed=4)),
+    ("swept12", qdq_dense(12, 1024, 1152, seed=5)),
 ])
 def test_presplat_products_match_onnxruntime_in_wasmtime(built, name, model):
     """Built and run in wasmtime, within one output quantization step of onnxruntime (197 rows
     and 7x7's 49 pixels padded to whole row tiles: the copy reads or computes the padding's
-    zeros too)."""
+    zeros too; 3x3 convs and a product whose lane tiles sweep every row copy once per call)."""
     wasm = WasmModel(built(name, model))
     steps = output_steps(model)
     assert steps

@@ -9,9 +9,11 @@ reduction splats ``depth`` consecutive activations of a row (its innermost, cont
 and loads ``depth`` weights of 4 channels at once. The weights are repacked at compile time,
 lane tile by lane tile, as ``W[channel // tile, ..., k // depth, channel % tile, k % depth]``:
 one contiguous stream per tile. Requantize epilogues are fused into the tile's write-back.
-int16 rows (the dense products' activations) are copied per row tile and stored pre-splat
-(`_presplat_rows`, `compiler.tir.presplat_pairs`): each step then loads a row's broadcast pair
-as one vector.
+int16 rows (the dense products' activations) are copied and stored pre-splat
+(`compiler.tir.presplat_pairs`): each step then loads a row's broadcast pair as one vector. The
+copy is made per row tile (`_presplat_rows`) where the rows are consecutive and every lane tile
+reuses it, else once per call (`_presplat_whole`: 3 x 3 convs' windows, lane tiles swept over
+every row) where its cost is shared by enough products.
 Rows that do not come in whole tiles (197 tokens) are padded to them (`edge_padding.pad_rows`).
 
 Depthwise convs over pairs of taps (`passes.paired_taps`) read activations of their own per
@@ -21,15 +23,16 @@ others splat one per row (`dot_products.LANEWISE_DOT`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
-from tvm.s_tir.schedule import SBlockRV
+from tvm.s_tir.schedule import SBlockRV, ScheduleError
 
 from ..tiles import CACHE_BYTES, LAYOUT_FREE_ATTR, PRESPLAT_PAIRS_ATTR
-from ..tir import pair_shuffle
+from ..tir import pair_shuffle, presplat_pairs
 from .analysis import (
     block_realize,
     extent,
@@ -74,6 +77,16 @@ _LANEWISE_LOAD_COST = 2
 _PRESPLAT_COST = 1
 _PRESPLAT_REGISTERS = 11
 _PRESPLAT_VECTORS = 2
+# ... where the copy is made once per call (`_presplat_whole`), its instructions per pair (a
+# load, the broadcast, a store, its padding's select and address), shared by every broadcast of
+# the pair. A 1x1 conv of stride 2 (64 -> 128 channels on 56 x 56) copies four times the
+# pixels it reads: pre-splat, its kernel ran 15% slower. Such copies take one-vector tiles too
+# (the lane tiles of 512-channel 3x3 convs on 7 x 7 sweep every row, 7 x 4 lanes: 27 -> 32 G
+# int8 multiply-adds a second, pre-splat).
+_WHOLE_COPY_COST = 6
+# ... and at most this many bytes (8 a value: int16, four copies), so a kernel's workspace stays
+# near its activations' size (ResNet-18's largest: 1.7 MB; a 512-token BERT-base layer's: 3 MB).
+_WHOLE_COPY_BYTES = 4 << 20
 _VECTOR_COST = 2
 _ROWS = (1, 2, 3, 4, 5, 6, 7)
 # Reduction steps unrolled together over int16 activations: the pairs of one v128, which
@@ -108,7 +121,7 @@ class _Tile:
     vectors: int  # lane vectors of 4 channels
     intrinsic: DotProduct
     grouped: bool  # reduction steps unrolled by `PAIR_GROUP` (int16 pairs splat by shuffles)
-    # int16 activation pairs copied per row tile and stored pre-splat (`_presplat_rows`)
+    # int16 activation pairs copied and stored pre-splat (`_presplat_rows`, `_presplat_whole`)
     presplat: bool = False
 
     @property
@@ -175,8 +188,10 @@ class IntegerContraction(Rule):
         _split_lanes(sch, write_back, tile.lanes)
         vectorize_tile(sch, write_back, len(tile_loops))
         _pack_weights(sch, block, product, tile)
-        if tile.presplat:
+        if tile.presplat and _copied_per_row_tile(stmt, product, tile.row_axis):
             _presplat_rows(sch, block, product, tile, row_o[0])
+        elif tile.presplat:
+            _presplat_whole(sch, block, product)
         # Tensorized once every rule has run (`dot_products.tensorize_marked`): a schedule
         # cannot be copied after `tensorize`, and each rule works on a copy.
         sch.annotate(sch.blockize(lane_i), TENSORIZE_ATTR, tile.intrinsic.name)
@@ -340,17 +355,21 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         splat = _GROUPED_SPLAT_COST
     else:
         splat = _QUAD_SPLAT_COST if intrinsic.depth == 4 else _SPLAT_COST[product.activation_dtype]
-    # Pre-splat pairs: dot_i16x8 over int16 rows in one dimension, row tiles outside lane tiles
-    # (the copy per row tile is then reused by every lane tile).
+    # Pre-splat pairs: dot_i16x8 over int16 rows (copied per row tile where the rows are
+    # consecutive in one dimension and row tiles run outside lane tiles, else once per call).
     presplat = (
         not product.lanewise
         and intrinsic.depth == 2
         and product.activation_dtype == "int16"
         and product.weight_dtype == "int8"  # (int16 weights, Winograd's, load unwidened: it ran slower)
         and row_axis is not None
-        and not _lane_tiles_outermost(stmt, product)
-        and _row_dim(stmt, product, stmt.iter_vars[row_axis].var) is not None
     )
+    # A copy made once per call: its instructions shared by the broadcasts, one per row, pair
+    # and lane tile (fewer the wider the lane tile).
+    whole_copy = presplat and not _copied_per_row_tile(stmt, product, row_axis)
+    copy_share = _whole_copy_share(product, extents) if whole_copy else 0.0
+    if copy_share is None:
+        presplat = whole_copy = False
     paddable = can_pad(stmt)
     best = None
     for rows in _ROWS:
@@ -364,8 +383,8 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
                 continue
             # (row splat cost, registers, pre-splat) of each way to broadcast the rows' pairs
             ways = [(splat, _REGISTERS, False)]
-            if presplat and rows > 1 and vectors >= _PRESPLAT_VECTORS:
-                ways.append((_PRESPLAT_COST, _PRESPLAT_REGISTERS, True))
+            if presplat and rows > 1 and (vectors >= _PRESPLAT_VECTORS or whole_copy):
+                ways.append((_PRESPLAT_COST + copy_share * vectors, _PRESPLAT_REGISTERS, True))
             for row_splat, registers, presplat_rows in ways:
                 if rows * vectors + vectors + 1 > registers:
                     continue
@@ -381,6 +400,19 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
         return None
     _, rows, vectors, presplat_rows = best
     return _Tile(rows, row_axis if rows > 1 else None, vectors, intrinsic, grouped and not presplat_rows, presplat_rows)
+
+
+def _whole_copy_share(product: IntegerProduct, extents: list[int]) -> float | None:
+    """A once-per-call pre-splat copy's instructions per broadcast of one lane vector (a row's
+    pair, shared by every lane of the tile), or None where the copy would be too large."""
+    shape = product.activation.shape
+    if not all(isinstance(n, tirx.IntImm) for n in shape):
+        return None
+    values = math.prod(int(n) for n in shape)
+    if values * 2 * presplat_pairs.COPIES > _WHOLE_COPY_BYTES:
+        return None
+    broadcasts = math.prod(extents) / (LANES * 2)  # one per row, pair and lane vector
+    return _WHOLE_COPY_COST * (values / 2) / broadcasts
 
 
 def _lane_tiles_outermost(stmt: tirx.SBlock, product: IntegerProduct) -> bool:
@@ -411,6 +443,32 @@ def _split_lanes(sch: s_tir.Schedule, write_back: SBlockRV, lanes: int) -> None:
     if lanes & (lanes - 1):
         *_, last = sch.get_loops(write_back)
         sch.split(last, [None, lanes & -lanes])
+
+
+def _copied_per_row_tile(stmt: tirx.SBlock, product: IntegerProduct, row_axis: int) -> bool:
+    """Whether the pre-splat copy is made per row tile (`_presplat_rows`): rows consecutive in
+    one dimension, row tiles outside lane tiles (so every lane tile reuses it)."""
+    row = stmt.iter_vars[row_axis].var
+    return not _lane_tiles_outermost(stmt, product) and _row_dim(stmt, product, row) is not None
+
+
+def _presplat_whole(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) -> None:
+    """Copy the int16 activations once per call, pair by pair, ``A[..., k]`` -> ``P[..., k // 2,
+    k % 2]``, and name the copy for `compiler.tir.presplat_pairs`: where lane tiles sweep every row
+    (a copy per row tile would be made again per lane tile) or rows step through the activation
+    otherwise than one by one (a 3 x 3 conv's windows, a strided conv's columns)."""
+    index = _read_index(sch.get(block), product.activation)
+    pack = sch.cache_read(block, index, "global")
+    sch.transform_layout(pack, ("write", 0), lambda *idx: (*idx[:-1], idx[-1] // 2, idx[-1] % 2))
+    *_, step = sch.get_loops(pack)
+    _, pair = sch.split(step, [None, 2])
+    sch.vectorize(pair)
+    for producer in sch.get_producers(pack):
+        try:  # one pass over the activations where they are computed here (a conv's padding)
+            sch.compute_inline(producer)
+        except ScheduleError:
+            pass
+    sch.annotate(pack, PRESPLAT_PAIRS_ATTR, sch.get(pack).writes[0].source.name)
 
 
 def _presplat_rows(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct, tile: _Tile, row_loop) -> None:

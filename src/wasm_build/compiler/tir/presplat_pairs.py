@@ -30,7 +30,7 @@ from ..tiles import PRESPLAT_PAIRS_ATTR
 from .pair_shuffle import broadcast_pair
 from .walk import attribute_names, body_rewriting_pass, integer_lets, is_const, visit
 
-_COPIES = 4  # 32-bit lanes of a v128: one copy of the pair each
+COPIES = 4  # 32-bit lanes of a v128: one copy of the pair each
 
 
 def presplat_activation_pairs() -> tvm.transform.Pass:
@@ -49,7 +49,7 @@ def _widened(buffer: tirx.Buffer) -> tirx.Buffer:
     if str(buffer.dtype) == "int16x2":
         return tirx.decl_buffer(buffer.shape, "int16x8", buffer.name, data=buffer.data, scope=buffer.scope())
     return tirx.decl_buffer(
-        (int(buffer.shape[0]) * _COPIES,), buffer.dtype, buffer.name, data=buffer.data, scope=buffer.scope()
+        (int(buffer.shape[0]) * COPIES,), buffer.dtype, buffer.name, data=buffer.data, scope=buffer.scope()
     )
 
 
@@ -110,14 +110,14 @@ def _presplat(widened: dict[tirx.Buffer, tirx.Buffer], analyzer: tvm.sym.Analyze
         index = indices[0]
         if str(buffer.dtype) == "int16x2":
             return [index]  # the same element of the widened vectors
-        base = analyzer.simplify(index.base * _COPIES)
-        return [tirx.Ramp(base, tirx.const(1, str(base.ty)), 2 * _COPIES)]
+        base = analyzer.simplify(index.base * COPIES)
+        return [tirx.Ramp(base, tirx.const(1, str(base.ty)), 2 * COPIES)]
 
     def replace(node):
         if isinstance(node, tirx.AllocBuffer) and wide(node.buffer) is not None:
             return tirx.AllocBuffer(wide(node.buffer), node.annotations)
         if isinstance(node, tirx.BufferStore) and wide(node.buffer) is not None:
-            splat = tirx.reinterpret("int16x8", tirx.Broadcast(tirx.reinterpret("int32", node.value), _COPIES))
+            splat = tirx.reinterpret("int16x8", tirx.Broadcast(tirx.reinterpret("int32", node.value), COPIES))
             return tirx.BufferStore(wide(node.buffer), splat, copies(node.buffer, node.indices))
         if isinstance(node, tirx.Broadcast):
             load = _pair_splat(node)
