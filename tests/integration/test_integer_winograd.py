@@ -19,7 +19,7 @@ from wasm_build.compiler.passes.qdq import magnitude
 from wasm_build.testing import models, quantized
 
 from tests.support import build
-from tests.support.compiler import OBJDUMP, kernel_instructions
+from tests.support.compiler import OBJDUMP, kernel_instructions, prim_funcs, scheduled_module
 from tests.support.steps import worst_steps
 
 WINOGRAD = "conv2d_winograd"
@@ -146,3 +146,20 @@ def test_activation_magnitude_follows_widening_and_zero_points():
     assert magnitude(moved, table.get) == 355
     unknown = relax.Var("u", relax.TensorType((1, 8, 8, 16), "int16"))
     assert magnitude(unknown, table.get) is None  # a real int16 tensor: anything
+
+
+def test_transformed_weights_stream_position_by_position(tmp_path):
+    """The product loops over the 4x4 tile positions outside its lane tiles: the int16 weights
+    it reads are stored position first, ``U[e, n, channel // lanes, k // 2, channel % lanes, k % 2]``,
+    so one position's lane tiles are one stream. Stored lane tile first, each lane tile's
+    weights lay a position's worth apart (16 x 32 KB for 512 channels: ResNet-18's Winograd
+    products slowed as their weights grew, 30 G int16 multiply-adds a second at 64 channels,
+    22 at 512)."""
+    model = quantized.qdq(conv_stack(channels=32))
+    mod = scheduled_module(model, tmp_path, winograd_budget=4.0)
+    kernels = [f for n, f in prim_funcs(mod).items() if WINOGRAD in n]
+    assert kernels
+    for func in kernels:
+        (weights,) = [p for p in func.params if str(p.dtype) == "int16" and len(p.shape) == 6]
+        shape = [int(d) for d in weights.shape]
+        assert shape[:2] == [4, 4] and shape[-1] == 2, shape

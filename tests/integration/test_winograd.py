@@ -128,9 +128,11 @@ def test_transformed_weights_are_packed_at_init():
     assert constants == []  # U is no constant: the init kernels make it
     made = [tuple(int(d) for d in f.params[-1].ty.shape) for f in prim_funcs(mod).values()
             if f.attrs is not None and INIT_KERNEL_ATTR in f.attrs]
-    # U[6, 6, 32, 32] stored per 8-lane tile of output channels: [32 // 8, 6, 6, 32, 8] (8: the
-    # product's tile rows, 4 of the 16 output tiles, are packed and splat by lane shuffles).
-    assert sorted(made) == [(4, 6, 6, 32, 8)] * 2
+    # U[6, 6, 32, 32] stored per tile position, then per 8-lane tile of output channels:
+    # [6, 6, 32 // 8, 32, 8] (8: the product's tile rows, 4 of the 16 output tiles, are packed
+    # and splat by lane shuffles). Positions first: the product loops over them outside the
+    # lane tiles, so one position's lane tiles are one stream of weights.
+    assert sorted(made) == [(6, 6, 4, 32, 8)] * 2
 
 
 def test_budget_zero_keeps_direct_convolutions():

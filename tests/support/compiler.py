@@ -58,10 +58,10 @@ def fused_module(model, target, schedule=True, graph_passes=False, winograd_budg
         return tvm.transform.Sequential(passes)(mod)
 
 
-def scheduled_module(model, tmp_path, dims=None):
+def scheduled_module(model, tmp_path, dims=None, **options):
     """The module of a wasm build (its frontend, quantized and graph passes, legalization and
-    schedules, default options; symbolic dimensions bounded by ``dims``, name -> DimSpec),
-    right after the schedule passes."""
+    schedules, default options but ``options`` (`TargetOptions` fields); symbolic dimensions
+    bounded by ``dims``, name -> DimSpec), right after the schedule passes."""
     import onnx
 
     from wasm_build.compiler.pipeline import legalize_passes, optimize_passes, plan_for_bounds, schedule_passes
@@ -70,7 +70,7 @@ def scheduled_module(model, tmp_path, dims=None):
 
     path = tmp_path / "model.onnx"
     onnx.save(model, path)
-    options = TargetOptions()
+    options = TargetOptions(**options)
     target = options.tvm_target()
     passes = [*optimize_passes(), *legalize_passes(target, options), *schedule_passes(target, default_schedules=True)]
     with target, tvm.transform.PassContext(opt_level=3):

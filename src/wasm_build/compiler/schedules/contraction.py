@@ -69,7 +69,7 @@ class Contraction(Rule):
         _vectorize_tile(sch, init, len(loops.tile))
         if not row_epilogue:
             _vectorize_write_back(sch, write_back, len(loops.tile), shape.lanes, sch.get(block).writes[0].source.name)
-        pack_constant_operand(sch, block, shape.lane_var, shape.lane_tile)
+        pack_constant_operand(sch, block, shape.lane_var, shape.lane_tile, loops.outer_spatial)
         if shape.row_operand is not None:
             once_per_call = shape.lane_tiles_outermost and shape.lane_block == 1
             row_loop = None if once_per_call else loops.row_tile
@@ -81,10 +81,12 @@ class _TileLoops(NamedTuple):
     tile: list[LoopRV]  # the loops over tiles, outside the reduction
     row_tile: LoopRV | None  # the one over row tiles, if the tile has rows
     reduce: list[LoopRV]  # the reduction loops, around one tile
+    outer_spatial: list[tirx.Var]  # iterators of the spatial loops outside the lane tiles
 
 
 def _split_into_tiles(sch: s_tir.Schedule, block: SBlockRV, shape: TileShape) -> _TileLoops:
     """Split the lane and row axes into tiles and order the loops around the tile."""
+    stmt = sch.get(block)
     kinds = iter_kinds(sch, block)
     loops = sch.get_loops(block)
     vec, row = shape.lane_axis, shape.row_axis
@@ -112,7 +114,10 @@ def _split_into_tiles(sch: s_tir.Schedule, block: SBlockRV, shape: TileShape) ->
     sch.vectorize(vec_i)
     for loop in row_inner:
         sch.unroll(loop)
-    return _TileLoops(tile_loops, row_outer[0] if row_outer else None, reduce)
+    outer_spatial = [] if shape.lane_tiles_outermost else [
+        stmt.iter_vars[i].var for i, k in enumerate(kinds) if k == "S" and i not in (vec, row)
+    ]
+    return _TileLoops(tile_loops, row_outer[0] if row_outer else None, reduce, outer_spatial)
 
 
 def _write_back(

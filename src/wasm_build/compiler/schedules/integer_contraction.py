@@ -510,18 +510,28 @@ def _presplat_rows(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct
 
 def _pack_weights(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct, tile: _Tile) -> None:
     """``W[..., k, ..., n]`` -> ``W[n // tile, ..., k // depth, n % tile, k % depth]`` at compile time
-    (a layout-rewrite block that `packed_weights.fold_packed_constants` applies to the constant)."""
+    (a layout-rewrite block that `packed_weights.fold_packed_constants` applies to the constant).
+    Weight dimensions that spatial loops outside the lane tiles index (Winograd's tile positions)
+    go first, ``W[e, n // tile, ...]``: the lane tiles of one position are then one stream, where
+    lane-tile-first packing jumped a position's worth of weights between lane tiles."""
     stmt = sch.get(block)
     index = _read_index(stmt, product.weight)
+    region = stmt.reads[index].region
     depth_var = stmt.iter_vars[product.depth].var
-    k_dim = next(d for d, r in enumerate(stmt.reads[index].region) if r.min.same_as(depth_var))
+    k_dim = next(d for d, r in enumerate(region) if r.min.same_as(depth_var))
     lanes, depth = tile.lanes, tile.intrinsic.depth
+    outer_dims = set()
+    if not _lane_tiles_outermost(stmt, product):
+        kinds = iter_kinds(sch, block)
+        spatial = [iv.var for i, (iv, kind) in enumerate(zip(stmt.iter_vars, kinds)) if kind == "S" and i != product.lane]
+        outer_dims = {d for d, r in enumerate(region[:-1]) if d != k_dim and any(_uses([r.min], var) for var in spatial)}
     rewrite = sch.cache_read(block, index, "global")
     sch.annotate(rewrite, "meta_schedule.layout_rewrite_preproc", True)
 
     def packed(*idx):
-        others = [idx[d] for d in range(len(idx) - 1) if d != k_dim]
+        outer = [idx[d] for d in range(len(idx) - 1) if d in outer_dims]
+        others = [idx[d] for d in range(len(idx) - 1) if d != k_dim and d not in outer_dims]
         n, k = idx[-1], idx[k_dim]
-        return (n // lanes, *others, k // depth, n % lanes, k % depth)
+        return (*outer, n // lanes, *others, k // depth, n % lanes, k % depth)
 
     sch.transform_layout(block, ("read", index), packed)

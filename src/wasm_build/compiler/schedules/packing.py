@@ -4,6 +4,7 @@ rows' broadcast operand copied four rows side by side."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -30,13 +31,18 @@ class RowOperand(NamedTuple):
     dims: tuple[int, ...]
 
 
-def pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, lane_tile: int) -> None:
+def pack_constant_operand(
+    sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, lane_tile: int, outer: Sequence[tirx.Var] = ()
+) -> None:
     """Store a constant vector-loaded operand (conv/dense weights) tile by tile.
 
     ``W[..., n]`` becomes ``W[n // tile, ..., n % tile]``: each lane tile's
     weights are contiguous, in the order the reduction loops read them, instead
     of one short vector per row of a wide matrix (a new cache line, or two, per
-    reduction step).  The copy is a block marked as layout-rewrite preprocessing:
+    reduction step). Dimensions indexed by ``outer`` (spatial loops outside the lane tiles:
+    Winograd's tile positions) go first, ``W[e, n // tile, ..., n % tile]``, so the lane tiles
+    of one position are one stream rather than chunks a position's weights apart.
+    The copy is a block marked as layout-rewrite preprocessing:
     ``SplitLayoutRewritePreproc`` moves it out of the kernel and ``FoldConstant``
     applies it to the weights at compile time (`packed_weights.fold_packed_constants`),
     so it never runs in the model.
@@ -61,9 +67,13 @@ def pack_constant_operand(sch: s_tir.Schedule, block: SBlockRV, var: tirx.Var, l
         # The copy that packs (or pads and packs, see `edge_padding`) the weights.
         rewrite = pad if pad is not None else sch.cache_read(block, index, "global")
         sch.annotate(rewrite, LAYOUT_REWRITE_PREPROC_ATTR, True)
-        sch.transform_layout(
-            block, ("read", index), lambda *idx: (idx[-1] // lane_tile, *idx[:-1], idx[-1] % lane_tile)
-        )
+        first = [d for d, vars_ in enumerate(region_vars(region)[:-1]) if any(uses([vars_], v) for v in outer)]
+
+        def packed(*idx):
+            rest = [idx[d] for d in range(len(idx) - 1) if d not in first]
+            return (*[idx[d] for d in first], idx[-1] // lane_tile, *rest, idx[-1] % lane_tile)
+
+        sch.transform_layout(block, ("read", index), packed)
         return
 
 
