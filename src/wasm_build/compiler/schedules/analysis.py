@@ -129,6 +129,11 @@ def region_vars(region) -> list[set]:
     return [collect_vars_used_in_prim_expr(rng.min) for rng in region.region]
 
 
+def indexed_dims(region, variables) -> list[int]:
+    """The dimensions of a buffer region whose index uses any of ``variables``."""
+    return [d for d, vars_ in enumerate(region_vars(region)) if any(uses([vars_], v) for v in variables)]
+
+
 def uses(var_lists, var) -> bool:
     """Whether any of the collections of variables ``var_lists`` holds ``var``."""
     return any(v.same_as(var) for vars_ in var_lists for v in vars_)

@@ -38,6 +38,7 @@ from .analysis import (
     extent,
     has_broadcast_operand,
     has_trivial_binding,
+    indexed_dims,
     is_one,
     iter_index,
     iter_kinds,
@@ -121,8 +122,10 @@ class _Tile:
     vectors: int  # lane vectors of 4 channels
     intrinsic: DotProduct
     grouped: bool  # reduction steps unrolled by `PAIR_GROUP` (int16 pairs splat by shuffles)
-    # int16 activation pairs copied and stored pre-splat (`_presplat_rows`, `_presplat_whole`)
+    # int16 activation pairs copied and stored pre-splat: per row tile (`_presplat_rows`), or
+    # once per call (`_presplat_whole`) when ``copied_once``
     presplat: bool = False
+    copied_once: bool = False
 
     @property
     def lanes(self) -> int:
@@ -168,12 +171,15 @@ class IntegerContraction(Rule):
         if tile.row_axis is not None:
             outer_row, inner_row = sch.split(loops[tile.row_axis], [None, tile.rows])
             row_o, row_i = [outer_row], [inner_row]
-        spatial = [loops[i] for i, k in enumerate(kinds) if k == "S" and i not in (product.lane, tile.row_axis)]
+        spatial_axes = [i for i, k in enumerate(kinds) if k == "S" and i not in (product.lane, tile.row_axis)]
+        spatial = [loops[i] for i in spatial_axes]
         reductions = [loops[i] for i, k in enumerate(kinds) if k == "R" and i != product.depth]
+        outer_spatial = []  # iterators of the spatial loops outside the lane tiles
         if _lane_tiles_outermost(stmt, product):
             tile_loops = [lane_o, *spatial, *row_o]
         else:
             tile_loops = [*spatial, *row_o, lane_o]
+            outer_spatial = [stmt.iter_vars[i].var for i in spatial_axes]
         sch.reorder(*tile_loops, *reductions, k_o, k_group, *row_i, lane_v, lane_i, k_i)
 
         write_back = sch.cache_write(block, 0, "global")
@@ -187,11 +193,11 @@ class IntegerContraction(Rule):
         vectorize_tile(sch, init, len(tile_loops))
         _split_lanes(sch, write_back, tile.lanes)
         vectorize_tile(sch, write_back, len(tile_loops))
-        _pack_weights(sch, block, product, tile)
-        if tile.presplat and _copied_per_row_tile(stmt, product, tile.row_axis):
-            _presplat_rows(sch, block, product, tile, row_o[0])
-        elif tile.presplat:
+        _pack_weights(sch, block, product, tile, outer_spatial)
+        if tile.copied_once:
             _presplat_whole(sch, block, product)
+        elif tile.presplat:
+            _presplat_rows(sch, block, product, tile, row_o[0])
         # Tensorized once every rule has run (`dot_products.tensorize_marked`): a schedule
         # cannot be copied after `tensorize`, and each rule works on a copy.
         sch.annotate(sch.blockize(lane_i), TENSORIZE_ATTR, tile.intrinsic.name)
@@ -399,7 +405,10 @@ def _choose_tile(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct) 
     if best is None:
         return None
     _, rows, vectors, presplat_rows = best
-    return _Tile(rows, row_axis if rows > 1 else None, vectors, intrinsic, grouped and not presplat_rows, presplat_rows)
+    return _Tile(
+        rows, row_axis if rows > 1 else None, vectors, intrinsic, grouped and not presplat_rows, presplat_rows,
+        copied_once=presplat_rows and whole_copy,
+    )
 
 
 def _whole_copy_share(product: IntegerProduct, extents: list[int]) -> float | None:
@@ -508,30 +517,27 @@ def _presplat_rows(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct
     sch.annotate(pack, PRESPLAT_PAIRS_ATTR, sch.get(pack).writes[0].source.name)
 
 
-def _pack_weights(sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct, tile: _Tile) -> None:
+def _pack_weights(
+    sch: s_tir.Schedule, block: SBlockRV, product: IntegerProduct, tile: _Tile, outer: list[tirx.Var]
+) -> None:
     """``W[..., k, ..., n]`` -> ``W[n // tile, ..., k // depth, n % tile, k % depth]`` at compile time
     (a layout-rewrite block that `packed_weights.fold_packed_constants` applies to the constant).
-    Weight dimensions that spatial loops outside the lane tiles index (Winograd's tile positions)
-    go first, ``W[e, n // tile, ...]``: the lane tiles of one position are then one stream, where
-    lane-tile-first packing jumped a position's worth of weights between lane tiles."""
+    Weight dimensions indexed by ``outer`` (spatial loops outside the lane tiles: Winograd's tile
+    positions) go first, ``W[e, n // tile, ...]``, as in `packing.pack_constant_operand`."""
     stmt = sch.get(block)
     index = _read_index(stmt, product.weight)
-    region = stmt.reads[index].region
+    region = stmt.reads[index]
     depth_var = stmt.iter_vars[product.depth].var
-    k_dim = next(d for d, r in enumerate(region) if r.min.same_as(depth_var))
+    k_dim = next(d for d, r in enumerate(region.region) if r.min.same_as(depth_var))
     lanes, depth = tile.lanes, tile.intrinsic.depth
-    outer_dims = set()
-    if not _lane_tiles_outermost(stmt, product):
-        kinds = iter_kinds(sch, block)
-        spatial = [iv.var for i, (iv, kind) in enumerate(zip(stmt.iter_vars, kinds)) if kind == "S" and i != product.lane]
-        outer_dims = {d for d, r in enumerate(region[:-1]) if d != k_dim and any(_uses([r.min], var) for var in spatial)}
+    outer_dims = [d for d in indexed_dims(region, outer) if d not in (k_dim, len(region.region) - 1)]
     rewrite = sch.cache_read(block, index, "global")
     sch.annotate(rewrite, "meta_schedule.layout_rewrite_preproc", True)
 
     def packed(*idx):
-        outer = [idx[d] for d in range(len(idx) - 1) if d in outer_dims]
+        first = [idx[d] for d in outer_dims]
         others = [idx[d] for d in range(len(idx) - 1) if d != k_dim and d not in outer_dims]
         n, k = idx[-1], idx[k_dim]
-        return (*outer, n // lanes, *others, k // depth, n % lanes, k % depth)
+        return (*first, n // lanes, *others, k // depth, n % lanes, k % depth)
 
     sch.transform_layout(block, ("read", index), packed)

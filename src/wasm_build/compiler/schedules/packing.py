@@ -21,7 +21,7 @@ from ..tiles import (
     PACKED_ROWS_ATTR,
     PADDED_COPY_ATTR,
 )
-from .analysis import block_realize, is_one, is_zero, region_vars, uses
+from .analysis import block_realize, indexed_dims, is_one, is_zero, region_vars, uses
 
 
 class RowOperand(NamedTuple):
@@ -67,7 +67,7 @@ def pack_constant_operand(
         # The copy that packs (or pads and packs, see `edge_padding`) the weights.
         rewrite = pad if pad is not None else sch.cache_read(block, index, "global")
         sch.annotate(rewrite, LAYOUT_REWRITE_PREPROC_ATTR, True)
-        first = [d for d, vars_ in enumerate(region_vars(region)[:-1]) if any(uses([vars_], v) for v in outer)]
+        first = [d for d in indexed_dims(region, outer) if d < len(region.region) - 1]
 
         def packed(*idx):
             rest = [idx[d] for d in range(len(idx) - 1) if d not in first]
