@@ -10,21 +10,23 @@ from pathlib import Path
 import numpy as np
 
 
-def session(onnx_path: Path, optimized: bool = True):
-    """One-thread session; ``optimized=False`` runs the graph node by node as written (a QDQ
-    model's DequantizeLinear, float operator and QuantizeLinear each on their own)."""
+def session(onnx_path: Path):
+    """One-thread session as users run it (default options), for timing."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    if not optimized:
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     return onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
 def run_onnxruntime(onnx_path: Path, inputs: Mapping[str, np.ndarray], optimized: bool = True) -> list[np.ndarray]:
-    sess = session(onnx_path, optimized)
+    """The reference outputs (`reference_session`: integer products exact on every host);
+    ``optimized=False`` runs the graph node by node as written (a QDQ model's DequantizeLinear,
+    float operator and QuantizeLinear each on their own)."""
+    from wasm_build.wasm.onnxruntime_reference import reference_session
+
+    sess = reference_session(str(onnx_path), optimized)
     return sess.run(None, _feed(sess, inputs))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.support import build
+from tests.support.quantized_layers import qdq_dense
 from wasm_build import WasmModel
 from wasm_build.testing import quantized
 from wasm_build.testing.models import Chain, random_inputs, reference_outputs
@@ -24,14 +25,6 @@ from tests.support.compiler import (  # noqa: E402
     prim_funcs,
     scheduled_module,
 )
-
-
-def qdq_dense(m, k, n, seed=0):
-    """x [m, k] @ W [k, n] + bias, quantized by onnxruntime (uint8 activations, int8 weights)."""
-    g = Chain(np.random.default_rng(seed), [m, k])
-    g.add("MatMul", g.const([k, n], scale=1 / np.sqrt(k)))
-    g.add("Add", g.const([n]))
-    return quantized.qdq(g.build())
 
 
 def integer_kernel(mod):

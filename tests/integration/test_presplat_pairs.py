@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.support import build
+from tests.support.quantized_layers import qdq_dense
 from wasm_build import WasmModel
 from wasm_build.testing import quantized
 from wasm_build.testing.models import Chain, GraphBuilder, conv, random_inputs, reference_outputs, relu6
@@ -31,13 +32,6 @@ def qdq_pointwise(c_in, c_out, h, w, seed=0):
     g = GraphBuilder("pointwise", seed)
     x = g.input("x", [1, c_in, h, w])
     g.output(relu6(g, conv(g, x, c_in, c_out, 1, bias=True)), "y", [1, c_out, h, w])
-    return quantized.qdq(g.build())
-
-
-def qdq_dense(m, k, n, seed=0):
-    g = Chain(np.random.default_rng(seed), [m, k])
-    g.add("MatMul", g.const([k, n], scale=1 / np.sqrt(k)))
-    g.add("Add", g.const([n]))
     return quantized.qdq(g.build())
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from ..wasm.inputs import random_array
+from ..wasm.onnxruntime_reference import node_by_node, reference_session
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that introduced opset 17; widely loadable
@@ -570,13 +570,8 @@ def reference_outputs(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) 
     """Run ``model`` in onnxruntime and return its outputs in graph order.
 
     Uses the CPU execution provider on one thread with graph optimisations
-    off, so each node runs as written (no fusions changing the arithmetic).
+    off, so each node runs as written (no fusions changing the arithmetic), except
+    for models written with integer products (QOperator, ``quantize_dynamic``'s), which
+    only the optimizer moves onto exact kernels (`wasm.onnxruntime_reference`).
     """
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    return session.run(None, dict(inputs))
+    return reference_session(model, optimized=not node_by_node(model)).run(None, dict(inputs))

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from ..compiler.input_values import ValueRange
 from ..compiler.reference import NativeReference
 from ..errors import SmokeTestError
 from .host import WasmModel
 from .inputs import random_array
+from .onnxruntime_reference import reference_session
 from .steps import MAX_STEPS, is_quantized, output_steps, quantizes_at_run_time, run_time_steps
 
 SEED = 20240613
@@ -289,12 +289,7 @@ def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _onnxruntime_reference(onnx_model: Any, names: list[str], inputs: list[np.ndarray], optimized: bool = True) -> list[np.ndarray] | None:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    if not optimized:  # node by node, as the graph is written
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = reference_session(onnx_model, optimized)  # optimized=False: node by node, as written
     try:
         return session.run(None, dict(zip(names, inputs)))
     except Exception as error:  # onnxruntime's errors derive from Exception alone

@@ -1,0 +1,54 @@
+"""onnxruntime as the reference artifacts are held to: one thread, optionally node by node as
+the graph is written, and integer products computed exactly on every x86-64 host.
+
+On x86-64 without VNNI (AVX2 hosts: AMD Zen 3, Intel before Ice Lake) onnxruntime's default
+uint8 x int8 products add pairs of products in 16 bits with saturation (`vpmaddubsw`), so a
+quantized conv's result depends on the host running the reference: a QOperator MobileNetV2 came
+out 3 quantization steps from its own definition on an AMD EPYC where a Xeon with VNNI matched
+it, and the smoke test failed a correct artifact. The session option
+``session.x64quantprecision`` makes onnxruntime's graph optimizer move such products onto its
+uint8 x uint8 kernels, which do not saturate; other hosts are unaffected. A run with the graph
+optimizer off (``optimized=False``) keeps the operators as written: QDQ models then compute
+their float operators between DequantizeLinear and QuantizeLinear, exact by definition, while
+models written with integer products (`INTEGER_PRODUCTS`: QOperator, ``quantize_dynamic``'s)
+still run the saturating kernels; `node_by_node` says which run is exact for a model.
+"""
+
+from __future__ import annotations
+
+import onnx
+import onnxruntime as ort
+
+from ..frontends.onnx_rewrites.graph import graphs
+
+EXACT_INTEGER_PRODUCTS = "session.x64quantprecision"
+
+# Operators onnxruntime runs on its uint8 x int8 kernels even when its graph optimizer is off.
+INTEGER_PRODUCTS = frozenset({
+    "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",  # ONNX
+    "QGemm", "QAttention", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",  # com.microsoft
+})
+
+
+def reference_options(optimized: bool = True) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    if not optimized:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.add_session_config_entry(EXACT_INTEGER_PRODUCTS, "1")
+    return options
+
+
+def reference_session(model: onnx.ModelProto | bytes | str, optimized: bool = True) -> ort.InferenceSession:
+    """A CPU session of ``model`` (a ModelProto, its bytes, or a path) with `reference_options`."""
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    return ort.InferenceSession(source, reference_options(optimized), providers=["CPUExecutionProvider"])
+
+
+def node_by_node(model: onnx.ModelProto) -> bool:
+    """Whether running ``model``'s operators as written (``optimized=False``) computes its integer
+    products exactly on every host: not when the model has `INTEGER_PRODUCTS` operators, whose
+    exact kernels only the graph optimizer chooses."""
+    return not any(node.op_type in INTEGER_PRODUCTS for graph in graphs(model.graph) for node in graph.node)
+
