@@ -98,3 +98,35 @@ def test_reference_outputs_of_integer_product_models_are_exact():
     (got,) = reference_outputs(model, {"x": x})
     want, _ = by_definition(x, weights)
     assert np.abs(got - want).max() <= Y_SCALE
+
+
+def two_products_sharing_a_zero_point() -> tuple[onnx.ModelProto, list[np.ndarray]]:
+    """x -> DynamicQuantizeLinear -> two MatMulInteger with their own weights and one weight zero
+    point (as `quantize_dynamic` writes BERT), int32 outputs."""
+    rng = np.random.default_rng(1)
+    weights = [rng.integers(-127, 128, size=(K, N)).astype(np.int8) for _ in range(2)]
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "sx", "zx"])]
+    nodes += [helper.make_node("MatMulInteger", ["xq", f"w{i}", "zx", "zw"], [f"y{i}"]) for i in range(2)]
+    graph = helper.make_graph(
+        nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, K])],
+        [helper.make_tensor_value_info(f"y{i}", TensorProto.INT32, [1, N]) for i in range(2)],
+        [numpy_helper.from_array(w, f"w{i}") for i, w in enumerate(weights)] + [scalar("zw", 0, np.int8)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model, weights
+
+
+def test_reference_session_runs_products_that_share_a_constant():
+    """onnxruntime's move onto exact kernels fails on a constant two integer products share; the
+    reference gives each product its own copy."""
+    model, weights = two_products_sharing_a_zero_point()
+    (x,) = smoke_inputs()
+    got = reference_session(model).run(None, {"x": x})
+    low, high = min(0.0, float(x.min())), max(0.0, float(x.max()))
+    scale = np.float32((high - low) / 255)
+    zero = np.clip(np.rint(-low / scale), 0, 255)
+    xq = np.clip(np.rint(x / scale) + zero, 0, 255).astype(np.int64) - int(zero)
+    for have, w in zip(got, weights):
+        np.testing.assert_array_equal(have, xq @ w.astype(np.int64))
