@@ -50,11 +50,12 @@ def reference_session(model: onnx.ModelProto | bytes | str, optimized: bool = Tr
         model = onnx.load_model_from_string(model) if isinstance(model, bytes) else onnx.load(model)
     source = _unshared_8_bit_constants(model).SerializeToString()
     try:
-        return ort.InferenceSession(source, reference_options(optimized), providers=["CPUExecutionProvider"])
+        # Its ConstantSharing pass would merge the copies again (every zero point of 0, say).
+        return ort.InferenceSession(source, reference_options(optimized), providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=["ConstantSharing"])
     except Exception:  # onnxruntime's errors derive from Exception alone
-        # Its move onto exact kernels refuses some graphs outright (a BERT quantized by
-        # `quantize_dynamic`, onnxruntime 1.23: "Attempt to replace the existing tensor"), which
-        # then run on its default kernels, exact on hosts with VNNI.
+        # A graph its move onto exact kernels still refuses runs on its default kernels (exact on
+        # hosts with VNNI), as the reference did before that move.
         options = reference_options(optimized, exact_integer_products=False)
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
@@ -62,8 +63,9 @@ def reference_session(model: onnx.ModelProto | bytes | str, optimized: bool = Tr
 def _unshared_8_bit_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` with a copy of each 8-bit initializer for every further input that reads it.
     onnxruntime's move onto uint8 x uint8 kernels fails on a weight or zero point that two integer
-    products share ("Attempt to replace the existing tensor", onnxruntime 1.23: BERT quantized by
-    ``quantize_dynamic``); copies of a constant compute the same."""
+    products share ("Attempt to replace the existing tensor", onnxruntime 1.23; BERT quantized by
+    ``quantize_dynamic`` has each weight's zero point of 0 shared once onnxruntime's ConstantSharing
+    has merged them); copies of a constant compute the same."""
     eight_bit = {t.name: t for t in model.graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
     reads = Counter(name for node in model.graph.node for name in node.input if name in eight_bit)
     if all(count == 1 for count in reads.values()):
