@@ -24,6 +24,10 @@ K, N = 64, 16
 X_SCALE, W_SCALE, Y_SCALE, Y_ZERO = 0.002, 0.01, 0.1, 3
 
 
+def scalar(name: str, value: float, dtype) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(value, dtype=dtype), name)
+
+
 def saturating_matmul() -> tuple[onnx.ModelProto, np.ndarray]:
     """x -> QuantizeLinear (uint8, most standard normal values at 100-255) -> QLinearMatMul by
     int8 weights of 100-127 -> DequantizeLinear; and the weights."""
@@ -48,12 +52,9 @@ def saturating_matmul() -> tuple[onnx.ModelProto, np.ndarray]:
     return model, weights
 
 
-def scalar(name: str, value: float, dtype) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.array(value, dtype=dtype), name)
-
-
-def by_definition(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """QLinearMatMul computed as the operator defines it: int32 sums, one rounding."""
+def by_definition(x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """QLinearMatMul computed as the operator defines it: int32 sums, one rounding; and the
+    quantized input."""
     xq = np.clip(np.rint(x / np.float32(X_SCALE)), 0, 255).astype(np.int64)
     sums = xq @ weights.astype(np.int64)
     yq = np.clip(np.rint(sums * (X_SCALE * W_SCALE / Y_SCALE)) + Y_ZERO, 0, 255)

@@ -48,7 +48,8 @@ def reference_session(model: onnx.ModelProto | bytes | str, optimized: bool = Tr
     """A CPU session of ``model`` (a ModelProto, its bytes, or a path) with `reference_options`."""
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load_model_from_string(model) if isinstance(model, bytes) else onnx.load(model)
-    source = _unshared_8_bit_constants(model).SerializeToString()
+    # Only the optimizer's move onto exact kernels needs the copies; a node-by-node run reads as written.
+    source = (_unshared_8_bit_constants(model) if optimized else model).SerializeToString()
     try:
         # Its ConstantSharing pass would merge the copies again (every zero point of 0, say).
         return ort.InferenceSession(source, reference_options(optimized), providers=["CPUExecutionProvider"],
