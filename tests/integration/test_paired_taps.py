@@ -30,6 +30,11 @@ CASES = {
     # Channels that are no multiple of 8: half vectors, 4 channels at a time (GhostNet's 12-60).
     "3x3-12-channels": (12, 3, 1, 1, 1, 10, True, {}),
     "5x5-stride-2-20-channels": (20, 5, 2, 2, 1, 11, False, {}),
+    # No multiple of 4 (GhostNet's 6, 18, 30): padded with zero channels, cropped after the conv.
+    "3x3-6-channels": (6, 3, 1, 1, 1, 10, True, {}),
+    "5x5-stride-2-18-channels": (18, 5, 2, 2, 1, 11, False, {}),
+    "3x3-dilation-2-7-channels": (7, 3, 1, 2, 2, 9, True, {}),
+    "2x2-5-channels-int8-symmetric": (5, 2, 1, 0, 1, 9, True, {"activations": "int8", "symmetric_activations": True}),
 }
 PAIRED = "depthwise_conv2d_paired"
 
@@ -62,13 +67,13 @@ def test_depthwise_convs_over_tap_pairs_match_onnxruntime(tmp_path, case):
     assert max(worst_steps(model, WasmModel(directory / "dw.wasm"), range(3)).values()) <= 1.0
 
 
-def test_channels_that_are_not_whole_vectors_keep_the_tap_by_tap_kernel(tmp_path):
-    """6 channels: the pairs kernel interleaves 4 or 8 at a time, so the conv keeps its plain
-    depthwise kernel, and still matches."""
-    model = quantized.qdq(depthwise_model(6, 3, 1, 1, 1, 10, True))
-    directory = build(model, "dw6", tmp_path).directory
-    assert not any(PAIRED in kernel for kernel in _kernels(directory, "dw6"))
-    assert max(worst_steps(model, WasmModel(directory / "dw6.wasm"), range(3)).values()) <= 1.0
+def test_fewer_than_4_channels_keep_the_tap_by_tap_kernel(tmp_path):
+    """3 channels: the pairs kernel's loads take 4 at a time from within a pixel, so the conv keeps
+    its plain depthwise kernel, and still matches."""
+    model = quantized.qdq(depthwise_model(3, 3, 1, 1, 1, 10, True))
+    directory = build(model, "dw3", tmp_path).directory
+    assert not any(PAIRED in kernel for kernel in _kernels(directory, "dw3"))
+    assert max(worst_steps(model, WasmModel(directory / "dw3.wasm"), range(3)).values()) <= 1.0
 
 
 def test_several_depthwise_convs_get_pairs_kernels_of_their_own(tmp_path):
@@ -94,3 +99,13 @@ def test_paired_weights_put_two_taps_side_by_side():
     np.testing.assert_array_equal(paired[1, 0, 1], weights[1, 1, 0])  # row 1, taps 0 and 1: the second
     np.testing.assert_array_equal(paired[0, 1, 0], weights[0, 2, 0])  # tap 2 opens the second pair
     assert not paired[:, 1, 1].any()  # ... whose other tap is zero: the window is 3 wide
+
+
+def test_paired_weights_pad_the_channels_to_whole_groups_of_4():
+    from wasm_build.compiler.passes.paired_taps import paired_weights
+
+    weights = np.arange(1, 3 * 3 * 1 * 6 + 1, dtype=np.int8).reshape(3, 3, 1, 6)
+    paired = paired_weights(weights)
+    assert paired.shape == (3, 2, 2, 8)
+    np.testing.assert_array_equal(paired[2, 0, 1, :6], weights[2, 1, 0])
+    assert not paired[..., 6:].any()  # the padding's weights are zeros

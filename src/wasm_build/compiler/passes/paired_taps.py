@@ -12,6 +12,8 @@ weights of taps ``kw = 2j`` and ``2j + 1`` likewise (``[kh, j, 0:2, c]``, a zero
 the window's width is odd). One ``i32x4.dot_i16x8_s`` then takes two taps of 4 channels:
 a 3x3 window is 6 instructions where it was 9 products, each of three or more.
 Exact: 8-bit or int16 activations times int8 weights, two at a time, stay far inside int32.
+Channels that are no multiple of 4 (GhostNet's 6, 18 or 30) are padded to one with zeros in
+the pairs tensor and the weights, and the conv's extra channels cropped after it.
 """
 
 from __future__ import annotations
@@ -35,15 +37,21 @@ _VECTOR = 8
 _HALF_VECTOR = 4
 
 
+def padded_channels(channels: int) -> int:
+    """Channels of the pairs tensor and the paired weights: whole groups of 4, the dot product's
+    lanes (the padding's weights are zeros)."""
+    return -(-channels // _HALF_VECTOR) * _HALF_VECTOR
+
+
 def paired_taps_pass() -> tvm.transform.Pass:
     """Rewrite integer depthwise convs as products over pairs of taps (module doc)."""
     return conv_rewrite_pass("WasmPairedTaps", eligible, _emit)
 
 
 def eligible(call: relax.Call) -> bool:
-    """An NHWC/HWIO depthwise conv (one output channel per input channel, a multiple of 4 of
-    them: the pairs kernel's vectors) of 8-bit or int16 activations with constant int8 weights, accumulating in int32,
-    over static shapes, with a window at least two taps wide."""
+    """An NHWC/HWIO depthwise conv (one output channel per input channel, at least 4 of them:
+    the pairs kernel's vectors) of 8-bit or int16 activations with constant int8 weights,
+    accumulating in int32, over static shapes, with a window at least two taps wide."""
     conv = constant_conv(call, "relax.nn.conv2d", NHWC_LAYOUTS, integer=True)
     if conv is None or conv.constant.value.dtype != "int8" or len(conv.data_shape) != 4:
         return False
@@ -52,19 +60,20 @@ def eligible(call: relax.Call) -> bool:
     return (
         int(call.attrs.groups) == channels == out_channels
         and per_group == 1
-        and channels % _HALF_VECTOR == 0
+        and channels >= _HALF_VECTOR
         and window_w >= 2
     )
 
 
 def paired_weights(weight_hwio: np.ndarray) -> np.ndarray:
-    """``[KH, KW, 1, C]`` int8 -> ``[KH, ceil(KW / 2), 2, C]``: taps ``2j`` and ``2j + 1`` of each
-    row side by side, a zero tap after an odd width."""
+    """``[KH, KW, 1, C]`` int8 -> ``[KH, ceil(KW / 2), 2, padded_channels(C)]``: taps ``2j`` and
+    ``2j + 1`` of each row side by side, a zero tap after an odd width, zero channels after the
+    last whole group of 4."""
     window_h, window_w, _, channels = weight_hwio.shape
     pairs = -(-window_w // 2)
-    padded = np.zeros((window_h, 2 * pairs, channels), np.int8)
-    padded[:, :window_w] = weight_hwio[:, :, 0, :]
-    return padded.reshape(window_h, pairs, 2, channels)
+    padded = np.zeros((window_h, 2 * pairs, padded_channels(channels)), np.int8)
+    padded[:, :window_w, :channels] = weight_hwio[:, :, 0, :]
+    return padded.reshape(window_h, pairs, 2, -1)
 
 
 @dataclass(frozen=True)
@@ -108,55 +117,72 @@ class _Geometry:
 def pairs_kernel(geometry: _Geometry, dtype: str) -> tirx.PrimFunc:
     """The pairs tensor, 8 (or 4) channels at a time: two vector loads widened to int16 (zeros in
     the padding) and interleaved by one shuffle. Written vectorized: as a loop nest, the pairs'
-    interleaving made TVM load and store every value on its own."""
+    interleaving made TVM load and store every value on its own. With channels that are no
+    multiple of 4, the last group's loads start at channel ``C - 4`` (inside the pixel) and its
+    shuffle moves the channels past the last whole group down to the first lanes, zeros after."""
     g = geometry
     batch, height, width, channels, rows, columns = g.batch, g.height, g.width, g.channels, g.rows, g.columns
+    padded = padded_channels(channels)
     top, left, _, _ = g.padding
     step = g.dilation[1]
     vector = _VECTOR if channels % _VECTOR == 0 else _HALF_VECTOR
     loads = f"{dtype}x{vector}"
     widened = f"int16x{vector}"
     interleaved = [lane for i in range(vector) for lane in (i, i + vector)]
+    whole = channels // vector  # groups of real channels only
+    tail = channels % _HALF_VECTOR  # real channels of the last group, when it has padding
+    padding_lanes = tail > 0  # a bool: TVMScript takes it as a condition decided when parsed
+    # Lanes of (a, b, zeros) for the last group: channel C - tail + i is lane 4 - tail + i of a load
+    # from channel C - 4.
+    zero_lane = 2 * vector
+    tail_lanes = [
+        lane
+        for i in range(vector)
+        for lane in ((vector - tail + i, 2 * vector - tail + i) if i < tail else (zero_lane, zero_lane))
+    ]
+
+    def column(x: tirx.Buffer, n: tirx.PrimExpr, y: tirx.PrimExpr, w: tirx.PrimExpr, c: int | tirx.PrimExpr):
+        """``x[n, y, w, c : c + vector]`` widened to int16, zeros outside the image."""
+        inside = tirx.all(0 <= y, y < height, 0 <= w, w < width)
+        return T.if_then_else(inside, T.Cast(widened, x.vload([n, y, w, c], loads)), T.Broadcast(T.int16(0), vector))
 
     @tvmscript.prim_func(s_tir=True, batch=batch, height=height, width=width, channels=channels, dtype=dtype, rows=rows,
-                         columns=columns, vector=vector)
-    def pairs(x: T.Buffer((batch, height, width, channels), dtype), paired: T.Buffer((batch, rows, columns, channels, 2), "int16")):
+                         columns=columns, padded=padded)
+    def pairs(x: T.Buffer((batch, height, width, channels), dtype), paired: T.Buffer((batch, rows, columns, padded, 2), "int16")):
         T.func_attr({"tirx.noalias": True, SCHEDULED_ATTR: True})
-        for n, h, w, c in T.grid(batch, rows, columns, channels // vector):
-            with T.sblock("paired_taps"):
-                vn, vh, vw, vc = T.axis.remap("SSSS", [n, h, w, c])
-                T.reads(x[vn, 0:height, 0:width, vc * vector : vc * vector + vector])
-                T.writes(paired[vn, vh, vw, vc * vector : vc * vector + vector, 0:2])
-                y = vh - top
-                first = vw - left
-                second = vw + step - left
-                row_inside = 0 <= y and y < height
-                a = T.if_then_else(
-                    row_inside and 0 <= first and first < width,
-                    T.Cast(widened, x.vload([vn, y, first, vc * vector], loads)),
-                    T.Broadcast(T.int16(0), vector),
-                )
-                b = T.if_then_else(
-                    row_inside and 0 <= second and second < width,
-                    T.Cast(widened, x.vload([vn, y, second, vc * vector], loads)),
-                    T.Broadcast(T.int16(0), vector),
-                )
-                paired.vstore([vn, vh, vw, vc * vector, 0], T.Shuffle([a, b], interleaved))
+        for n, h, w in T.grid(batch, rows, columns):
+            for c in range(whole):
+                with T.sblock("paired_taps"):
+                    vn, vh, vw, vc = T.axis.remap("SSSS", [n, h, w, c])
+                    T.reads(x[vn, 0:height, 0:width, vc * vector : vc * vector + vector])
+                    T.writes(paired[vn, vh, vw, vc * vector : vc * vector + vector, 0:2])
+                    a = column(x, vn, vh - top, vw - left, vc * vector)
+                    b = column(x, vn, vh - top, vw + step - left, vc * vector)
+                    paired.vstore([vn, vh, vw, vc * vector, 0], T.Shuffle([a, b], interleaved))
+            if padding_lanes:
+                with T.sblock("paired_taps_last"):
+                    vn, vh, vw = T.axis.remap("SSS", [n, h, w])
+                    T.reads(x[vn, 0:height, 0:width, channels - vector : channels])
+                    T.writes(paired[vn, vh, vw, whole * vector : padded, 0:2])
+                    a = column(x, vn, vh - top, vw - left, channels - vector)
+                    b = column(x, vn, vh - top, vw + step - left, channels - vector)
+                    zeros = T.Broadcast(T.int16(0), vector)
+                    paired.vstore([vn, vh, vw, whole * vector, 0], T.Shuffle([a, b, zeros], tail_lanes))
 
     # Named by the module it joins (one pairs kernel per conv geometry), not by this function.
     return pairs.without_attr("global_symbol")
 
 
 def depthwise_paired_nhwc(paired: te.Tensor, weights: te.Tensor, geometry: _Geometry) -> te.Tensor:
-    """int32 ``[N, OH, OW, C]``: the depthwise conv over the pairs tensor with `paired_weights`
-    ``[KH, J, 2, C]`` (int8)."""
+    """int32 ``[N, OH, OW, padded_channels(C)]``: the depthwise conv over the pairs tensor with
+    `paired_weights` ``[KH, J, 2, padded_channels(C)]`` (int8)."""
     g = geometry
     (stride_h, stride_w), (dilation_h, dilation_w) = g.strides, g.dilation
     kh = te.reduce_axis((0, g.window_h), name="rh")
     j = te.reduce_axis((0, g.pairs), name="rj")
     q = te.reduce_axis((0, 2), name="rq")
     return te.compute(
-        (g.batch, g.out_h, g.out_w, g.channels),
+        (g.batch, g.out_h, g.out_w, padded_channels(g.channels)),
         lambda n, h, w, c: te.sum(
             paired[n, h * stride_h + kh * dilation_h, w * stride_w + j * 2 * dilation_w, c, q].astype("int32")
             * weights[kh, j, q, c].astype("int32"),
@@ -177,13 +203,17 @@ def _emit(builder: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         dilation=tuple(int(d) for d in attrs.dilation),
     )
     kernel_var = builder.add_func(pairs_kernel(geometry, data.ty.dtype), "paired_taps")
-    out = relax.TensorType((batch, geometry.rows, geometry.columns, channels, 2), "int16")
+    padded = padded_channels(channels)
+    out = relax.TensorType((batch, geometry.rows, geometry.columns, padded, 2), "int16")
     paired = builder.emit(relax.call_tir(kernel_var, [data], out))
-    return emit_conv_kernel(
+    product = emit_conv_kernel(
         builder,
         lambda pairs, weights: depthwise_paired_nhwc(pairs, weights, geometry),
         paired,
         relax.const(paired_weights(kernel)),
         name="depthwise_conv2d_paired",
     )
+    if padded == channels:
+        return product
+    return relax.op.strided_slice(builder.emit(product), axes=[3], begin=[0], end=[channels])
 
