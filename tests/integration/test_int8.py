@@ -371,3 +371,26 @@ def test_activations_shared_by_projections_are_quantized_once(tmp_path):
         inputs = models.random_inputs(model, seed=seed)
         for got, want in zip(wasm.run(inputs), models.reference_outputs(model, inputs)):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_reduction_reading_zero_points_is_scheduled_and_matches_onnxruntime(tmp_path):
+    """A residual add requantized and max-pooled over time (a TCN's head): the fused reduction
+    reads the zero points as 0-d parameters, which the schedule rules once failed on (an index
+    error, caught: the kernel stayed a scalar loop nest, a quarter of int8 KWS-TCN's time)."""
+    from tests.support.compiler import prim_funcs, scheduled_module
+
+    g = models.GraphBuilder("pooled_residual", 0)
+    x, r = g.input("x", [1, 49, 24]), g.input("r", [1, 49, 24])
+    g.output(g.op("ReduceMax", [g.op("Add", [x, r])], axes=[1], keepdims=0), "y", [1, 24])
+    model = quantized.qdq(g.build())
+    (pooled,) = [f for name, f in prim_funcs(scheduled_module(model, tmp_path)).items() if name.endswith("_max")]
+    assert "[()]" in pooled.script() and "T.vectorized" in pooled.script()
+    wasm = WasmModel(build(model, "pooled_residual", tmp_path / "out").directory / "pooled_residual.wasm")
+    # The maximum of dequantized sums: exact, or a step apart where a sum rounds the other way.
+    (pool,) = [node for node in model.graph.node if node.op_type == "ReduceMax"]
+    (dequantize,) = [node for node in model.graph.node if node.output[0] == pool.input[0]]
+    step = float(numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == dequantize.input[1])))
+    for seed in range(3):
+        inputs = models.random_inputs(model, seed=seed)
+        (got,), (want,) = wasm.run(inputs), models.reference_outputs(model, inputs)
+        assert np.abs(got - want).max() <= step * 1.001

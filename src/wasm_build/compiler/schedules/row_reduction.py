@@ -29,7 +29,7 @@ class RowReduction(Rule):
         stmt = sch.get(block)
         loops = sch.get_loops(block)
         inner_var = stmt.iter_vars[-1].var
-        if not any(r.region[-1].min.same_as(inner_var) for r in stmt.reads):
+        if not any(r.region and r.region[-1].min.same_as(inner_var) for r in stmt.reads):
             return False
         vector = lanes(stmt.writes[0].source.dtype)
         row = extent(sch, loops[-1])

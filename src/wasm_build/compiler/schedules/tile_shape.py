@@ -135,10 +135,11 @@ def _streams_along(stmt: tirx.SBlock, var: tirx.Var) -> bool:
     input read with a stride (strided pooling) gives only gathers and no
     reuse, so that case is left to the naive loops.
     """
-    moving = [r for r in stmt.reads if uses([collect_vars_used_in_prim_expr(r.region[-1].min)], var)]
+    arrays = [r for r in stmt.reads if r.region]  # not scalars (a quantized model's zero points)
+    moving = [r for r in arrays if uses([collect_vars_used_in_prim_expr(r.region[-1].min)], var)]
     if not moving:
         return False
-    if len(stmt.reads) > 1:
+    if len(arrays) > 1:
         return True
     return steps_by_one(moving[0].region[-1].min, var)
 
@@ -199,7 +200,7 @@ def streamed_bytes(stmt: tirx.SBlock, var: tirx.Var) -> int:
         dim_vars = region_vars(region)
         if others and all(uses(dim_vars, other) for other in others):
             continue
-        if uses([collect_vars_used_in_prim_expr(region.region[-1].min)], var):
+        if region.region and uses([collect_vars_used_in_prim_expr(region.region[-1].min)], var):
             elems = 1
             for dim, vars_ in zip(region.source.shape, dim_vars):
                 if not any(uses([vars_], other) for other in others):
