@@ -30,10 +30,13 @@ from .tile_shape import TileShape, choose_tile_shape
 _HEAVY_EPILOGUE_OPS = 8
 # ... as long as a row tile's outputs fit in L1 (they are written, then read back).
 _ROW_EPILOGUE_BYTES = 32 * 1024
-# So does any epilogue of a tile padded past its output's lanes (79 keys in tiles of 8): in
-# the tile's write-back the crop's predicate on the lanes makes TVM write every value on its
-# own (wav2vec2's int8 attention scores, requantized: 3.6 G multiply-adds a second); over whole
-# rows the last vector overlaps the one before it (`tir.overlapping_tails`).
+# So does an epilogue of a few float ops or more on a tile padded past its output's lanes
+# (79 keys in tiles of 8): in the tile's write-back the crop's predicate on the lanes makes TVM
+# compute every value on its own (wav2vec2's int8 attention scores, requantized by 5 float ops
+# and 3 conversions: 3.6 G multiply-adds a second, 9.6 over rows, where the last vector
+# overlaps the one before it: `tir.overlapping_tails`). A copy or a bias add costs less value
+# by value than the row's second pass (50 x 256 @ 256 x 100: 8% slower over rows).
+_CROPPED_EPILOGUE_OPS = 3
 
 _FLOAT_OPS = (tirx.Add, tirx.Sub, tirx.Mul, tirx.Div, tirx.Min, tirx.Max)
 
@@ -141,12 +144,13 @@ def _write_back(
     _fuse_epilogues(sch, write_back)
     # A costly epilogue (GELU) runs once a row tile's register tiles are all stored, over its rows.
     row_bytes = shape.lane_extent * (VECTOR_BITS // 8 // shape.lanes)
+    costly = _CROPPED_EPILOGUE_OPS if _crops_lanes(sch.get(write_back), shape) else _HEAVY_EPILOGUE_OPS
     row_epilogue = (
         loops.row_tile is not None
         and not shape.lane_tiles_outermost
         and shape.lane_extent % shape.lanes == 0
         and shape.rows * row_bytes <= _ROW_EPILOGUE_BYTES
-        and (_float_ops(sch.get(write_back)) > _HEAVY_EPILOGUE_OPS or _crops_lanes(sch.get(write_back), shape))
+        and _float_ops(sch.get(write_back)) > costly
         and not _stores_transposed(sch.get(write_back))
     )
     if width:
