@@ -30,7 +30,7 @@ from .tile_shape import TileShape, choose_tile_shape
 _HEAVY_EPILOGUE_OPS = 8
 # ... as long as a row tile's outputs fit in L1 (they are written, then read back).
 _ROW_EPILOGUE_BYTES = 32 * 1024
-# So does an epilogue of a few float ops or more on a tile padded past its output's lanes
+# So does an epilogue of more than 3 float ops on a tile padded past its output's lanes
 # (79 keys in tiles of 8): in the tile's write-back the crop's predicate on the lanes makes TVM
 # compute every value on its own (wav2vec2's int8 attention scores, requantized by 5 float ops
 # and 3 conversions: 3.6 G multiply-adds a second, 9.6 over rows, where the last vector

@@ -57,8 +57,10 @@ def pack_constant_operand(
     for index, region in enumerate(stmt.reads):
         buffer = region.source
         pad = next((p for b, p in padded.items() if b.same_as(buffer)), None)
-        if not region.region or pad is None and not any(buffer.same_as(b) for b in constant_buffers):
-            continue  # (a scalar: nothing to pack)
+        if not region.region:
+            continue  # a scalar: nothing to pack
+        if pad is None and not any(buffer.same_as(b) for b in constant_buffers):
+            continue
         last = buffer.shape[-1]
         if not region.region[-1].min.same_as(var) or not isinstance(last, tirx.IntImm):
             continue
