@@ -28,7 +28,7 @@ from wasm_build.testing import models, quantized
 from wasm_build.wasm.steps import output_steps
 
 from tests.support import build
-from tests.support.compiler import OBJDUMP, kernel_instructions
+from tests.support.compiler import OBJDUMP, kernel_instructions, prim_funcs, scheduled_module
 from tests.support.steps import worst_steps
 
 # name -> (float model, quantizer[, build options]): activations uint8 asymmetric per-channel
@@ -377,8 +377,6 @@ def test_a_reduction_reading_zero_points_is_scheduled_and_matches_onnxruntime(tm
     """A residual add requantized and max-pooled over time (a TCN's head): the fused reduction
     reads the zero points as 0-d parameters, which the schedule rules once failed on (an index
     error, caught: the kernel stayed a scalar loop nest, a quarter of int8 KWS-TCN's time)."""
-    from tests.support.compiler import prim_funcs, scheduled_module
-
     g = models.GraphBuilder("pooled_residual", 0)
     x, r = g.input("x", [1, 49, 24]), g.input("r", [1, 49, 24])
     g.output(g.op("ReduceMax", [g.op("Add", [x, r])], axes=[1], keepdims=0), "y", [1, 24])

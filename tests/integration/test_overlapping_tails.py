@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.support import build
-from tests.support.compiler import NATIVE, WASM, fused_module, onnxruntime_output, prim_funcs, random_feeds
+from tests.support.compiler import NATIVE, WASM, fused_module, onnxruntime_output, prim_funcs, random_feeds, scheduled_module
 
 tvm = pytest.importorskip("tvm")
 pytest.importorskip("onnxruntime")
@@ -177,8 +177,6 @@ def _quantized_scores(heads=2, tokens=79, dim=16, seed=0):
 def test_a_requantized_crop_of_padded_keys_loses_its_lane_predicate(tmp_path):
     """Keys padded to 80: the crop of the scores' tiles, which requantizes, runs over whole rows
     and its last vector overlaps (it had run value by value: 3.6 G multiply-adds a second)."""
-    from tests.support.compiler import scheduled_module
-
     mod = scheduled_module(_quantized_scores(), tmp_path)
     (scores,) = [f for name, f in prim_funcs(mod).items() if name.startswith("fused_matmul")]
     assert "T.int64(80)" in scores.script()

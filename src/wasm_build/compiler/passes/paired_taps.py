@@ -128,23 +128,17 @@ def pairs_kernel(geometry: _Geometry, dtype: str) -> tirx.PrimFunc:
     vector = _VECTOR if channels % _VECTOR == 0 else _HALF_VECTOR
     loads = f"{dtype}x{vector}"
     widened = f"int16x{vector}"
-    interleaved = [lane for i in range(vector) for lane in (i, i + vector)]
+    interleaved = _interleaving(vector, vector)
     whole = channels // vector  # groups of real channels only
     tail = channels % _HALF_VECTOR  # real channels of the last group, when it has padding
     padding_lanes = tail > 0  # a bool: TVMScript takes it as a condition decided when parsed
-    # Lanes of (a, b, zeros) for the last group: channel C - tail + i is lane 4 - tail + i of a load
-    # from channel C - 4.
-    zero_lane = 2 * vector
-    tail_lanes = [
-        lane
-        for i in range(vector)
-        for lane in ((vector - tail + i, 2 * vector - tail + i) if i < tail else (zero_lane, zero_lane))
-    ]
+    tail_lanes = _interleaving(vector, tail)
+    zeros = T.Broadcast(T.int16(0), vector)
 
     def column(x: tirx.Buffer, n: tirx.PrimExpr, y: tirx.PrimExpr, w: tirx.PrimExpr, c: int | tirx.PrimExpr):
         """``x[n, y, w, c : c + vector]`` widened to int16, zeros outside the image."""
         inside = tirx.all(0 <= y, y < height, 0 <= w, w < width)
-        return T.if_then_else(inside, T.Cast(widened, x.vload([n, y, w, c], loads)), T.Broadcast(T.int16(0), vector))
+        return T.if_then_else(inside, T.Cast(widened, x.vload([n, y, w, c], loads)), zeros)
 
     @tvmscript.prim_func(s_tir=True, batch=batch, height=height, width=width, channels=channels, dtype=dtype, rows=rows,
                          columns=columns, padded=padded)
@@ -166,11 +160,20 @@ def pairs_kernel(geometry: _Geometry, dtype: str) -> tirx.PrimFunc:
                     T.writes(paired[vn, vh, vw, whole * vector : padded, 0:2])
                     a = column(x, vn, vh - top, vw - left, channels - vector)
                     b = column(x, vn, vh - top, vw + step - left, channels - vector)
-                    zeros = T.Broadcast(T.int16(0), vector)
                     paired.vstore([vn, vh, vw, whole * vector, 0], T.Shuffle([a, b, zeros], tail_lanes))
 
     # Named by the module it joins (one pairs kernel per conv geometry), not by this function.
     return pairs.without_attr("global_symbol")
+
+
+def _interleaving(vector: int, real: int) -> list[int]:
+    """Shuffle lanes of ``(a, b, zeros)``, each ``vector`` lanes, that pair ``a`` and ``b``'s last
+    ``real`` lanes side by side, zeros after: ``a0 b0 a1 b1 ...`` when every lane is real; the last
+    group of channels that are no multiple of 4, loaded from channel ``C - 4``, otherwise."""
+    first = vector - real
+    return [
+        lane for i in range(vector) for lane in ((first + i, vector + first + i) if i < real else (2 * vector, 2 * vector))
+    ]
 
 
 def depthwise_paired_nhwc(paired: te.Tensor, weights: te.Tensor, geometry: _Geometry) -> te.Tensor:
