@@ -39,6 +39,7 @@ CASES = {
     "cnn_qdq": (models.cnn, lambda m: quantized.qdq(m)),
     "cnn_qdq_s8": (models.cnn, lambda m: quantized.qdq(m, activations="int8", per_channel=False, symmetric_activations=True)),
     "concat_qdq": (models.concat_cnn, lambda m: quantized.qdq(m)),
+    "tcn_qdq": (models.tcn, lambda m: quantized.qdq(m)),
     "mlp_dynamic": (models.mlp, lambda m: quantized.dynamic(m)),
     "cnn_dynamic": (models.cnn, lambda m: quantized.dynamic(m)),
     "cnn_qop": (models.cnn, lambda m: quantized.qoperator(m)),
@@ -69,7 +70,7 @@ def built(tmp_path_factory):
     return _get
 
 
-@pytest.mark.parametrize("name", ["cnn_qdq", "cnn_qdq_s8", "concat_qdq"])
+@pytest.mark.parametrize("name", ["cnn_qdq", "cnn_qdq_s8", "concat_qdq", "tcn_qdq"])
 def test_qdq_model_within_one_step_of_onnxruntime(built, name):
     model, directory = built(name)
     assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm"} <= {n.op_type for n in model.graph.node}
@@ -162,13 +163,15 @@ def test_an_rgb_stem_agrees_with_the_native_reference_exactly(tmp_path):
 @pytest.mark.parametrize(
     "name, kernel, every",
     [("cnn_qdq", "conv2d", False), ("cnn_qdq_s8", "conv2d", False), ("mlp_dynamic", "matmul", True),
-     ("cnn_qdq", "matmul", True), ("cnn_qop", "conv2d", False), ("block_qop", "matmul", False)],
+     ("cnn_qdq", "matmul", True), ("cnn_qop", "conv2d", False), ("block_qop", "matmul", False),
+     ("tcn_qdq", "conv2d", True)],
 )
 def test_integer_kernels_multiply_integers(built, name, kernel, every):
     """Conv/matmul kernels of a quantized model multiply with integer SIMD instructions: the
     CNN's convs (see the test above), every matmul of the MLP and the CNN's classifier, whose
     10 classes are no whole number of 4-lane vectors (its weights get two zero columns,
-    `integer_contractions._whole_lane_vectors`; it ran as scalar code before)."""
+    `integer_contractions._whole_lane_vectors`; it ran as scalar code before), and every conv
+    of the 1-D TCN (computed as 2-D convs over planes one row high: they ran in float32)."""
     _, directory = built(name)
     kernels = {k: c for k, c in kernel_instructions(directory / f"{name}.wasm").items()
                if kernel in k and not k.startswith("__tvm_ffi")}

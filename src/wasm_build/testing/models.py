@@ -501,6 +501,30 @@ def kws_cnn(seed: int = 0, blocks: int = 4) -> onnx.ModelProto:
     return g.build()
 
 
+def tcn(seed: int = 0, channels: int = 32) -> onnx.ModelProto:
+    """Temporal conv net over 13 MFCCs: "frames" [1, 13, 49] -> "logits" [1, 12].
+
+    1-D convs only: a k=3 stem over an odd number of input channels + Relu, a depthwise k=3
+    dilation 2 + Relu, a pointwise conv with bias and a residual Add, a k=3 stride 2 conv +
+    Relu, ReduceMean over time and a Gemm to 12 classes.
+    """
+    g = GraphBuilder("tcn", seed)
+    x = g.input("frames", [1, 13, 49])
+
+    def conv1d(x: str, in_channels: int, kernel: int, groups: int = 1, bias: bool = False, **attrs: object) -> str:
+        w = g.normal((channels, in_channels // groups, kernel), math.sqrt(2.0 / (in_channels // groups * kernel)), "conv_w")
+        inputs = [x, w, *([g.normal((channels,), 0.05, "conv_b")] if bias else [])]
+        return g.op("Conv", inputs, kernel_shape=[kernel], group=groups, **attrs)
+
+    stem = relu(g, conv1d(x, 13, 3, pads=[1, 1]))
+    y = relu(g, conv1d(stem, channels, 3, groups=channels, pads=[2, 2], dilations=[2]))
+    y = g.op("Add", [stem, conv1d(y, channels, 1, bias=True)])
+    y = relu(g, conv1d(y, channels, 3, pads=[1, 1], strides=[2]))  # [1, channels, 25]
+    pooled = g.op("ReduceMean", [y], axes=[2], keepdims=0)
+    g.output(dense(g, pooled, channels, 12), "logits", [1, 12])
+    return g.build()
+
+
 def unsupported_op_model() -> onnx.ModelProto:
     """A model TVM's Relax ONNX frontend cannot import: one ``DFT`` node.
 

@@ -18,9 +18,10 @@ Rules, applied in one walk over each function (a float reconstruction of every i
 product is emitted too, so anything no rule matches still computes the same value, and dead
 code elimination removes what nothing reads):
 
-* ``conv2d`` / ``matmul`` of a per-tensor dequantized activation and constant int8 weights
-  with zero points 0 (symmetric, per tensor or per output channel) becomes the integer
-  product, tracked as an `Accumulation`;
+* ``conv2d`` / ``conv1d`` / ``matmul`` of a per-tensor dequantized activation and constant
+  int8 weights with zero points 0 (symmetric, per tensor or per output channel) becomes the
+  integer product, tracked as an `Accumulation` (a ``conv1d`` as a 2-D conv over planes one
+  row high, squeezed after its epilogue);
 * ``add`` of a tracked accumulation and a dequantized int32 constant bias at its scale joins
   the bias to the offset;
 * ReLU / Clip / maximum / minimum by constants on a tracked accumulation narrow its clamp;
@@ -96,9 +97,16 @@ class Accumulation:
     offset: np.ndarray  # int32 per output channel, or one value
     scale: np.ndarray  # float32 per output channel, or one value
     axis: int  # output channel axis
-    ndim: int
+    ndim: int  # of the value the graph reads
     low: float = -math.inf
     high: float = math.inf
+    # A 1-D conv's product keeps the plane's row axis (2) until its epilogue is done: a squeeze
+    # between the conv and its epilogue would keep FuseOps from fusing them.
+    planar: bool = False
+
+    def finished(self, value: relax.Expr) -> relax.Expr:
+        """``value``, computed over the product's shape, in the shape the graph reads."""
+        return relax.op.squeeze(value, axis=[2]) if self.planar else value
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,7 @@ class _IntegerContractions(relax.PyExprMutator):
         call = super().visit_call_(call)
         name = op_name(call)
         rewritten = None
-        if name in ("relax.nn.conv2d", "relax.matmul"):
+        if name in ("relax.nn.conv2d", "relax.nn.conv1d", "relax.matmul"):
             for rule in (self._product, self._matmul_integer, self._conv_integer):
                 rewritten = rule(call)
                 if rewritten is not None:
@@ -154,7 +162,7 @@ class _IntegerContractions(relax.PyExprMutator):
         if np.any(acc.offset):
             total = relax.op.add(total, self._channel_const(acc.offset, acc, "int32"))
         value = relax.op.multiply(relax.op.astype(total, "float32"), self._channel_const(acc.scale, acc, "float32"))
-        var = self.builder_.emit(value)
+        var = self.builder_.emit(acc.finished(value))
         self.accumulations[var] = acc
         return var
 
@@ -163,7 +171,7 @@ class _IntegerContractions(relax.PyExprMutator):
         flat = np.asarray(values).reshape(-1).astype(dtype)
         if flat.size == 1:
             return relax.const(flat[0], dtype)
-        return relax.const(flat.reshape(channel_shape(acc.ndim, acc.axis, flat.size)), dtype)
+        return relax.const(flat.reshape(channel_shape(acc.ndim + acc.planar, acc.axis, flat.size)), dtype)
 
     # -- products ------------------------------------------------------------------------
 
@@ -178,23 +186,15 @@ class _IntegerContractions(relax.PyExprMutator):
             return None
         if dtype_of(data.tensor) not in _ACTIVATIONS:
             return None
-        if op_name(call) == "relax.nn.conv2d":
+        if op_name(call) in ("relax.nn.conv2d", "relax.nn.conv1d"):
             attrs = call.attrs
             layouts = (str(attrs.data_layout), str(attrs.kernel_layout), str(attrs.out_layout))
-            if layouts != ("NCHW", "OIHW", "NCHW") or not weights.along(0):
+            if layouts not in (("NCHW", "OIHW", "NCHW"), ("NCW", "OIW", "NCW")) or not weights.along(0):
                 return None
             activation, zero_point = self._activation(data, padded=any(int(p) for p in attrs.padding))
-            kernel = weights.values
-            if int(attrs.groups) == 1:  # depthwise products stay 8-bit (`tir.narrow_products`)
-                activation = self._widened_activation(activation)
-                if kernel.shape[1] % 2:
-                    activation, kernel = self._paired_channels(activation, kernel)
-            axis, dense = 1, int(attrs.groups) == 1
-            padded = _whole_lane_vectors(kernel, 0) if dense else kernel
-            product = relax.op.nn.conv2d(activation, relax.const(padded), attrs.strides, attrs.padding,
-                                         attrs.dilation, int(attrs.groups), "NCHW", "OIHW", "NCHW", "int32")
-            product = self._cropped(product, axis, kernel.shape[0], padded.shape[0])
-            sums = weights.values.astype(np.int64).sum(axis=(1, 2, 3))
+            product = self._conv_product(activation, weights.values, attrs)
+            axis, planar = 1, weights.values.ndim == 3
+            sums = weights.values.astype(np.int64).sum(axis=tuple(range(1, weights.values.ndim)))
         else:
             if weights.values.ndim != 2 or not weights.along(1) or len(out_shape) < 1:
                 return None
@@ -202,7 +202,7 @@ class _IntegerContractions(relax.PyExprMutator):
             axis, padded = len(out_shape) - 1, _whole_lane_vectors(weights.values, 1)
             product = relax.op.matmul(activation, relax.const(padded), out_dtype="int32")
             product = self._cropped(product, axis, weights.values.shape[1], padded.shape[1])
-            sums = weights.values.astype(np.int64).sum(axis=0)
+            sums, planar = weights.values.astype(np.int64).sum(axis=0), False
         scale = np.float32(data.scale.reshape(-1)[0]) * weights.scale
         acc = Accumulation(
             product=product,
@@ -210,8 +210,31 @@ class _IntegerContractions(relax.PyExprMutator):
             scale=scale.astype(np.float32),
             axis=axis,
             ndim=len(out_shape),
+            planar=planar,
         )
         return self._track(acc)
+
+    def _conv_product(self, activation: relax.Expr, kernel: np.ndarray, attrs) -> relax.Var:
+        """The int32 conv of ``activation`` and the int8 ``kernel`` (emitted). A 1-D conv is
+        computed as a 2-D one over planes one row high, as `conv1d_planes` does for float ones
+        (which runs after this pass): the integer conv2d schedules and `paired_taps` take it, where
+        a conv1d would have run in TVM's scalar kernel (int8 TCNs, wav2vec2's feature encoder).
+        Its product keeps the row axis (`Accumulation.planar`)."""
+        dense = int(attrs.groups) == 1
+        if dense:  # depthwise products stay 8-bit (`tir.narrow_products`)
+            activation = self._widened_activation(activation)
+            if kernel.shape[1] % 2:
+                activation, kernel = self._paired_channels(activation, kernel)
+        planar = kernel.ndim == 3
+        strides, padding, dilation = (tuple(int(v) for v in getattr(attrs, key)) for key in ("strides", "padding", "dilation"))
+        if planar:
+            activation = self.builder_.emit(relax.op.expand_dims(activation, axis=2))
+            kernel = kernel[:, :, None, :]
+            strides, padding, dilation = (1, *strides), (0, padding[0], 0, padding[1]), (1, *dilation)
+        padded = _whole_lane_vectors(kernel, 0) if dense else kernel
+        product = relax.op.nn.conv2d(activation, relax.const(padded), strides, padding, dilation,
+                                     int(attrs.groups), "NCHW", "OIHW", "NCHW", "int32")
+        return self._cropped(product, 1, kernel.shape[0], padded.shape[0])
 
     def _weights(self, expr: relax.Expr) -> _Weights | None:
         """Dequantized constant int8 (or uint8) weights with zero points 0 (symmetric), maybe
@@ -439,7 +462,7 @@ class _IntegerContractions(relax.PyExprMutator):
             total = relax.op.add(total, self._channel_const(acc.offset, acc, "int32"))
         scaled = relax.op.multiply(relax.op.astype(total, "float32"), self._channel_const(multiplier, acc, "float32"))
         rounded = relax.op.add(relax.op.round(scaled), relax.const(float(out_zero), "float32"))
-        return saturate(rounded, float(low), float(high), out_dtype)
+        return acc.finished(saturate(rounded, float(low), float(high), out_dtype))
 
 
 def integer_contractions_pass() -> tvm.transform.Pass:
