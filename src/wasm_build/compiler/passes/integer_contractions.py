@@ -135,7 +135,7 @@ class _IntegerContractions(relax.PyExprMutator):
         name = op_name(call)
         rewritten = None
         if name in ("relax.nn.conv2d", "relax.nn.conv1d", "relax.matmul"):
-            for rule in (self._product, self._matmul_integer, self._conv_integer):
+            for rule in (self._product, self._activation_product, self._matmul_integer, self._conv_integer):
                 rewritten = rule(call)
                 if rewritten is not None:
                     break
@@ -235,6 +235,44 @@ class _IntegerContractions(relax.PyExprMutator):
         product = relax.op.nn.conv2d(activation, relax.const(padded), strides, padding, dilation,
                                      int(attrs.groups), "NCHW", "OIHW", "NCHW", "int32")
         return self._cropped(product, 1, kernel.shape[0], padded.shape[0])
+
+    def _activation_product(self, call: relax.Call) -> relax.Expr | None:
+        """``matmul`` of two per-tensor dequantized 8-bit activations (a statically quantized
+        transformer's Q Kᵀ and scores x V): both widened to int16 minus their zero points
+        (exact, and zero padding then adds nothing) and multiplied in int32, the right operand
+        repacked per call by its kernel (`schedules.integer_contraction`). Its columns and the
+        reduction are padded to what the dot products take (4 lanes, pairs): 79 keys to 80."""
+        if str(call.attrs.out_dtype) not in ("", "None", "void", "float32"):
+            return None
+        lhs, rhs = (as_dequantize(arg, self.lookup_binding) for arg in call.args)
+        out_shape = static_shape(call)
+        if lhs is None or rhs is None or out_shape is None or not (lhs.per_tensor and rhs.per_tensor):
+            return None
+        if constant(rhs.tensor, self.lookup_binding) is not None:
+            return None  # weights: `_product`'s
+        shapes = static_shape(lhs.tensor), static_shape(rhs.tensor)
+        if any(shape is None or len(shape) < 2 for shape in shapes):
+            return None
+        if dtype_of(lhs.tensor) not in _ACTIVATIONS or dtype_of(rhs.tensor) not in _ACTIVATIONS:
+            return None
+        depth, columns = shapes[0][-1], shapes[1][-1]
+        if depth % 2:
+            # Padded to pairs, the left operand's zero column fused into its producer (a
+            # softmax over 79 keys) made that kernel's exponentials run lane by lane: 1.7x its time.
+            return None
+        extra_columns = -columns % _LANES
+        operands = []
+        for operand in (lhs, rhs):
+            zero_point = int(operand.zero_point.reshape(-1)[0])
+            operands.append(self.builder_.emit(
+                relax.op.subtract(relax.op.astype(operand.tensor, "int16"), relax.const(zero_point, "int16"))))
+        if extra_columns:
+            padding = [0, 0] * (len(shapes[1]) - 1) + [0, extra_columns]
+            operands[1] = self.builder_.emit(relax.op.nn.pad(operands[1], padding))
+        product = self._cropped(relax.op.matmul(*operands, out_dtype="int32"), len(out_shape) - 1, columns, columns + extra_columns)
+        scale = np.float32(lhs.scale.reshape(-1)[0]) * np.float32(rhs.scale.reshape(-1)[0])
+        return self._track(Accumulation(product=product, offset=np.zeros(1, np.int32), scale=np.array([scale], np.float32),
+                                        axis=len(out_shape) - 1, ndim=len(out_shape)))
 
     def _weights(self, expr: relax.Expr) -> _Weights | None:
         """Dequantized constant int8 (or uint8) weights with zero points 0 (symmetric), maybe

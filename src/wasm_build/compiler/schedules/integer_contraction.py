@@ -1,14 +1,17 @@
 """Rule: integer products (int8, uint8 or int16 activations x constant int8 weights -> int32:
 the convs and matmuls of `compiler.passes.integer_contractions`; int16 weights: Winograd's,
 `compiler.passes.winograd`; uint8 weights in [0, 127] times int8 activations:
-`compiler.passes.relaxed_products`, on the relaxed dot product) on dot-product intrinsics.
+`compiler.passes.relaxed_products`, on the relaxed dot product; int16 x int16 activations:
+attention's products in a statically quantized transformer, `compiler.passes.integer_contractions`)
+on dot-product intrinsics.
 
 The float contraction's register tile, with the reduction's innermost ``depth`` steps inside
 each intrinsic: a tile of ``rows x 4 * vectors`` int32 accumulators, where every step of the
 reduction splats ``depth`` consecutive activations of a row (its innermost, contiguous axis)
 and loads ``depth`` weights of 4 channels at once. The weights are repacked at compile time,
 lane tile by lane tile, as ``W[channel // tile, ..., k // depth, channel % tile, k % depth]``:
-one contiguous stream per tile. Requantize epilogues are fused into the tile's write-back.
+one contiguous stream per tile (an activation in the weights' place, attention's keys or values, is
+repacked so by the kernel at every call). Requantize epilogues are fused into the tile's write-back.
 int16 rows (the dense products' activations) are copied and stored pre-splat
 (`compiler.tir.presplat_pairs`): each step then loads a row's broadcast pair as one vector. The
 copy is made per row tile (`_presplat_rows`) where the rows are consecutive and every lane tile
@@ -100,10 +103,11 @@ _VECTORS = (1, 2, 3, 4, 6, 8)
 
 @dataclass(frozen=True)
 class IntegerProduct:
-    """``C[...] += int32(A[..., k]) * int32(W[..., k, ..., n])`` with W a constant parameter."""
+    """``C[...] += int32(A[..., k]) * int32(W[..., k, ..., n])`` with W a constant parameter,
+    or an int16 one computed at run time (``repacked``)."""
 
     activation: tirx.Buffer
-    weight: tirx.Buffer  # a constant parameter
+    weight: tirx.Buffer
     lane: int  # block iterator of the output channel n (the output's innermost index)
     depth: int  # block iterator of k (the activation's innermost index)
     activation_dtype: str
@@ -113,6 +117,9 @@ class IntegerProduct:
     # int8, int16 (Winograd's transformed weights, `passes.winograd`) or uint8 in [0, 127]
     # (`passes.relaxed_products`: the relaxed dot product's weights).
     weight_dtype: str = "int8"
+    # W an activation (attention's keys or values, `passes.integer_contractions`), packed by the
+    # kernel at every call where constant weights are packed at compile time.
+    repacked: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,10 @@ def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | No
     if lane_index is None or kinds[lane_index] != "S":
         return None
     for weight, activation in (loads, loads[::-1]):
-        if weight.source.dtype not in ("int8", "int16", "uint8") or not any(weight.source.same_as(b) for b in constant):
+        if weight.source.dtype not in ("int8", "int16", "uint8"):
+            continue
+        repacked = not any(weight.source.same_as(b) for b in constant)
+        if repacked and (weight.source.dtype, activation.source.dtype) != ("int16", "int16"):
             continue
         if activation.source.dtype not in ("int8", "uint8", "int16"):
             continue
@@ -250,6 +260,7 @@ def integer_product(sch: s_tir.Schedule, block: SBlockRV) -> IntegerProduct | No
             activation_dtype=str(activation.source.dtype),
             lanewise=lanewise,
             weight_dtype=str(weight.source.dtype),
+            repacked=repacked,
         )
     return None
 
@@ -532,7 +543,8 @@ def _pack_weights(
     lanes, depth = tile.lanes, tile.intrinsic.depth
     outer_dims = [d for d in indexed_dims(region, outer) if d not in (k_dim, len(region.region) - 1)]
     rewrite = sch.cache_read(block, index, "global")
-    sch.annotate(rewrite, "meta_schedule.layout_rewrite_preproc", True)
+    if not product.repacked:
+        sch.annotate(rewrite, "meta_schedule.layout_rewrite_preproc", True)
 
     def packed(*idx):
         first = [idx[d] for d in outer_dims]
