@@ -48,8 +48,8 @@ CASES = {
     # The smoke test's own seeded input ends up to 3 steps from onnxruntime at a few elements
     # (its float Erf and ours round differently, LayerNorm passes that on): built with that atol.
     "block_qdq": (models.transformer_block, lambda m: quantized.qdq(m), {"atol": 0.1}),
-    # 13 tokens: Q Kᵀ's 13 key columns padded to 16 (cropped after), scores x V's odd
-    # reduction left in float (see `integer_contractions._activation_product`).
+    # 13 tokens: Q Kᵀ's 13 key columns padded to 16 (cropped after), scores x V's reduction
+    # over 13 keys padded to 14 by its kernel (`integer_contraction`, `edge_padding.pad_reduction`).
     "block_qdq_odd": (lambda: models.transformer_block(seq=13), lambda m: quantized.qdq(m), {"atol": 0.1}),
 }
 # Integer multiply instructions of SIMD128: `i32x4.dot_i16x8_s` on widened pairs (the
@@ -168,7 +168,8 @@ def test_an_rgb_stem_agrees_with_the_native_reference_exactly(tmp_path):
     "name, kernel, every",
     [("cnn_qdq", "conv2d", False), ("cnn_qdq_s8", "conv2d", False), ("mlp_dynamic", "matmul", True),
      ("cnn_qdq", "matmul", True), ("cnn_qop", "conv2d", False), ("block_qop", "matmul", False),
-     ("tcn_qdq", "conv2d", True), ("block_qdq", "matmul", True), ("block_qdq_odd", "strided_slice", True)],
+     ("tcn_qdq", "conv2d", True), ("block_qdq", "matmul", True), ("block_qdq_odd", "strided_slice", True),
+     ("block_qdq_odd", "matmul", True)],
 )
 def test_integer_kernels_multiply_integers(built, name, kernel, every):
     """Conv/matmul kernels of a quantized model multiply with integer SIMD instructions: the
@@ -177,7 +178,8 @@ def test_integer_kernels_multiply_integers(built, name, kernel, every):
     `integer_contractions._whole_lane_vectors`; it ran as scalar code before), and every conv
     of the 1-D TCN (computed as 2-D convs over planes one row high: they ran in float32), and
     every matmul of the QDQ transformer block, attention's products of two activations
-    included (Q Kᵀ over 13 keys too, its key columns padded and cropped: the kernel's slice)."""
+    included (over 13 keys too: Q Kᵀ's key columns padded and cropped, the kernel's slice,
+    and scores x V's odd reduction padded to pairs)."""
     _, directory = built(name)
     kernels = {k: c for k, c in kernel_instructions(directory / f"{name}.wasm").items()
                if kernel in k and not k.startswith("__tvm_ffi")}

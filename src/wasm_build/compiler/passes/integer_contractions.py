@@ -240,8 +240,10 @@ class _IntegerContractions(relax.PyExprMutator):
         """``matmul`` of two per-tensor dequantized 8-bit activations (a statically quantized
         transformer's Q Kᵀ and scores x V): both widened to int16 minus their zero points
         (exact, and zero padding then adds nothing) and multiplied in int32, the right operand
-        repacked per call by its kernel (`schedules.integer_contraction`). Its columns and the
-        reduction are padded to what the dot products take (4 lanes, pairs): 79 keys to 80."""
+        repacked per call by its kernel (`schedules.integer_contraction`). Its columns are padded
+        to whole 4-lane vectors (79 keys to 80) and cropped after it; an odd reduction (scores
+        x V over 79 keys) is padded to pairs by the kernel: a zero column padded here is fused
+        into the softmax making the scores, whose exponentials then ran lane by lane."""
         if str(call.attrs.out_dtype) not in ("", "None", "void", "float32"):
             return None
         lhs, rhs = (as_dequantize(arg, self.lookup_binding) for arg in call.args)
@@ -255,11 +257,7 @@ class _IntegerContractions(relax.PyExprMutator):
             return None
         if dtype_of(lhs.tensor) not in _ACTIVATIONS or dtype_of(rhs.tensor) not in _ACTIVATIONS:
             return None
-        depth, columns = shapes[0][-1], shapes[1][-1]
-        if depth % 2:
-            # Padded to pairs, the left operand's zero column fused into its producer (a
-            # softmax over 79 keys) made that kernel's exponentials run lane by lane: 1.7x its time.
-            return None
+        columns = shapes[1][-1]
         extra_columns = -columns % _LANES
         operands = []
         for operand in (lhs, rhs):

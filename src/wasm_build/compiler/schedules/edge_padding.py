@@ -69,6 +69,23 @@ def pad_rows(sch: s_tir.Schedule, block: SBlockRV, axis: int, multiple: int) -> 
     return _pad(sch, block, padding, computed_rows=None)
 
 
+def pad_reduction(sch: s_tir.Schedule, block: SBlockRV, axis: int, multiple: int) -> SBlockRV | None:
+    """Pad reduction iterator ``axis`` of ``block`` to a multiple of ``multiple``, its operands
+    copied with zeros once per call (attention's scores x V over 79 or 197 keys, whose dot
+    products take pairs). Returns the padded block, None where ``pad_einsum`` cannot pad."""
+    stmt = sch.get(block)
+    if not can_pad(stmt):
+        return None
+    padding = [1] * len(stmt.iter_vars)
+    padding[axis] = multiple
+    sch.pad_einsum(block, padding)
+    block = sch.get_sblock(stmt.name_hint)
+    for producer in sch.get_producers(block):
+        if sch.get(producer).name_hint.endswith("_pad"):
+            sch.annotate(producer, PADDED_COPY_ATTR, True)
+    return block
+
+
 def can_pad(stmt: tirx.SBlock) -> bool:
     """Every buffer index a block variable or a constant: what ``pad_einsum`` accepts."""
     regions = [*stmt.reads, *stmt.writes]

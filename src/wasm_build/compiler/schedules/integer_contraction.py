@@ -50,7 +50,7 @@ from .analysis import (
 )
 from .contraction import Contraction, fuse_epilogues, vectorize_tile
 from .dot_products import LANES, LANEWISE_DOT, TENSORIZE_ATTR, DotProduct, dot_product
-from .edge_padding import can_pad, cheap_padding, pad_rows
+from .edge_padding import can_pad, cheap_padding, pad_reduction, pad_rows
 from .packing import compute_rows_in_copy, copy_at
 from .rule import Rule
 from .tile_shape import TileShape, streamed_bytes
@@ -155,6 +155,16 @@ class IntegerContraction(Rule):
             # Depthwise convs: every operand moves with the channels, no dot product to take;
             # the float contraction's lane-wise tile, its products widened by LLVM.
             return _LanewiseTile().apply(sch, block)
+        if product.repacked and extent(sch, sch.get_loops(block)[product.depth]) % 2:
+            # An odd reduction of two activations (scores x V over 79 keys): padded to pairs
+            # here, where its zero column padded in the graph was fused into the softmax.
+            name = sch.get(block).name_hint
+            if pad_reduction(sch, block, product.depth, 2) is None:
+                return False
+            block = sch.get_sblock(name)
+            product = integer_product(sch, block)
+            if product is None:
+                return False
         tile = _choose_tile(sch, block, product)
         if tile is None:
             return False
