@@ -81,7 +81,7 @@ def pad_reduction(sch: s_tir.Schedule, block: SBlockRV, axis: int, multiple: int
     sch.pad_einsum(block, padding)
     block = sch.get_sblock(stmt.name_hint)
     for producer in sch.get_producers(block):
-        if sch.get(producer).name_hint.endswith("_pad"):
+        if sch.get(producer).name_hint.endswith("_pad"):  # pad_einsum's copies
             sch.annotate(producer, PADDED_COPY_ATTR, True)
     return block
 

@@ -158,11 +158,8 @@ class IntegerContraction(Rule):
         if product.repacked and extent(sch, sch.get_loops(block)[product.depth]) % 2:
             # An odd reduction of two activations (scores x V over 79 keys): padded to pairs
             # here, where its zero column padded in the graph was fused into the softmax.
-            name = sch.get(block).name_hint
-            if pad_reduction(sch, block, product.depth, 2) is None:
-                return False
-            block = sch.get_sblock(name)
-            product = integer_product(sch, block)
+            block = pad_reduction(sch, block, product.depth, 2)
+            product = None if block is None else integer_product(sch, block)  # reading the padded copies
             if product is None:
                 return False
         tile = _choose_tile(sch, block, product)
