@@ -249,29 +249,33 @@ def conv(
     x: str,
     in_channels: int,
     out_channels: int,
-    kernel: int | tuple[int, int],
+    kernel: int | tuple[int, ...],
     stride: int = 1,
     groups: int = 1,
     pads: Sequence[int] | None = None,
     bias: bool = False,
     gain: float = math.sqrt(2.0),
+    dilation: int = 1,
 ) -> str:
-    """2-D convolution with He-scaled weights; ``pads`` default to ``k // 2``."""
-    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    fan_in = in_channels // groups * kh * kw
-    w = g.normal((out_channels, in_channels // groups, kh, kw), gain / math.sqrt(fan_in), "conv_w")
+    """Convolution with He-scaled weights: 2-D for an ``int`` kernel, else of the kernel
+    tuple's rank (``(3,)``: 1-D); ``pads`` default to ``k // 2``."""
+    shape = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+    fan_in = in_channels // groups * math.prod(shape)
+    w = g.normal((out_channels, in_channels // groups, *shape), gain / math.sqrt(fan_in), "conv_w")
     inputs = [x, w]
     if bias:
         inputs.append(g.normal((out_channels,), 0.05, "conv_b"))
     if pads is None:
-        pads = [kh // 2, kw // 2, kh // 2, kw // 2]
+        pads = [k // 2 for k in shape] * 2
+    dilations = {"dilations": [dilation] * len(shape)} if dilation != 1 else {}
     return g.op(
         "Conv",
         inputs,
-        kernel_shape=[kh, kw],
-        strides=[stride, stride],
+        kernel_shape=list(shape),
+        strides=[stride] * len(shape),
         pads=list(pads),
         group=groups,
+        **dilations,
     )
 
 
@@ -510,16 +514,10 @@ def tcn(seed: int = 0, channels: int = 32) -> onnx.ModelProto:
     """
     g = GraphBuilder("tcn", seed)
     x = g.input("frames", [1, 13, 49])
-
-    def conv1d(x: str, in_channels: int, kernel: int, groups: int = 1, bias: bool = False, **attrs: object) -> str:
-        w = g.normal((channels, in_channels // groups, kernel), math.sqrt(2.0 / (in_channels // groups * kernel)), "conv_w")
-        inputs = [x, w, *([g.normal((channels,), 0.05, "conv_b")] if bias else [])]
-        return g.op("Conv", inputs, kernel_shape=[kernel], group=groups, **attrs)
-
-    stem = relu(g, conv1d(x, 13, 3, pads=[1, 1]))
-    y = relu(g, conv1d(stem, channels, 3, groups=channels, pads=[2, 2], dilations=[2]))
-    y = g.op("Add", [stem, conv1d(y, channels, 1, bias=True)])
-    y = relu(g, conv1d(y, channels, 3, pads=[1, 1], strides=[2]))  # [1, channels, 25]
+    stem = relu(g, conv(g, x, 13, channels, (3,)))
+    y = relu(g, conv(g, stem, channels, channels, (3,), groups=channels, pads=[2, 2], dilation=2))
+    y = g.op("Add", [stem, conv(g, y, channels, channels, (1,), bias=True)])
+    y = relu(g, conv(g, y, channels, channels, (3,), stride=2))  # [1, channels, 25]
     pooled = g.op("ReduceMean", [y], axes=[2], keepdims=0)
     g.output(dense(g, pooled, channels, 12), "logits", [1, 12])
     return g.build()

@@ -193,7 +193,7 @@ class _IntegerContractions(relax.PyExprMutator):
                 return None
             activation, zero_point = self._activation(data, padded=any(int(p) for p in attrs.padding))
             product = self._conv_product(activation, weights.values, attrs)
-            axis, planar = 1, weights.values.ndim == 3
+            axis = 1
             sums = weights.values.astype(np.int64).sum(axis=tuple(range(1, weights.values.ndim)))
         else:
             if weights.values.ndim != 2 or not weights.along(1) or len(out_shape) < 1:
@@ -202,7 +202,7 @@ class _IntegerContractions(relax.PyExprMutator):
             axis, padded = len(out_shape) - 1, _whole_lane_vectors(weights.values, 1)
             product = relax.op.matmul(activation, relax.const(padded), out_dtype="int32")
             product = self._cropped(product, axis, weights.values.shape[1], padded.shape[1])
-            sums, planar = weights.values.astype(np.int64).sum(axis=0), False
+            sums = weights.values.astype(np.int64).sum(axis=0)
         scale = np.float32(data.scale.reshape(-1)[0]) * weights.scale
         acc = Accumulation(
             product=product,
@@ -210,7 +210,7 @@ class _IntegerContractions(relax.PyExprMutator):
             scale=scale.astype(np.float32),
             axis=axis,
             ndim=len(out_shape),
-            planar=planar,
+            planar=op_name(call) == "relax.nn.conv1d",
         )
         return self._track(acc)
 
@@ -259,11 +259,7 @@ class _IntegerContractions(relax.PyExprMutator):
             return None
         columns = shapes[1][-1]
         extra_columns = -columns % _LANES
-        operands = []
-        for operand in (lhs, rhs):
-            zero_point = int(operand.zero_point.reshape(-1)[0])
-            operands.append(self.builder_.emit(
-                relax.op.subtract(relax.op.astype(operand.tensor, "int16"), relax.const(zero_point, "int16"))))
+        operands = [self._centered(operand.tensor, int(operand.zero_point.reshape(-1)[0])) for operand in (lhs, rhs)]
         if extra_columns:
             padding = [0, 0] * (len(shapes[1]) - 1) + [0, extra_columns]
             operands[1] = self.builder_.emit(relax.op.nn.pad(operands[1], padding))
@@ -309,8 +305,14 @@ class _IntegerContractions(relax.PyExprMutator):
             return tensor, zero_point
         if (dtype_of(tensor), zero_point) in (("int8", -128), ("uint8", 128)):
             return self.builder_.emit(flipped_bytes(tensor)), 0
-        widened = relax.op.astype(tensor, "int16")
-        return self.builder_.emit(relax.op.subtract(widened, relax.const(zero_point, "int16"))), 0
+        return self._centered(tensor, zero_point), 0
+
+    def _centered(self, tensor: relax.Expr, zero_point: relax.Expr | int) -> relax.Var:
+        """``int16(tensor) - zero_point`` (emitted): an 8-bit activation's real steps, exact in
+        int16, whose zero padding pads the zero point."""
+        if isinstance(zero_point, int):
+            zero_point = relax.const(zero_point, "int16")
+        return self.builder_.emit(relax.op.subtract(relax.op.astype(tensor, "int16"), zero_point))
 
     def _paired_channels(self, activation: relax.Expr, kernel: np.ndarray) -> tuple[relax.Expr, np.ndarray]:
         """A dense conv over an odd number of input channels (an RGB stem) with one more, of
@@ -385,12 +387,12 @@ class _IntegerContractions(relax.PyExprMutator):
         if isinstance(zero_point, np.ndarray):
             if zero_point.size != 1:
                 return None
-            zero_point = relax.const(int(zero_point.reshape(-1)[0]), "int16")
+            zero_point = int(zero_point.reshape(-1)[0])
         elif static_shape(zero_point) not in ((), (1,)):
             return None
         else:
             zero_point = relax.op.astype(zero_point, "int16")
-        activation = self.builder_.emit(relax.op.subtract(relax.op.astype(data.tensor, "int16"), zero_point))
+        activation = self._centered(data.tensor, zero_point)
         product = self.builder_.emit(relax.op.nn.conv2d(activation, relax.const(weights.values), attrs.strides, attrs.padding,
                                                         attrs.dilation, int(attrs.groups), "NCHW", "OIHW", "NCHW", "int32"))
         return relax.op.astype(product, "float32")

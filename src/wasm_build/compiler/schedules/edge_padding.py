@@ -80,10 +80,14 @@ def pad_reduction(sch: s_tir.Schedule, block: SBlockRV, axis: int, multiple: int
     padding[axis] = multiple
     sch.pad_einsum(block, padding)
     block = sch.get_sblock(stmt.name_hint)
-    for producer in sch.get_producers(block):
-        if sch.get(producer).name_hint.endswith("_pad"):  # pad_einsum's copies
-            sch.annotate(producer, PADDED_COPY_ATTR, True)
+    for copy in _padded_copies(sch, block):
+        sch.annotate(copy, PADDED_COPY_ATTR, True)
     return block
+
+
+def _padded_copies(sch: s_tir.Schedule, block: SBlockRV) -> list[SBlockRV]:
+    """The zero-padded copies of ``block``'s operands that ``pad_einsum`` made."""
+    return [p for p in sch.get_producers(block) if sch.get(p).name_hint.endswith("_pad")]
 
 
 def can_pad(stmt: tirx.SBlock) -> bool:
@@ -101,11 +105,9 @@ def _pad(sch: s_tir.Schedule, block: SBlockRV, padding: list[int], computed_rows
     sch.pad_einsum(block, padding)
     block = sch.get_sblock(stmt.name_hint)
     rows = None if computed_rows is None else _operand_of(sch.get(block), stmt.iter_vars[computed_rows].var)
-    for producer in sch.get_producers(block):
-        if not sch.get(producer).name_hint.endswith("_pad"):
-            continue  # made before, not by pad_einsum
-        is_rows = rows is not None and sch.get(producer).writes[0].source.same_as(rows)
-        sch.annotate(producer, COMPUTED_ROWS_ATTR if is_rows else PADDED_COPY_ATTR, True)
+    for copy in _padded_copies(sch, block):
+        is_rows = rows is not None and sch.get(copy).writes[0].source.same_as(rows)
+        sch.annotate(copy, COMPUTED_ROWS_ATTR if is_rows else PADDED_COPY_ATTR, True)
     (crop,) = [c for c in sch.get_consumers(block) if sch.get(c).writes[0].source.same_as(output)]
     return crop
 
